@@ -1,0 +1,20 @@
+"""nbval settings: compare text results, not rich renderings that differ run to run."""
+
+from __future__ import annotations
+
+# Figures (plotly JSON and its HTML), widgets, images and stderr (progress bars) are
+# rendered differently on every run; the rounded tables printed as text are the regression check.
+SKIPPED_OUTPUTS = (
+    "text/html",
+    "application/javascript",
+    "application/vnd.plotly.v1+json",
+    "application/vnd.jupyter.widget-view+json",
+    "image/png",
+    "image/svg+xml",
+    "stderr",
+)
+
+
+def pytest_collectstart(collector):  # noqa: D103 - pytest hook
+    if getattr(collector, "fspath", None) is not None and collector.fspath.ext == ".ipynb":
+        collector.skip_compare += SKIPPED_OUTPUTS
