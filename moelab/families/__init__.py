@@ -1,0 +1,161 @@
+"""Family adapters: the one place that knows how each MoE architecture stores its experts.
+
+Registry
+    available_families, get_family, detect_family, register_family
+Protocol and value types
+    MoEFamily, ExpertSlot, TensorRef, NonExpertGroup, CheckpointLayout
+Comparing models
+    check_compatible
+
+Built-in families: ``"mixtral"``, ``"olmoe"``, ``"switch_transformers"``.
+
+Examples
+--------
+>>> from moelab.families import get_family
+>>> get_family("mixtral").expert_matrix_names()
+('w1', 'w2', 'w3')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moelab.errors import UnsupportedModelError
+from moelab.families._base import (
+    CHECKPOINT_LAYOUTS,
+    NON_EXPERT_GROUPS,
+    CheckpointLayout,
+    ExpertSlot,
+    MoEFamily,
+    NonExpertGroup,
+    TensorRef,
+    config_of,
+)
+from moelab.families._compat import check_compatible
+from moelab.families.mixtral import MixtralFamily
+from moelab.families.olmoe import OlmoeFamily
+from moelab.families.switch import SwitchTransformersFamily
+
+__all__ = [
+    "CHECKPOINT_LAYOUTS",
+    "NON_EXPERT_GROUPS",
+    "CheckpointLayout",
+    "ExpertSlot",
+    "MoEFamily",
+    "NonExpertGroup",
+    "TensorRef",
+    "available_families",
+    "check_compatible",
+    "detect_family",
+    "get_family",
+    "register_family",
+]
+
+_REGISTRY: dict[str, MoEFamily] = {}
+
+
+def register_family(family: MoEFamily) -> MoEFamily:
+    """Add a family adapter to the registry.
+
+    Parameters
+    ----------
+    family : MoEFamily
+        An adapter instance; its ``name`` must be new.
+
+    Returns
+    -------
+    MoEFamily
+        The same instance.
+
+    Raises
+    ------
+    ValueError
+        If ``family`` is not a ``MoEFamily`` or its name is taken.
+    """
+    if not isinstance(family, MoEFamily):
+        raise ValueError(f"expected a MoEFamily instance, got {type(family).__name__}")
+    if family.name in _REGISTRY:
+        raise ValueError(
+            f"a family named {family.name!r} is already registered; pick another name"
+        )
+    _REGISTRY[family.name] = family
+    return family
+
+
+def available_families() -> tuple[str, ...]:
+    """Names of the registered families, sorted.
+
+    Returns
+    -------
+    tuple of str
+        E.g. ``("mixtral", "olmoe", "switch_transformers")``.
+    """
+    return tuple(sorted(_REGISTRY))
+
+
+def get_family(name: str) -> MoEFamily:
+    """Look a family adapter up by name.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`available_families`.
+
+    Returns
+    -------
+    MoEFamily
+        The adapter.
+
+    Raises
+    ------
+    ValueError
+        If no family has that name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> get_family("switch_transformers").expert_matrix_names()
+    ('wi', 'wo')
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown MoE family {name!r}; known families: {', '.join(available_families())}"
+        ) from None
+
+
+def detect_family(model_or_config: Any) -> MoEFamily:
+    """The family adapter that handles a model or config.
+
+    Parameters
+    ----------
+    model_or_config : PreTrainedModel or PretrainedConfig
+        Anything :func:`config_of` accepts.
+
+    Returns
+    -------
+    MoEFamily
+        The first registered family whose ``matches`` is true.
+
+    Raises
+    ------
+    UnsupportedModelError
+        If no family matches; the message names the config's ``model_type`` and the
+        supported families.
+    """
+    config = config_of(model_or_config)
+    for family in _REGISTRY.values():
+        if family.matches(config):
+            return family
+    supported = ", ".join(
+        f"{f.name} (model_type {'/'.join(f.model_types)})" for f in _REGISTRY.values()
+    )
+    raise UnsupportedModelError(
+        f"model_type {getattr(config, 'model_type', None)!r} is not a supported mixture-of-experts "
+        f"family; supported: {supported}"
+    )
+
+
+for _family in (MixtralFamily(), OlmoeFamily(), SwitchTransformersFamily()):
+    register_family(_family)
+del _family

@@ -1,0 +1,762 @@
+"""The family protocol and its value types.
+
+A *family* adapter is the only place in moelab that knows how one architecture names and
+stores its experts. Everything else speaks of :class:`ExpertSlot` objects and of expert
+matrices by their family-level names (``"w1"``, ``"w2"``, ``"w3"`` for Mixtral, ``"wi"``,
+``"wo"`` for Switch Transformers), each oriented as ``nn.Linear.weight`` is: ``[out, in]``.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+
+import torch
+from torch import nn
+
+from moelab.errors import UnsupportedModelError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PretrainedConfig
+
+__all__ = [
+    "CHECKPOINT_LAYOUTS",
+    "NON_EXPERT_GROUPS",
+    "CheckpointLayout",
+    "ExpertSlot",
+    "MoEFamily",
+    "NonExpertGroup",
+    "TensorRef",
+    "config_of",
+]
+
+NonExpertGroup = Literal[
+    "embeddings", "attention", "norms", "lm_head", "router", "dense_mlp", "shared_expert"
+]
+"""Groups of non-expert modules: what a tenant keeps of its own when experts are shared."""
+NON_EXPERT_GROUPS: tuple[str, ...] = get_args(NonExpertGroup)
+
+CheckpointLayout = Literal["fused", "per_expert"]
+"""How expert tensors are named on disk.
+
+``"fused"``: the transformers-5 in-memory layout, one 3-D tensor per layer holding all experts
+(written by ``save_pretrained(..., save_original_format=False)``).
+``"per_expert"``: one 2-D tensor per expert and matrix, as in the original hub checkpoints
+(written by ``save_pretrained`` by default, which converts back to the original names).
+"""
+CHECKPOINT_LAYOUTS: tuple[str, ...] = get_args(CheckpointLayout)
+
+#: Name of the memory-table group that holds every expert parameter.
+EXPERTS_GROUP = "experts"
+#: Name of the memory-table group for parameters no adapter pattern claims.
+OTHER_GROUP = "other"
+
+
+def _check_index(value: Any, what: str) -> None:
+    # bool is an int subclass; True as a layer index is always a bug.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a non-negative int, got {value!r}")
+
+
+@dataclass(frozen=True, order=True)
+class ExpertSlot:
+    """One expert position in a mixture-of-experts model.
+
+    Parameters
+    ----------
+    layer : int
+        Global index of the MoE layer, counting only layers that hold experts, from 0, in the
+        order the model runs them. For a decoder-only model (Mixtral, OLMoE) it equals the
+        decoder layer index. For Switch Transformers, which has experts in every other block of
+        the encoder and of the decoder, the encoder's MoE blocks come first, then the decoder's:
+        with 12 + 12 blocks and a sparse step of 2, layers 0..5 are ``encoder.block.1, 3, ..., 11``
+        and layers 6..11 are ``decoder.block.1, 3, ..., 11``.
+    expert : int
+        Index of the expert inside that layer, from 0.
+    label : str, optional
+        Readable name of the layer, e.g. ``"layers.3"`` or ``"encoder.block.1"``. Filled in by
+        :meth:`MoEFamily.expert_slots`; not part of equality or hashing, so
+        ``ExpertSlot(1, 2) == ExpertSlot(1, 2, "layers.1")``.
+
+    Raises
+    ------
+    ValueError
+        If ``layer`` or ``expert`` is not a non-negative int.
+
+    Examples
+    --------
+    >>> ExpertSlot(0, 3, "encoder.block.1")
+    ExpertSlot(layer=0, expert=3, label='encoder.block.1')
+    >>> ExpertSlot(0, 3) == ExpertSlot(0, 3, "encoder.block.1")
+    True
+    """
+
+    layer: int
+    expert: int
+    label: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _check_index(self.layer, "ExpertSlot.layer")
+        _check_index(self.expert, "ExpertSlot.expert")
+        if not isinstance(self.label, str):
+            raise ValueError(f"ExpertSlot.label must be a str, got {self.label!r}")
+
+    def __str__(self) -> str:
+        where = self.label or f"moe_layer.{self.layer}"
+        return f"{where}/expert.{self.expert}"
+
+    def as_dict(self) -> dict[str, int | str]:
+        """Return ``{"layer", "expert", "label"}``, one tidy DataFrame row.
+
+        Returns
+        -------
+        dict
+            The three fields.
+        """
+        return {"layer": self.layer, "expert": self.expert, "label": self.label}
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """Where one expert matrix lives in a state dict or a safetensors file.
+
+    The matrix is ``tensor[key]``, then indexed by ``expert`` on dimension 0 if given, then
+    restricted to rows ``rows[0]:rows[1]`` if given.
+
+    Parameters
+    ----------
+    key : str
+        Full tensor name in the state dict or the checkpoint.
+    expert : int, optional
+        Index along dimension 0 of a fused ``[E, ...]`` tensor.
+    rows : (int, int), optional
+        Half-open row range inside the selected matrix (e.g. the gate half of ``gate_up_proj``).
+
+    Raises
+    ------
+    ValueError
+        If ``key`` is empty, ``expert`` is negative, or ``rows`` is not an increasing pair.
+
+    Examples
+    --------
+    >>> TensorRef("model.layers.0.mlp.experts.gate_up_proj", expert=2, rows=(0, 14336))
+    TensorRef(key='model.layers.0.mlp.experts.gate_up_proj', expert=2, rows=(0, 14336))
+    """
+
+    key: str
+    expert: int | None = None
+    rows: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key:
+            raise ValueError(f"TensorRef.key must be a non-empty str, got {self.key!r}")
+        if self.expert is not None:
+            _check_index(self.expert, "TensorRef.expert")
+        if self.rows is not None:
+            ok = (
+                isinstance(self.rows, tuple)
+                and len(self.rows) == 2
+                and all(isinstance(r, int) and not isinstance(r, bool) for r in self.rows)
+                and 0 <= self.rows[0] < self.rows[1]
+            )
+            if not ok:
+                raise ValueError(
+                    f"TensorRef.rows must be a (start, stop) pair of ints with 0 <= start < stop, "
+                    f"got {self.rows!r}"
+                )
+
+    @property
+    def index(self) -> tuple[int | slice, ...]:
+        """The indexing tuple to apply to the named tensor (empty: the whole tensor)."""
+        index: tuple[int | slice, ...] = ()
+        if self.expert is not None:
+            index += (self.expert,)
+        if self.rows is not None:
+            index += (slice(*self.rows),)
+        return index
+
+    def take(self, state_dict: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Read the referenced matrix from an in-memory state dict.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to Tensor
+            E.g. ``model.state_dict()`` or ``safetensors.torch.load_file(path)``.
+
+        Returns
+        -------
+        Tensor
+            A view of the stored tensor.
+
+        Raises
+        ------
+        KeyError
+            If ``key`` is not in the state dict.
+        """
+        tensor = state_dict[self.key]
+        return tensor[self.index] if self.index else tensor
+
+
+def config_of(model_or_config: Any) -> PretrainedConfig:
+    """Return the transformers config of a model, or the config itself.
+
+    Parameters
+    ----------
+    model_or_config : PreTrainedModel or PretrainedConfig or object with ``.config``
+        Anything that is or carries a transformers config (``MoEModel`` and ``LazyCheckpoint``
+        carry one).
+
+    Returns
+    -------
+    PretrainedConfig
+        The config.
+
+    Raises
+    ------
+    ValueError
+        If no config can be found.
+    """
+    from transformers import PretrainedConfig
+
+    if isinstance(model_or_config, PretrainedConfig):
+        return model_or_config
+    config = getattr(model_or_config, "config", None)
+    if isinstance(config, PretrainedConfig):
+        return config
+    raise ValueError(
+        f"expected a transformers PreTrainedModel or PretrainedConfig, got "
+        f"{type(model_or_config).__name__}; load the model with moelab.load_moe first"
+    )
+
+
+class MoEFamily(ABC):
+    """Adapter for one mixture-of-experts architecture.
+
+    Subclasses are stateless; one instance per family lives in the registry of
+    :mod:`moelab.families`. Methods that take ``model`` expect a transformers
+    ``PreTrainedModel`` of this family (the ``...ForCausalLM`` / ``...ForConditionalGeneration``
+    head model or its bare backbone); methods that take ``config`` accept a model too.
+
+    Conventions shared by every family:
+
+    * expert matrices are keyed by :meth:`expert_matrix_names` and shaped ``[out, in]``,
+      exactly as ``nn.Linear.weight`` would be;
+    * :meth:`get_expert` returns **views** that share storage with the model (detached from
+      autograd): writing into them writes into the model; call ``.clone()`` for a copy;
+    * :meth:`set_expert` copies in place under ``torch.no_grad()``, converting dtype and device.
+    """
+
+    #: Registry name, e.g. ``"mixtral"``.
+    name: ClassVar[str]
+    #: ``config.model_type`` values this adapter handles.
+    model_types: ClassVar[tuple[str, ...]]
+    #: Name of the transformers auto class that builds a full model of this family.
+    auto_class_name: ClassVar[str]
+    #: Expert matrix names, in a fixed order.
+    matrix_names: ClassVar[tuple[str, ...]]
+    #: Ordered ``(group, regex)`` pairs; a module whose qualified name fully matches the regex
+    #: belongs to that non-expert group. The first matching pair wins.
+    non_expert_patterns: ClassVar[tuple[tuple[NonExpertGroup, str], ...]]
+
+    # ----------------------------------------------------------------- structure (config)
+    def matches(self, config: Any) -> bool:
+        """Whether this adapter handles the given config (or model).
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            The config to test.
+
+        Returns
+        -------
+        bool
+            True if ``config.model_type`` is one of :attr:`model_types`.
+        """
+        try:
+            model_type = config_of(config).model_type
+        except ValueError:
+            return False
+        return model_type in self.model_types
+
+    def auto_model_class(self) -> type:
+        """The transformers auto class used by ``load_moe`` to build a model of this family.
+
+        Returns
+        -------
+        type
+            E.g. ``transformers.AutoModelForCausalLM``.
+        """
+        import transformers
+
+        return getattr(transformers, self.auto_class_name)
+
+    @abstractmethod
+    def num_experts(self, config: Any) -> int:
+        """Number of experts per MoE layer.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Config of this family.
+
+        Returns
+        -------
+        int
+            Experts per layer.
+        """
+
+    @abstractmethod
+    def layer_labels(self, config: Any) -> tuple[str, ...]:
+        """Readable label of each MoE layer, indexed by the global MoE-layer index.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Config of this family.
+
+        Returns
+        -------
+        tuple of str
+            ``labels[i]`` names MoE layer ``i``, e.g. ``"layers.3"`` or ``"decoder.block.1"``.
+        """
+
+    def num_moe_layers(self, config: Any) -> int:
+        """Number of layers that hold experts.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Config of this family.
+
+        Returns
+        -------
+        int
+            ``len(layer_labels(config))``.
+        """
+        return len(self.layer_labels(config))
+
+    def expert_slots(self, model_or_config: Any) -> list[ExpertSlot]:
+        """All expert slots, layer-major then expert, with labels filled in.
+
+        Parameters
+        ----------
+        model_or_config : PreTrainedModel or PretrainedConfig
+            A model or config of this family.
+
+        Returns
+        -------
+        list of ExpertSlot
+            ``num_moe_layers * num_experts`` slots.
+
+        Examples
+        --------
+        >>> get_family("mixtral").expert_slots(config)[:2]  # doctest: +SKIP
+        [ExpertSlot(layer=0, expert=0, label='layers.0'), ExpertSlot(layer=0, expert=1, ...)]
+        """
+        config = self.check_config(model_or_config)
+        n_experts = self.num_experts(config)
+        return [
+            ExpertSlot(layer, expert, label)
+            for layer, label in enumerate(self.layer_labels(config))
+            for expert in range(n_experts)
+        ]
+
+    def expert_matrix_names(self) -> tuple[str, ...]:
+        """Names of one expert's matrices, in a fixed order.
+
+        Returns
+        -------
+        tuple of str
+            E.g. ``("w1", "w2", "w3")`` for Mixtral, ``("wi", "wo")`` for Switch.
+        """
+        return self.matrix_names
+
+    @abstractmethod
+    def expert_shapes(self, config: Any) -> dict[str, tuple[int, int]]:
+        """Shape ``[out, in]`` of each expert matrix.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Config of this family.
+
+        Returns
+        -------
+        dict of str to (int, int)
+            One entry per :meth:`expert_matrix_names` name.
+        """
+
+    def non_expert_groups(self) -> tuple[str, ...]:
+        """The non-expert groups this family has, in a fixed order.
+
+        Returns
+        -------
+        tuple of str
+            A subset of ``NON_EXPERT_GROUPS``.
+        """
+        return tuple(dict.fromkeys(group for group, _ in self.non_expert_patterns))
+
+    # ------------------------------------------------------------------ model access
+    @abstractmethod
+    def moe_block(self, model: nn.Module, layer: int) -> nn.Module:
+        """The module whose input is the hidden state every expert of ``layer`` sees.
+
+        Register a forward hook on it to capture expert inputs (``args[0]``, shape
+        ``(batch, seq, hidden)``) and the block's combined output.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+        layer : int
+            Global MoE-layer index.
+
+        Returns
+        -------
+        nn.Module
+            The sparse MLP block (router plus experts).
+        """
+
+    @abstractmethod
+    def router(self, model: nn.Module, layer: int) -> nn.Module:
+        """The router (gate) module of one MoE layer.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+        layer : int
+            Global MoE-layer index.
+
+        Returns
+        -------
+        nn.Module
+            The router; it maps hidden states to one logit per expert.
+        """
+
+    @abstractmethod
+    def router_weight(self, model: nn.Module, layer: int) -> torch.Tensor:
+        """The router's weight, ``[num_experts, hidden]``, as a detached view.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+        layer : int
+            Global MoE-layer index.
+
+        Returns
+        -------
+        Tensor
+            Row ``j`` scores expert ``j``.
+        """
+
+    @abstractmethod
+    def get_expert(self, model: nn.Module, slot: ExpertSlot) -> dict[str, torch.Tensor]:
+        """One expert's matrices as detached views into the model's parameters.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+        slot : ExpertSlot
+            Which expert.
+
+        Returns
+        -------
+        dict of str to Tensor
+            ``{name: [out, in] tensor}`` for every name of :meth:`expert_matrix_names`. The
+            tensors share storage with the model: clone them before changing the model if
+            you need the old values.
+
+        Raises
+        ------
+        ValueError
+            If ``slot`` is out of range for this model.
+        """
+
+    @abstractmethod
+    def expert_parameters(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """Every parameter that stores expert weights, by qualified name.
+
+        Fused families return the whole ``[E, ...]`` tensors; used to account memory.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+
+        Returns
+        -------
+        dict of str to Parameter
+            Qualified parameter name to parameter.
+        """
+
+    @abstractmethod
+    def expert_forward(
+        self, config: Any, tensors: Mapping[str, torch.Tensor], hidden: torch.Tensor
+    ) -> torch.Tensor:
+        """The expert's pure function: what one expert computes from hidden states.
+
+        No routing weight is applied. ``hidden`` is cast to the weights' dtype.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Gives the activation function.
+        tensors : mapping of str to Tensor
+            One expert's matrices, as returned by :meth:`get_expert`.
+        hidden : (..., hidden) Tensor
+            Expert inputs (the input of :meth:`moe_block`).
+
+        Returns
+        -------
+        (..., hidden) Tensor
+            Expert outputs.
+        """
+
+    @abstractmethod
+    def checkpoint_keys(
+        self, config: Any, slot: ExpertSlot
+    ) -> dict[CheckpointLayout, dict[str, TensorRef]]:
+        """Where one expert's matrices are stored on disk, for every layout this family uses.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Config of this family.
+        slot : ExpertSlot
+            Which expert.
+
+        Returns
+        -------
+        dict
+            ``{layout: {matrix name: TensorRef}}``; keys are those of a head model
+            (``...ForCausalLM`` / ``...ForConditionalGeneration``) checkpoint.
+        """
+
+    @abstractmethod
+    def router_checkpoint_keys(self, config: Any, layer: int) -> dict[CheckpointLayout, TensorRef]:
+        """Where one layer's router weight is stored on disk, for every layout.
+
+        Parameters
+        ----------
+        config : PretrainedConfig or PreTrainedModel
+            Config of this family.
+        layer : int
+            Global MoE-layer index.
+
+        Returns
+        -------
+        dict
+            ``{layout: TensorRef}``.
+        """
+
+    # ------------------------------------------------------------- shared implementation
+    def set_expert(
+        self, model: nn.Module, slot: ExpertSlot, tensors: Mapping[str, torch.Tensor]
+    ) -> None:
+        """Overwrite one expert in place.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family; changed in place.
+        slot : ExpertSlot
+            Which expert.
+        tensors : mapping of str to Tensor
+            Exactly the names of :meth:`expert_matrix_names`, each of the model's ``[out, in]``
+            shape; values are converted to the model's dtype and device.
+
+        Raises
+        ------
+        ValueError
+            If names are missing or extra, or a shape differs.
+
+        Examples
+        --------
+        >>> fam.set_expert(model_a, slot, fam.get_expert(model_b, slot))  # doctest: +SKIP
+        """
+        targets = self.get_expert(model, slot)
+        self._check_tensors(targets, tensors, slot)
+        with torch.no_grad():
+            for name, target in targets.items():
+                target.copy_(tensors[name])
+
+    def non_expert_modules(self, model: nn.Module) -> dict[str, dict[str, nn.Module]]:
+        """Every module that is not an expert, grouped.
+
+        These are what a tenant keeps of its own when experts are pooled: embeddings,
+        attention, norms, lm_head and router (plus, for Switch, the dense MLPs of the
+        non-sparse blocks). Tied weights appear under every module that uses them.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+
+        Returns
+        -------
+        dict of str to dict of str to nn.Module
+            ``{group: {qualified module name: module}}`` for every group of
+            :meth:`non_expert_groups` (possibly empty, e.g. ``lm_head`` of a bare backbone).
+        """
+        self._check_model(model)
+        groups: dict[str, dict[str, nn.Module]] = {g: {} for g in self.non_expert_groups()}
+        compiled = [(g, re.compile(p)) for g, p in self.non_expert_patterns]
+        for qualified, module in model.named_modules():
+            for group, pattern in compiled:
+                if pattern.fullmatch(qualified):
+                    groups[group][qualified] = module
+                    break
+        return groups
+
+    def memory_table(self, model: nn.Module) -> pd.DataFrame:
+        """Parameter memory by group, dtype and device.
+
+        Tied parameters are counted once, under the first group that holds them.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``group`` (``"experts"``, a non-expert group, or ``"other"`` for anything no
+            pattern claims), ``dtype``, ``device``, ``parameters``, ``bytes``; one row per
+            combination present.
+        """
+        import pandas as pd
+
+        owner: dict[int, str] = {}
+        for param in self.expert_parameters(model).values():
+            owner[id(param)] = EXPERTS_GROUP
+        for group, modules in self.non_expert_modules(model).items():
+            for module in modules.values():
+                for param in module.parameters():
+                    owner.setdefault(id(param), group)
+        rows: dict[tuple[str, str, str], list[int]] = {}
+        for param in model.parameters():  # deduplicates tied parameters
+            key = (owner.get(id(param), OTHER_GROUP), str(param.dtype), str(param.device))
+            acc = rows.setdefault(key, [0, 0])
+            acc[0] += param.numel()
+            acc[1] += param.numel() * param.element_size()
+        records = [
+            {"group": g, "dtype": d, "device": dev, "parameters": n, "bytes": b}
+            for (g, d, dev), (n, b) in rows.items()
+        ]
+        columns = ["group", "dtype", "device", "parameters", "bytes"]
+        return pd.DataFrame.from_records(records, columns=columns)
+
+    def expert_bytes(self, model: nn.Module) -> int:
+        """Bytes held by expert parameters.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+
+        Returns
+        -------
+        int
+            Sum of ``bytes`` over the ``"experts"`` rows of :meth:`memory_table`.
+        """
+        table = self.memory_table(model)
+        return int(table.loc[table["group"] == EXPERTS_GROUP, "bytes"].sum())
+
+    def non_expert_bytes(self, model: nn.Module) -> int:
+        """Bytes held by every parameter that is not an expert's.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+
+        Returns
+        -------
+        int
+            Sum of ``bytes`` over the non-expert rows of :meth:`memory_table`.
+        """
+        table = self.memory_table(model)
+        return int(table.loc[table["group"] != EXPERTS_GROUP, "bytes"].sum())
+
+    # ---------------------------------------------------------------------- helpers
+    def check_config(self, model_or_config: Any) -> PretrainedConfig:
+        """Return the config of a model of this family, or raise.
+
+        Parameters
+        ----------
+        model_or_config : PreTrainedModel or PretrainedConfig
+            Anything :func:`config_of` accepts.
+
+        Returns
+        -------
+        PretrainedConfig
+            Its config.
+
+        Raises
+        ------
+        UnsupportedModelError
+            If this adapter does not handle the config's ``model_type``.
+        """
+        config = config_of(model_or_config)
+        if config.model_type not in self.model_types:
+            raise UnsupportedModelError(
+                f"the {self.name!r} adapter handles model_type {list(self.model_types)}, got "
+                f"{config.model_type!r}; use moelab.families.detect_family to pick the right one"
+            )
+        return config
+
+    def _check_model(self, model: nn.Module) -> PretrainedConfig:
+        if not isinstance(model, nn.Module):
+            raise ValueError(
+                f"expected a transformers model (nn.Module), got {type(model).__name__}"
+            )
+        return self.check_config(model)
+
+    def _check_layer(self, config: Any, layer: int) -> None:
+        _check_index(layer, "layer")
+        n_layers = self.num_moe_layers(config)
+        if layer >= n_layers:
+            raise ValueError(
+                f"MoE layer {layer} is out of range: this {self.name} model has {n_layers} MoE "
+                f"layers (0..{n_layers - 1})"
+            )
+
+    def _check_slot(self, config: Any, slot: ExpertSlot) -> None:
+        if not isinstance(slot, ExpertSlot):
+            raise ValueError(f"expected an ExpertSlot, got {type(slot).__name__}: {slot!r}")
+        self._check_layer(config, slot.layer)
+        n_experts = self.num_experts(config)
+        if slot.expert >= n_experts:
+            raise ValueError(
+                f"expert {slot.expert} is out of range: this {self.name} model has {n_experts} "
+                f"experts per layer (0..{n_experts - 1})"
+            )
+
+    def _check_tensors(
+        self,
+        expected: Mapping[str, torch.Tensor],
+        tensors: Mapping[str, torch.Tensor],
+        slot: ExpertSlot,
+    ) -> None:
+        missing = sorted(set(expected) - set(tensors))
+        extra = sorted(set(tensors) - set(expected))
+        if missing or extra:
+            raise ValueError(
+                f"set_expert({slot}) needs exactly the {self.name} matrices "
+                f"{list(self.matrix_names)}; missing {missing}, unexpected {extra}"
+            )
+        for name, target in expected.items():
+            got = tuple(tensors[name].shape)
+            if got != tuple(target.shape):
+                raise ValueError(
+                    f"set_expert({slot}): matrix {name!r} has shape {got}, the model expects "
+                    f"{tuple(target.shape)} ([out, in], as nn.Linear.weight)"
+                )

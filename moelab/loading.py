@@ -1,0 +1,220 @@
+"""Load a mixture-of-experts model from a local folder and pair it with its family adapter."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from moelab.checkpoint import read_config, scan_safetensors
+from moelab.families import MoEFamily, detect_family, get_family
+from moelab.families._base import ExpertSlot
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from transformers import PretrainedConfig
+
+__all__ = ["MoEModel", "load_moe"]
+
+# Files whose presence means save_pretrained also wrote a tokenizer into the folder.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model")
+
+
+@dataclass(frozen=True, eq=False)
+class MoEModel:
+    """A loaded MoE model together with its family adapter.
+
+    Every method delegates to :attr:`family` with :attr:`model` filled in, so callers never
+    pass the model twice.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        The transformers model.
+    family : MoEFamily
+        Its adapter; must match ``model.config.model_type``.
+    path : Path, optional
+        The folder it was loaded from (None for a model built in memory).
+    tokenizer : PreTrainedTokenizerBase, optional
+        The tokenizer saved next to it, if any.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not an ``nn.Module`` with a config.
+    UnsupportedModelError
+        If ``family`` does not handle the model.
+    """
+
+    model: nn.Module
+    family: MoEFamily
+    path: Path | None = None
+    tokenizer: Any = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, nn.Module):
+            raise ValueError(
+                f"MoEModel.model must be an nn.Module, got {type(self.model).__name__}"
+            )
+        if not isinstance(self.family, MoEFamily):
+            raise ValueError(
+                f"MoEModel.family must be a MoEFamily, got {type(self.family).__name__}"
+            )
+        self.family.check_config(self.model)
+
+    def __repr__(self) -> str:
+        return (
+            f"MoEModel(name={self.name!r}, family={self.family.name!r}, "
+            f"moe_layers={self.family.num_moe_layers(self.config)}, "
+            f"experts={self.family.num_experts(self.config)})"
+        )
+
+    @property
+    def config(self) -> PretrainedConfig:
+        """The model's transformers config."""
+        return self.model.config
+
+    @property
+    def name(self) -> str:
+        """A readable name: the folder name, else the model class name."""
+        return self.path.name if self.path is not None else type(self.model).__name__
+
+    def expert_slots(self) -> list[ExpertSlot]:
+        """All expert slots (see :meth:`MoEFamily.expert_slots`)."""
+        return self.family.expert_slots(self.model)
+
+    def get_expert(self, slot: ExpertSlot) -> dict[str, torch.Tensor]:
+        """One expert's matrices as views (see :meth:`MoEFamily.get_expert`)."""
+        return self.family.get_expert(self.model, slot)
+
+    def set_expert(self, slot: ExpertSlot, tensors: Mapping[str, torch.Tensor]) -> None:
+        """Overwrite one expert in place (see :meth:`MoEFamily.set_expert`)."""
+        self.family.set_expert(self.model, slot, tensors)
+
+    def expert_forward(
+        self, tensors: Mapping[str, torch.Tensor], hidden: torch.Tensor
+    ) -> torch.Tensor:
+        """Apply one expert's function to hidden states (see :meth:`MoEFamily.expert_forward`)."""
+        return self.family.expert_forward(self.config, tensors, hidden)
+
+    def moe_block(self, layer: int) -> nn.Module:
+        """The sparse block of one MoE layer, for hooks (see :meth:`MoEFamily.moe_block`)."""
+        return self.family.moe_block(self.model, layer)
+
+    def router(self, layer: int) -> nn.Module:
+        """The router module of one MoE layer."""
+        return self.family.router(self.model, layer)
+
+    def router_weight(self, layer: int) -> torch.Tensor:
+        """The router weight ``[num_experts, hidden]`` of one MoE layer, as a view."""
+        return self.family.router_weight(self.model, layer)
+
+    def non_expert_modules(self) -> dict[str, dict[str, nn.Module]]:
+        """Non-expert modules by group (see :meth:`MoEFamily.non_expert_modules`)."""
+        return self.family.non_expert_modules(self.model)
+
+    def memory_table(self) -> pd.DataFrame:
+        """Parameter bytes by group, dtype and device (see :meth:`MoEFamily.memory_table`)."""
+        return self.family.memory_table(self.model)
+
+    def expert_bytes(self) -> int:
+        """Bytes held by expert parameters."""
+        return self.family.expert_bytes(self.model)
+
+    def non_expert_bytes(self) -> int:
+        """Bytes held by all other parameters."""
+        return self.family.non_expert_bytes(self.model)
+
+
+def _load_tokenizer(folder: Path) -> Any:
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def load_moe(
+    source: str | os.PathLike[str] | nn.Module | MoEModel,
+    *,
+    family: str | None = None,
+    tokenizer: bool = True,
+    **from_pretrained_kwargs: Any,
+) -> MoEModel:
+    """Load a mixture-of-experts model and pair it with its family adapter.
+
+    Parameters
+    ----------
+    source : str or PathLike or PreTrainedModel or MoEModel
+        A local checkpoint folder (written by ``save_pretrained``; nothing is downloaded), a
+        model already built in memory, or a ``MoEModel`` (returned unchanged).
+    family : str, optional
+        Family name (see ``available_families()``); detected from the config by default.
+    tokenizer : bool, default True
+        Load the tokenizer saved in the folder, if there is one.
+    **from_pretrained_kwargs
+        Passed to ``from_pretrained`` (e.g. ``dtype=torch.bfloat16``, ``device_map``); only
+        for a folder. ``local_files_only`` is always True.
+
+    Returns
+    -------
+    MoEModel
+        The model (in eval mode when loaded from a folder) with its adapter.
+
+    Raises
+    ------
+    CheckpointNotFoundError
+        If the folder, its ``config.json`` or its safetensors weights do not exist.
+    UnsupportedModelError
+        If the model is not of a supported MoE family; the message names its ``model_type``
+        and the supported families.
+    CorruptCheckpointError
+        If a safetensors file is truncated or corrupt.
+    ValueError
+        If ``source`` has another type, ``local_files_only=False`` is passed, or
+        ``from_pretrained`` kwargs come with an in-memory model.
+
+    Examples
+    --------
+    >>> moe = load_moe("checkpoints/mixtral-tiny", dtype=torch.bfloat16)  # doctest: +SKIP
+    >>> moe.family.name, len(moe.expert_slots())                          # doctest: +SKIP
+    ('mixtral', 256)
+    """
+    if isinstance(source, MoEModel):
+        return source
+    if isinstance(source, nn.Module):
+        if from_pretrained_kwargs:
+            raise ValueError(
+                f"from_pretrained arguments {sorted(from_pretrained_kwargs)} only apply when "
+                f"loading from a folder; the model passed in is already built"
+            )
+        adapter = get_family(family) if family is not None else detect_family(source)
+        return MoEModel(model=source, family=adapter)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(
+            f"load_moe expects a checkpoint folder path, a transformers model or a MoEModel, "
+            f"got {type(source).__name__}"
+        )
+    if from_pretrained_kwargs.pop("local_files_only", True) is not True:
+        raise ValueError("load_moe only reads local folders; drop local_files_only=False")
+    config = read_config(source)
+    folder = Path(source).expanduser()
+    adapter = get_family(family) if family is not None else detect_family(config)
+    adapter.check_config(config)  # an explicit family must still fit the config
+    # Reading every header first turns a truncated download into a clear error naming the file.
+    scan_safetensors(folder)
+    model = adapter.auto_model_class().from_pretrained(
+        folder, local_files_only=True, **from_pretrained_kwargs
+    )
+    model.eval()
+    return MoEModel(
+        model=model,
+        family=adapter,
+        path=folder,
+        tokenizer=_load_tokenizer(folder) if tokenizer else None,
+    )
