@@ -8,10 +8,30 @@ get_kernel, available_kernels, register_kernel, Kernel, HardwareCost
 resize
     Separable resizing with any registered kernel (:mod:`srlab._resize`).
 
+Fixed point
+-----------
+QFormat, FixedArray, quantize, cast, add, sub, multiply
+    Bit-true ``ap_fixed<W, I, Q, O>`` arithmetic on int64 codes (:mod:`srlab.fixed`).
+
 Peers (OpenCV, Pillow) live in :mod:`srlab.peers`.
 """
 
 from srlab._resize import resize
+from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize, sub
 from srlab.kernels import HardwareCost, Kernel, available_kernels, get_kernel, register_kernel
 
-__all__ = ["HardwareCost", "Kernel", "available_kernels", "get_kernel", "register_kernel", "resize"]
+__all__ = [
+    "FixedArray",
+    "HardwareCost",
+    "Kernel",
+    "QFormat",
+    "add",
+    "available_kernels",
+    "cast",
+    "get_kernel",
+    "multiply",
+    "quantize",
+    "register_kernel",
+    "resize",
+    "sub",
+]
