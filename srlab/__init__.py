@@ -13,12 +13,25 @@ Fixed point
 QFormat, FixedArray, quantize, cast, add, sub, multiply
     Bit-true ``ap_fixed<W, I, Q, O>`` arithmetic on int64 codes (:mod:`srlab.fixed`).
 
+Test images and quality
+-----------------------
+available_images, load_image, degrade
+    Synthetic charts, bundled photos and LR/HR pairs (:mod:`srlab.images`).
+psnr, ssim
+    Metrics with an explicit data range and border crop (:mod:`srlab.metrics`).
+kernel_quality_table
+    PSNR/SSIM of every kernel and peer on a downscale-upscale round trip
+    (:mod:`srlab.quality`); its figures are in :mod:`srlab.viz`.
+
 Peers (OpenCV, Pillow) live in :mod:`srlab.peers`.
 """
 
 from srlab._resize import resize
 from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize, sub
+from srlab.images import available_images, degrade, load_image
 from srlab.kernels import HardwareCost, Kernel, available_kernels, get_kernel, register_kernel
+from srlab.metrics import psnr, ssim
+from srlab.quality import kernel_quality_table
 
 __all__ = [
     "FixedArray",
@@ -26,12 +39,18 @@ __all__ = [
     "Kernel",
     "QFormat",
     "add",
+    "available_images",
     "available_kernels",
     "cast",
+    "degrade",
     "get_kernel",
+    "kernel_quality_table",
+    "load_image",
     "multiply",
+    "psnr",
     "quantize",
     "register_kernel",
     "resize",
+    "ssim",
     "sub",
 ]
