@@ -31,7 +31,7 @@ tour: $(STAMP)
 ## Unit tests, then the executed notebooks under nbval.
 test: $(STAMP)
 	$(PY) -m pytest tests
-	$(PY) -m pytest --nbval-lax --sanitize-with notebooks/sanitize.cfg notebooks
+	$(PY) -m pytest --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 ## JupyterLab on the notebooks folder.
 lab: $(STAMP)

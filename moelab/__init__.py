@@ -4,6 +4,9 @@ Loading models
     load_moe, MoEModel, LazyCheckpoint
 Family adapters (how each architecture stores its experts)
     ExpertSlot, MoEFamily, available_families, get_family, detect_family, check_compatible
+Expert similarity (figures in ``moelab.viz``)
+    expert_similarity, cross_slot_similarity, sum_over_pairs, match_experts, available_metrics,
+    Calibration, capture_calibration, gaussian_calibration
 Errors
     UnsupportedModelError, IncompatibleModelsError, CorruptCheckpointError,
     CheckpointNotFoundError
@@ -29,8 +32,26 @@ from moelab.families import (
     get_family,
 )
 from moelab.loading import MoEModel, load_moe
+from moelab.similarity import (
+    Calibration,
+    available_metrics,
+    capture_calibration,
+    cross_slot_similarity,
+    expert_similarity,
+    gaussian_calibration,
+    match_experts,
+    sum_over_pairs,
+)
 
 __all__ = [
+    "Calibration",
+    "available_metrics",
+    "capture_calibration",
+    "cross_slot_similarity",
+    "expert_similarity",
+    "gaussian_calibration",
+    "match_experts",
+    "sum_over_pairs",
     "CheckpointNotFoundError",
     "CorruptCheckpointError",
     "ExpertSlot",
@@ -44,4 +65,19 @@ __all__ = [
     "detect_family",
     "get_family",
     "load_moe",
+]
+
+# Consolidation, runtime reconfiguration, merging baselines and their comparison.
+from moelab.compare import compare_methods
+from moelab.consolidate import ConsolidationPlan, plan_consolidation
+from moelab.merging import merge_models, without_reconfiguration
+from moelab.reconfigure import ConsolidatedMoE
+
+__all__ += [
+    "ConsolidatedMoE",
+    "ConsolidationPlan",
+    "compare_methods",
+    "merge_models",
+    "plan_consolidation",
+    "without_reconfiguration",
 ]
