@@ -1,0 +1,180 @@
+"""Figures of the fixed-point study: difference maps and the word-length Pareto front.
+
+Both functions return a ``plotly.graph_objects.Figure`` and never show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from srlab.fpga.sweep import pareto_front
+from srlab.metrics import psnr
+
+__all__ = ["difference_figure", "pareto_figure"]
+
+
+def _check_crop(crop: Sequence[int] | None, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    if crop is None:
+        return slice(None), slice(None)
+    if len(crop) != 4 or any(int(v) != v or v < 0 for v in crop):
+        raise ValueError(f"crop must be (top, left, height, width) with integers >= 0, got {crop!r}")
+    top, left, height, width = (int(v) for v in crop)
+    if height < 1 or width < 1 or top + height > shape[0] or left + width > shape[1]:
+        raise ValueError(f"crop {crop!r} does not fit inside the {shape[0]}x{shape[1]} image")
+    return slice(top, top + height), slice(left, left + width)
+
+
+def difference_figure(
+    reference: np.ndarray,
+    images: Mapping[str, np.ndarray],
+    *,
+    crop: Sequence[int] | None = None,
+    limit: float | None = None,
+) -> go.Figure:
+    """Maps of ``image - reference`` in grey levels, one panel per image, one colour scale.
+
+    RGB differences are averaged over the channels. Titles give the PSNR of the whole
+    image against the reference (data range 255) and the largest difference.
+
+    Parameters
+    ----------
+    reference : (H, W) or (H, W, C) ndarray
+        E.g. :func:`srlab.fpga.sweep.float_reference`.
+    images : mapping of str to ndarray
+        Label -> image of the reference's shape (e.g. fixed-point outputs).
+    crop : (top, left, height, width), optional
+        Window to show (scores still use the whole image).
+    limit : float, optional
+        Colour scale from ``-limit`` to ``limit``; default the largest difference shown.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is empty, a shape differs from the reference, or the crop is bad.
+
+    Examples
+    --------
+    >>> ref = np.zeros((8, 8))
+    >>> fig = difference_figure(ref, {"one": np.ones((8, 8), np.uint8)})
+    >>> fig.layout.annotations[0].text
+    'one<br>48.13 dB, max 1.00'
+    """
+    if not images:
+        raise ValueError("images is empty; give at least one {label: image}")
+    reference = np.asarray(reference, dtype=np.float64)
+    rows, cols = _check_crop(crop, reference.shape)
+    maps, titles = [], []
+    for label, image in images.items():
+        image = np.asarray(image)
+        if image.shape != reference.shape:
+            raise ValueError(f"image {label!r} has shape {image.shape}, the reference {reference.shape}")
+        diff = image.astype(np.float64) - reference
+        score = psnr(reference, image.astype(np.float64), data_range=255.0)
+        titles.append(f"{label}<br>{score:.2f} dB, max {np.abs(diff).max():.2f}")
+        window = diff[rows, cols]
+        maps.append(window.mean(axis=2) if window.ndim == 3 else window)
+    top = float(limit) if limit is not None else max(float(np.abs(m).max()) for m in maps) or 1.0
+    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.02)
+    for col, window in enumerate(maps, start=1):
+        fig.add_trace(
+            go.Heatmap(
+                z=window,
+                zmin=-top,
+                zmax=top,
+                colorscale="RdBu_r",
+                showscale=col == len(maps),
+                colorbar={"title": "grey levels"},
+                name=titles[col - 1].split("<br>")[0],
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{col}", showticklabels=False, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+    fig.update_layout(height=320, width=max(420, 260 * len(maps)), margin={"t": 70, "b": 10, "l": 10, "r": 10})
+    return fig
+
+
+def pareto_figure(
+    df: pd.DataFrame,
+    x: str = "storage_bits",
+    y: str = "psnr",
+    *,
+    color: str | None = None,
+    hover: Sequence[str] = ("coeff_fmt", "acc_fmt", "mid_fmt"),
+) -> go.Figure:
+    """Every design as a point, and the Pareto front (lower ``x``, higher ``y``) as a line.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        E.g. from :func:`srlab.fpga.sweep.word_length_sweep`, averaged over images if wanted.
+    x, y : str, default "storage_bits" and "psnr"
+        Cost column (lower is better) and quality column (higher is better).
+    color : str, optional
+        Column whose values get their own colour and their own front (e.g. "kernel").
+    hover : sequence of str
+        Columns shown on hover (those present).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or the frame is empty.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"storage_bits": [1, 2, 3], "psnr": [30.0, 35.0, 34.0]})
+    >>> [t.name for t in pareto_figure(df).data]
+    ['designs', 'Pareto front']
+    """
+    if df.empty:
+        raise ValueError("the frame is empty; run word_length_sweep first")
+    for column in (x, y) + ((color,) if color else ()):
+        if column not in df.columns:
+            raise ValueError(f"column {column!r} is not in the frame; columns: {', '.join(map(str, df.columns))}")
+    hover = [h for h in hover if h in df.columns]
+    groups = list(df.groupby(color, sort=True)) if color else [(None, df)]
+    fig = go.Figure()
+    for key, group in groups:
+        prefix = f"{key}: " if color else ""
+        custom = group[hover].to_numpy() if hover else None
+        template = "<br>".join(f"{h}=%{{customdata[{i}]}}" for i, h in enumerate(hover))
+        fig.add_trace(
+            go.Scatter(
+                x=group[x],
+                y=group[y],
+                mode="markers",
+                name=f"{prefix}designs",
+                legendgroup=str(key),
+                customdata=custom,
+                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y:.2f}}<br>{template}<extra></extra>",
+                marker={"opacity": 0.45, "size": 7},
+            )
+        )
+        front = pareto_front(group, x, y)
+        fig.add_trace(
+            go.Scatter(
+                x=front[x],
+                y=front[y],
+                mode="lines+markers",
+                name=f"{prefix}Pareto front",
+                legendgroup=str(key),
+                line={"shape": "hv", "width": 2},
+                marker={"size": 9},
+            )
+        )
+    fig.update_layout(xaxis_title=f"{x} (estimate)", yaxis_title=f"{y} (dB)" if y == "psnr" else y, height=420)
+    return fig
