@@ -1,0 +1,159 @@
+"""moelab.viz: every figure shows the numbers of the table it is given."""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import pytest  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from moelab.similarity import (  # noqa: E402
+    cross_slot_similarity,
+    expert_similarity,
+    layer_summary,
+    match_experts,
+    metric_correlation,
+    similarity_matrix,
+)
+from moelab.viz import (  # noqa: E402
+    cross_slot_heatmap,
+    layer_profile,
+    similarity_clustermap,
+    similarity_heatmap,
+    similarity_scatter,
+    similarity_view,
+)
+
+
+@pytest.fixture
+def tables(tiny_model) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Same-slot table of three tiny models (l2, cka) and the cross-slot table of two."""
+    models = {
+        name: tiny_model("mixtral", seed) for seed, name in enumerate(["base", "math", "code"])
+    }
+    same = expert_similarity(models, ["l2", "cka"], progress=False)
+    cross = cross_slot_similarity(
+        models["base"], models["math"], ["l2", "cka"], names=("base", "math"), progress=False
+    )
+    return same, cross
+
+
+def test_similarity_heatmap_one_panel_per_pair(tables):
+    same, _ = tables
+    fig = similarity_heatmap(same, "l2")
+    assert isinstance(fig, go.Figure)
+    assert [t.name for t in fig.data] == ["base vs math", "base vs code", "math vs code"]
+    for trace in fig.data:
+        np.testing.assert_array_equal(trace.z, similarity_matrix(same, "l2", trace.name).to_numpy())
+        assert list(trace.y) == ["layers.0", "layers.1"] and list(trace.x) == ["0", "1", "2", "3"]
+    values = same.loc[same.metric == "l2", "value"]
+    assert {t.zmin for t in fig.data} == {values.min()} and {t.zmax for t in fig.data} == {
+        values.max()
+    }
+    assert [t.showscale for t in fig.data] == [True, False, False]
+    assert fig.data[0].colorbar.title.text == "l2 (distance: lower = more similar)"
+    assert not fig.data[0].reversescale
+    cka = similarity_heatmap(same, "cka", pairs="base vs code")
+    assert len(cka.data) == 1 and cka.data[0].reversescale  # darker = more similar for both
+    assert cka.data[0].colorbar.title.text == "cka (similarity: higher = more similar)"
+    with pytest.raises(ValueError, match=re.escape("unknown pairs ['x vs y']; the table has")):
+        similarity_heatmap(same, "l2", pairs=["x vs y"])
+    with pytest.raises(
+        ValueError, match=re.escape("unknown metric 'router'; the table has ['l2', 'cka']")
+    ):
+        similarity_heatmap(same, "router")
+
+
+def test_cross_slot_heatmap_marks_the_matching(tables):
+    _, cross = tables
+    fig = cross_slot_heatmap(cross, "l2", layer=1)
+    heat, marks = fig.data
+    np.testing.assert_array_equal(heat.z, similarity_matrix(cross, "l2", layer=1).to_numpy())
+    matched = match_experts(cross, "l2").query("layer == 1")
+    assert list(zip(marks.y, marks.x)) == [
+        (str(a), str(b)) for a, b in zip(matched.expert_a, matched.expert_b)
+    ]
+    assert (
+        fig.layout.xaxis.title.text == "expert of math"
+        and fig.layout.yaxis.title.text == "expert of base"
+    )
+    assert len(cross_slot_heatmap(cross, "cka", layer=0, show_matching=False).data) == 1
+    with pytest.raises(ValueError, match="several values of layer"):
+        cross_slot_heatmap(cross, "l2")
+
+
+def test_layer_profile_draws_per_layer_means(tables):
+    same, _ = tables
+    fig = layer_profile(same, "cka", pairs=["base vs math", "math vs code"])
+    assert [t.name for t in fig.data] == ["base vs math", "math vs code"]
+    summary = layer_summary(same, "cka")
+    expected = summary[summary.pair == "math vs code"].sort_values("layer")
+    np.testing.assert_allclose(fig.data[1].y, expected["mean"])
+    np.testing.assert_allclose(fig.data[1].error_y.array, expected["max"] - expected["mean"])
+
+
+def test_similarity_scatter_uses_distances_and_spearman(tables):
+    same, _ = tables
+    fig = similarity_scatter(same, "l2", "cka")
+    assert len(fig.data) == 3
+    rows = same[same.pair == "base vs code"]
+    l2 = rows[rows.metric == "l2"].sort_values(["layer", "expert"])["value"].to_numpy()
+    cka = rows[rows.metric == "cka"].sort_values(["layer", "expert"])["value"].to_numpy()
+    np.testing.assert_allclose(fig.data[1].x, l2)
+    np.testing.assert_allclose(fig.data[1].y, 1 - cka)
+    rho = metric_correlation(same, "l2", "cka").set_index("pair").loc["base vs code", "coefficient"]
+    assert fig.data[1].name == f"base vs code (rho = {rho:.2f})"
+    assert fig.layout.yaxis.title.text == "1 - cka"
+
+
+def test_similarity_clustermap_returns_cluster_grid(tables):
+    same, _ = tables
+    grid = similarity_clustermap(same, "l2")
+    try:
+        assert isinstance(grid, sns.matrix.ClusterGrid)
+        assert grid.data.shape == (8, 3) and sorted(grid.data.columns) == sorted(set(same.pair))
+        assert (
+            grid.data.loc["layers.1/e2", "math vs code"]
+            == same.query(
+                "metric == 'l2' and pair == 'math vs code' and layer == 1 and expert == 2"
+            )["value"].item()
+        )
+        assert grid.dendrogram_row is not None and grid.dendrogram_col is not None
+    finally:
+        plt.close(grid.figure)
+    single = similarity_clustermap(same, "cka", pairs="base vs math")
+    try:
+        assert single.data.shape == (8, 1) and single.dendrogram_col is None
+    finally:
+        plt.close(single.figure)
+
+
+def test_similarity_view_same_slot_and_cross_slot(tables):
+    same, cross = tables
+    fig = similarity_view(same, "cka", "base vs code", 1)
+    heat, bar = fig.data
+    assert isinstance(heat, go.Heatmap) and isinstance(bar, go.Bar)
+    expected = same.query("metric == 'cka' and pair == 'base vs code' and layer == 1").sort_values(
+        "expert"
+    )
+    np.testing.assert_allclose(bar.y, expected["value"])
+    outline = fig.layout.shapes[0]
+    assert (outline.y0, outline.y1) == (0.5, 1.5)  # around the row of layer 1
+    cross_fig = similarity_view(cross, "l2", "base vs math", 0)
+    np.testing.assert_array_equal(
+        cross_fig.data[0].z, similarity_matrix(cross, "l2", layer=0).to_numpy()
+    )
+    with pytest.raises(
+        ValueError, match=re.escape("similarity_view: unknown layer 5; the table has [0, 1]")
+    ):
+        similarity_view(same, "cka", "base vs code", 5)
+    with pytest.raises(ValueError, match="unknown pair 'a vs b'"):
+        similarity_view(same, "cka", "a vs b", 0)
