@@ -1,0 +1,64 @@
+"""Command line: ``python -m moelab zoo`` builds (or verifies) the offline zoo.
+
+Examples
+--------
+``python -m moelab zoo``                       build or verify both zoos in the cache
+``python -m moelab zoo --names switch-tiny``   only one
+``python -m moelab zoo --root ./zoo-cache``    another cache root (or set MOELAB_ZOO_DIR)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+
+def _zoo_command(args: argparse.Namespace) -> int:
+    from moelab.zoo import ensure_zoo
+
+    started = time.perf_counter()
+    zoos = ensure_zoo(args.names, args.root)
+    print(f"zoo ready in {time.perf_counter() - started:.1f} s")
+    status = 0
+    for name, zoo in zoos.items():
+        evaluation = zoo.manifest["evaluation"]
+        acceptance = evaluation["acceptance"]
+        params = zoo.manifest["parameters"]
+        print(
+            f"\n{name}: {zoo.root}\n  parameters {params['total']:,} "
+            f"(experts {params['expert_fraction']:.1%}), built in {zoo.manifest['build_seconds']} s"
+        )
+        print(f"  {evaluation['metric']} on own held-out data: base -> variant")
+        for variant, row in acceptance["variants"].items():
+            mark = "ok" if row["passed"] else "FAILED"
+            print(f"    {variant:<11} {row['base']:>9.4f} -> {row['variant']:>9.4f}  {mark}")
+        status |= 0 if acceptance["passed"] else 1
+    return status
+
+
+# subcommand -> (help, handler); one entry per command instead of an if-chain.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "zoo": ("build or verify the offline zoo of tiny MoE models", _zoo_command),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m moelab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, _) in _COMMANDS.items():
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument(
+            "--names", nargs="+", default=["mixtral-tiny", "switch-tiny"], help="zoos to ensure"
+        )
+        cmd.add_argument(
+            "--root", default=None, help="cache root (default: $MOELAB_ZOO_DIR or user cache)"
+        )
+    args = parser.parse_args(argv)
+    return _COMMANDS[args.command][1](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Offline zoo of tiny trained mixture-of-experts models.
+
+No model hub is needed: each zoo is trained here, deterministically from its :class:`ZooSpec`,
+on corpora every Python install carries (see :mod:`moelab.corpora`). A base model is pre-trained
+on a mixture of domains, then fully fine-tuned into one variant per domain, so the variants share
+the base's architecture and start from its weights, like fine-tunes of Mixtral-8x7B or
+Switch-Base-8.
+
+Zoos
+    ``"mixtral-tiny"``  ``MixtralForCausalLM``, 8 experts top-2; variants prose, code,
+    arithmetic, sorting; scored by held-out perplexity.
+    ``"switch-tiny"``   ``SwitchTransformersForConditionalGeneration``, 8 experts, every other
+    block sparse; variants add, sort, reverse, dedup; scored by exact match.
+
+Opening
+    load_zoo, ensure_zoo, build_zoo, Zoo, ZooCacheWarning
+Recipes
+    ZooSpec, ZOO_SPECS, get_spec, spec_key, ZOO_FORMAT_VERSION
+Cache
+    zoo_root, zoo_dir, ZOO_DIR_ENV (``MOELAB_ZOO_DIR``)
+
+A zoo lives in ``<root>/<name>-v<format>-<spec hash>/`` with ``base/``, ``variants/<name>/``
+(``save_pretrained`` folders, safetensors), ``tokenizer/``, ``heldout.json`` and
+``manifest.json`` (recipe, versions, SHA-256 per file, loss curves, evaluation, parameter
+breakdown experts vs non-experts).
+
+Examples
+--------
+>>> from moelab.zoo import load_zoo
+>>> zoo = load_zoo("mixtral-tiny")  # doctest: +SKIP
+>>> zoo.manifest["evaluation"]["acceptance"]["passed"]  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from moelab.zoo._recipes import parameter_breakdown
+from moelab.zoo._spec import ZOO_FORMAT_VERSION, ZOO_SPECS, ZooSpec, get_spec, spec_key
+from moelab.zoo._store import ZOO_DIR_ENV, zoo_dir, zoo_root
+from moelab.zoo._zoo import Zoo, ZooCacheWarning, build_zoo, ensure_zoo, load_zoo
+
+__all__ = [
+    "ZOO_DIR_ENV",
+    "ZOO_FORMAT_VERSION",
+    "ZOO_SPECS",
+    "Zoo",
+    "ZooCacheWarning",
+    "ZooSpec",
+    "build_zoo",
+    "ensure_zoo",
+    "get_spec",
+    "load_zoo",
+    "parameter_breakdown",
+    "spec_key",
+    "zoo_dir",
+    "zoo_root",
+]
