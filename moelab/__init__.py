@@ -4,6 +4,8 @@ Loading models
     load_moe, MoEModel, LazyCheckpoint
 Family adapters (how each architecture stores its experts)
     ExpertSlot, MoEFamily, available_families, get_family, detect_family, check_compatible
+The offline zoo (tiny trained models, the embedded default)
+    ensure_zoo, load_zoo, Zoo
 Expert similarity (figures in ``moelab.viz``)
     expert_similarity, cross_slot_similarity, sum_over_pairs, match_experts, available_metrics,
     Calibration, capture_calibration, gaussian_calibration
@@ -32,6 +34,7 @@ from moelab.families import (
     get_family,
 )
 from moelab.loading import MoEModel, load_moe
+from moelab.zoo import Zoo, ensure_zoo, load_zoo
 from moelab.similarity import (
     Calibration,
     available_metrics,
@@ -44,6 +47,9 @@ from moelab.similarity import (
 )
 
 __all__ = [
+    "Zoo",
+    "ensure_zoo",
+    "load_zoo",
     "Calibration",
     "available_metrics",
     "capture_calibration",
