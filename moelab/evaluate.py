@@ -254,3 +254,158 @@ def exact_match(
     )
     hits = sum(answer == target.strip() for answer, (_, target) in zip(answers, pairs, strict=True))
     return hits / len(pairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sliding-window perplexity (the transformers guide "Perplexity of fixed-length models") and
+# ROUGE-1 (the Switch experiment's metric in the serving paper).
+__all__ += ["perplexity_sliding_window", "rouge1"]
+
+
+def _windows(n_tokens: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
+    """``(begin, end, n_targets)`` of each window, as in the transformers perplexity guide."""
+    windows = []
+    prev_end = 0
+    for begin in range(0, n_tokens, stride):
+        end = min(begin + max_length, n_tokens)
+        windows.append((begin, end, end - prev_end))
+        prev_end = end
+        if end == n_tokens:
+            break
+    return windows
+
+
+def perplexity_sliding_window(
+    model: nn.Module,
+    token_ids: Sequence[int] | np.ndarray | torch.Tensor,
+    max_length: int,
+    stride: int,
+    *,
+    batch_size: int = 8,
+) -> float:
+    """Perplexity of a causal LM with a sliding window, as the transformers guide computes it.
+
+    Windows of ``max_length`` tokens start every ``stride`` tokens; each window scores only
+    the tokens that no earlier window scored (the others are labelled -100 and ignored), so
+    every token after the first is predicted once, with up to ``max_length - 1`` tokens of
+    context. ``stride == max_length`` scores disjoint chunks (and keeps the last, shorter one);
+    a smaller stride gives each prediction more context and a lower, better estimate.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+        Anything whose ``model(input_ids=...)`` returns ``.logits`` (B, T, V). Its train/eval
+        mode is restored afterwards.
+    token_ids : (N,) sequence of int
+        Token stream, at least 2 tokens.
+    max_length : int
+        Window length (>= 2), e.g. the model's context size.
+    stride : int
+        Step between window starts, in ``[1, max_length]``.
+    batch_size : int
+        Windows of equal length per forward pass.
+
+    Returns
+    -------
+    float
+        ``exp(sum of NLL / number of predicted tokens)``.
+
+    Raises
+    ------
+    ValueError
+        ``max_length < 2``, ``stride`` outside ``[1, max_length]``, fewer than 2 tokens,
+        ``batch_size < 1``, or ids that are not a 1-D integer sequence.
+
+    Examples
+    --------
+    >>> perplexity_sliding_window(model, ids, max_length=128, stride=64)  # doctest: +SKIP
+    """
+    ids = _as_ids(token_ids)
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2 (one context token, one target), got {max_length}")
+    if not 1 <= stride <= max_length:
+        raise ValueError(f"stride must lie in [1, max_length={max_length}], got {stride}")
+    if ids.numel() < 2:
+        raise ValueError(f"need at least 2 tokens to predict one, got {ids.numel()}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = _device(model)
+    total, count = 0.0, 0
+    windows = _windows(ids.numel(), max_length, stride)
+    with _eval_mode(model):
+        # Consecutive windows of one length go through the model together.
+        start = 0
+        while start < len(windows):
+            length = windows[start][1] - windows[start][0]
+            stop = start
+            while (
+                stop < len(windows)
+                and stop - start < batch_size
+                and windows[stop][1] - windows[stop][0] == length
+            ):
+                stop += 1
+            group = windows[start:stop]
+            batch = torch.stack([ids[b:e] for b, e, _ in group]).to(device)
+            targets = batch[:, 1:].clone()
+            for row, (_, _, n_targets) in enumerate(group):
+                # Window positions before length - n_targets were scored by an earlier window:
+                # label them -100. targets[k] is the label of window position k + 1.
+                targets[row, : max(0, length - n_targets - 1)] = -100
+            logits = model(input_ids=batch).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                ignore_index=-100, reduction="sum",
+            )
+            total += float(nll)
+            count += int((targets != -100).sum())
+            start = stop
+    return math.exp(total / count)
+
+
+def rouge1(
+    model: nn.Module,
+    tokenizer,
+    examples: Sequence,
+    max_new_tokens: int,
+    *,
+    batch_size: int = 64,
+) -> float:
+    """Mean ROUGE-1 F1 of greedy answers against the targets (the Switch paper's SAMSum metric).
+
+    Uses the ``rouge-score`` package (Google's reference implementation, default tokenizer:
+    lower-cased alphanumeric tokens, no stemming).
+
+    Parameters
+    ----------
+    model : transformers encoder-decoder model
+    tokenizer : transformers tokenizer
+    examples : sequence of (source, target) pairs or objects with ``.source`` and ``.target``
+    max_new_tokens : int
+        Generation budget per answer.
+    batch_size : int
+        Sources per ``generate`` call.
+
+    Returns
+    -------
+    float
+        Mean F1 in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Empty or malformed examples, a decoder-only model, or non-positive sizes.
+
+    Examples
+    --------
+    >>> rouge1(model, tokenizer, [("sort: 3 1 2", "1 2 3")], max_new_tokens=8)  # doctest: +SKIP
+    1.0
+    """
+    from rouge_score import rouge_scorer
+
+    pairs = _pairs(examples)
+    answers = greedy_answers(
+        model, tokenizer, [s for s, _ in pairs], max_new_tokens, batch_size=batch_size
+    )
+    scorer = rouge_scorer.RougeScorer(["rouge1"])
+    scores = [scorer.score(target, answer)["rouge1"].fmeasure for answer, (_, target) in zip(answers, pairs)]
+    return float(np.mean(scores))
