@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-## Execute every notebook headless into reports/NAME.html (self-contained figures).
+## Build the offline zoo if missing, then execute every notebook headless into reports/NAME.html.
 tour: $(STAMP)
+	$(PY) -m moelab zoo
 	PLOTLY_RENDERER=plotly_mimetype+notebook $(PY) scripts/tour.py $(NOTEBOOKS)
 
 ## Unit tests, then the executed notebooks under nbval.
