@@ -25,6 +25,10 @@ def execute_to_html(notebook: Path, reports: Path, timeout: int) -> Path:
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
     )
+    # Widgets are live only in JupyterLab; a static report shows the figures the notebook
+    # draws around them. Not routing widget comms through nbclient's output-widget capture
+    # avoids its headless stalls on ``interactive_output`` (jupyter/nbclient#312).
+    client.comm_open_handlers = {}
     client.execute()
     body, _ = HTMLExporter().from_notebook_node(nb)
     reports.mkdir(parents=True, exist_ok=True)
