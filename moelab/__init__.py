@@ -9,81 +9,21 @@ The offline zoo (tiny trained models, the embedded default)
 Expert similarity (figures in ``moelab.viz``)
     expert_similarity, cross_slot_similarity, sum_over_pairs, match_experts, available_metrics,
     Calibration, capture_calibration, gaussian_calibration
+Consolidation, runtime reconfiguration, merging baselines and their comparison
+    plan_consolidation, ConsolidationPlan, ConsolidatedMoE, merge_models,
+    without_reconfiguration, compare_methods
 Errors
     UnsupportedModelError, IncompatibleModelsError, CorruptCheckpointError,
-    CheckpointNotFoundError
+    CheckpointNotFoundError, MissingExtraError
 
 Everything else is importable from its module (``moelab.families``, ``moelab.checkpoint``).
+
+Names load lazily (``lazy_loader``, names listed in ``__init__.pyi``): ``import moelab`` imports
+neither torch nor transformers; a name imports its module on first use. The merging baselines
+that run mergekit (task arithmetic, TIES, DARE) and the ROUGE metric need the ``merging`` extra:
+``pip install 'moe-sr-lab[merging]'``.
 """
 
-from __future__ import annotations
+import lazy_loader as lazy
 
-from moelab.checkpoint import LazyCheckpoint
-from moelab.errors import (
-    CheckpointNotFoundError,
-    CorruptCheckpointError,
-    IncompatibleModelsError,
-    UnsupportedModelError,
-)
-from moelab.families import (
-    ExpertSlot,
-    MoEFamily,
-    available_families,
-    check_compatible,
-    detect_family,
-    get_family,
-)
-from moelab.loading import MoEModel, load_moe
-from moelab.zoo import Zoo, ensure_zoo, load_zoo
-from moelab.similarity import (
-    Calibration,
-    available_metrics,
-    capture_calibration,
-    cross_slot_similarity,
-    expert_similarity,
-    gaussian_calibration,
-    match_experts,
-    sum_over_pairs,
-)
-
-__all__ = [
-    "Zoo",
-    "ensure_zoo",
-    "load_zoo",
-    "Calibration",
-    "available_metrics",
-    "capture_calibration",
-    "cross_slot_similarity",
-    "expert_similarity",
-    "gaussian_calibration",
-    "match_experts",
-    "sum_over_pairs",
-    "CheckpointNotFoundError",
-    "CorruptCheckpointError",
-    "ExpertSlot",
-    "IncompatibleModelsError",
-    "LazyCheckpoint",
-    "MoEFamily",
-    "MoEModel",
-    "UnsupportedModelError",
-    "available_families",
-    "check_compatible",
-    "detect_family",
-    "get_family",
-    "load_moe",
-]
-
-# Consolidation, runtime reconfiguration, merging baselines and their comparison.
-from moelab.compare import compare_methods
-from moelab.consolidate import ConsolidationPlan, plan_consolidation
-from moelab.merging import merge_models, without_reconfiguration
-from moelab.reconfigure import ConsolidatedMoE
-
-__all__ += [
-    "ConsolidatedMoE",
-    "ConsolidationPlan",
-    "compare_methods",
-    "merge_models",
-    "plan_consolidation",
-    "without_reconfiguration",
-]
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

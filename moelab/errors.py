@@ -1,8 +1,8 @@
 """Exceptions raised by moelab.
 
-Every class subclasses a built-in exception (``ValueError`` or ``FileNotFoundError``) so that
-callers catching the built-in keep working; the subclass lets tests and notebooks tell the
-failures apart.
+Every class subclasses a built-in exception (``ValueError``, ``FileNotFoundError`` or
+``ImportError``) so that callers catching the built-in keep working; the subclass lets tests and
+notebooks tell the failures apart.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "CorruptCheckpointError",
     "IncompatibleModelsError",
+    "MissingExtraError",
     "UnsupportedModelError",
 ]
 
@@ -29,3 +30,7 @@ class CorruptCheckpointError(ValueError):
 
 class CheckpointNotFoundError(FileNotFoundError):
     """A checkpoint folder, or a file it must contain, does not exist."""
+
+
+class MissingExtraError(ImportError):
+    """An optional package is not installed; the message names the extra that installs it."""

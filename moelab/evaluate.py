@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from moelab._optional import require
+
 __all__ = ["exact_match", "greedy_answers", "perplexity"]
 
 
@@ -373,7 +375,7 @@ def rouge1(
     """Mean ROUGE-1 F1 of greedy answers against the targets (the Switch paper's SAMSum metric).
 
     Uses the ``rouge-score`` package (Google's reference implementation, default tokenizer:
-    lower-cased alphanumeric tokens, no stemming).
+    lower-cased alphanumeric tokens, no stemming), from the ``merging`` extra.
 
     Parameters
     ----------
@@ -394,14 +396,16 @@ def rouge1(
     ------
     ValueError
         Empty or malformed examples, a decoder-only model, or non-positive sizes.
+    MissingExtraError
+        rouge-score is not installed (``pip install 'moe-sr-lab[merging]'``).
 
     Examples
     --------
     >>> rouge1(model, tokenizer, [("sort: 3 1 2", "1 2 3")], max_new_tokens=8)  # doctest: +SKIP
     1.0
     """
-    from rouge_score import rouge_scorer
-
+    # Before generating, so a missing extra fails at once.
+    rouge_scorer = require("rouge_score.rouge_scorer", "ROUGE-1")
     pairs = _pairs(examples)
     answers = greedy_answers(
         model, tokenizer, [s for s, _ in pairs], max_new_tokens, batch_size=batch_size

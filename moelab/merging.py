@@ -17,6 +17,8 @@ loses some of what its fine-tune learned. Methods (a registry; see :func:`availa
 Task arithmetic, TIES and DARE run mergekit's own tensor code (``merge_group`` of its registered
 ``task_arithmetic``, ``ties`` and ``dare_linear`` methods), tensor by tensor; expert matrices
 are merged one expert at a time, as mergekit sees them in the original per-expert checkpoints.
+mergekit comes with the ``merging`` extra (``pip install 'moe-sr-lab[merging]'``); without it
+these three methods raise :class:`~moelab.errors.MissingExtraError` and ``"average"`` still works.
 
 The serving paper's ablation, consolidation without reconfiguration (every tenant served with
 one tenant's non-expert set), is :func:`without_reconfiguration`.
@@ -36,6 +38,7 @@ from typing import Any, Literal
 
 import torch
 
+from moelab._optional import require
 from moelab.consolidate import ConsolidationPlan, check_same_shapes
 from moelab.loading import MoEModel, load_moe
 
@@ -71,11 +74,16 @@ class MergeMethod:
         Default parameters; also the only parameter names accepted.
     description : str
         One line, with the defaults' rationale.
+    requires : tuple of str
+        Optional modules ``merge`` imports (e.g. ``("mergekit",)``); :func:`merge_models` and
+        :func:`merge_tensors` import them before any work, so a missing extra fails at once.
 
     Raises
     ------
     ValueError
         If ``name`` is empty or ``merge`` not callable.
+    TypeError
+        If ``requires`` is not a sequence of module names (a bare str included).
     """
 
     name: str
@@ -83,6 +91,7 @@ class MergeMethod:
     needs_base: bool
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    requires: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -90,6 +99,12 @@ class MergeMethod:
         if not callable(self.merge):
             raise ValueError(f"MergeMethod.merge must be callable, got {self.merge!r}")
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        if isinstance(self.requires, str) or not all(isinstance(m, str) for m in self.requires):
+            raise TypeError(
+                f"MergeMethod.requires must be a tuple of module names, e.g. ('mergekit',), "
+                f"got {self.requires!r}"
+            )
+        object.__setattr__(self, "requires", tuple(self.requires))
 
     def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overridden by ``params``.
@@ -107,6 +122,17 @@ class MergeMethod:
             )
         return {**self.defaults, **params}
 
+    def check_installed(self) -> None:
+        """Import the optional modules in ``requires``.
+
+        Raises
+        ------
+        MissingExtraError
+            One is not installed; the message names the extra that installs it.
+        """
+        for module in self.requires:
+            require(module, f"merge method {self.name!r}")
+
 
 def _average(base: torch.Tensor | None, variants: Sequence[torch.Tensor]) -> torch.Tensor:
     # A plain mean; accumulated in float32 so bf16 variants do not lose the low bits.
@@ -117,10 +143,10 @@ def _average(base: torch.Tensor | None, variants: Sequence[torch.Tensor]) -> tor
 def _mergekit_group(
     method_name: str, base: torch.Tensor, variants: Sequence[torch.Tensor], **parameters: Any
 ) -> torch.Tensor:
-    from mergekit.merge_methods import registry
-    from mergekit.merge_methods.base import TensorGroup
-
-    group = TensorGroup.from_tensors([base, *variants], base_index=0)
+    purpose = f"mergekit's {method_name!r} merge"
+    registry = require("mergekit.merge_methods.registry", purpose)
+    tensor_group = require("mergekit.merge_methods.base", purpose).TensorGroup
+    group = tensor_group.from_tensors([base, *variants], base_index=0)
     ids = range(1, len(variants) + 1)
     weight, density = parameters.pop("weight"), parameters.pop("density", 1.0)
     return registry.get(method_name).merge_group(
@@ -239,17 +265,17 @@ for _method in (
     MergeMethod(
         "task_arithmetic", _task_arithmetic, needs_base=True, defaults={"lambda_": 0.5},
         description="base + lambda * sum of task vectors; lambda 0.5 lies between the mean "
-        "(1/N) and the sum (1) of the task vectors; not tuned",
+        "(1/N) and the sum (1) of the task vectors; not tuned", requires=("mergekit",),
     ),
     MergeMethod(
         "ties", _ties, needs_base=True, defaults={"density": 0.5, "lambda_": 1.0},
         description="TIES: keep the top 50% of each task vector, elect signs, disjoint mean "
-        "(mergekit's example settings)",
+        "(mergekit's example settings)", requires=("mergekit",),
     ),
     MergeMethod(
         "dare", _dare, needs_base=True, defaults={"density": 0.5, "rescale": True},
         description="DARE: drop half of each task vector at random, rescale, average "
-        "(mergekit dare_linear)",
+        "(mergekit dare_linear)", requires=("mergekit",),
     ),
 ):
     register_merge_method(_method)
@@ -288,6 +314,8 @@ def merge_tensors(
     ------
     ValueError
         Unknown method or parameter, no variants, shapes that differ, or a missing base.
+    MissingExtraError
+        The method needs mergekit and the ``merging`` extra is not installed.
 
     Examples
     --------
@@ -296,6 +324,7 @@ def merge_tensors(
     """
     spec = get_merge_method(method)
     resolved = spec.resolve(params)
+    spec.check_installed()
     if not variants:
         raise ValueError("merge_tensors needs at least one variant tensor")
     shapes = {tuple(v.shape) for v in variants} | ({tuple(base.shape)} if base is not None else set())
@@ -353,6 +382,8 @@ def merge_models(
         Unknown method or parameter, no variants, or a missing base.
     IncompatibleModelsError
         Variants (or base) of different families or shapes.
+    MissingExtraError
+        The method needs mergekit and the ``merging`` extra is not installed.
 
     Examples
     --------
@@ -362,6 +393,7 @@ def merge_models(
 
     spec = get_merge_method(method)
     resolved = spec.resolve(params)
+    spec.check_installed()
     variants = [load_moe(m) for m in (models.values() if isinstance(models, Mapping) else models)]
     if not variants:
         raise ValueError("merge_models needs at least one variant")

@@ -30,47 +30,12 @@ FixedPointResizer, stream_resize, estimate_cost, word_length_sweep, pareto_front
     word-length sweep and HDL test vectors (:mod:`srlab.fpga`).
 
 Peers (OpenCV, Pillow) live in :mod:`srlab.peers`.
+
+Names load lazily (``lazy_loader``, names listed in ``__init__.pyi``): ``import srlab`` is cheap,
+and a name imports its module on first use. Figures (:mod:`srlab.viz`,
+:mod:`srlab.fpga.figures`) are the only modules that import plotly; nothing in srlab imports torch.
 """
 
-from srlab._resize import resize
-from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize, sub
-from srlab.fpga import (
-    FixedPointResizer,
-    estimate_cost,
-    export_test_vectors,
-    pareto_front,
-    stream_resize,
-    word_length_sweep,
-)
-from srlab.images import available_images, degrade, load_image
-from srlab.kernels import HardwareCost, Kernel, available_kernels, get_kernel, register_kernel
-from srlab.metrics import psnr, ssim
-from srlab.quality import kernel_quality_table
+import lazy_loader as lazy
 
-__all__ = [
-    "FixedArray",
-    "FixedPointResizer",
-    "HardwareCost",
-    "Kernel",
-    "QFormat",
-    "add",
-    "available_images",
-    "available_kernels",
-    "cast",
-    "degrade",
-    "estimate_cost",
-    "export_test_vectors",
-    "get_kernel",
-    "kernel_quality_table",
-    "load_image",
-    "multiply",
-    "pareto_front",
-    "psnr",
-    "quantize",
-    "register_kernel",
-    "resize",
-    "ssim",
-    "stream_resize",
-    "sub",
-    "word_length_sweep",
-]
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

@@ -23,42 +23,11 @@ Hardware testbench
 ------------------
 export_test_vectors, read_test_vectors
     Hex files and a JSON manifest (:mod:`srlab.fpga.vectors`).
+
+Names load lazily (names listed in ``__init__.pyi``), so the datapath does not import plotly;
+the figures do, on first use.
 """
 
-from srlab.fpga.cost import HardwareCostReport, cost_table, estimate_cost
-from srlab.fpga.datapath import DatapathTrace, FixedPointResizer, PhaseDDA
-from srlab.fpga.figures import difference_figure, pareto_figure
-from srlab.fpga.streaming import (
-    StreamResult,
-    StreamStats,
-    stream_resize,
-    streaming_agreement,
-)
-from srlab.fpga.sweep import (
-    design_quality,
-    float_reference,
-    pareto_front,
-    word_length_sweep,
-)
-from srlab.fpga.vectors import export_test_vectors, read_test_vectors
+import lazy_loader as lazy
 
-__all__ = [
-    "DatapathTrace",
-    "FixedPointResizer",
-    "HardwareCostReport",
-    "PhaseDDA",
-    "StreamResult",
-    "StreamStats",
-    "cost_table",
-    "design_quality",
-    "difference_figure",
-    "estimate_cost",
-    "export_test_vectors",
-    "float_reference",
-    "pareto_figure",
-    "pareto_front",
-    "read_test_vectors",
-    "stream_resize",
-    "streaming_agreement",
-    "word_length_sweep",
-]
+__getattr__, __dir__, __all__ = lazy.attach_stub(__name__, __file__)

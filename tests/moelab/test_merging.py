@@ -10,6 +10,7 @@ import torch
 from moelab.errors import IncompatibleModelsError
 from moelab.families import ExpertSlot, get_family
 from moelab.merging import (
+    MergeMethod,
     available_merge_methods,
     get_merge_method,
     merge_models,
@@ -71,6 +72,10 @@ def test_registry_and_bad_input():
     with pytest.raises(ValueError, match="shapes differ"):
         merge_tensors("average", [A, torch.zeros(3)])
     assert get_merge_method("dare").defaults["density"] == 0.5
+    assert get_merge_method("ties").requires == ("mergekit",)
+    assert get_merge_method("average").requires == ()
+    with pytest.raises(TypeError, match=r"requires must be a tuple of module names, e\.g\. \('mergekit',\)"):
+        MergeMethod("x", lambda base, variants: variants[0], needs_base=False, requires="mergekit")
 
 
 def perturbed(model, seed):

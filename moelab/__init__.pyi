@@ -1,0 +1,94 @@
+# Public names of moelab, loaded lazily by ``lazy.attach_stub`` in __init__.py; type checkers read
+# this file. Only relative imports: each line names a module and what moelab takes from it.
+__all__ = [
+    "Calibration",
+    "CheckpointNotFoundError",
+    "ConsolidatedMoE",
+    "ConsolidationPlan",
+    "CorruptCheckpointError",
+    "ExpertSlot",
+    "IncompatibleModelsError",
+    "LazyCheckpoint",
+    "MissingExtraError",
+    "MoEFamily",
+    "MoEModel",
+    "UnsupportedModelError",
+    "Zoo",
+    "available_families",
+    "available_metrics",
+    "capture_calibration",
+    "check_compatible",
+    "checkpoint",
+    "compare",
+    "compare_methods",
+    "consolidate",
+    "corpora",
+    "cross_slot_similarity",
+    "detect_family",
+    "ensure_zoo",
+    "errors",
+    "evaluate",
+    "expert_similarity",
+    "families",
+    "gaussian_calibration",
+    "get_family",
+    "load_moe",
+    "load_zoo",
+    "loading",
+    "match_experts",
+    "merge_models",
+    "merging",
+    "plan_consolidation",
+    "reconfigure",
+    "similarity",
+    "sum_over_pairs",
+    "without_reconfiguration",
+    "zoo",
+]
+
+from . import (
+    checkpoint,
+    compare,
+    consolidate,
+    corpora,
+    errors,
+    evaluate,
+    families,
+    loading,
+    merging,
+    reconfigure,
+    similarity,
+    zoo,
+)
+from .checkpoint import LazyCheckpoint
+from .compare import compare_methods
+from .consolidate import ConsolidationPlan, plan_consolidation
+from .errors import (
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    IncompatibleModelsError,
+    MissingExtraError,
+    UnsupportedModelError,
+)
+from .families import (
+    ExpertSlot,
+    MoEFamily,
+    available_families,
+    check_compatible,
+    detect_family,
+    get_family,
+)
+from .loading import MoEModel, load_moe
+from .merging import merge_models, without_reconfiguration
+from .reconfigure import ConsolidatedMoE
+from .similarity import (
+    Calibration,
+    available_metrics,
+    capture_calibration,
+    cross_slot_similarity,
+    expert_similarity,
+    gaussian_calibration,
+    match_experts,
+    sum_over_pairs,
+)
+from .zoo import Zoo, ensure_zoo, load_zoo
