@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-# Figures (plotly JSON and its HTML), widgets, images and stderr (progress bars) are
-# rendered differently on every run; the rounded tables printed as text are the regression check.
+# Figures (plotly JSON, matplotlib images), widgets and stderr (progress bars) are rendered
+# differently on every run, and a table's text/html is the twin of its text/plain; the
+# rounded tables printed as text are the regression check.
 SKIPPED_OUTPUTS = (
     "text/html",
-    "application/javascript",
     "application/vnd.plotly.v1+json",
     "application/vnd.jupyter.widget-view+json",
     "image/png",
