@@ -31,8 +31,9 @@ How the live model reads a per-tenant expert mapping, without copying experts:
   tenant's ``[E]`` index table before the experts run. The experts module's own forward
   (eager, grouped_mm or batched_mm) does the rest, so the arithmetic is the model's own.
 
-The memory report is bookkeeping of the tensors built here; :meth:`ConsolidatedMoE.resident_bytes`
-measures every tensor the object holds, deduplicated by storage, and the two agree (tested).
+:meth:`ConsolidatedMoE.memory_report` and :meth:`ConsolidatedMoE.resident_bytes` both measure
+storage (``untyped_storage().nbytes()``, each storage counted once), not element counts, so an
+over-allocated or duplicated tensor shows up in both.
 
 Examples
 --------
@@ -47,7 +48,7 @@ from __future__ import annotations
 import copy
 import inspect
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
@@ -104,9 +105,12 @@ def storage_bytes(tensors: Iterator[torch.Tensor] | Sequence[torch.Tensor]) -> i
     """
     seen: dict[tuple[str, int], int] = {}
     for tensor in tensors:
-        storage = tensor.untyped_storage()
-        seen[(str(tensor.device), storage.data_ptr())] = storage.nbytes()
+        seen[_storage_key(tensor)] = tensor.untyped_storage().nbytes()
     return sum(seen.values())
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple[str, int]:
+    return str(tensor.device), tensor.untyped_storage().data_ptr()
 
 
 def _frozen(tensor: torch.Tensor) -> nn.Parameter:
@@ -172,12 +176,15 @@ def _expert_ids(family: MoEFamily, model: nn.Module) -> set[int]:
 # ================================================================================ expert pools
 @dataclass
 class _Pool:
-    """The expert pool of every layer and how to bind one tenant's expert mapping."""
+    """The expert pool of every layer and how to bind one tenant's expert mapping.
+
+    ``shared_rows[i]`` is ``(shared, rows)`` of ``tensors[i]``: how many of its expert rows
+    are shared slots (a per-expert tensor is one row, a fused pool has one row per entry).
+    """
 
     tensors: list[torch.Tensor]
+    shared_rows: list[tuple[int, int]]
     tables: list[torch.Tensor]
-    shared_bytes: int
-    private_bytes: int
     bind: Callable[[int], None]
 
 
@@ -214,7 +221,7 @@ def _build_per_expert_pool(
                 site_of[param.data_ptr()] = (module._parameters, pname)
     bindings: list[list[tuple[dict[str, Any], str, nn.Parameter]]] = [[] for _ in plan.tenants]
     tensors: list[torch.Tensor] = []
-    shared_bytes = private_bytes = 0
+    shared_rows: list[tuple[int, int]] = []
     for slot in family.expert_slots(live):
         sites = {m: site_of[v.data_ptr()] for m, v in family.get_expert(live, slot).items()}
         shared = plan.decision(slot).shared
@@ -225,10 +232,7 @@ def _build_per_expert_pool(
 
                 value = _frozen(_owned_copy(_entry_value(plan, owner, read), device))
                 tensors.append(value)
-                if shared:
-                    shared_bytes += _nbytes(value)
-                else:
-                    private_bytes += _nbytes(value)
+                shared_rows.append((int(shared), 1))
                 for t in users:
                     bindings[t].append((params, pname, value))
 
@@ -236,7 +240,7 @@ def _build_per_expert_pool(
         for params, pname, value in bindings[tenant]:
             params[pname] = value
 
-    return _Pool(tensors, [], shared_bytes, private_bytes, bind)
+    return _Pool(tensors, shared_rows, [], bind)
 
 
 def _index_keyword(experts: nn.Module) -> str:
@@ -269,7 +273,7 @@ def _build_fused_pool(plan: ConsolidationPlan, live: nn.Module, device: torch.de
     tensors: list[torch.Tensor] = []
     tables: list[list[torch.Tensor]] = [[] for _ in plan.tenants]
     live_tables: list[torch.Tensor] = []
-    shared_bytes = private_bytes = 0
+    shared_rows: list[tuple[int, int]] = []
     for layer in range(family.num_moe_layers(live)):
         experts = _fused_experts_module(family, live, layer, expert_ids)
         entries: list[tuple[str, list[int], int]] = []  # (owner, users, expert index)
@@ -297,9 +301,7 @@ def _build_fused_pool(plan: ConsolidationPlan, live: nn.Module, device: torch.de
             pool = _frozen(torch.stack(rows).to(device))
             experts._parameters[pname] = pool
             tensors.append(pool)
-            row_bytes = _nbytes(pool[0])
-            shared_bytes += n_shared_rows * row_bytes
-            private_bytes += (len(entries) - n_shared_rows) * row_bytes
+            shared_rows.append((n_shared_rows, len(entries)))
         if hasattr(experts, "num_experts"):
             # The experts' own forward counts pool rows (grouped_mm histograms, eager one-hot).
             experts.num_experts = len(entries)
@@ -324,7 +326,7 @@ def _build_fused_pool(plan: ConsolidationPlan, live: nn.Module, device: torch.de
         live_tables[:] = tables[tenant]
 
     flat_tables = [table for per_tenant in tables for table in per_tenant]
-    return _Pool(tensors, flat_tables, shared_bytes, private_bytes, bind)
+    return _Pool(tensors, shared_rows, flat_tables, bind)
 
 
 _POOL_BUILDERS: dict[str, Callable[[ConsolidationPlan, nn.Module, torch.device], _Pool]] = {
@@ -649,7 +651,11 @@ class ConsolidatedMoE:
         return self.model.generate(**kwargs)
 
     def memory_report(self) -> pd.DataFrame:
-        """Bytes of every component the consolidated model holds.
+        """Measured bytes of every component the consolidated model holds.
+
+        Each component is the storage behind its tensors (``untyped_storage().nbytes()``),
+        every storage counted once, in the first component that holds it; so a tensor that
+        over-allocates or duplicates its storage is reported as it is, not by element count.
 
         Returns
         -------
@@ -657,31 +663,39 @@ class ConsolidatedMoE:
             Columns ``component``, ``tenant``, ``location`` (``"device"`` or ``"host"``),
             ``bytes``. Components: ``"non-expert set"`` (one per resident tenant, ``"swap"``),
             ``"live non-expert set"`` and ``"staged non-expert set"`` (``"copy"``),
-            ``"shared experts"``, ``"private experts"``, ``"buffers and index tables"``. The
-            sum equals :meth:`resident_bytes`.
+            ``"shared experts"``, ``"private experts"``, ``"buffers and index tables"``. A
+            fused pool's storage is split between shared and private experts by its rows.
+            The sum equals :meth:`resident_bytes`.
         """
+        seen: set[tuple[str, int]] = set()
+
+        def measured(tensors: Iterable[torch.Tensor]) -> int:
+            fresh = [t for t in tensors if _storage_key(t) not in seen]
+            seen.update(_storage_key(t) for t in fresh)
+            return storage_bytes(fresh)
+
         rows = [
-            {"component": "non-expert set", "tenant": t, "location": "device",
-             "bytes": sum(_nbytes(p) for p in params)}
+            {"component": "non-expert set", "tenant": t, "location": "device", "bytes": measured(params)}
             for t, params in self._sets.items()
         ]
         if self._live_set:
-            rows.append({"component": "live non-expert set", "tenant": "active",
-                         "location": "device",
-                         "bytes": sum(_nbytes(b) for b in self._live_flat.values())})
+            rows.append({"component": "live non-expert set", "tenant": "active", "location": "device",
+                         "bytes": measured([*self._live_flat.values(), *self._live_set])})
         rows += [
             {"component": "staged non-expert set", "tenant": t, "location": "host",
-             "bytes": sum(_nbytes(b) for b in flat.values())}
+             "bytes": measured(flat.values())}
             for t, flat in self._staged.items()
         ]
-        small = [*self.model.buffers(), *self._pool.tables]
+        shared = private = 0
+        for tensor, (n_shared, n_rows) in zip(self._pool.tensors, self._pool.shared_rows):
+            nbytes = measured([tensor])
+            part = nbytes * n_shared // n_rows  # rows of one pool are equally long
+            shared, private = shared + part, private + nbytes - part
         rows += [
-            {"component": "shared experts", "tenant": "all", "location": "device",
-             "bytes": self._pool.shared_bytes},
-            {"component": "private experts", "tenant": "all", "location": "device",
-             "bytes": self._pool.private_bytes},
+            {"component": "shared experts", "tenant": "all", "location": "device", "bytes": shared},
+            {"component": "private experts", "tenant": "all", "location": "device", "bytes": private},
             {"component": "buffers and index tables", "tenant": "all", "location": "device",
-             "bytes": sum(_nbytes(t) for t in small)},
+             "bytes": measured([*self.model.buffers(), *self._pool.tables])},
         ]
         return pd.DataFrame(rows, columns=["component", "tenant", "location", "bytes"])
 

@@ -158,7 +158,7 @@ class HardwareCostReport:
     bram18 : int
         18 Kbit block RAMs holding them.
     rom_bits : int
-        Weight ROM bits (0 without a ROM).
+        Weight ROM bits, all copies (0 without a ROM).
     pipeline_depth : int
         Register stages of both passes.
     fill_input_pixels : int
@@ -262,7 +262,7 @@ def estimate_cost(
 
     * **Structure**: the horizontal pass, then ``taps`` line buffers, then the vertical
       pass, both pipelined, ``pixels_per_clock`` parallel lanes, every channel with its
-      own arithmetic; the lanes of a pass share one weight lookup per output.
+      own arithmetic; the channels of a lane share its weight lookup.
     * **Multipliers**: ``kernel.hardware.multipliers`` per pass, channel and lane (one per
       tap for ROM and line-segment kernels, none for shift-add constants and nearest).
       Each maps onto DSP slices by its operand widths (pixel or line-buffer word x
@@ -282,8 +282,11 @@ def estimate_cost(
       while the next row waits), packed across channels and lanes into one memory per
       row, mapped onto BRAM18 with the best aspect ratio, even when small enough for
       distributed RAM.
-    * **ROM**: ``2**phase_bits`` rows of ``taps`` weight words, one dual-port ROM for
-      both passes; none for constants, segments or nearest.
+    * **ROM**: ``2**phase_bits`` rows of ``taps`` weight words; none for constants,
+      segments or nearest. Every clock the horizontal pass reads one row per lane
+      (neighbouring outputs have different phases) and the vertical pass one row (the
+      lanes of an output row share its phase); a dual-port copy serves two reads, so one
+      copy for both passes of one lane, ``ceil((lanes + 1) / 2)`` copies in general.
     * **Timing**: per pass a read stage, 3 DSP stages (1 shift-add stage for constants),
       ``ceil(log2(taps))`` adder-tree stages and a rounding stage. Input arrives at one
       pixel per clock; the latency is the line-buffer fill (``fill_input_pixels``)
@@ -351,7 +354,8 @@ def estimate_cost(
     rows = resizer.taps
     word = resizer.mid_fmt.word_bits * channels * lanes
     depth = math.ceil(w_out / lanes)
-    rom_bits = (1 << resizer.phase_bits) * resizer.taps * resizer.coeff_fmt.word_bits if source_kind == "rom" else 0
+    rom_copies = math.ceil((lanes + 1) / 2) if source_kind == "rom" else 0
+    rom_bits = rom_copies * (1 << resizer.phase_bits) * resizer.taps * resizer.coeff_fmt.word_bits
 
     i0_y, _ = resizer.dda_y.positions(1)
     i0_x, _ = resizer.dda_x.positions(1)

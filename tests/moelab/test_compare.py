@@ -21,6 +21,7 @@ from moelab.compare import (
     summarize,
 )
 from moelab.evaluate import perplexity, perplexity_sliding_window
+from moelab.families import get_family
 from moelab.reconfigure import storage_bytes
 
 
@@ -80,22 +81,39 @@ def mixtral_zoo(tiny_model, tmp_path):
 FEW = ("separate", "consolidated", "average", "ties")
 
 
+# Bytes of the stand-in zoo's tiny Mixtral (conftest: vocab 64, hidden 16, FFN 24, 2 layers,
+# 2 heads of 8 with 1 key-value head, 4 experts), float32, counted by hand:
+#   non-expert: embed 64x16 + lm_head 64x16 + per layer (q 16x16 + k 8x16 + v 8x16 + o 16x16
+#   + router 4x16 + 2 norms of 16) x 2 + final norm 16 = 1024 + 1024 + 864 x 2 + 16 = 3792 floats
+NON_EXPERT_BYTES = 3792 * 4  # 15168
+#   one expert slot: gate_up 48x16 + down 16x24 = 1152 floats
+SLOT_BYTES = 1152 * 4  # 4608
+#   one model: 3792 + 8 slots x 1152 = 13008 floats
+ONE_MODEL_BYTES = 13008 * 4  # 52032
+#   consolidated extras: rotary inv_freq and original_inv_freq (4 floats each) and one int64
+#   index per expert, layer and tenant: 32 + 3 tenants x 2 layers x 4 x 8 = 32 + 192
+SMALL_BYTES_3 = 32 + 192
+
+
 def test_rows_memory_and_quality(mixtral_zoo, tmp_path):
     table = compare_methods(mixtral_zoo, tenants=(2, 3), budgets=(1.0, 0.0), methods=FEW, progress=False)
     assert tuple(table.columns) == COLUMNS
     # separate, average, ties: 1 config each; consolidated: 2 budgets -> 5 configs per N.
     assert len(table) == 5 * 2 + 5 * 3
-    one_model = storage_bytes(list(mixtral_zoo.base.parameters()))
+    assert storage_bytes(list(mixtral_zoo.base.parameters())) == ONE_MODEL_BYTES
     merged = table.query("method == 'average' and tenants == 3")
-    assert (merged["total_bytes"] == one_model).all()
+    assert (merged["total_bytes"] == ONE_MODEL_BYTES).all()
     separate = table.query("method == 'separate' and tenants == 3")
-    assert (separate["total_bytes"] == 3 * one_model).all()
+    assert (separate["total_bytes"] == 3 * ONE_MODEL_BYTES).all()
     # Nothing shared: the consolidated model scores exactly what each tenant's own model scores.
     nothing = table.query("method == 'consolidated' and tenants == 3 and shared_fraction == 0")
     assert list(nothing["quality"]) == list(separate["quality"])
-    assert nothing["total_bytes"].iloc[0] > 3 * one_model - 1000  # buffers and index tables only
+    # Three whole models plus buffers and index tables: 3 x 52032 + 224 = 156320.
+    assert (nothing["total_bytes"] == 3 * ONE_MODEL_BYTES + SMALL_BYTES_3).all()
     every = table.query("method == 'consolidated' and tenants == 3 and shared_fraction == 1")
-    assert (every["n_shared"] == 8).all() and every["total_bytes"].iloc[0] < nothing["total_bytes"].iloc[0]
+    assert (every["n_shared"] == 8).all()
+    # Three non-expert sets, each of the 8 slots once: 3 x 15168 + 8 x 4608 + 224 = 82592.
+    assert (every["total_bytes"] == 3 * NON_EXPERT_BYTES + 8 * SLOT_BYTES + SMALL_BYTES_3).all()
     own = perplexity(mixtral_zoo.variants["b"], mixtral_zoo.heldout_ids("b"), 16, 3)
     assert separate.set_index("tenant")["quality"]["b"] == pytest.approx(own, rel=1e-12)
 
@@ -124,6 +142,10 @@ def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path, 
     assert not list(path.parent.glob(".*.tmp"))
 
 
+def flat_expert(model, slot):
+    return torch.cat([t.reshape(-1) for t in get_family("mixtral").get_expert(model, slot).values()])
+
+
 def test_owner_policies_run_separately(mixtral_zoo):
     table = compare_methods(mixtral_zoo, tenants=(2,), budgets=(1.0,), methods=("consolidated", "average"),
                             owner=("round_robin", "mean"), progress=False)
@@ -131,8 +153,22 @@ def test_owner_policies_run_separately(mixtral_zoo):
         "consolidated|N=2|shared=1|owner=round_robin", "consolidated|N=2|shared=1|owner=mean", "average|N=2",
     ]
     assert list(table["owner"]) == ["round_robin"] * 2 + ["mean"] * 2 + ["", ""]
-    by_owner = table.groupby("owner", sort=False)["quality"].mean()
-    assert by_owner["round_robin"] != by_owner["mean"]
+    # What each policy must serve, built here: every slot shared; round robin gives the slots,
+    # closest pair first, to a, b, a, b, ...; mean stores the average of a's and b's expert.
+    family = get_family("mixtral")
+    a, b = mixtral_zoo.variants["a"], mixtral_zoo.variants["b"]
+    ranked = sorted(family.expert_slots(a), key=lambda s: float((flat_expert(a, s) - flat_expert(b, s)).norm()))
+    round_robin = {slot: (a, b)[rank % 2] for rank, slot in enumerate(ranked)}
+    quality = table.query("method == 'consolidated'").set_index(["owner", "tenant"])["quality"]
+    for name, own in (("a", a), ("b", b)):
+        by_owner, by_mean = copy.deepcopy(own), copy.deepcopy(own)
+        for slot, owner in round_robin.items():
+            family.set_expert(by_owner, slot, family.get_expert(owner, slot))
+            ea, eb = family.get_expert(a, slot), family.get_expert(b, slot)
+            family.set_expert(by_mean, slot, {k: (ea[k] + eb[k]) / 2 for k in ea})
+        ids = mixtral_zoo.heldout_ids(name)
+        assert quality["round_robin", name] == pytest.approx(perplexity(by_owner, ids, 16, 3), rel=1e-9)
+        assert quality["mean", name] == pytest.approx(perplexity(by_mean, ids, 16, 3), rel=1e-9)
 
 
 def test_bad_arguments(mixtral_zoo, tmp_path):
@@ -151,6 +187,7 @@ def test_bad_arguments(mixtral_zoo, tmp_path):
 
 
 def test_exact_match_on_a_seq2seq_zoo(tiny_model, tmp_path):
+    from moelab.evaluate import exact_match, greedy_answers
     from moelab.zoo._tokenizer import train_tokenizer
 
     texts = [f"add: {i} + {j} {i + j}" for i in range(20) for j in range(5)]
@@ -158,16 +195,25 @@ def test_exact_match_on_a_seq2seq_zoo(tiny_model, tmp_path):
     base = tiny_model("switch_transformers", 0, vocab_size=len(tokenizer),
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                       decoder_start_token_id=tokenizer.pad_token_id)
-    variants = {name: perturbed(base, i + 1) for i, name in enumerate(("add", "sort"))}
-    examples = {t: [(f"{t}: 1 2", "3"), (f"{t}: 4 5", "9")] for t in variants}
+    variants = {name: perturbed(base, i + 1, scale=0.3) for i, name in enumerate(("add", "sort"))}
+    # A random model solves no task, so the targets are made here: each tenant's first three
+    # targets are its own greedy answers, the fourth is text no model writes. Its own model
+    # then scores exactly 3/4, and the other tenant's model scores less (checked), so serving
+    # a tenant with the wrong weights shows in the score.
+    examples = {}
+    for name, model in variants.items():
+        sources = [f"{name}: {i} {j}" for i, j in ((1, 2), (4, 5), (7, 3), (2, 8))]
+        answers = greedy_answers(model, tokenizer, sources, 4, batch_size=256)
+        examples[name] = [*zip(sources[:3], answers[:3]), (sources[3], "no such answer")]
+    for name, other in (("add", "sort"), ("sort", "add")):
+        assert exact_match(variants[other], tokenizer, examples[name], 4, batch_size=256) < 0.75
     zoo = StandInZoo(base, variants, tmp_path, "exact_match", tokenizer=tokenizer, examples=examples)
     table = compare_methods(zoo, tenants=(2,), budgets=(0.0,), methods=("separate", "consolidated"),
                             progress=False)
     assert set(table["metric"]) == {"exact_match"}
-    assert table["quality"].between(0, 1).all()
-    sep = table.query("method == 'separate'")["quality"].to_numpy()
-    con = table.query("method == 'consolidated'")["quality"].to_numpy()
-    assert np.array_equal(sep, con)
+    quality = table.set_index(["method", "tenant"])["quality"]
+    assert quality["separate"].to_dict() == {"add": 0.75, "sort": 0.75}
+    assert quality["consolidated"].to_dict() == {"add": 0.75, "sort": 0.75}
     rouge = compare_methods(zoo, tenants=(2,), methods=("separate",), quality="rouge1", progress=False)
     assert set(rouge["metric"]) == {"rouge1"}
 

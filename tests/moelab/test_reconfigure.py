@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import types
 
 import plotly.graph_objects as go
 import pytest
@@ -105,24 +107,86 @@ def test_shared_slots_use_the_owners_expert(tiny_model, family, owner):
         assert torch.equal(logits(cmoe, family, name), logits(reference(plan, name), family))
 
 
+def held_bytes(root, skip=()) -> int:
+    """Bytes of every tensor storage reachable from ``root``, each storage counted once.
+
+    Walks the object graph (attributes, containers, closures of functions and hooks) instead
+    of asking the object what it holds; modules, classes and the objects in ``skip`` (the
+    plan, which holds the source models) are not entered.
+    """
+    skipped = {id(o) for o in skip}
+    visited: set[int] = set()
+    storages: dict[tuple[str, int], int] = {}
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in visited or id(obj) in skipped or isinstance(obj, (type, types.ModuleType)):
+            continue
+        visited.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            storage = obj.untyped_storage()
+            storages[(str(obj.device), storage.data_ptr())] = storage.nbytes()
+        elif isinstance(obj, types.FunctionType):  # its closure, not its module's globals
+            stack += [cell.cell_contents for cell in obj.__closure__ or ()]
+        else:
+            stack += gc.get_referents(obj)
+    return sum(storages.values())
+
+
+# A Mixtral small enough to count by hand: vocab 8, hidden 4, FFN 6, 1 layer, 1 head of 4,
+# 2 experts; float32 parameters, int64 index tables.
+HAND_SIZED = dict(vocab_size=8, hidden_size=4, intermediate_size=6, num_hidden_layers=1, num_attention_heads=1,
+                  num_key_value_heads=1, num_local_experts=2, num_experts_per_tok=1)
+# Non-expert set: embed 8x4 + lm_head 8x4 + q, k, v, o 4x4 each + router 2x4 + 3 norms of 4
+# = 32 + 32 + 64 + 8 + 12 = 148 floats.
+HAND_NON_EXPERT = 148 * 4  # 592
+# One expert: gate_up 12x4 + down 4x6 = 72 floats.
+HAND_SLOT = 72 * 4  # 288
+# Rotary inv_freq and original_inv_freq, 2 floats each; an index table of 2 int64 per tenant.
+HAND_SMALL = 2 * 2 * 4 + 2 * 2 * 8  # 48
+HAND_REPORT = {
+    # 2 tenants, 1 of the 2 slots shared: the shared slot once, the private one per tenant.
+    "swap": {("non-expert set", "t0"): HAND_NON_EXPERT, ("non-expert set", "t1"): HAND_NON_EXPERT,
+             ("shared experts", "all"): HAND_SLOT, ("private experts", "all"): 2 * HAND_SLOT,
+             ("buffers and index tables", "all"): HAND_SMALL},
+    "copy": {("live non-expert set", "active"): HAND_NON_EXPERT,
+             ("staged non-expert set", "t0"): HAND_NON_EXPERT, ("staged non-expert set", "t1"): HAND_NON_EXPERT,
+             ("shared experts", "all"): HAND_SLOT, ("private experts", "all"): 2 * HAND_SLOT,
+             ("buffers and index tables", "all"): HAND_SMALL},
+}
+
+
+@pytest.mark.parametrize("mode", ["swap", "copy"])
+def test_memory_report_of_a_hand_sized_model(tiny_model, mode):
+    tenants = make_tenants(lambda family, seed: tiny_model(family, seed, **HAND_SIZED), "mixtral", 2)
+    plan = plan_consolidation(tenants, 1, unit="slots")
+    cmoe = ConsolidatedMoE.from_plan(plan, device="cpu", mode=mode)
+    report = cmoe.memory_report().set_index(["component", "tenant"])["bytes"]
+    assert report.to_dict() == HAND_REPORT[mode]
+    # swap: 2 x 592 + 3 x 288 + 48 = 2096; copy: 3 x 592 + 3 x 288 + 48 = 2688.
+    total = sum(HAND_REPORT[mode].values())
+    assert held_bytes(cmoe, skip=[plan]) == total
+    assert cmoe.resident_bytes() == total
+
+
 @pytest.mark.parametrize("mode", ["swap", "copy"])
 @pytest.mark.parametrize("family", ["mixtral", "switch_transformers"])
 @pytest.mark.parametrize("shared", [0, 5, None])
-def test_memory_report_equals_measured_resident_bytes(tiny_model, family, mode, shared):
+def test_memory_report_equals_what_the_object_holds(tiny_model, family, mode, shared):
     tenants = make_tenants(tiny_model, family, 3)
     n_slots = len(get_family(family).expert_slots(tenants["t0"]))
     plan = plan_consolidation(tenants, n_slots if shared is None else shared, unit="slots")
     cmoe = ConsolidatedMoE.from_plan(plan, device="cpu", mode=mode)
     report = cmoe.memory_report()
-    assert int(report["bytes"].sum()) == cmoe.resident_bytes()
+    held = held_bytes(cmoe, skip=[plan])
+    assert int(report["bytes"].sum()) == held
+    assert cmoe.resident_bytes() == held
     by = report.groupby("component")["bytes"].sum()
     assert by["shared experts"] == plan.memory.shared_expert_bytes
     assert by["private experts"] == plan.memory.private_expert_bytes
     if mode == "swap":
         per_tenant = report.query("component == 'non-expert set'").set_index("tenant")["bytes"]
         assert tuple(per_tenant[t] for t in plan.tenants) == plan.memory.non_expert_bytes
-        small = by["buffers and index tables"]
-        assert cmoe.resident_bytes() == plan.memory.total_bytes + small
     else:
         assert by["live non-expert set"] == plan.memory.non_expert_bytes[0]
         assert (report.query("component == 'staged non-expert set'")["location"] == "host").all()
@@ -178,7 +242,7 @@ def test_without_reconfiguration_serves_one_non_expert_set(tiny_model, family):
         )
     report = ablation.memory_report()
     assert list(report.query("component == 'non-expert set'")["tenant"]) == ["t0"]
-    assert int(report["bytes"].sum()) == ablation.resident_bytes()
+    assert int(report["bytes"].sum()) == held_bytes(ablation, skip=[plan]) == ablation.resident_bytes()
 
 
 def test_generate_matches_the_tenants_model(tiny_model):

@@ -73,17 +73,51 @@ def test_narrow_formats_that_round_every_product():
     _assert_identical(r, np.random.default_rng(9).integers(0, 256, (7, 8, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize(("kernel", "scale"), [("bicubic", 2), ("lanczos3", 0.6), ("bilinear", 3), ("lanczos4", 1.3)])
-def test_stats_match_the_cost_model(kernel, scale):
+# Streams counted by hand. Output sample y sits at u = (y + 0.5) / scale - 0.5 and reads input
+# rows floor(u) - taps/2 + 1 .. floor(u) + taps/2 (clipped to the image); it is computed when
+# the last of them arrives, and further outputs of the same window after that row has ended.
+@pytest.mark.parametrize(
+    ("kernel", "scale", "shape", "fill", "rows_in_use", "outputs"),
+    [
+        # Output (0, 0) at u = -0.25 reads rows and columns -1..0, clipped to 0: the first
+        # pixel is enough. Output row 2 (u = 0.75) reads rows 0 and 1 after row 1 has ended.
+        # Horizontal 4 x 32 words, vertical 8 x 32.
+        ("bilinear", 2, (4, 16), 1, 2, (4 * 32, 8 * 32)),
+        # Output (0, 0) reads rows and columns -2..1, clipped to 0..1: row 0 (8 pixels) and
+        # pixels 0, 1 of row 1 = 10. Output row 4 (u = 1.75) reads rows 0..3.
+        ("bicubic", 2, (6, 8, 3), 10, 4, (6 * 16, 12 * 16)),
+        # Output (0, 0) at u = 0.5 reads -1..2, clipped to 0..2: rows 0, 1 (16 pixels) and
+        # pixels 0..2 of row 2 = 19. Output row 1 (u = 2.5) reads rows 1..4.
+        ("bicubic", 0.5, (8, 8), 19, 4, (8 * 4, 4 * 4)),
+        # Output (0, 0) at u = 1/3 reads -2..3: rows 0..2 (3 x 13 pixels) and pixels 0..3 of
+        # row 3 = 43. Output row 1 (u = 2) reads rows 0..5. 7 x 8 outputs.
+        ("lanczos3", 0.6, (12, 13), 43, 6, (12 * 8, 7 * 8)),
+    ],
+)
+def test_stats_against_hand_counts(kernel, scale, shape, fill, rows_in_use, outputs):
     r = FixedPointResizer(kernel, scale)
-    image = np.random.default_rng(0).integers(0, 256, (12, 13, 3), dtype=np.uint8)
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     stats = stream_resize(r, image).stats
-    cost = estimate_cost(r, image.shape)
-    assert stats.input_pixels_at_first_output == cost.fill_input_pixels
-    assert stats.line_buffer_rows == cost.line_buffers == r.taps
-    assert stats.rows_in_use <= stats.line_buffer_rows
-    h_out, w_out = r.output_shape(image.shape[:2])
-    assert stats.vertical_outputs == h_out * w_out and stats.horizontal_outputs == 12 * w_out
+    assert stats.input_pixels_at_first_output == fill
+    assert stats.rows_in_use == rows_in_use
+    assert (stats.horizontal_outputs, stats.vertical_outputs) == outputs
+    cost = estimate_cost(r, shape)
+    assert cost.fill_input_pixels == fill
+    # The estimate's line buffers are exactly the rows the stream reads at once.
+    assert cost.line_buffers == stats.line_buffer_rows == rows_in_use
+
+
+def test_one_line_buffer_fewer_is_not_enough(monkeypatch):
+    from srlab.fpga import streaming
+
+    class OneFewer(streaming._LineBuffers):
+        def __init__(self, rows: int, width: int, channels: int) -> None:
+            super().__init__(rows - 1, width, channels)
+
+    image = np.random.default_rng(0).integers(0, 256, (6, 8), dtype=np.uint8)
+    monkeypatch.setattr(streaming, "_LineBuffers", OneFewer)
+    with pytest.raises(RuntimeError, match="line buffer slot .* holds row"):
+        stream_resize(FixedPointResizer("bicubic", 2), image)
 
 
 def test_upscaling_needs_every_line_buffer():

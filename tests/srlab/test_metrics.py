@@ -1,4 +1,4 @@
-"""Tests of srlab.metrics: PSNR and SSIM against hand computations and scikit-image."""
+"""Tests of srlab.metrics: PSNR and SSIM against hand computations and the Wang et al. definition."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-import skimage.metrics
 
 from srlab.metrics import psnr, resolve_data_range, ssim
 
@@ -57,20 +56,62 @@ def test_ssim_identical_is_one(pair):
     assert ssim(gray, gray) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_ssim_matches_wang_settings_in_skimage(pair):
-    ref, test = pair
-    expected = skimage.metrics.structural_similarity(
-        ref,
-        test,
-        data_range=1.0,
-        gaussian_weights=True,
-        sigma=1.5,
-        use_sample_covariance=False,
-        channel_axis=-1,
-    )
-    assert ssim(ref, test, data_range=1.0) == pytest.approx(expected, rel=1e-12)
-    per_channel = [ssim(ref[..., c], test[..., c], data_range=1.0) for c in range(3)]
-    assert ssim(ref, test, data_range=1.0) == pytest.approx(np.mean(per_channel), rel=1e-12)
+def wang_ssim(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
+    """SSIM of two gray images as Wang et al. (2004) define it, in plain numpy.
+
+    Their ``ssim_index``: an 11x11 Gaussian window of sigma 1.5 normalised to sum 1, means,
+    variances and covariance weighted by it (no sample correction), ``C1 = (0.01 L)**2``,
+    ``C2 = (0.03 L)**2``, the map at every position where the window fits in the image
+    (``filter2(..., 'valid')``), then its mean.
+    """
+    r = np.arange(-5, 6)
+    window = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * 1.5**2))
+    window /= window.sum()
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    values = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            a, b = x[i : i + 11, j : j + 11], y[i : i + 11, j : j + 11]
+            mean_a, mean_b = (window * a).sum(), (window * b).sum()
+            var_a, var_b = (window * (a - mean_a) ** 2).sum(), (window * (b - mean_b) ** 2).sum()
+            cov = (window * (a - mean_a) * (b - mean_b)).sum()
+            values.append(
+                (2 * mean_a * mean_b + c1) * (2 * cov + c2) / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
+            )
+    return float(np.mean(values))
+
+
+def test_psnr_of_a_one_level_offset_is_20_log10_255():
+    ref = np.random.default_rng(2).integers(0, 255, (9, 7, 3), dtype=np.uint8)
+    # Every pixel off by one level: MSE = 1, so PSNR = 10 log10(255**2) = 48.1308... dB.
+    assert psnr(ref, ref + 1) == pytest.approx(48.130803608679, abs=1e-11)
+    assert psnr(ref.astype(float) / 255, (ref + 1.0) / 255, data_range=1.0) == pytest.approx(48.130803608679, abs=1e-9)
+
+
+def test_ssim_of_constant_images_by_hand():
+    # No variance anywhere: SSIM = (2 a b + C1) / (a**2 + b**2 + C1), C1 = (0.01 x 1)**2.
+    a, b = np.full((12, 13), 0.5), np.full((12, 13), 0.25)
+    assert ssim(a, b, data_range=1.0) == pytest.approx((0.25 + 1e-4) / (0.3125 + 1e-4), rel=1e-12)
+    # On 0..255 C1 = 2.55**2: 8-bit 128 against 64.
+    u = np.full((11, 11), 128, np.uint8)
+    v = np.full((11, 11), 64, np.uint8)
+    expected = (2 * 128 * 64 + 2.55**2) / (128**2 + 64**2 + 2.55**2)
+    assert ssim(u, v) == pytest.approx(expected, rel=1e-12)
+
+
+def test_ssim_matches_the_wang_definition():
+    rng = np.random.default_rng(3)
+    ref = rng.random((14, 13, 3))
+    test = np.clip(ref + rng.normal(0, 0.1, ref.shape), 0, 1)
+    per_channel = [wang_ssim(ref[..., c], test[..., c], 1.0) for c in range(3)]
+    assert 0.3 < min(per_channel) and max(per_channel) < 0.99  # far from the trivial values
+    for c in range(3):
+        assert ssim(ref[..., c], test[..., c], data_range=1.0) == pytest.approx(per_channel[c], rel=1e-10)
+    assert ssim(ref, test, data_range=1.0) == pytest.approx(np.mean(per_channel), rel=1e-10)
+    gray = (ref[..., 0] * 255).astype(np.uint8)
+    noisy = (test[..., 0] * 255).astype(np.uint8)
+    assert ssim(gray, noisy) == pytest.approx(wang_ssim(gray, noisy, 255.0), rel=1e-10)
 
 
 def test_ssim_drops_with_noise(pair):
