@@ -250,14 +250,6 @@ def test_shift_add_constants_are_exact_keys_weights(name: str) -> None:
     np.testing.assert_array_equal(kernel.weights(kernel.phases), get_kernel("bicubic", a=a).weights(kernel.phases))
 
 
-def test_shift_add_constants_quoted_in_the_literature() -> None:
-    plain = SHIFT_ADD_CONSTANTS["shift_add_2x"][1]
-    opencv = SHIFT_ADD_CONSTANTS["shift_add_2x_opencv"][1]
-    assert plain[0.25] == ((-9, 111, 29, -3), 128) and plain[0.5] == ((-1, 9, 9, -1), 16)
-    assert plain[0.75] == ((-3, 29, 111, -9), 128) and plain[0.0] == ((0, 1, 0, 0), 1)
-    assert opencv[0.5] == ((-3, 19, 19, -3), 32) and opencv[0.25] == ((-27, 225, 67, -9), 256)
-
-
 @pytest.mark.parametrize("name", FIXED)
 def test_shift_add_rejects_other_phases(name: str) -> None:
     expected = r"only has weights at phases \(0.0, 0.25, 0.5, 0.75\), so it only works at scale 2; got phase 0.3"
