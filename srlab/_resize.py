@@ -1,18 +1,27 @@
-"""Separable image resizing with any registered kernel, in vectorized NumPy.
+"""Separable image resizing with any registered kernel, in vectorized NumPy and OpenCV.
 
 How it works
 ------------
 Resizing is linear and separable: ``out = Wy @ image @ Wx.T`` per channel, where each row
 of ``Wy`` (``Wx``) holds the few kernel weights of one output row (column). For each axis
 a small table is precomputed once per geometry (cached): the input coordinate ``u`` of
-every output sample, its tap indices and weights, the border rule folded into them. The
-table is cut into blocks of consecutive output samples; a block reads a narrow band of
-input rows, so its weights form a small dense matrix and the block is one BLAS matrix
-product. The horizontal pass multiplies the ``(rows, width * channels)`` image from the
-right by ``kron(block.T, eye(channels))``, so RGB stays interleaved and no transpose is
-needed; the vertical pass multiplies row bands from the left and, for integer images,
-rounds and clips each band while it is still in cache. The pass on the smaller number
-of rows goes first. No Python loop runs over pixels; loops run over blocks.
+every output sample, its tap indices and weights, the border rule folded into them. Three
+paths then compute the same sums:
+
+* Integer upscaling factors (2x, 3x, ... on both axes, half-pixel centres): every output
+  phase is a fixed short kernel, so the resize is a few separable filters of the input by
+  ``cv2.sepFilter2D`` with srlab's weights, interleaved into the output by ``cv2.merge``
+  (:mod:`srlab._polyphase` says why; it is the fast path of 960x540 -> 1920x1080).
+* An axis whose every output copies one input pixel (``nearest``; any kernel at scale 1;
+  ``area`` at integer upscaling) is a gather: exact, no arithmetic.
+* Otherwise the table is cut into blocks of consecutive output samples; a block reads a
+  narrow band of input rows, so its weights form a small dense matrix and the block is one
+  BLAS matrix product. The horizontal pass multiplies the ``(rows, width * channels)``
+  image from the right by ``kron(block.T, eye(channels))``, so RGB stays interleaved and no
+  transpose is needed (beyond 4 channels the image is transposed instead); the vertical
+  pass multiplies row bands from the left and, for integer images, rounds and clips each
+  band while it is still in cache. The pass on the smaller number of rows goes first.
+  No Python loop runs over pixels; loops run over blocks.
 
 Conventions
 -----------
@@ -24,7 +33,9 @@ Conventions
 When ``scale`` is given, ``s`` is that scale exactly, as OpenCV does for ``fx``/``fy``
 (``cv2.resize(img, None, fx=s, fy=s)`` maps with ``1 / fx`` while its output width is
 ``round(width * fx)``); when ``size`` is given, ``s = out / in`` exactly, as OpenCV does for
-``dsize`` and Pillow always does. For ``width * s`` not an integer the two differ.
+``dsize`` and Pillow always does. For ``width * s`` not an integer the two differ. The
+``nearest`` kernel is the exception: OpenCV's INTER_NEAREST_EXACT maps by the two sizes
+even when given ``fx``/``fy``, and so does srlab (see :func:`resize`).
 
 Borders
 -------
@@ -46,6 +57,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from srlab import _polyphase
+from srlab._area import area_table, area_uses_footprints, nearest_index
 from srlab.kernels import Kernel, get_kernel
 
 __all__ = ["Border", "Convention", "available_borders", "available_conventions", "resize"]
@@ -59,6 +72,9 @@ Border = Literal["replicate", "reflect", "constant", "renormalize"]
 _BLOCK_COLUMNS = 16
 _BLOCK_ROWS = 8
 _PLAN_CACHE_SIZE = 64
+# Up to this many channels the horizontal pass uses kron(block.T, eye(C)), C times the
+# arithmetic of one channel; beyond it transposing the image costs less.
+_KRON_MAX_CHANNELS = 4
 
 
 # --------------------------------------------------------------------------- conventions
@@ -160,6 +176,7 @@ class _AxisPlan:
     outside: np.ndarray  # (n_out,) for horizontal repeated per channel: (n_out*C,)
     has_outside: bool
     unit_rows: bool  # every output's weights (outside included) add up to one
+    gather: np.ndarray | None = None  # (n_out,) when every output copies one input pixel
 
 
 def _tap_table(u: np.ndarray, kernel: Kernel, stretch: float) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +221,29 @@ def _blocks(idx: np.ndarray, w: np.ndarray, n_in: int, block: int) -> tuple[np.n
     return lo, mats, span
 
 
+def _table(
+    n_in: int,
+    n_out: int,
+    in_per_out: float,
+    kernel: Kernel,
+    convention: str,
+    border: str,
+    antialias: bool,
+    area: tuple[float, bool] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(idx, w, outside) of one axis, idx inside the image, the border rule applied."""
+    stretch = max(in_per_out, 1.0) if antialias else 1.0
+    if kernel.rule == "area":
+        idx, w = area_table(n_in, n_out, *area)
+        return idx, w, np.zeros(n_out)
+    if kernel.rule == "nearest" and convention == "half_pixel" and stretch == 1.0:
+        # The peers' own rule, ties included (srlab._area.nearest_index); maps by the sizes.
+        return nearest_index(n_in, n_out)[:, None], np.ones((n_out, 1)), np.zeros(n_out)
+    u = _CONVENTIONS[convention](n_in, n_out, in_per_out)
+    idx, w = _tap_table(u, kernel, stretch)
+    return _BORDERS[border](idx, w, n_in)
+
+
 @functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _axis_plan(
     n_in: int,
@@ -215,17 +255,24 @@ def _axis_plan(
     antialias: bool,
     channels: int | None,
     dtype: np.dtype,
+    area: tuple[float, bool] | None = None,
 ) -> _AxisPlan:
-    """Plan of one axis; ``channels=None`` for the vertical pass."""
-    u = _CONVENTIONS[convention](n_in, n_out, in_per_out)
-    stretch = max(in_per_out, 1.0) if antialias else 1.0
-    idx, w = _tap_table(u, kernel, stretch)
-    idx, w, outside = _BORDERS[border](idx, w, n_in)
+    """Plan of one axis; ``channels=None`` for the vertical pass (and transposed horizontal).
+
+    ``area`` is ``(OpenCV's inv_scale, footprints)`` for the ``area`` kernel, else None.
+    """
+    idx, w, outside = _table(n_in, n_out, in_per_out, kernel, convention, border, antialias, area)
+    unit_rows = bool(np.allclose(w.sum(axis=1) + outside, 1.0, rtol=0.0, atol=1e-9))
+    one_hot = (w == 1.0).sum(axis=1) == 1
+    if np.all(one_hot & ((w == 0.0).sum(axis=1) == w.shape[1] - 1) & (outside == 0.0)):
+        gather = idx[np.arange(n_out), np.argmax(w, axis=1)]
+        gather.setflags(write=False)
+        empty = np.zeros((0, 1, 1), dtype=dtype)
+        return _AxisPlan(n_out, 1, 1, np.zeros(0, np.int64), empty, np.zeros(0, dtype), False, True, gather)
     # When downscaling, fewer outputs per block keep each band about as narrow as at 1x,
     # so the dense block matrices stay mostly non-zero.
     block = _BLOCK_ROWS if channels is None else _BLOCK_COLUMNS
     block = max(1, min(n_out, int(block / max(in_per_out, 1.0))))
-    unit_rows = bool(np.allclose(w.sum(axis=1) + outside, 1.0, rtol=0.0, atol=1e-9))
     lo, mats, span = _blocks(idx, w, n_in, block)
     if channels is not None:
         # (n_blocks, block, span) -> kron(M.T, I_C): (n_blocks, span*C, block*C), so the
@@ -254,6 +301,15 @@ def _horizontal(a: np.ndarray, plan: _AxisPlan, channels: int, cval: float) -> n
     if plan.has_outside and cval != 0:
         out += cval * plan.outside[None, :]
     return out
+
+
+def _horizontal_transposed(a: np.ndarray, plan: _AxisPlan, channels: int, cval: float) -> np.ndarray:
+    """(rows, W_in*C) -> (rows, W_out*C) with a vertical-layout plan, through the transpose."""
+    rows, w_in = a.shape[0], a.shape[1] // channels
+    t = np.ascontiguousarray(a.reshape(rows, w_in, channels).transpose(1, 0, 2)).reshape(w_in, rows * channels)
+    t = _vertical(t, plan, cval, None, a.dtype)
+    t = t.reshape(plan.n_out, rows, channels).transpose(1, 0, 2)
+    return np.ascontiguousarray(t).reshape(rows, plan.n_out * channels)
 
 
 def _vertical(
@@ -301,15 +357,9 @@ def _integer_finisher(out: np.ndarray, add_half: bool) -> Callable[[np.ndarray, 
 def _check_image(image: Any) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim not in (2, 3):
-        raise ValueError(
-            f"image must be 2-D (H, W) gray or 3-D (H, W, 3) RGB, got shape {image.shape}"
-        )
+        raise ValueError(f"image must be 2-D (H, W) or 3-D (H, W, C) with C channels, got shape {image.shape}")
     if image.size == 0:
         raise ValueError(f"image is empty (shape {image.shape}); give at least one pixel")
-    if image.ndim == 3 and image.shape[2] == 4:
-        raise ValueError("image has 4 channels: RGB only; drop the alpha channel first (image[..., :3])")
-    if image.ndim == 3 and image.shape[2] not in (1, 3):
-        raise ValueError(f"image must have 1 or 3 channels (gray or RGB), got {image.shape[2]}")
     if image.dtype.kind == "f":
         if not np.isfinite(image).all():
             what = "NaN" if np.isnan(image).any() else "infinite"
@@ -385,21 +435,25 @@ def resize(
     cval: float = 0.0,
     **kernel_params: Any,
 ) -> np.ndarray:
-    """Resize a gray or RGB image with a separable interpolation kernel.
+    """Resize an image of any number of channels with a separable interpolation kernel.
 
     Parameters
     ----------
-    image : (H, W), (H, W, 1) or (H, W, 3) ndarray
+    image : (H, W) or (H, W, C) ndarray
+        Gray, RGB, RGBA or any number of channels ``C >= 1``; every channel is resized alike
+        and independently (RGBA is not premultiplied by its alpha), as ``cv2.resize`` does.
         uint8, uint16 or float. Integer images are computed in float32 and rounded half up
         and clipped back (as OpenCV saturates); float images keep their dtype (float16 is
         computed in float32).
     scale : float or (sy, sx), optional
         Output size ``round(H * sy), round(W * sx)``; the mapping uses ``scale`` itself, as
-        ``cv2.resize(image, None, fx=sx, fy=sy)`` does. Give ``scale`` or ``size``, not both.
+        ``cv2.resize(image, None, fx=sx, fy=sy)`` does (``nearest`` maps by the sizes, as
+        OpenCV's INTER_NEAREST_EXACT does). Give ``scale`` or ``size``, not both.
     size : (height, width), optional
         Output size in NumPy order. OpenCV's ``dsize`` is ``(width, height)``.
     kernel : str or Kernel, default "bicubic"
-        A name from :func:`srlab.kernels.available_kernels` or a built kernel.
+        A name from :func:`srlab.kernels.available_kernels` or a built kernel. ``nearest``
+        and ``area`` follow the peers' own rules, below.
     convention : {"half_pixel", "align_corners"}, default "half_pixel"
         Pixel-centre convention (see the module notes). With ``align_corners`` the mapping
         depends on the sizes only; ``scale`` then just sets the output size.
@@ -422,9 +476,46 @@ def resize(
     Raises
     ------
     ValueError
-        Empty, 1-D or 4-channel image, unsupported dtype, NaN or infinite values, both or
-        neither of ``scale``/``size``, scale <= 0, an unknown kernel, kernel parameter,
-        convention or border, or a fixed-phase (shift-add) kernel at a scale other than 2.
+        Empty or 1-D image, unsupported dtype, NaN or infinite values, both or neither of
+        ``scale``/``size``, scale <= 0, an unknown kernel, kernel parameter, convention or
+        border, a fixed-phase (shift-add) kernel at a scale other than 2, or ``area`` with
+        ``align_corners``.
+
+    Notes
+    -----
+    **nearest.** With half-pixel centres (and no antialiased downscaling) output ``x`` takes
+    input ``floor(f_x)``, where ``f_0 = step / 2``, ``f_{x+1} = f_x + step`` and
+    ``step = W / w`` (input over output size), summed in float64: exactly OpenCV's
+    ``INTER_NEAREST_EXACT`` and Pillow's ``NEAREST``, for ``scale=`` as for ``size=`` (OpenCV
+    ignores ``fx``/``fy`` there). Tie rule: in exact arithmetic ``f_x = (x + 1/2) * W / w``,
+    the input pixel under the output pixel's centre; a centre exactly on the border between
+    two input pixels goes to the right-hand (higher-index) pixel, always so when ``W / w``
+    and ``W / (2w)`` are exact binary fractions (integer and power-of-two factors). For other
+    ratios the running float64 sum decides such an exact tie, and it may land on either
+    side, identically in both peers (e.g. 226 -> 67 columns: output 33 lies on the border
+    of inputs 112 and 113 and takes 112). With ``align_corners``, or when antialiased
+    downscaling widens it into a box, ``nearest`` uses its phase weights (ties round half
+    up).
+
+    **area.** The average of the input over each output pixel's footprint, partial pixels
+    weighted by the part covered: OpenCV's ``INTER_AREA``, whose tables srlab computes as
+    OpenCV does (for ``scale=`` with ``fx``/``fy`` = ``scale``, for ``size=`` with the size
+    ratio). When the input/output ratio is >= 1 along both axes (downscaling, at integer and
+    non-integer factors) that is the pixel-area average; the last footprint is clipped to
+    the image, and a partial pixel covered by less than 1e-3 is dropped, as in OpenCV. When
+    either axis is upscaled, OpenCV falls back to a two-tap, bilinear-like rule on both
+    axes, and so does srlab: on an upscaled axis it is again the covered fraction of the one
+    or two pixels under the footprint (so 2x and 3x upscaling replicate pixels); on a
+    downscaled axis of such a mixed resize it is not an area average (resize each axis in
+    its own call for that). ``area`` never reads outside the image, so ``border``, ``cval``
+    and ``antialias`` do not change it; it needs ``convention="half_pixel"``.
+
+    **Channels.** ``C`` may be anything from 1 up (RGBA, gray with a channel axis,
+    multispectral); each channel gets the same weights and the result is that of resizing
+    each channel on its own.
+
+    Tables are cached per geometry; ``resize.cache_clear()`` empties the caches (e.g. to
+    time a first call).
 
     Examples
     --------
@@ -434,6 +525,12 @@ def resize(
     >>> y = resize(np.full((4, 4, 3), 77, np.uint8), scale=2.5, kernel="lanczos3")
     >>> y.shape, int(y.min()), int(y.max())
     ((10, 10, 3), 77, 77)
+    >>> resize(np.arange(8, dtype=np.uint8)[None, :], size=(1, 4), kernel="nearest").tolist()
+    [[1, 3, 5, 7]]
+    >>> resize(np.arange(6.0).reshape(1, 6), size=(1, 3), kernel="area").tolist()
+    [[0.5, 2.5, 4.5]]
+    >>> resize(np.zeros((4, 5, 4), np.uint8), scale=2).shape  # RGBA
+    (8, 10, 4)
     """
     image = _check_image(image)
     if convention not in _CONVENTIONS:
@@ -452,36 +549,92 @@ def resize(
                     f"kernel {k.name!r} has fixed phases {k.phases} and only works at scale 2; "
                     f"got scale {s:g} along {axis}{hint}"
                 )
+    area_y = area_x = None
+    if k.rule == "area":
+        if convention != "half_pixel":
+            raise ValueError(
+                f"kernel {k.name!r} averages pixel footprints and needs convention='half_pixel', got "
+                f"{convention!r}; for corner-aligned sampling use 'bilinear'"
+            )
+        # OpenCV's inv_scale per axis: fx/fy when given, else the size ratio.
+        inv_y, inv_x = _check_scale(scale) if scale is not None else (h_out / h_in, w_out / w_in)
+        footprints = area_uses_footprints(1.0 / inv_y, 1.0 / inv_x)
+        area_y, area_x = (inv_y, footprints), (inv_x, footprints)
 
     channels = 1 if image.ndim == 2 else image.shape[2]
+    antialias = bool(antialias)
+    cval = float(cval)
+    out_shape = (h_out, w_out) + image.shape[2:]
+
+    # Integer upscaling factors: polyphase filters in OpenCV (srlab._polyphase says why).
+    if border != "constant" or cval == 0.0:
+        phases_y = _polyphase.axis_phases(h_in, h_out, y_ratio, k, convention, border)
+        phases_x = _polyphase.axis_phases(w_in, w_out, x_ratio, k, convention, border) if phases_y else None
+        if phases_y and phases_x and _polyphase.supports(image, phases_x):
+            return _polyphase.run(image, phases_y, phases_x, border)
+
     integer = image.dtype.kind == "u"
     work = np.dtype(np.float32) if integer or image.dtype == np.float16 else image.dtype
-    plan_y = _axis_plan(h_in, h_out, y_ratio, k, convention, border, bool(antialias), None, work)
-    plan_x = _axis_plan(w_in, w_out, x_ratio, k, convention, border, bool(antialias), channels, work)
-    cval = float(cval)
+    kron = channels <= _KRON_MAX_CHANNELS
+    plan_y = _axis_plan(h_in, h_out, y_ratio, k, convention, border, antialias, None, work, area_y)
+    layout = channels if kron else None  # None: the horizontal plan in vertical layout, applied transposed
+    plan_x = _axis_plan(w_in, w_out, x_ratio, k, convention, border, antialias, layout, work, area_x)
 
-    a = np.ascontiguousarray(image.reshape(h_in, w_in * channels), dtype=work)
+    # Axes that only copy pixels are gathers, exact in any dtype; the columns are gathered
+    # on the fewer rows (np.take copies whole pixels, several times faster than indexing).
+    src = image.reshape(h_in, w_in, channels)
+    columns_first = plan_x.gather is not None and (plan_y.gather is None or h_out >= h_in)
+    if columns_first:
+        src = np.take(src, plan_x.gather, axis=1)
+    if plan_y.gather is not None:
+        src = np.take(src, plan_y.gather, axis=0)
+    if plan_x.gather is not None and not columns_first:
+        src = np.take(src, plan_x.gather, axis=1)
+    if plan_y.gather is not None and plan_x.gather is not None:
+        return src.reshape(out_shape)
+    rows, cols = src.shape[:2]
+
+    a = np.ascontiguousarray(src.reshape(rows, cols * channels), dtype=work)
     result = np.empty((h_out, w_out * channels), dtype=image.dtype)
     finish = None
     if integer:
-        shift = plan_x.unit_rows and plan_y.unit_rows
+        shift = (plan_x.gather is not None or plan_x.unit_rows) and (plan_y.gather is not None or plan_y.unit_rows)
         if shift:
             a += 0.5  # a is a fresh float copy of the integer image
             cval += 0.5
         finish = _integer_finisher(result, add_half=not shift)
-    if h_in <= h_out:  # horizontal pass on the fewer rows first
-        t = _horizontal(a, plan_x, channels, cval)
-        if finish is None and work == result.dtype:
-            result = _vertical(t, plan_y, cval, None, result.dtype)
-        elif finish is None:
-            result[...] = _vertical(t, plan_y, cval, None, work)
-        else:
+
+    def horizontal(t: np.ndarray) -> np.ndarray:
+        if kron:
+            return _horizontal(t, plan_x, channels, cval)
+        return _horizontal_transposed(t, plan_x, channels, cval)
+
+    def vertical_into_result(t: np.ndarray) -> np.ndarray:
+        if finish is not None:
             _vertical(t, plan_y, cval, finish, work)
+            return result
+        if work == result.dtype:
+            return _vertical(t, plan_y, cval, None, result.dtype)
+        result[...] = _vertical(t, plan_y, cval, None, work)
+        return result
+
+    if plan_x.gather is not None:  # vertical pass only
+        return vertical_into_result(a).reshape(out_shape)
+    if plan_y.gather is None and rows <= h_out:  # horizontal pass on the fewer rows first
+        return vertical_into_result(horizontal(a)).reshape(out_shape)
+    t = horizontal(a if plan_y.gather is not None else _vertical(a, plan_y, cval, None, work))
+    if finish is None:
+        result[...] = t
     else:
-        t = _horizontal(_vertical(a, plan_y, cval, None, work), plan_x, channels, cval)
-        if finish is None:
-            result[...] = t
-        else:
-            for r0 in range(0, h_out, _BLOCK_ROWS):
-                finish(t[r0 : r0 + _BLOCK_ROWS], slice(r0, r0 + _BLOCK_ROWS))
-    return result.reshape((h_out, w_out) + image.shape[2:])
+        for r0 in range(0, h_out, _BLOCK_ROWS):
+            finish(t[r0 : r0 + _BLOCK_ROWS], slice(r0, r0 + _BLOCK_ROWS))
+    return result.reshape(out_shape)
+
+
+def _cache_clear() -> None:
+    """Empty resize's per-geometry table caches (the next call rebuilds its tables)."""
+    _axis_plan.cache_clear()
+    _polyphase.axis_phases.cache_clear()
+
+
+resize.cache_clear = _cache_clear  # type: ignore[attr-defined]

@@ -18,8 +18,11 @@ Kernels
 ============================  ====  =====================================================
 name                          taps  what it is
 ============================  ====  =====================================================
-``nearest``                    2    nearest neighbour; ties (phase 0.5) go to the right
+``nearest``                    2    nearest neighbour; ties (phase 0.5) go to the right;
+                                    :func:`srlab.resize` picks pixels by the peers' rule
 ``bilinear``                   2    triangle (linear interpolation)
+``area``                       2    pixel-area averaging (OpenCV's INTER_AREA); as a phase
+                                    kernel the triangle, see :func:`srlab.resize`
 ``bicubic``                    4    Keys cubic convolution, ``a`` (default -0.5, Pillow;
                                     -0.75 is OpenCV's INTER_CUBIC)
 ``lanczos2|3|4``               4|6|8  windowed sinc, weights normalised per phase
@@ -53,6 +56,7 @@ import numpy as np
 
 __all__ = [
     "HardwareCost",
+    "KERNEL_RULES",
     "Kernel",
     "available_kernels",
     "csd_adders",
@@ -62,6 +66,9 @@ __all__ = [
     "keys_cubic",
     "register_kernel",
 ]
+
+#: Values of :attr:`Kernel.rule`: how :func:`srlab.resize` builds a kernel's tables.
+KERNEL_RULES = (None, "nearest", "area")
 
 # A phase closer than this to an allowed fixed phase counts as that phase (resize computes
 # phases in float64; at scale 2 they are exact, the tolerance only absorbs rounding noise).
@@ -212,6 +219,12 @@ class Kernel:
         for its tie rule).
     normalize : bool, default True
         Divide the weights of each phase by their sum so they add up to one.
+    rule : {None, "nearest", "area"}, default None
+        How :func:`srlab.resize` builds this kernel's tables. ``None``: it samples
+        :meth:`weights` at each output's phase. ``"nearest"``: it picks one input pixel per
+        output from the two sizes, as OpenCV's INTER_NEAREST_EXACT and Pillow's NEAREST do.
+        ``"area"``: it averages each output pixel's footprint, as OpenCV's INTER_AREA does.
+        Part of equality and hash.
 
     Attributes
     ----------
@@ -237,12 +250,15 @@ class Kernel:
     phase_table: np.ndarray | None = field(default=None, repr=False, compare=False)
     weights_fn: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
     normalize: bool = True
+    rule: str | None = None
     support: float = field(init=False)
     fingerprint: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.taps, (int, np.integer)) or self.taps < 2 or self.taps % 2:
             raise ValueError(f"Kernel.taps must be a positive even integer, got {self.taps!r}")
+        if self.rule not in KERNEL_RULES:
+            raise ValueError(f"Kernel.rule must be one of {KERNEL_RULES}, got {self.rule!r}")
         object.__setattr__(self, "support", self.taps / 2)
         object.__setattr__(self, "params", dict(self.params))
         if self.phases is not None:
@@ -267,7 +283,7 @@ class Kernel:
         object.__setattr__(self, "fingerprint", digest.hexdigest())
 
     def __hash__(self) -> int:
-        return hash((self.name, self.taps, self.fingerprint))
+        return hash((self.name, self.taps, self.rule, self.fingerprint))
 
     @property
     def offsets(self) -> np.ndarray:
@@ -514,7 +530,9 @@ def _nearest_profile(x: np.ndarray) -> np.ndarray:
 
 
 def _nearest_weights(t: np.ndarray) -> np.ndarray:
-    # Round half up, u -> floor(u + 0.5): Pillow's NEAREST and OpenCV's INTER_NEAREST_EXACT.
+    # Round half up, u -> floor(u + 0.5), in exact arithmetic the rule of Pillow's NEAREST and
+    # OpenCV's INTER_NEAREST_EXACT. With half-pixel centres resize does not sample these
+    # weights: it picks pixels exactly as the two peers compute them (rule="nearest").
     right = (t >= 0.5).astype(np.float64)
     return np.stack([1.0 - right, right], axis=1)
 
@@ -531,7 +549,7 @@ def _rom_cost(taps: int, notes: str) -> HardwareCost:
 @register_kernel("nearest")
 def _nearest() -> Kernel:
     cost = HardwareCost(taps=1, multipliers=0, adders=0, notes="a multiplexer picks one of two pixels")
-    return Kernel("nearest", 2, True, cost, _nearest_profile, weights_fn=_nearest_weights)
+    return Kernel("nearest", 2, True, cost, _nearest_profile, weights_fn=_nearest_weights, rule="nearest")
 
 
 @register_kernel("bilinear")
@@ -545,6 +563,25 @@ def _bicubic(a: float = -0.5) -> Kernel:
     a = _check_a(a)
     cost = _rom_cost(4, "weights read from a ROM indexed by the quantised phase")
     return Kernel("bicubic", 4, True, cost, lambda x: keys_cubic(x, a), params={"a": a})
+
+
+@register_kernel("area")
+def _area() -> Kernel:
+    # resize averages the input over each output pixel's footprint (rule="area"), so its
+    # weights depend on the scale. At scale 1 a footprint one pixel wide, shifted by the
+    # phase, covers two pixels by 1 - phase and phase: the triangle, box (*) box. That is
+    # what weights(phase) and profile(x) give, for plots, frequency responses and tables.
+    cost = HardwareCost(
+        taps=2,
+        multipliers=2,
+        adders=1,
+        coefficient_bits_hint=11,
+        notes=(
+            "per output at scale 1 (two pixels weighted by their coverage); downscaling by k "
+            "accumulates about k + 1 pixels per output, then one multiplication by 1/k"
+        ),
+    )
+    return Kernel("area", 2, False, cost, lambda x: np.clip(1.0 - np.abs(x), 0.0, None), rule="area")
 
 
 def _lanczos_factory(lobes: int) -> KernelFactory:

@@ -14,11 +14,18 @@ bilinear     INTER_LINEAR                BILINEAR
 bicubic      INTER_CUBIC (a = -0.75)     BICUBIC (a = -0.5)
 lanczos3     (none)                      LANCZOS (3 lobes, 6 taps)
 lanczos4     INTER_LANCZOS4 (8 taps)     (none)
+area         INTER_AREA                  (none)
 ===========  ==========================  ==========================
 
 OpenCV's plain INTER_NEAREST picks ``floor(x * in / out)``, half a pixel off the pixel-centre
-convention; INTER_NEAREST_EXACT picks ``floor((x + 0.5) * in / out)`` like Pillow and srlab.
-OpenCV has no 6-tap Lanczos, Pillow no 8-tap one: asking for them raises ``ValueError``.
+convention; INTER_NEAREST_EXACT picks ``floor((x + 0.5) * in / out)`` (summed step by step in
+float64) like Pillow and srlab. OpenCV has no 6-tap Lanczos, Pillow no 8-tap one and no area
+averaging (its BOX filter weighs whole pixels): asking for them raises ``ValueError``.
+
+Any number of channels is accepted and every channel is resized alike, as srlab does:
+OpenCV beyond 4 channels is called on groups of at most 4 (its INTER_AREA takes no more),
+and Pillow resizes uint8 images other than gray and RGB channel by channel in mode "L"
+(its own RGBA mode would premultiply the colour by the alpha).
 Both libraries sample at pixel centres (srlab's ``half_pixel``); OpenCV replicates the
 border (srlab's ``border="replicate"``), Pillow drops the outside taps and renormalises
 (``border="renormalize"``) and, when downscaling, widens the kernel (``antialias=True``).
@@ -34,13 +41,14 @@ from PIL import Image
 
 __all__ = ["OPENCV_FLAGS", "PILLOW_FILTERS", "PeerKernel", "opencv_resize", "pillow_resize"]
 
-PeerKernel = Literal["nearest", "bilinear", "bicubic", "lanczos3", "lanczos4"]
+PeerKernel = Literal["nearest", "bilinear", "bicubic", "lanczos3", "lanczos4", "area"]
 
 OPENCV_FLAGS: dict[str, int] = {
     "nearest": cv2.INTER_NEAREST_EXACT,
     "bilinear": cv2.INTER_LINEAR,
     "bicubic": cv2.INTER_CUBIC,
     "lanczos4": cv2.INTER_LANCZOS4,
+    "area": cv2.INTER_AREA,
 }
 PILLOW_FILTERS: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,
@@ -48,6 +56,9 @@ PILLOW_FILTERS: dict[str, Image.Resampling] = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos3": Image.Resampling.LANCZOS,
 }
+
+
+_OPENCV_GROUP = 4  # channels per cv2.resize call beyond 4 channels
 
 
 def _check(
@@ -68,10 +79,10 @@ def opencv_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     Parameters
     ----------
     image : (H, W) or (H, W, C) ndarray
-        Any dtype OpenCV accepts (uint8, uint16, float32, float64).
+        Any dtype OpenCV accepts (uint8, uint16, float32, float64), any number of channels.
     size : (height, width)
         Output size (passed to OpenCV as ``dsize=(width, height)``).
-    kernel : {"nearest", "bilinear", "bicubic", "lanczos4"}
+    kernel : {"nearest", "bilinear", "bicubic", "lanczos4", "area"}
         See the module table.
 
     Returns
@@ -90,7 +101,14 @@ def opencv_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     (8, 12)
     """
     height, width = _check(image, size, kernel, OPENCV_FLAGS, "OpenCV")
-    out = cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=OPENCV_FLAGS[kernel])
+    flag = OPENCV_FLAGS[kernel]
+    if image.ndim == 3 and image.shape[2] > _OPENCV_GROUP:
+        groups = [
+            opencv_resize(image[..., c : c + _OPENCV_GROUP], size, kernel)
+            for c in range(0, image.shape[2], _OPENCV_GROUP)
+        ]
+        return np.concatenate([g.reshape((height, width, -1)) for g in groups], axis=2)
+    out = cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=flag)
     # OpenCV drops a trailing channel axis of length 1.
     return out.reshape((height, width) + image.shape[2:])
 
@@ -99,13 +117,14 @@ def pillow_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     """Resize with ``PIL.Image.resize``.
 
     uint8 gray and RGB go through Pillow's "L" and "RGB" modes (8-bit intermediate between
-    the horizontal and vertical passes); float images are resized channel by channel in
-    mode "F" (float32, no intermediate rounding) and returned in their dtype.
+    the horizontal and vertical passes), other uint8 channel counts (RGBA included)
+    channel by channel in mode "L"; float images are resized channel by channel in mode
+    "F" (float32, no intermediate rounding) and returned in their dtype.
 
     Parameters
     ----------
     image : (H, W) or (H, W, C) ndarray
-        uint8 (gray or RGB) or float.
+        uint8 or float, any number of channels.
     size : (height, width)
         Output size (passed to Pillow as ``(width, height)``).
     kernel : {"nearest", "bilinear", "bicubic", "lanczos3"}
@@ -129,15 +148,15 @@ def pillow_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     """
     height, width = _check(image, size, kernel, PILLOW_FILTERS, "Pillow")
     resample = PILLOW_FILTERS[kernel]
-    if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] in (1, 3)):
-        planar = image if image.ndim == 2 or image.shape[2] == 3 else image[..., 0]
-        out = np.asarray(Image.fromarray(np.ascontiguousarray(planar)).resize((width, height), resample))
+    if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 3):
+        out = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), resample))
         return out.reshape((height, width) + image.shape[2:])
-    if image.dtype.kind != "f":
+    if image.dtype != np.uint8 and image.dtype.kind != "f":
         raise ValueError(f"pillow_resize supports uint8 and float images, got dtype {image.dtype}")
     channels = image[..., None] if image.ndim == 2 else image
+    work = np.uint8 if image.dtype == np.uint8 else np.float32  # modes "L" and "F"
     planes = []
     for c in range(channels.shape[2]):
-        plane = Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=np.float32))
+        plane = Image.fromarray(np.ascontiguousarray(channels[..., c], dtype=work))
         planes.append(np.asarray(plane.resize((width, height), resample)))
     return np.stack(planes, axis=-1).reshape((height, width) + image.shape[2:]).astype(image.dtype)

@@ -471,6 +471,11 @@ class FixedPointResizer:
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
         kernel = get_kernel(self.kernel)
+        if kernel.rule == "area":
+            raise ValueError(
+                "kernel 'area' averages each output pixel's footprint, which a phase accumulator "
+                "with a coefficient ROM does not compute; use 'bilinear' or 'bicubic' for the datapath"
+            )
         set_("kernel", kernel)
         sy, sx = _check_scale(self.scale)
         set_("scale", (sy, sx))

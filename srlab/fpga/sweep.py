@@ -9,6 +9,8 @@ design beats on both cost and quality.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -55,7 +57,10 @@ def float_reference(image: np.ndarray, scale: float | tuple[float, float], kerne
     >>> float(float_reference(np.full((4, 4), 9, np.uint8), 2, "bicubic").max())
     9.0
     """
-    return np.clip(resize(np.asarray(image, dtype=np.float64), scale=scale, kernel=get_kernel(kernel)), 0.0, 255.0)
+    # The datapath applies the kernel's weights at the phase its accumulator steps to (1 / scale
+    # per output pixel); the peers' index rule of ``nearest`` is not part of the hardware model.
+    phase_kernel = dataclasses.replace(get_kernel(kernel), rule=None)
+    return np.clip(resize(np.asarray(image, dtype=np.float64), scale=scale, kernel=phase_kernel), 0.0, 255.0)
 
 
 def design_quality(image: np.ndarray, designs: Mapping[str, FixedPointResizer]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from fractions import Fraction
 
@@ -50,13 +51,13 @@ def _phases(name: str) -> np.ndarray:
 
 def test_registry_lists_the_required_kernels() -> None:
     required = {"nearest", "bilinear", "bicubic", "lanczos2", "lanczos3", "pwl2", "pwl4", "pwl6",
-                "shift_add_2x", "shift_add_2x_opencv"}
+                "shift_add_2x", "shift_add_2x_opencv", "area"}
     assert required <= set(ALL)
     assert ALL == sorted(ALL)
 
 
 def test_unknown_kernel_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown kernel 'cubic'; known kernels: bicubic, bilinear, .*nearest"):
+    with pytest.raises(ValueError, match=r"unknown kernel 'cubic'; known kernels: area, bicubic, bilinear, .*nearest"):
         get_kernel("cubic")
 
 
@@ -100,6 +101,8 @@ def test_kernel_and_cost_validation() -> None:
         HardwareCost(taps=4, multipliers=4, adders=3, coefficient_bits_hint=0)
     with pytest.raises(ValueError, match=r"phase_table must have shape \(1, 4\)"):
         Kernel("bad", 4, True, cost, keys_cubic, phases=(0.5,), phase_table=np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"Kernel.rule must be one of \(None, 'nearest', 'area'\), got 'box'"):
+        Kernel("bad", 4, True, cost, keys_cubic, rule="box")
 
 
 # --------------------------------------------------------------------------- laws, every kernel
@@ -187,6 +190,25 @@ def test_nearest_and_bilinear() -> None:
     np.testing.assert_array_equal(nearest, [[1, 0], [1, 0], [0, 1], [0, 1]])
     np.testing.assert_allclose(get_kernel("bilinear").weights([0.25]), [[0.75, 0.25]])
     assert get_kernel("nearest").hardware.multipliers == 0 and get_kernel("nearest").hardware.adders == 0
+
+
+def test_rules_of_nearest_and_area() -> None:
+    # resize builds these two kernels' tables by the peers' own rules (see srlab.resize).
+    assert get_kernel("nearest").rule == "nearest" and get_kernel("area").rule == "area"
+    assert all(get_kernel(name).rule is None for name in ALL if name not in ("nearest", "area"))
+    # The rule is part of what a kernel is: equality and hash (resize's cache key) see it.
+    plain = dataclasses.replace(get_kernel("nearest"), rule=None)
+    assert plain != get_kernel("nearest") and plain.fingerprint == get_kernel("nearest").fingerprint
+    assert hash(plain) != hash(get_kernel("nearest"))
+
+
+def test_area_as_a_phase_kernel_is_the_triangle() -> None:
+    # A footprint one pixel wide covers two pixels by 1 - phase and phase.
+    area = get_kernel("area")
+    np.testing.assert_allclose(area.weights(DENSE), get_kernel("bilinear").weights(DENSE), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(area.profile([0.0, 0.25, 1.0, 1.5]), [1.0, 0.75, 0.0, 0.0])
+    assert not area.interpolating and area != get_kernel("bilinear")  # it averages when downscaling
+    assert area.hardware.taps == 2
 
 
 def test_lanczos_is_a_normalised_windowed_sinc() -> None:
