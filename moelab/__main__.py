@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 
 def _zoo_command(args: argparse.Namespace) -> int:
-    from moelab.zoo import ensure_zoo
+    from moelab.zoo import BUILD_BUDGET_SECONDS, ensure_zoo
 
     started = time.perf_counter()
     zoos = ensure_zoo(args.names, args.root)
@@ -26,9 +26,13 @@ def _zoo_command(args: argparse.Namespace) -> int:
         evaluation = zoo.manifest["evaluation"]
         acceptance = evaluation["acceptance"]
         params = zoo.manifest["parameters"]
+        build = zoo.manifest["build"]
+        together = " + ".join(build["zoos_built_together"])
         print(
             f"\n{name}: {zoo.root}\n  parameters {params['total']:,} "
-            f"(experts {params['expert_fraction']:.1%}), built in {zoo.manifest['build_seconds']} s"
+            f"(experts {params['expert_fraction']:.1%})\n  built in {build['seconds']:.0f} s "
+            f"({together}; budget {BUILD_BUDGET_SECONDS} s for both zoos on 2 idle cores), "
+            f"{build['jobs']} jobs x {build['threads_per_job']} thread(s)"
         )
         print(f"  {evaluation['metric']} on own held-out data: base -> variant")
         for variant, row in acceptance["variants"].items():

@@ -13,11 +13,13 @@ Zoos
     block sparse; variants add, sort, reverse, dedup; scored by exact match.
 
 Opening
-    load_zoo, ensure_zoo, build_zoo, Zoo, ZooCacheWarning
+    load_zoo, ensure_zoo, build_zoo, build_zoos, Zoo, ZooCacheWarning, BUILD_BUDGET_SECONDS
 Recipes
-    ZooSpec, ZOO_SPECS, get_spec, spec_key, ZOO_FORMAT_VERSION
+    ZooSpec, ZOO_SPECS, get_spec, spec_key, build_environment, ZOO_FORMAT_VERSION
 Cache
     zoo_root, zoo_dir, ZOO_DIR_ENV (``MOELAB_ZOO_DIR``)
+Training
+    train_threads, train_jobs (``MOELAB_TRAIN_THREADS``, ``MOELAB_TRAIN_JOBS``)
 
 A zoo lives in ``<root>/<name>-v<format>-<spec hash>/`` with ``base/``, ``variants/<name>/``
 (``save_pretrained`` folders, safetensors), ``tokenizer/``, ``heldout.json`` and
@@ -35,23 +37,46 @@ True
 from __future__ import annotations
 
 from moelab.zoo._recipes import parameter_breakdown
-from moelab.zoo._spec import ZOO_FORMAT_VERSION, ZOO_SPECS, ZooSpec, get_spec, spec_key
+from moelab.zoo._spec import (
+    ZOO_FORMAT_VERSION,
+    ZOO_SPECS,
+    ZooSpec,
+    build_environment,
+    get_spec,
+    spec_key,
+)
 from moelab.zoo._store import ZOO_DIR_ENV, zoo_dir, zoo_root
-from moelab.zoo._zoo import Zoo, ZooCacheWarning, build_zoo, ensure_zoo, load_zoo
+from moelab.zoo._training import TRAIN_JOBS_ENV, TRAIN_THREADS_ENV, train_jobs, train_threads
+from moelab.zoo._zoo import (
+    BUILD_BUDGET_SECONDS,
+    Zoo,
+    ZooCacheWarning,
+    build_zoo,
+    build_zoos,
+    ensure_zoo,
+    load_zoo,
+)
 
 __all__ = [
+    "BUILD_BUDGET_SECONDS",
+    "TRAIN_JOBS_ENV",
+    "TRAIN_THREADS_ENV",
     "ZOO_DIR_ENV",
     "ZOO_FORMAT_VERSION",
     "ZOO_SPECS",
     "Zoo",
     "ZooCacheWarning",
     "ZooSpec",
+    "build_environment",
     "build_zoo",
+    "build_zoos",
     "ensure_zoo",
     "get_spec",
     "load_zoo",
     "parameter_breakdown",
     "spec_key",
+    "train_jobs",
+    "train_threads",
     "zoo_dir",
     "zoo_root",
 ]

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import re
 import sys
 from dataclasses import asdict, dataclass, fields
+from importlib import metadata
 from typing import Literal
 
 from moelab.corpora import CORPORA_VERSION, DOMAINS, TASKS
 
-__all__ = ["ZOO_FORMAT_VERSION", "ZOO_SPECS", "ZooSpec", "get_spec", "spec_key"]
+__all__ = [
+    "ZOO_FORMAT_VERSION",
+    "ZOO_SPECS",
+    "ZooSpec",
+    "build_environment",
+    "get_spec",
+    "spec_key",
+]
 
 #: Bumped whenever the on-disk layout or the training code changes what a spec produces, so
 #: caches from older code are rebuilt instead of trusted.
-ZOO_FORMAT_VERSION = 1
+ZOO_FORMAT_VERSION = 2
 
 Family = Literal["mixtral", "switch"]
 # Which variant names each family accepts: corpus domains for causal LMs, tasks for seq2seq.
@@ -166,16 +175,45 @@ class ZooSpec:
         return json.loads(json.dumps(asdict(self)))
 
 
-def spec_key(spec: ZooSpec) -> str:
-    """Short hash of the recipe, the format and corpora versions and the Python minor version.
+def build_environment(threads: int | None = None) -> dict[str, str | int]:
+    """What, besides the recipe, decides the bytes of a build.
 
-    The Python minor version is part of the key because the ``prose`` and ``code`` corpora are
-    read from its standard library.
+    The Python minor version (the ``prose`` and ``code`` corpora are read from its standard
+    library), the versions of torch, transformers and tokenizers (initialisation, kernels, the
+    BPE trainer), the operating system and CPU architecture, the instruction set torch
+    dispatches its kernels to, and the training threads per job (the float reduction order).
+
+    Parameters
+    ----------
+    threads : int, optional
+        Training threads per job; defaults to :func:`~moelab.zoo._training.train_threads`.
+    """
+    import torch
+
+    from moelab.zoo._training import train_threads
+
+    return {
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "torch": torch.__version__,
+        "transformers": metadata.version("transformers"),
+        "tokenizers": metadata.version("tokenizers"),
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": train_threads() if threads is None else int(threads),
+    }
+
+
+def spec_key(spec: ZooSpec, threads: int | None = None) -> str:
+    """Short hash of the recipe, the format and corpora versions and the build environment.
+
+    Two builds that could differ by a single byte never share a key (see
+    :func:`build_environment`), so a cache folder is only ever reused by a build that would
+    have written exactly the same files.
     """
     payload = {
         "format": ZOO_FORMAT_VERSION,
         "corpora": CORPORA_VERSION,
-        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "environment": build_environment(threads),
         "spec": spec.to_dict(),
     }
     blob = json.dumps(payload, sort_keys=True).encode()
@@ -201,7 +239,7 @@ ZOO_SPECS: dict[str, ZooSpec] = {
         seq_len=128,
         batch_size=16,
         pretrain_steps=250,
-        finetune_steps=200,
+        finetune_steps=150,
         lr=3e-3,
         finetune_lr=1.5e-3,
         n_train=700,

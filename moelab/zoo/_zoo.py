@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import json
+import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +18,16 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from moelab.corpora import Example
-from moelab.zoo._recipes import (
-    Recipe,
-    ZooData,
-    get_recipe,
-    package_versions,
-    parameter_breakdown,
-    token_stream,
+from moelab.zoo._jobs import BASE, JobResult, TrainJob, variant_jobs, model_folder, run_jobs
+from moelab.zoo._recipes import get_recipe, package_versions, parameter_breakdown, token_stream
+from moelab.zoo._spec import (
+    ZOO_FORMAT_VERSION,
+    ZOO_SPECS,
+    ZooSpec,
+    build_environment,
+    get_spec,
+    spec_key,
 )
-from moelab.zoo._spec import ZOO_FORMAT_VERSION, ZOO_SPECS, ZooSpec, get_spec, spec_key
 from moelab.zoo._store import (
     HELDOUT,
     MANIFEST,
@@ -35,12 +37,19 @@ from moelab.zoo._store import (
     publish,
     staging_dir,
     zoo_dir,
+    zoo_root,
 )
-from moelab.zoo._training import train_steps, train_threads, training_threads
+from moelab.zoo._training import train_jobs, train_threads, training_threads
 
-__all__ = ["Zoo", "ZooCacheWarning", "build_zoo", "ensure_zoo", "load_zoo"]
-
-BASE = "base"
+__all__ = [
+    "BUILD_BUDGET_SECONDS",
+    "Zoo",
+    "ZooCacheWarning",
+    "build_zoo",
+    "build_zoos",
+    "ensure_zoo",
+    "load_zoo",
+]
 
 
 class ZooCacheWarning(UserWarning):
@@ -191,86 +200,54 @@ class Zoo:
 # ---------------------------------------------------------------------------------------------
 # Building.
 
-
-def _train_all(
-    spec: ZooSpec, recipe: Recipe, data: ZooData, progress: tqdm
-) -> tuple[dict[str, PreTrainedModel], dict[str, list[float]]]:
-    """Pre-train the base, fine-tune each variant; return models and loss curves."""
-
-    def tick(loss: float) -> None:
-        progress.update(1)
-        progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
-
-    # Seed the initialisation without disturbing the caller's global random state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        base = recipe.make_model(spec, data.tokenizer)
-    progress.set_description(f"{spec.name}: base")
-    curves = {
-        BASE: train_steps(
-            base,
-            recipe.batches(spec, data, None),
-            recipe.loss,
-            steps=spec.pretrain_steps,
-            lr=spec.lr,
-            warmup_steps=spec.warmup_steps,
-            on_step=tick,
-        )
-    }
-    models = {BASE: base}
-    for variant in spec.variants:
-        progress.set_description(f"{spec.name}: {variant}")
-        model = copy.deepcopy(base)  # every variant starts from the same base weights
-        curves[variant] = train_steps(
-            model,
-            recipe.batches(spec, data, variant),
-            recipe.loss,
-            steps=spec.finetune_steps,
-            lr=spec.finetune_lr,
-            warmup_steps=spec.warmup_steps,
-            on_step=tick,
-        )
-        models[variant] = model
-    return models, curves
+#: What a cold build of both built-in zoos may take on two idle cores (printed beside the time).
+BUILD_BUDGET_SECONDS = 180
 
 
-def _write_build(spec: ZooSpec, folder: Path) -> dict:
-    """Train everything and write the complete zoo into ``folder``; return the manifest."""
+def _prepare(spec: ZooSpec, folder: Path, threads: int) -> TrainJob:
+    """Write the tokenizer and held-out data of one zoo; return its base job."""
     recipe = get_recipe(spec.family)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    total_steps = spec.pretrain_steps + len(spec.variants) * spec.finetune_steps
-    threads = train_threads()
     with training_threads(threads):
         data = recipe.prepare(spec)
-        with tqdm(total=total_steps, desc=spec.name, unit="step") as progress:
-            models, curves = _train_all(spec, recipe, data, progress)
-        evaluation = {name: recipe.evaluate(spec, model, data) for name, model in models.items()}
     data.tokenizer.save_pretrained(folder / "tokenizer")
-    for name, model in models.items():
-        model.save_pretrained(folder / (BASE if name == BASE else f"variants/{name}"))
     heldout = {"kind": recipe.heldout_kind, "data": data.heldout}
     atomic_write_text(folder / HELDOUT, json.dumps(heldout, ensure_ascii=False))
+    return TrainJob(spec, folder, BASE, data, threads)
+
+
+def _write_manifest(base: TrainJob, results: dict[str, JobResult], build: dict) -> dict:
+    """Write the manifest of a zoo whose models are all saved; return it."""
+    spec, folder = base.spec, base.folder
+    recipe = get_recipe(spec.family)
+    models = [BASE, *spec.variants]
+    evaluation = {name: results[name].evaluation for name in models}
+    config = json.loads((model_folder(folder, BASE) / "config.json").read_text(encoding="utf-8"))
+    with torch.device("meta"):  # counts parameters without allocating them
+        skeleton = recipe.model_class(recipe.model_class.config_class.from_dict(config))
     manifest = {
         "format_version": ZOO_FORMAT_VERSION,
         "name": spec.name,
-        "key": spec_key(spec),
+        "key": spec_key(spec, base.threads),
         "family": spec.family,
         "model_class": recipe.model_class.__name__,
         "spec": spec.to_dict(),
         "seed": spec.seed,
         "heldout_kind": recipe.heldout_kind,
-        "config": models[BASE].config.to_dict(),
-        "parameters": parameter_breakdown(models[BASE]),
+        "config": skeleton.config.to_dict(),
+        "parameters": parameter_breakdown(skeleton),
+        "environment": build_environment(base.threads),
         "versions": package_versions(),
-        "corpora": data.provenance,
-        "training": {"threads": threads, "curves": curves},
+        "corpora": base.data.provenance,
+        "training": {
+            "threads": base.threads,
+            "curves": {name: results[name].curve for name in models},
+        },
         "evaluation": {
             "metric": recipe.metric,
             "results": evaluation,
             "acceptance": recipe.acceptance(evaluation, spec.variants),
         },
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "build_cpu_seconds": round(time.process_time() - cpu_started, 2),
+        "build": build,
         "files": file_hashes(folder),
     }
     # Written last: a folder without a manifest is by definition an unfinished build.
@@ -280,11 +257,71 @@ def _write_build(spec: ZooSpec, folder: Path) -> dict:
     return manifest
 
 
+def _write_builds(specs: Sequence[ZooSpec], folders: Sequence[Path]) -> list[dict]:
+    """Train every zoo into its (staging) folder, jobs shared by one pool; return manifests."""
+    started, threads, jobs = time.perf_counter(), train_threads(), train_jobs()
+    bases = [_prepare(spec, folder, threads) for spec, folder in zip(specs, folders, strict=True)]
+    total = sum(job.steps for base in bases for job in (base, *variant_jobs(base)))
+    with tqdm(total=total, desc="zoo", unit="step") as progress:
+        results = run_jobs(bases, jobs, progress)
+    by_zoo: dict[str, dict[str, JobResult]] = {}
+    for result in results:
+        by_zoo.setdefault(result.zoo, {})[result.model] = result
+    build = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "zoos_built_together": [spec.name for spec in specs],
+        "threads_per_job": threads,
+        "jobs": jobs,
+    }
+    return [_write_manifest(base, by_zoo[base.spec.name], build) for base in bases]
+
+
+def build_zoos(
+    specs: Sequence[ZooSpec], root: str | os.PathLike | None = None
+) -> dict[str, Zoo]:
+    """Build several zoos from scratch into their cache folders, training them together.
+
+    Each build happens in a temporary folder next to its target and is renamed into place only
+    once complete, so an interrupted build never leaves a half-written zoo behind. The training
+    jobs of all zoos share one pool of ``$MOELAB_TRAIN_JOBS`` processes (default: one per core,
+    at most two) with ``$MOELAB_TRAIN_THREADS`` threads each (default 1).
+
+    Parameters
+    ----------
+    specs : sequence of ZooSpec
+        The recipes; their names must be distinct.
+    root : path-like, optional
+        Cache root; defaults to ``$MOELAB_ZOO_DIR`` or the user cache folder.
+
+    Returns
+    -------
+    dict of str to Zoo
+    """
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"zoo names must be distinct, got {names}")
+    targets = [zoo_dir(spec, root) for spec in specs]
+    with contextlib.ExitStack() as stack:
+        staged = [stack.enter_context(staging_dir(target)) for target in targets]
+        _write_builds(specs, staged)
+        for folder, target in zip(staged, targets, strict=True):
+            # False when a concurrent build of the same recipe published first; theirs is as good.
+            publish(folder, target)
+    zoos = {}
+    for spec, target in zip(specs, targets, strict=True):
+        manifest, reason = check_zoo_dir(target, spec)
+        if manifest is None:
+            raise RuntimeError(
+                f"zoo {spec.name!r} at {target} failed its check right after building: {reason}"
+            )
+        zoos[spec.name] = Zoo.from_dir(target, manifest)
+    return zoos
+
+
 def build_zoo(spec: ZooSpec, root: str | os.PathLike | None = None) -> Zoo:
     """Build ``spec`` from scratch into its cache folder (replacing whatever is there).
 
-    The build happens in a temporary folder next to the target and is renamed into place only
-    once complete, so an interrupted build never leaves a half-written zoo behind.
+    See :func:`build_zoos`, which builds several zoos at once.
 
     Parameters
     ----------
@@ -297,17 +334,52 @@ def build_zoo(spec: ZooSpec, root: str | os.PathLike | None = None) -> Zoo:
     -------
     Zoo
     """
+    return build_zoos([spec], root)[spec.name]
+
+
+def _cached(spec: ZooSpec, root: str | os.PathLike | None, *, warn: bool) -> Zoo | None:
+    """The valid cached zoo of ``spec``, or None (with a warning if an unusable one is there)."""
     target = zoo_dir(spec, root)
-    with staging_dir(target) as staged:
-        _write_build(spec, staged)
-        # False when a concurrent build of the same recipe published first; theirs is as good.
-        publish(staged, target)
+    if not target.exists():
+        return None
     manifest, reason = check_zoo_dir(target, spec)
-    if manifest is None:
-        raise RuntimeError(
-            f"zoo {spec.name!r} at {target} failed its check right after building: {reason}"
+    if manifest is not None:
+        return Zoo.from_dir(target, manifest)
+    if warn:
+        warnings.warn(
+            f"zoo cache {target} is unusable: {reason}; rebuilding it",
+            ZooCacheWarning,
+            stacklevel=4,
         )
-    return Zoo.from_dir(target, manifest)
+    return None
+
+
+def _load_or_build(specs: Sequence[ZooSpec], root: str | os.PathLike | None) -> dict[str, Zoo]:
+    """Open every cached zoo; build the missing or unusable ones together, under their locks."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A training process re-imports the caller's main script (the "spawn" start method);
+        # building from there would wait forever for the lock its parent holds.
+        raise RuntimeError(
+            "a zoo was requested while a training process imported the main script; call "
+            "load_zoo/ensure_zoo under `if __name__ == \"__main__\":` in scripts"
+        )
+    zoos = {spec.name: _cached(spec, root, warn=True) for spec in specs}
+    missing = [spec for spec in specs if zoos[spec.name] is None]
+    if not missing:
+        return zoos
+    zoo_root(root).mkdir(parents=True, exist_ok=True)
+    # One builder per recipe at a time: notebooks started together wait for the first build
+    # instead of each spending minutes on the same one. Locks are taken in name order.
+    with contextlib.ExitStack() as stack:
+        for spec in sorted(missing, key=lambda s: s.name):
+            target = zoo_dir(spec, root)
+            stack.enter_context(FileLock(target.parent / f".{target.name}.lock"))
+        for spec in missing:  # built by another process while we waited?
+            zoos[spec.name] = _cached(spec, root, warn=False)
+        todo = [spec for spec in missing if zoos[spec.name] is None]
+        if todo:
+            zoos.update(build_zoos(todo, root))
+    return zoos
 
 
 def load_zoo(
@@ -348,25 +420,7 @@ def load_zoo(
         raise ValueError(
             f"spec is named {spec.name!r} but zoo {name!r} was asked; pass the same name"
         )
-    target = zoo_dir(spec, root)
-    if target.exists():
-        manifest, reason = check_zoo_dir(target, spec)
-        if manifest is not None:
-            return Zoo.from_dir(target, manifest)
-        warnings.warn(
-            f"zoo cache {target} is unusable: {reason}; rebuilding it",
-            ZooCacheWarning,
-            stacklevel=2,
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # One builder per recipe at a time: notebooks started together wait for the first build
-    # instead of each spending minutes on the same one.
-    with FileLock(target.parent / f".{target.name}.lock"):
-        if target.exists():
-            manifest, _ = check_zoo_dir(target, spec)
-            if manifest is not None:  # built by another process while we waited
-                return Zoo.from_dir(target, manifest)
-        return build_zoo(spec, root)
+    return _load_or_build([spec], root)[name]
 
 
 def ensure_zoo(
@@ -401,4 +455,5 @@ def ensure_zoo(
     if unknown:
         known = sorted({*ZOO_SPECS, *specs})
         raise ValueError(f"unknown zoo {unknown[0]!r}; known zoos: {', '.join(known)}")
-    return {n: load_zoo(n, root, spec=specs.get(n)) for n in names}
+    chosen = [specs[n] if n in specs else get_spec(n) for n in dict.fromkeys(names)]
+    return _load_or_build(chosen, root)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import platform
 import shutil
+import sys
 import threading
 import time
 import warnings
@@ -28,6 +32,7 @@ from moelab.zoo import (
     Zoo,
     ZooCacheWarning,
     ZooSpec,
+    build_environment,
     ensure_zoo,
     load_zoo,
     parameter_breakdown,
@@ -38,7 +43,10 @@ from moelab.zoo import (
 from moelab.zoo._recipes import exact_match_accepted
 from moelab.zoo._store import file_hashes
 from moelab.zoo._tokenizer import SPECIAL_TOKENS, train_tokenizer
-from moelab.zoo._training import TRAIN_THREADS_ENV, train_threads
+from moelab.zoo._training import TRAIN_JOBS_ENV, TRAIN_THREADS_ENV, train_jobs, train_threads
+
+# The training settings this test run was started with (module fixtures override them).
+_CALLER_ENV = {n: os.environ[n] for n in (TRAIN_THREADS_ENV, TRAIN_JOBS_ENV) if n in os.environ}
 
 TINY_MIXTRAL = ZooSpec(
     name="mixtral-tiny", family="mixtral", variants=("arithmetic", "sorting"), mixture=(2, 1),
@@ -57,10 +65,12 @@ TINY_SWITCH = ZooSpec(
 
 @pytest.fixture(scope="module")
 def one_thread() -> Iterator[None]:
-    """Tiny builds train on one thread: as fast as two for these sizes, and immune to the
-    barrier stalls two threads suffer on a busy machine (the bytes are the same either way)."""
+    """Tiny builds train in this process on one thread: starting training processes would cost
+    more than the whole tiny build (the bytes are the same either way, see
+    ``test_parallel_build_writes_the_same_bytes``)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(TRAIN_THREADS_ENV, "1")
+        mp.setenv(TRAIN_JOBS_ENV, "1")
         yield
 
 
@@ -151,6 +161,25 @@ def test_spec_key_tracks_the_recipe() -> None:
     assert zoo_dir(other, "/r") != zoo_dir(TINY_MIXTRAL, "/r")
 
 
+def test_spec_key_tracks_the_build_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every input that changes the bytes of a build changes the key: two builds that differ
+    # never share a cache folder.
+    assert spec_key(TINY_MIXTRAL, threads=1) != spec_key(TINY_MIXTRAL, threads=2)
+    monkeypatch.setenv(TRAIN_THREADS_ENV, "2")
+    assert spec_key(TINY_MIXTRAL) == spec_key(TINY_MIXTRAL, threads=2)
+    env = build_environment(threads=3)
+    assert env["threads"] == 3
+    assert env["torch"] == torch.__version__
+    assert env["python"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert env["platform"] == f"{platform.system()}-{platform.machine()}"
+    assert {"transformers", "tokenizers", "cpu_capability"} <= set(env)
+    baseline = spec_key(TINY_MIXTRAL, threads=1)
+    for field, value in [("torch", "0.0.0"), ("python", "3.99"), ("cpu_capability", "DEFAULT")]:
+        changed = {**build_environment(1), field: value}
+        monkeypatch.setattr("moelab.zoo._spec.build_environment", lambda threads=None, c=changed: c)
+        assert spec_key(TINY_MIXTRAL, threads=1) != baseline, field
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -214,6 +243,10 @@ def test_tiny_zoo_layout_and_manifest(tiny_root: Path, spec: ZooSpec) -> None:
         f"{p.relative_to(zoo.root).as_posix()}/model.safetensors" in m["files"] for p in zoo.paths()
     )
     assert {"torch", "transformers", "tokenizers", "python"} <= set(m["versions"])
+    assert m["environment"] == build_environment(threads=1)  # what produced it
+    assert m["key"] == spec_key(spec, threads=1)
+    assert m["build"]["threads_per_job"] == 1 and m["build"]["jobs"] == 1
+    assert m["build"]["zoos_built_together"] == ["mixtral-tiny", "switch-tiny"]
     assert m["seed"] == spec.seed and m["spec"] == spec.to_dict()
     curves = m["training"]["curves"]
     assert len(curves["base"]) == spec.pretrain_steps
@@ -296,7 +329,7 @@ def test_second_load_does_not_rebuild(tiny_root: Path, monkeypatch: pytest.Monke
     def fail(*args, **kwargs):
         raise AssertionError("the cached zoo was rebuilt")
 
-    monkeypatch.setattr("moelab.zoo._zoo._write_build", fail)
+    monkeypatch.setattr("moelab.zoo._zoo._write_builds", fail)
     started = time.perf_counter()
     zoos = ensure_zoo(
         root=tiny_root, specs={"mixtral-tiny": TINY_MIXTRAL, "switch-tiny": TINY_SWITCH}
@@ -382,7 +415,7 @@ def test_waits_for_a_concurrent_build(
     def fail(*args, **kwargs):
         raise AssertionError("built although another process was building the same zoo")
 
-    monkeypatch.setattr("moelab.zoo._zoo._write_build", fail)
+    monkeypatch.setattr("moelab.zoo._zoo._write_builds", fail)
     target = zoo_dir(TINY_SWITCH, tmp_path)
     found: dict[str, Zoo] = {}
     with FileLock(tmp_path / f".{target.name}.lock"):  # "another process" is building
@@ -422,29 +455,57 @@ def test_exact_match_acceptance_rule(base: float, variant: float, accepted: bool
     assert exact_match_accepted(base, variant) is accepted
 
 
-def test_train_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_threads_and_jobs_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(TRAIN_THREADS_ENV, raising=False)
-    assert train_threads() == 2
-    monkeypatch.setenv(TRAIN_THREADS_ENV, "1")
+    monkeypatch.delenv(TRAIN_JOBS_ENV, raising=False)
     assert train_threads() == 1
-    monkeypatch.setenv(TRAIN_THREADS_ENV, "two")
-    with pytest.raises(
-        ValueError, match="MOELAB_TRAIN_THREADS must be a positive integer, got 'two'"
-    ):
-        train_threads()
+    assert 1 <= train_jobs() <= 2
+    monkeypatch.setenv(TRAIN_THREADS_ENV, "2")
+    assert train_threads() == 2
+    monkeypatch.setenv(TRAIN_JOBS_ENV, "3")
+    assert train_jobs() == 3
+    for name, read in [(TRAIN_THREADS_ENV, train_threads), (TRAIN_JOBS_ENV, train_jobs)]:
+        monkeypatch.setenv(name, "two")
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer, got 'two'"):
+            read()
+        monkeypatch.setenv(name, "1")
+
+
+def test_parallel_build_writes_the_same_bytes(tiny_root: Path, tmp_path: Path) -> None:
+    # Two training processes, the variants loading the base from disk: the same files as the
+    # in-process build, whatever process ran which job.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(TRAIN_JOBS_ENV, "2")
+        parallel = ensure_zoo(
+            root=tmp_path, specs={"mixtral-tiny": TINY_MIXTRAL, "switch-tiny": TINY_SWITCH}
+        )
+    for name, spec in [("mixtral-tiny", TINY_MIXTRAL), ("switch-tiny", TINY_SWITCH)]:
+        serial = _load_quietly(name, tiny_root, spec)
+        assert parallel[name].manifest["build"]["jobs"] == 2
+        assert parallel[name].manifest["files"] == serial.manifest["files"], name
+        assert parallel[name].manifest["evaluation"] == serial.manifest["evaluation"], name
 
 
 # ---------------------------------------------------------------------------------------------
 # The default zoo (CI builds it once per run, in $MOELAB_ZOO_DIR, and shares it with notebooks).
 
 
+@contextlib.contextmanager
+def caller_training_env() -> Iterator[None]:
+    """The zoo the notebooks use is built with the caller's settings ($MOELAB_TRAIN_THREADS,
+    $MOELAB_ZOO_DIR), never with the tiny builds' one-job setting of this module."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in (TRAIN_THREADS_ENV, TRAIN_JOBS_ENV):
+            if name in _CALLER_ENV:
+                mp.setenv(name, _CALLER_ENV[name])
+            else:
+                mp.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(scope="module")
 def default_zoos() -> dict[str, Zoo]:
-    # The bytes of a build depend on the training thread count (float reduction order), and the
-    # notebooks' checked outputs come from the default build: never inherit the tiny builds'
-    # one-thread setting here.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(TRAIN_THREADS_ENV, raising=False)
+    with caller_training_env():
         return ensure_zoo()
 
 
@@ -482,7 +543,8 @@ def test_default_switch_zoo_meets_acceptance(default_zoos: dict[str, Zoo]) -> No
 
 def test_default_zoo_warm_load_is_fast(default_zoos: dict[str, Zoo]) -> None:
     started = time.perf_counter()
-    zoos = ensure_zoo()
+    with caller_training_env():
+        zoos = ensure_zoo()
     assert time.perf_counter() - started < 10
     assert {n: z.root for n, z in zoos.items()} == {n: z.root for n, z in default_zoos.items()}
 
@@ -492,7 +554,8 @@ def test_cli_reports_the_default_zoo(
 ) -> None:
     from moelab.__main__ import main
 
-    assert main(["zoo"]) == 0
+    with caller_training_env():
+        assert main(["zoo"]) == 0
     out = capsys.readouterr().out
     assert "mixtral-tiny" in out and "switch-tiny" in out and "FAILED" not in out
     assert str(default_zoos["mixtral-tiny"].root) in out
