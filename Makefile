@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 ## Build the offline zoo if missing, then execute every notebook headless into reports/NAME.html.
 tour: $(STAMP)
 	$(PY) -m moelab zoo
-	PLOTLY_RENDERER=plotly_mimetype+notebook $(PY) scripts/tour.py $(NOTEBOOKS)
+	$(PY) scripts/tour.py $(NOTEBOOKS)
 
 ## Unit tests, then the executed notebooks under nbval.
 test: $(STAMP)
@@ -36,7 +36,7 @@ test: $(STAMP)
 
 ## JupyterLab on the notebooks folder.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## Benchmarks: each prints ratios against a peer measured in the same run.
 bench: $(STAMP)

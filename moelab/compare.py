@@ -495,10 +495,12 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 def claims_table(table: pd.DataFrame, *, tolerance: float = 0.05) -> pd.DataFrame:
     """Which of the expected results hold, per number of tenants and owner policy.
 
-    Two claims: (1) consolidation with every slot shared has a better mean per-tenant quality
-    than each merging baseline; (2) consolidation with half of the slots shared stays within
+    Claims, each on the mean per-tenant quality: (1) consolidation with every slot shared beats
+    each merging baseline; (2) consolidation with half of the slots shared stays within
     ``tolerance`` of the separate models (perplexity at most ``1 + tolerance`` times theirs,
-    accuracy at least ``1 - tolerance`` times theirs).
+    accuracy at least ``1 - tolerance`` times theirs); (3) sharing half of the slots beats
+    sharing all of them; (4) with every slot shared, swapping each tenant's non-expert layers
+    beats serving every tenant with the owners' (when ``without_reconfiguration`` rows exist).
 
     Parameters
     ----------
@@ -542,6 +544,7 @@ def claims_table(table: pd.DataFrame, *, tolerance: float = 0.05) -> pd.DataFram
         raise ValueError("claims_table needs 'consolidated' rows; run compare_methods with it")
     rows = []
     baselines = [b for b in ("average", "task_arithmetic", "ties", "dare") if b in set(summary["method"])]
+    has_without = "without_reconfiguration" in set(summary["method"])
     for n in sorted(summary["tenants"].unique()):
         separate = mean(n, "separate")
         bound = separate * (1 - tolerance) if higher else separate * (1 + tolerance)
@@ -557,6 +560,14 @@ def claims_table(table: pd.DataFrame, *, tolerance: float = 0.05) -> pd.DataFram
                          "claim": f"half shared within {tolerance:.0%} of separate",
                          "ours": half, "theirs": separate,
                          "holds": bool(half >= bound if higher else half <= bound)})
+            rows.append({"tenants": int(n), "owner": owner, "claim": "half shared beats all shared",
+                         "ours": half, "theirs": all_shared, "holds": better(half, all_shared)})
+            if has_without:
+                without = mean(n, "without_reconfiguration", 1.0, owner)
+                rows.append({"tenants": int(n), "owner": owner,
+                             "claim": "all shared beats without_reconfiguration",
+                             "ours": all_shared, "theirs": without,
+                             "holds": better(all_shared, without)})
     table = pd.DataFrame(rows, columns=["tenants", "owner", "claim", "ours", "theirs", "holds"])
     table.insert(5, "ratio", table["ours"] / table["theirs"])
     return table

@@ -81,7 +81,8 @@ def difference_figure(
         score = psnr(reference, image.astype(np.float64), data_range=255.0)
         titles.append(f"{label}<br>{score:.2f} dB, max {np.abs(diff).max():.2f}")
         window = diff[rows, cols]
-        maps.append(window.mean(axis=2) if window.ndim == 3 else window)
+        # float32 is far finer than a colour map shows and halves what a notebook stores.
+        maps.append((window.mean(axis=2) if window.ndim == 3 else window).astype(np.float32))
     top = float(limit) if limit is not None else max(float(np.abs(m).max()) for m in maps) or 1.0
     fig = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.02)
     for col, window in enumerate(maps, start=1):

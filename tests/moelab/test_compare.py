@@ -270,6 +270,19 @@ def test_claims_table_for_perplexity_and_accuracy():
     claims = claims_table(two).set_index(["owner", "claim"])["holds"]
     assert not claims[("round_robin", "half shared within 5% of separate")]
     assert claims[("mean", "half shared within 5% of separate")]
+    assert claims[("mean", "half shared beats all shared")]  # 0.78 > 0.6
+    assert "all shared beats without_reconfiguration" not in set(claims_table(two)["claim"])
+    # Reconfiguration and the budget, judged on the metric's own direction.
+    swaps = synthetic("perplexity", {
+        ("separate", np.nan): {2: 10.0},
+        ("consolidated", 1.0): {2: 11.0},
+        ("consolidated", 0.5): {2: 11.5},
+        ("without_reconfiguration", 1.0): {2: 14.0},
+    })
+    claims = claims_table(swaps).set_index("claim")
+    assert claims.loc["all shared beats without_reconfiguration", "holds"]
+    assert claims.loc["all shared beats without_reconfiguration", "theirs"] == 14.0
+    assert not claims.loc["half shared beats all shared", "holds"]  # 11.5 is worse than 11.0
 
 
 def test_summaries_and_figures():
