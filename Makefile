@@ -1,4 +1,4 @@
-# make tour | make test | make lab | make bench
+# make tour | make test | make lab | make bench | make notebooks
 # Every target creates .venv on first use and reinstalls only when pyproject.toml changes.
 
 PYTHON ?= python3
@@ -14,7 +14,7 @@ export MPLBACKEND := Agg
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install tour test lab bench clean
+.PHONY: install tour test notebooks lab bench clean
 
 install: $(STAMP)
 
@@ -29,10 +29,23 @@ tour: $(STAMP)
 	$(PY) -m moelab zoo
 	$(PY) scripts/tour.py $(NOTEBOOKS)
 
-## Unit tests, then the executed notebooks under nbval.
+## Build or verify the zoo (acceptance table, build time), unit tests, the notebooks under nbval.
 test: $(STAMP)
+	$(PY) -m moelab zoo
 	$(PY) -m pytest tests
 	$(PY) -m pytest --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+
+## Re-execute the committed notebooks in place. They run on a zoo built with two training
+## threads, so that `make test` (CI builds with one) checks them against another build.
+NOTEBOOK_TRAIN_THREADS := 2
+notebooks: $(STAMP)
+	MOELAB_TRAIN_THREADS=$(NOTEBOOK_TRAIN_THREADS) MOELAB_TRAIN_JOBS=1 $(PY) -m moelab zoo
+	cd notebooks && env -u MPLBACKEND -u PLOTLY_RENDERER MOELAB_TRAIN_THREADS=$(NOTEBOOK_TRAIN_THREADS) \
+		../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=1800 --ClearMetadataPreprocessor.enabled=True \
+		--ClearMetadataPreprocessor.clear_cell_metadata=False \
+		--ClearMetadataPreprocessor.preserve_nb_metadata_mask=kernelspec \
+		--ClearMetadataPreprocessor.preserve_nb_metadata_mask=language_info $(notdir $(NOTEBOOKS))
 
 ## JupyterLab on the notebooks folder.
 lab: $(STAMP)

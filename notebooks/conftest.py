@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 # Figures (plotly JSON, matplotlib images), widgets and stderr (progress bars) are rendered
-# differently on every run, and a table's text/html is the twin of its text/plain; the
-# rounded tables printed as text are the regression check.
+# differently on every run, and a table's text/html is the twin of its text/plain. The text of
+# the cells marked NBVAL_CHECK_OUTPUT is the regression check: claims asserted in the cell, and
+# tables computed from fixed inputs (shapes, byte counts, fixed-point bit patterns).
 SKIPPED_OUTPUTS = (
     "text/html",
     "application/vnd.plotly.v1+json",

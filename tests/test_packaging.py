@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "pip install 'moe-sr-lab[merging]'"
@@ -224,6 +223,9 @@ def _requirement(line: str) -> tuple[str, str]:
 
 @functools.cache
 def pyproject() -> dict:
+    # Only the pyproject checks need tomllib (standard library from Python 3.11); the import
+    # checks above run on every supported Python.
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from moelab.corpora import Example
-from moelab.zoo._jobs import BASE, JobResult, TrainJob, variant_jobs, model_folder, run_jobs
+from moelab.zoo._jobs import BASE, JobResult, TrainJob, model_folder, run_jobs, variant_jobs
 from moelab.zoo._recipes import get_recipe, package_versions, parameter_breakdown, token_stream
 from moelab.zoo._spec import (
     ZOO_FORMAT_VERSION,
@@ -238,10 +238,7 @@ def _write_manifest(base: TrainJob, results: dict[str, JobResult], build: dict) 
         "environment": build_environment(base.threads),
         "versions": package_versions(),
         "corpora": base.data.provenance,
-        "training": {
-            "threads": base.threads,
-            "curves": {name: results[name].curve for name in models},
-        },
+        "training": {"curves": {name: results[name].curve for name in models}},
         "evaluation": {
             "metric": recipe.metric,
             "results": evaluation,
@@ -267,8 +264,14 @@ def _write_builds(specs: Sequence[ZooSpec], folders: Sequence[Path]) -> list[dic
     by_zoo: dict[str, dict[str, JobResult]] = {}
     for result in results:
         by_zoo.setdefault(result.zoo, {})[result.model] = result
+    seconds = time.perf_counter() - started
+    tqdm.write(
+        f"built {' + '.join(spec.name for spec in specs)} in {seconds:.0f} s "
+        f"({jobs} jobs x {threads} thread(s); budget {BUILD_BUDGET_SECONDS} s for both built-in "
+        "zoos on 2 idle cores)"
+    )
     build = {
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(seconds, 2),
         "zoos_built_together": [spec.name for spec in specs],
         "threads_per_job": threads,
         "jobs": jobs,
