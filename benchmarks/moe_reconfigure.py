@@ -28,7 +28,7 @@ import time
 import torch
 
 from moelab import load_moe
-from moelab.consolidate import plan_consolidation
+from moelab.consolidation import plan_consolidation
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.zoo import load_zoo
 

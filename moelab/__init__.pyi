@@ -21,7 +21,7 @@ __all__ = [
     "checkpoint",
     "compare",
     "compare_methods",
-    "consolidate",
+    "consolidation",
     "corpora",
     "cross_slot_similarity",
     "detect_family",
@@ -49,7 +49,7 @@ __all__ = [
 from . import (
     checkpoint,
     compare,
-    consolidate,
+    consolidation,
     corpora,
     errors,
     evaluate,
@@ -62,7 +62,7 @@ from . import (
 )
 from .checkpoint import LazyCheckpoint
 from .compare import compare_methods
-from .consolidate import ConsolidationPlan, plan_consolidation
+from .consolidation import ConsolidationPlan, plan_consolidation
 from .errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,

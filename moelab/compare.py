@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from moelab.consolidate import plan_consolidation
+from moelab.consolidation import plan_consolidation
 from moelab.loading import MoEModel, load_moe
 from moelab.merging import get_merge_method, merge_models, without_reconfiguration
 from moelab.reconfigure import ConsolidatedMoE, storage_bytes
@@ -324,7 +324,7 @@ def _check_args(
     zoo: Any, tenants: Sequence[int], budgets: Sequence[float], methods: Sequence[str],
     owners: Sequence[str],
 ) -> None:
-    from moelab.consolidate import get_owner_policy
+    from moelab.consolidation import get_owner_policy
 
     for m in methods:
         get_serving_method(m)

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import torch
 
 from moelab._optional import require
-from moelab.consolidate import ConsolidationPlan, check_same_shapes
+from moelab.consolidation import ConsolidationPlan, check_same_shapes
 from moelab.loading import MoEModel, load_moe
 
 __all__ = [

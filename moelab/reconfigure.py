@@ -1,6 +1,6 @@
 """A consolidated multi-tenant MoE model and its runtime partial reconfiguration.
 
-:class:`ConsolidatedMoE` holds, for N tenants planned by :func:`moelab.consolidate.plan_consolidation`:
+:class:`ConsolidatedMoE` holds, for N tenants planned by :func:`moelab.consolidation.plan_consolidation`:
 
 * **one expert pool**: a shared slot is stored once, a private slot once per tenant;
 * **one non-expert set per tenant**: embeddings, attention, norms, lm_head and the router (and
@@ -56,9 +56,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from moelab.consolidate import MEAN_OWNER, ConsolidationPlan
-from moelab.families import MoEFamily
-from moelab.families._base import ExpertSlot
+from moelab.consolidation import MEAN_OWNER, ConsolidationPlan
+from moelab.families import ExpertSlot, MoEFamily
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -431,7 +430,7 @@ class ConsolidatedMoE:
         Parameters
         ----------
         plan : ConsolidationPlan
-            From :func:`moelab.consolidate.plan_consolidation`.
+            From :func:`moelab.consolidation.plan_consolidation`.
         device : str or torch.device, optional
             Where the live model and the pool live; CUDA when available, else CPU.
         mode : {"swap", "copy"}, default "swap"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from moelab import load_moe
-from moelab.consolidate import (
+from moelab.consolidation import (
     MEAN_OWNER,
     ConsolidationPlan,
     MemoryAccounting,

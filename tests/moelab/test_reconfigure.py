@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from moelab.consolidate import MEAN_OWNER, plan_consolidation
+from moelab.consolidation import MEAN_OWNER, plan_consolidation
 from moelab.families import ExpertSlot, get_family
 from moelab.merging import without_reconfiguration
 from moelab.reconfigure import ConsolidatedMoE, storage_bytes

@@ -1,20 +1,10 @@
-"""Which expert slots several fine-tuned MoE models should share, under a memory budget.
+"""The consolidation plan: which expert slots N tenants share, and who owns them.
 
-N fine-tunes of one base MoE model keep the base's expert slots. Serving them together, each
-tenant needs its own non-expert set (embeddings, attention, norms, router, lm_head: what the
-fine-tune changed most), but many experts barely moved: a slot whose experts are close across
-the tenants can be stored once and used by all of them. :func:`plan_consolidation` ranks the
-slots by a similarity metric of :mod:`moelab.similarity` (summed over the pairs of tenants when
-N > 2, as the serving paper does), then shares the most similar slots until the consolidated
-model fits the budget. The result is a frozen, inspectable :class:`ConsolidationPlan`;
-:class:`moelab.reconfigure.ConsolidatedMoE` builds the model it describes.
-
-Owner policies (a registry; see :func:`available_owner_policies`)
-    ``"round_robin"`` (the paper's code), ``"medoid"``, ``"mean"``; :class:`OwnerPolicy`,
-    :func:`get_owner_policy`, :func:`register_owner_policy`
-Plans
-    :func:`plan_consolidation`, :class:`ConsolidationPlan`, :class:`SlotDecision`,
-    :class:`MemoryAccounting`, :func:`resolve_budget`, :func:`plan_heatmap`
+:func:`plan_consolidation` ranks the slots by a similarity metric of :mod:`moelab.similarity`
+(summed over the pairs of tenants when N > 2, as the serving paper does), then shares the most
+similar slots until the consolidated model fits the budget (:func:`resolve_budget`). The result
+is a frozen, inspectable :class:`ConsolidationPlan`; :class:`moelab.reconfigure.ConsolidatedMoE`
+builds the model it describes, and :func:`plan_heatmap` draws it.
 
 Examples
 --------
@@ -27,186 +17,37 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
+from moelab.consolidation._memory import BUDGET_UNITS, BudgetUnit, MemoryAccounting, resolve_budget
+from moelab.consolidation._owners import (
+    MEAN_OWNER,
+    OwnerPolicy,
+    OwnerPolicyName,
+    get_owner_policy,
+)
 from moelab.errors import IncompatibleModelsError
-from moelab.families import MoEFamily, check_compatible
-from moelab.families._base import ExpertSlot
+from moelab.families import ExpertSlot, MoEFamily, check_compatible
 from moelab.loading import MoEModel, load_moe
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = [
-    "BUDGET_UNITS",
-    "MEAN_OWNER",
-    "BudgetUnit",
     "ConsolidationPlan",
-    "MemoryAccounting",
-    "OwnerPolicy",
-    "OwnerPolicyName",
     "SlotDecision",
-    "available_owner_policies",
-    "get_owner_policy",
+    "check_same_shapes",
     "plan_consolidation",
     "plan_heatmap",
-    "register_owner_policy",
-    "resolve_budget",
 ]
 
-BudgetUnit = Literal["fraction", "bytes", "slots"]
-"""How a budget is given.
-
-``"fraction"``: the expert bytes allowed, as a fraction of the N separate models' expert bytes
-(from ``1/N``, every slot shared, to 1, nothing shared). ``"bytes"``: the total bytes allowed
-for everything (N non-expert sets plus the expert pool). ``"slots"``: the number of slots to
-share (0 to the number of slots).
-"""
-BUDGET_UNITS: tuple[str, ...] = get_args(BudgetUnit)
-OwnerPolicyName = Literal["round_robin", "medoid", "mean"]
-"""Names of the built-in owner policies."""
-#: ``owner`` of a shared slot whose stored expert is the average of the tenants' experts.
-MEAN_OWNER = "mean"
-
 ModelSource = str | os.PathLike | MoEModel | nn.Module
-
-
-# ============================================================================ owner policies
-@dataclass(frozen=True)
-class OwnerPolicy:
-    """How a shared slot picks the one expert every tenant will use.
-
-    Parameters
-    ----------
-    name : str
-        Registry name.
-    choose : callable
-        ``choose(rank, distances, tenants) -> str``: ``rank`` is the slot's position among the
-        shared slots (0 = most similar), ``distances`` the ``(N, N)`` symmetric matrix of the
-        tenants' pairwise distances in that slot (0 on the diagonal, lower = more similar),
-        ``tenants`` the tenant names. Returns a tenant name, or :data:`MEAN_OWNER` to store
-        the average of the tenants' experts.
-    description : str
-        One line for summaries.
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is empty or ``choose`` is not callable.
-    """
-
-    name: str
-    choose: Callable[[int, np.ndarray, tuple[str, ...]], str] = field(repr=False)
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"OwnerPolicy.name must be a non-empty str, got {self.name!r}")
-        if not callable(self.choose):
-            raise ValueError(f"OwnerPolicy.choose must be callable, got {self.choose!r}")
-
-
-def _round_robin(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
-    # Round-robin owner over the models, in the order of the ranked shared slots, as in the
-    # Multi-MoE code: no tenant loses all of its experts to another.
-    return tenants[rank % len(tenants)]
-
-
-def _medoid(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
-    # The tenant whose expert is closest to all the others (ties: the first tenant).
-    return tenants[int(np.argmin(distances.sum(axis=1)))]
-
-
-def _mean(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
-    return MEAN_OWNER
-
-
-_OWNER_POLICIES: dict[str, OwnerPolicy] = {}
-
-
-def register_owner_policy(policy: OwnerPolicy) -> OwnerPolicy:
-    """Add an owner policy to the registry.
-
-    Parameters
-    ----------
-    policy : OwnerPolicy
-        The policy; its name must be new.
-
-    Returns
-    -------
-    OwnerPolicy
-        The same policy.
-
-    Raises
-    ------
-    ValueError
-        If ``policy`` is not an OwnerPolicy or its name is taken.
-    """
-    if not isinstance(policy, OwnerPolicy):
-        raise ValueError(f"expected an OwnerPolicy, got {type(policy).__name__}")
-    if policy.name in _OWNER_POLICIES:
-        raise ValueError(f"an owner policy named {policy.name!r} is already registered")
-    _OWNER_POLICIES[policy.name] = policy
-    return policy
-
-
-def available_owner_policies() -> tuple[str, ...]:
-    """Names of the registered owner policies, sorted.
-
-    Returns
-    -------
-    tuple of str
-        ``("mean", "medoid", "round_robin")`` plus any registered later.
-    """
-    return tuple(sorted(_OWNER_POLICIES))
-
-
-def get_owner_policy(name: str | OwnerPolicy) -> OwnerPolicy:
-    """Look an owner policy up by name.
-
-    Parameters
-    ----------
-    name : str or OwnerPolicy
-        A name from :func:`available_owner_policies` (a policy is returned unchanged).
-
-    Returns
-    -------
-    OwnerPolicy
-        The policy.
-
-    Raises
-    ------
-    ValueError
-        If no policy has that name; the message lists the known ones.
-
-    Examples
-    --------
-    >>> get_owner_policy("medoid").name
-    'medoid'
-    """
-    if isinstance(name, OwnerPolicy):
-        return name
-    try:
-        return _OWNER_POLICIES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown owner policy {name!r}; known policies: {', '.join(available_owner_policies())}"
-        ) from None
-
-
-for _policy in (
-    OwnerPolicy("round_robin", _round_robin, "owners taken in turn over the ranked shared slots"),
-    OwnerPolicy("medoid", _medoid, "the tenant whose expert is closest to the others"),
-    OwnerPolicy("mean", _mean, "the average of the tenants' experts"),
-):
-    register_owner_policy(_policy)
-del _policy
 
 
 # ============================================================================= value types
@@ -266,187 +107,6 @@ class SlotDecision:
             "stored_bytes": self.stored_bytes,
         }
 
-
-@dataclass(frozen=True)
-class MemoryAccounting:
-    """Parameter bytes of a consolidated model against N separate models.
-
-    Parameters
-    ----------
-    tenants : tuple of str
-        Tenant names.
-    non_expert_bytes : tuple of int
-        Bytes of each tenant's non-expert set (embeddings, attention, norms, router, lm_head,
-        and any dense MLP), tied weights once.
-    slot_bytes : int
-        Bytes of one expert (all its matrices).
-    n_slots : int
-        Expert slots per model.
-    n_shared : int
-        Slots stored once for all tenants.
-
-    Raises
-    ------
-    ValueError
-        On fewer than two tenants, mismatched lengths, or counts out of range.
-    """
-
-    tenants: tuple[str, ...]
-    non_expert_bytes: tuple[int, ...]
-    slot_bytes: int
-    n_slots: int
-    n_shared: int
-
-    def __post_init__(self) -> None:
-        if len(self.tenants) < 2 or len(self.tenants) != len(self.non_expert_bytes):
-            raise ValueError(
-                f"MemoryAccounting needs one non-expert size per tenant and at least two "
-                f"tenants, got {self.tenants} and {self.non_expert_bytes}"
-            )
-        if not 0 <= self.n_shared <= self.n_slots or self.slot_bytes <= 0:
-            raise ValueError(
-                f"MemoryAccounting: n_shared must lie in [0, n_slots={self.n_slots}] and "
-                f"slot_bytes be positive, got {self.n_shared} and {self.slot_bytes}"
-            )
-
-    @property
-    def n_tenants(self) -> int:
-        """Number of tenants N."""
-        return len(self.tenants)
-
-    @property
-    def shared_expert_bytes(self) -> int:
-        """Bytes of the shared slots (one expert each)."""
-        return self.n_shared * self.slot_bytes
-
-    @property
-    def private_expert_bytes(self) -> int:
-        """Bytes of the private slots (one expert per tenant each)."""
-        return (self.n_slots - self.n_shared) * self.n_tenants * self.slot_bytes
-
-    @property
-    def expert_bytes(self) -> int:
-        """Bytes of the whole expert pool."""
-        return self.shared_expert_bytes + self.private_expert_bytes
-
-    @property
-    def total_bytes(self) -> int:
-        """Every non-expert set plus the expert pool."""
-        return sum(self.non_expert_bytes) + self.expert_bytes
-
-    @property
-    def separate_bytes(self) -> int:
-        """N separate models: each tenant's non-expert set plus all of its experts."""
-        return sum(self.non_expert_bytes) + self.n_tenants * self.n_slots * self.slot_bytes
-
-    @property
-    def naive_expert_bytes(self) -> int:
-        """Expert bytes of N separate models (what a ``"fraction"`` budget is a fraction of)."""
-        return self.n_tenants * self.n_slots * self.slot_bytes
-
-    @property
-    def saving(self) -> float:
-        """Share of the N separate models' bytes that consolidation saves."""
-        return 1.0 - self.total_bytes / self.separate_bytes
-
-    def table(self) -> pd.DataFrame:
-        """Memory as a tidy table.
-
-        Returns
-        -------
-        pandas.DataFrame
-            One row per component (each tenant's non-expert set, the shared and the private
-            experts), columns ``component``, ``tenant``, ``bytes``, plus a ``"total"`` row and a
-            ``"separate models"`` row for comparison.
-        """
-        rows = [
-            {"component": "non-expert set", "tenant": t, "bytes": b}
-            for t, b in zip(self.tenants, self.non_expert_bytes)
-        ]
-        rows += [
-            {"component": "shared experts", "tenant": "all", "bytes": self.shared_expert_bytes},
-            {"component": "private experts", "tenant": "all", "bytes": self.private_expert_bytes},
-            {"component": "total", "tenant": "all", "bytes": self.total_bytes},
-            {"component": "separate models", "tenant": "all", "bytes": self.separate_bytes},
-        ]
-        return pd.DataFrame(rows, columns=["component", "tenant", "bytes"])
-
-
-def _slot_cost(accounting: MemoryAccounting) -> tuple[int, int, int]:
-    """(non-expert total, bytes with nothing shared, bytes saved per shared slot)."""
-    non_expert = sum(accounting.non_expert_bytes)
-    return non_expert, accounting.separate_bytes, (accounting.n_tenants - 1) * accounting.slot_bytes
-
-
-def resolve_budget(
-    budget: float, unit: BudgetUnit, accounting: MemoryAccounting
-) -> int:
-    """Smallest number of shared slots that fits a budget.
-
-    Sharing fewer slots keeps more of each tenant's own experts, so the plan shares as few as
-    the budget allows.
-
-    Parameters
-    ----------
-    budget : float or int
-        The budget, in ``unit``.
-    unit : {"fraction", "bytes", "slots"}
-        See :data:`BudgetUnit`.
-    accounting : MemoryAccounting
-        Sizes of the tenants (its ``n_shared`` is ignored).
-
-    Returns
-    -------
-    int
-        Number of slots to share, in ``[0, n_slots]``.
-
-    Raises
-    ------
-    ValueError
-        Unknown unit; a budget below the smallest configuration (every slot shared: the
-        message states that minimum); a fraction above 1 or a slot count out of range.
-
-    Examples
-    --------
-    >>> acc = MemoryAccounting(("a", "b"), (100, 100), slot_bytes=10, n_slots=8, n_shared=0)
-    >>> resolve_budget(0.75, "fraction", acc), resolve_budget(300, "bytes", acc)
-    (4, 6)
-    """
-    n_slots, n = accounting.n_slots, accounting.n_tenants
-    non_expert, unshared, per_slot = _slot_cost(accounting)
-    minimum_bytes = non_expert + n_slots * accounting.slot_bytes
-    if unit == "slots":
-        if isinstance(budget, bool) or not float(budget).is_integer() or not 0 <= budget <= n_slots:
-            raise ValueError(
-                f"a 'slots' budget is the number of slots to share, an integer in [0, {n_slots}]; "
-                f"got {budget!r}"
-            )
-        return int(budget)
-    if unit == "fraction":
-        low = 1.0 / n
-        if not low - 1e-12 <= budget <= 1.0:
-            raise ValueError(
-                f"a 'fraction' budget of {budget!r} is outside [{low:.4g}, 1]: the minimum is 1/N = "
-                f"{low:.4g} of the {n} models' expert bytes (every slot shared, one non-expert set "
-                f"per tenant); pass unit='bytes' for a budget in bytes"
-            )
-        allowed = budget * accounting.naive_expert_bytes
-        excess = accounting.naive_expert_bytes - allowed
-    elif unit == "bytes":
-        if budget < minimum_bytes:
-            raise ValueError(
-                f"a budget of {int(budget):,} bytes is too small: the minimum is "
-                f"{minimum_bytes:,} bytes ({n} non-expert sets = {non_expert:,} bytes, plus one "
-                f"copy of each of the {n_slots} expert slots = "
-                f"{n_slots * accounting.slot_bytes:,} bytes)"
-            )
-        excess = unshared - budget
-    else:
-        raise ValueError(f"unknown budget unit {unit!r}; known units: {', '.join(BUDGET_UNITS)}")
-    if excess <= 0:
-        return 0
-    # A tiny tolerance keeps a budget computed as an exact multiple from rounding up a slot.
-    return min(n_slots, math.ceil(excess / per_slot - 1e-9))
 
 
 # ============================================================================== the plan

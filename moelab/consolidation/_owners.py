@@ -1,0 +1,158 @@
+"""Owner policies: which expert a shared slot keeps (a registry of named policies).
+
+``"round_robin"`` (the paper's code), ``"medoid"`` and ``"mean"`` are built in; see
+:func:`available_owner_policies`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "MEAN_OWNER",
+    "OwnerPolicy",
+    "OwnerPolicyName",
+    "available_owner_policies",
+    "get_owner_policy",
+    "register_owner_policy",
+]
+
+OwnerPolicyName = Literal["round_robin", "medoid", "mean"]
+"""Names of the built-in owner policies."""
+#: ``owner`` of a shared slot whose stored expert is the average of the tenants' experts.
+MEAN_OWNER = "mean"
+
+
+@dataclass(frozen=True)
+class OwnerPolicy:
+    """How a shared slot picks the one expert every tenant will use.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    choose : callable
+        ``choose(rank, distances, tenants) -> str``: ``rank`` is the slot's position among the
+        shared slots (0 = most similar), ``distances`` the ``(N, N)`` symmetric matrix of the
+        tenants' pairwise distances in that slot (0 on the diagonal, lower = more similar),
+        ``tenants`` the tenant names. Returns a tenant name, or :data:`MEAN_OWNER` to store
+        the average of the tenants' experts.
+    description : str
+        One line for summaries.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is empty or ``choose`` is not callable.
+    """
+
+    name: str
+    choose: Callable[[int, np.ndarray, tuple[str, ...]], str] = field(repr=False)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"OwnerPolicy.name must be a non-empty str, got {self.name!r}")
+        if not callable(self.choose):
+            raise ValueError(f"OwnerPolicy.choose must be callable, got {self.choose!r}")
+
+
+def _round_robin(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
+    # Round-robin owner over the models, in the order of the ranked shared slots, as in the
+    # Multi-MoE code: no tenant loses all of its experts to another.
+    return tenants[rank % len(tenants)]
+
+
+def _medoid(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
+    # The tenant whose expert is closest to all the others (ties: the first tenant).
+    return tenants[int(np.argmin(distances.sum(axis=1)))]
+
+
+def _mean(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
+    return MEAN_OWNER
+
+
+_OWNER_POLICIES: dict[str, OwnerPolicy] = {}
+
+
+def register_owner_policy(policy: OwnerPolicy) -> OwnerPolicy:
+    """Add an owner policy to the registry.
+
+    Parameters
+    ----------
+    policy : OwnerPolicy
+        The policy; its name must be new.
+
+    Returns
+    -------
+    OwnerPolicy
+        The same policy.
+
+    Raises
+    ------
+    ValueError
+        If ``policy`` is not an OwnerPolicy or its name is taken.
+    """
+    if not isinstance(policy, OwnerPolicy):
+        raise ValueError(f"expected an OwnerPolicy, got {type(policy).__name__}")
+    if policy.name in _OWNER_POLICIES:
+        raise ValueError(f"an owner policy named {policy.name!r} is already registered")
+    _OWNER_POLICIES[policy.name] = policy
+    return policy
+
+
+def available_owner_policies() -> tuple[str, ...]:
+    """Names of the registered owner policies, sorted.
+
+    Returns
+    -------
+    tuple of str
+        ``("mean", "medoid", "round_robin")`` plus any registered later.
+    """
+    return tuple(sorted(_OWNER_POLICIES))
+
+
+def get_owner_policy(name: str | OwnerPolicy) -> OwnerPolicy:
+    """Look an owner policy up by name.
+
+    Parameters
+    ----------
+    name : str or OwnerPolicy
+        A name from :func:`available_owner_policies` (a policy is returned unchanged).
+
+    Returns
+    -------
+    OwnerPolicy
+        The policy.
+
+    Raises
+    ------
+    ValueError
+        If no policy has that name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> get_owner_policy("medoid").name
+    'medoid'
+    """
+    if isinstance(name, OwnerPolicy):
+        return name
+    try:
+        return _OWNER_POLICIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown owner policy {name!r}; known policies: {', '.join(available_owner_policies())}"
+        ) from None
+
+
+for _policy in (
+    OwnerPolicy("round_robin", _round_robin, "owners taken in turn over the ranked shared slots"),
+    OwnerPolicy("medoid", _medoid, "the tenant whose expert is closest to the others"),
+    OwnerPolicy("mean", _mean, "the average of the tenants' experts"),
+):
+    register_owner_policy(_policy)
+del _policy
