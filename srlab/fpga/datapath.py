@@ -94,6 +94,7 @@ from srlab.fixed import (
     add,
     add_format,
     cast,
+    cast_float_codes,
     multiply,
     multiply_format,
     quantize,
@@ -828,80 +829,6 @@ def _band_plan(r: FixedPointResizer, axis: str, n_in: int, channels: int | None,
     return _AxisPlan(n_out, block, span, lo, np.ascontiguousarray(mats, dtype=dtype), outside.astype(dtype), False, True)
 
 
-# --------------------------------------------------------------------------- casts in float
-
-# The fast path holds exact integer codes in float32/float64 arrays. Rounding them into
-# the next format right there, band by band while the band is in cache, avoids a round
-# trip through int64 that would make a 1080p run several times slower than the float
-# resize. These mirror srlab.fixed's modes on exact values (tests compare them with
-# srlab.fixed.cast for every rounding and overflow mode).
-
-
-def _round_half_away(z: np.ndarray) -> np.ndarray:
-    sign = np.sign(z)
-    np.abs(z, out=z)
-    z += 0.5
-    np.floor(z, out=z)
-    z *= sign
-    return z
-
-
-def _round_half_to_zero(z: np.ndarray) -> np.ndarray:
-    sign = np.sign(z)
-    np.abs(z, out=z)
-    z -= 0.5
-    np.ceil(z, out=z)
-    z *= sign
-    return z
-
-
-_FLOAT_ROUNDERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "trn": lambda z: np.floor(z, out=z),
-    "trn_zero": lambda z: np.trunc(z, out=z),
-    "rnd": lambda z: np.floor(np.add(z, 0.5, out=z), out=z),
-    "rnd_min_inf": lambda z: np.ceil(np.subtract(z, 0.5, out=z), out=z),
-    "rnd_zero": _round_half_to_zero,
-    "rnd_inf": _round_half_away,
-    "rnd_conv": lambda z: np.rint(z, out=z),  # ties to even
-}
-
-
-def _lowest(fmt: QFormat) -> int:
-    return -fmt.max_code if fmt.overflow == "sat_sym" and fmt.signed else fmt.min_code
-
-
-def _wrap_float(q: np.ndarray, fmt: QFormat) -> np.ndarray:
-    period = float(1 << fmt.word_bits)
-    q -= period * np.floor((q - fmt.min_code) / period)
-    return q
-
-
-def _sat_zero_float(q: np.ndarray, fmt: QFormat) -> np.ndarray:
-    q[(q < fmt.min_code) | (q > fmt.max_code)] = 0
-    return q
-
-
-_FLOAT_OVERFLOWS: dict[str, Callable[[np.ndarray, QFormat], np.ndarray]] = {
-    "wrap": _wrap_float,
-    "sat": lambda q, fmt: np.clip(q, fmt.min_code, fmt.max_code, out=q),
-    "sat_sym": lambda q, fmt: np.clip(q, _lowest(fmt), fmt.max_code, out=q),
-    "sat_zero": _sat_zero_float,
-}
-
-
-def _float_cast(y: np.ndarray, frac_bits: int, bound: int, fmt: QFormat) -> np.ndarray:
-    """Exact codes ``y`` (``|y| <= bound``, ``frac_bits``) cast into ``fmt``, in place."""
-    shift = frac_bits - fmt.frac_bits
-    if shift:
-        y *= y.dtype.type(2.0**-shift)  # exact: a power of two
-    if shift > 0:
-        _FLOAT_ROUNDERS[fmt.rounding](y)
-    reach = -(-bound >> shift) if shift >= 0 else bound << -shift  # ceil: rounding stays within
-    if -reach < _lowest(fmt) or reach > fmt.max_code:
-        _FLOAT_OVERFLOWS[fmt.overflow](y, fmt)
-    return y
-
-
 # --------------------------------------------------------------------------- passes
 
 
@@ -924,7 +851,7 @@ def _finish(r: FixedPointResizer, sums: np.ndarray, spec: _PassSpec, target: QFo
     """Exact float sums of products -> codes of ``target`` (float, same dtype)."""
     if not spec.through_acc:
         # The accumulator holds the exact sum, so casting into it would change nothing.
-        return _float_cast(sums, spec.sum_frac, spec.bound, target)
+        return cast_float_codes(sums, spec.sum_frac, spec.bound, target)
     # The accumulator may wrap: take the exact int64 route through it.
     value = cast(cast(FixedArray(sums.astype(np.int64), _sum_format(spec.bound, spec.sum_frac)), r.acc_fmt), target)
     return value.codes.astype(sums.dtype)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import srlab
-from srlab.fixed import FixedArray, QFormat, cast
+from srlab.fixed import FixedArray, QFormat, cast, cast_float_codes
 from srlab.fpga import FixedPointResizer, PhaseDDA
-from srlab.fpga.datapath import _float_cast, _pass_spec, minimum_int_bits
+from srlab.fpga.datapath import _pass_spec, minimum_int_bits
 from srlab.images import center_crop, load_image
 from srlab.kernels import SHIFT_ADD_CONSTANTS
 
@@ -172,7 +172,7 @@ def test_float_casts_match_srlab_fixed(rounding, overflow, dtype):
     source = QFormat(23, 11)  # 12 fraction bits
     for target in (QFormat(8, 8, False, rounding, overflow), QFormat(12, 9, True, rounding, overflow), QFormat(20, 6, True, rounding, overflow)):
         expected = cast(FixedArray(codes, source), target).codes
-        got = _float_cast(codes.astype(dtype), source.frac_bits, bound, target)
+        got = cast_float_codes(codes.astype(dtype), source.frac_bits, bound, target)
         assert np.array_equal(got.astype(np.int64), expected), (target, rounding, overflow)
 
 
