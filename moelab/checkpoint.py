@@ -19,8 +19,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from moelab.errors import CheckpointNotFoundError, CorruptCheckpointError
-from moelab.families import MoEFamily, detect_family, get_family
-from moelab.families._base import CheckpointLayout, ExpertSlot, TensorRef
+from moelab.families import (
+    CheckpointLayout,
+    ExpertSlot,
+    MoEFamily,
+    TensorRef,
+    detect_family,
+    get_family,
+)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from moelab._optional import require
+from moelab.extras import require
 
 __all__ = ["exact_match", "greedy_answers", "perplexity"]
 

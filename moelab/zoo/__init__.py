@@ -16,8 +16,10 @@ Opening
     load_zoo, ensure_zoo, build_zoo, build_zoos, Zoo, ZooCacheWarning, BUILD_BUDGET_SECONDS
 Recipes
     ZooSpec, ZOO_SPECS, get_spec, spec_key, build_environment, ZOO_FORMAT_VERSION
+    (``_spec``); get_recipe, exact_match_accepted: how a family is trained and accepted
+    (``_recipes``); train_tokenizer, SPECIAL_TOKENS: the byte-level BPE tokenizer (``_tokenizer``)
 Cache
-    zoo_root, zoo_dir, ZOO_DIR_ENV (``MOELAB_ZOO_DIR``)
+    zoo_root, zoo_dir, ZOO_DIR_ENV (``MOELAB_ZOO_DIR``), file_hashes (``_store``)
 Training
     train_threads, train_jobs (``MOELAB_TRAIN_THREADS``, ``MOELAB_TRAIN_JOBS``)
 
@@ -36,7 +38,7 @@ True
 
 from __future__ import annotations
 
-from moelab.zoo._recipes import parameter_breakdown
+from moelab.zoo._recipes import exact_match_accepted, get_recipe, parameter_breakdown
 from moelab.zoo._spec import (
     ZOO_FORMAT_VERSION,
     ZOO_SPECS,
@@ -45,7 +47,8 @@ from moelab.zoo._spec import (
     get_spec,
     spec_key,
 )
-from moelab.zoo._store import ZOO_DIR_ENV, zoo_dir, zoo_root
+from moelab.zoo._store import ZOO_DIR_ENV, file_hashes, zoo_dir, zoo_root
+from moelab.zoo._tokenizer import SPECIAL_TOKENS, train_tokenizer
 from moelab.zoo._training import TRAIN_JOBS_ENV, TRAIN_THREADS_ENV, train_jobs, train_threads
 from moelab.zoo._zoo import (
     BUILD_BUDGET_SECONDS,
@@ -59,6 +62,7 @@ from moelab.zoo._zoo import (
 
 __all__ = [
     "BUILD_BUDGET_SECONDS",
+    "SPECIAL_TOKENS",
     "TRAIN_JOBS_ENV",
     "TRAIN_THREADS_ENV",
     "ZOO_DIR_ENV",
@@ -71,12 +75,16 @@ __all__ = [
     "build_zoo",
     "build_zoos",
     "ensure_zoo",
+    "exact_match_accepted",
+    "file_hashes",
+    "get_recipe",
     "get_spec",
     "load_zoo",
     "parameter_breakdown",
     "spec_key",
     "train_jobs",
     "train_threads",
+    "train_tokenizer",
     "zoo_dir",
     "zoo_root",
 ]

@@ -188,7 +188,7 @@ def test_bad_arguments(mixtral_zoo, tmp_path):
 
 def test_exact_match_on_a_seq2seq_zoo(tiny_model, tmp_path):
     from moelab.evaluate import exact_match, greedy_answers
-    from moelab.zoo._tokenizer import train_tokenizer
+    from moelab.zoo import train_tokenizer
 
     texts = [f"add: {i} + {j} {i + j}" for i in range(20) for j in range(5)]
     tokenizer = train_tokenizer(texts, 300, style="seq2seq")

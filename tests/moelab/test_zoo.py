@@ -27,6 +27,9 @@ from transformers import (
 from moelab.corpora import domain_split, iter_texts, task_split
 from moelab.evaluate import exact_match, perplexity
 from moelab.zoo import (
+    SPECIAL_TOKENS,
+    TRAIN_JOBS_ENV,
+    TRAIN_THREADS_ENV,
     ZOO_DIR_ENV,
     ZOO_SPECS,
     Zoo,
@@ -34,16 +37,18 @@ from moelab.zoo import (
     ZooSpec,
     build_environment,
     ensure_zoo,
+    exact_match_accepted,
+    file_hashes,
+    get_recipe,
     load_zoo,
     parameter_breakdown,
     spec_key,
+    train_jobs,
+    train_threads,
+    train_tokenizer,
     zoo_dir,
     zoo_root,
 )
-from moelab.zoo._recipes import exact_match_accepted
-from moelab.zoo._store import file_hashes
-from moelab.zoo._tokenizer import SPECIAL_TOKENS, train_tokenizer
-from moelab.zoo._training import TRAIN_JOBS_ENV, TRAIN_THREADS_ENV, train_jobs, train_threads
 
 # The training settings this test run was started with (module fixtures override them).
 _CALLER_ENV = {n: os.environ[n] for n in (TRAIN_THREADS_ENV, TRAIN_JOBS_ENV) if n in os.environ}
@@ -397,12 +402,10 @@ def test_partial_cache_is_rebuilt(tiny_copy: Path, damage, reason: str) -> None:
 def test_interrupted_build_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None
 ) -> None:
-    from moelab.zoo import _recipes
-
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_recipes.CausalRecipe, "evaluate", boom)
+    monkeypatch.setattr(type(get_recipe("mixtral")), "evaluate", boom)
     with pytest.raises(KeyboardInterrupt):
         load_zoo("mixtral-tiny", tmp_path, spec=TINY_MIXTRAL)
     # Only the (empty) build lock remains: no zoo folder, no staging folder.
