@@ -75,14 +75,6 @@ ReconfigureMode = Literal["swap", "copy"]
 the others copied in from host memory."""
 RECONFIGURE_MODES: tuple[str, ...] = get_args(ReconfigureMode)
 
-# Where experts live, per family: one parameter per expert, or all experts of a layer fused.
-_EXPERT_LAYOUTS: dict[str, str] = {
-    "mixtral": "fused",
-    "olmoe": "fused",
-    "switch_transformers": "per_expert",
-}
-
-
 def storage_bytes(tensors: Iterator[torch.Tensor] | Sequence[torch.Tensor]) -> int:
     """Bytes of the distinct storages behind some tensors (views and aliases counted once).
 
@@ -335,11 +327,12 @@ _POOL_BUILDERS: dict[str, Callable[[ConsolidationPlan, nn.Module, torch.device],
 
 
 def _pool_builder(family: MoEFamily) -> Callable[[ConsolidationPlan, nn.Module, torch.device], _Pool]:
-    layout = _EXPERT_LAYOUTS.get(family.name)
-    if layout is None:
+    # The adapter says how its experts are laid out; a layout is how the pool is built.
+    layout = getattr(family, "expert_layout", None)
+    if layout not in _POOL_BUILDERS:
         raise ValueError(
-            f"no expert-pool layout is known for family {family.name!r}; known families: "
-            f"{', '.join(sorted(_EXPERT_LAYOUTS))}"
+            f"family {family.name!r} has expert_layout {layout!r}, for which no expert pool "
+            f"is known; set it to one of {', '.join(sorted(_POOL_BUILDERS))}"
         )
     return _POOL_BUILDERS[layout]
 

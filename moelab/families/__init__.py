@@ -3,7 +3,9 @@
 Registry
     available_families, get_family, detect_family, register_family
 Protocol and value types
-    MoEFamily, ExpertSlot, TensorRef, NonExpertGroup, CheckpointLayout
+    MoEFamily, ExpertSlot, TensorRef, NonExpertGroup, CheckpointLayout, ExpertLayout
+Parameter groups (``MoEFamily.parameter_groups``)
+    EXPERTS_GROUP, NON_EXPERT_GROUPS, OTHER_GROUP
 Comparing models
     check_compatible
 
@@ -23,8 +25,12 @@ from typing import Any
 from moelab.errors import UnsupportedModelError
 from moelab.families._base import (
     CHECKPOINT_LAYOUTS,
+    EXPERT_LAYOUTS,
+    EXPERTS_GROUP,
     NON_EXPERT_GROUPS,
+    OTHER_GROUP,
     CheckpointLayout,
+    ExpertLayout,
     ExpertSlot,
     MoEFamily,
     NonExpertGroup,
@@ -38,8 +44,12 @@ from moelab.families.switch import SwitchTransformersFamily
 
 __all__ = [
     "CHECKPOINT_LAYOUTS",
+    "EXPERTS_GROUP",
+    "EXPERT_LAYOUTS",
     "NON_EXPERT_GROUPS",
+    "OTHER_GROUP",
     "CheckpointLayout",
+    "ExpertLayout",
     "ExpertSlot",
     "MoEFamily",
     "NonExpertGroup",

@@ -25,8 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_LAYOUTS",
+    "EXPERTS_GROUP",
+    "EXPERT_LAYOUTS",
     "NON_EXPERT_GROUPS",
+    "OTHER_GROUP",
     "CheckpointLayout",
+    "ExpertLayout",
     "ExpertSlot",
     "MoEFamily",
     "NonExpertGroup",
@@ -49,6 +53,15 @@ CheckpointLayout = Literal["fused", "per_expert"]
 (written by ``save_pretrained`` by default, which converts back to the original names).
 """
 CHECKPOINT_LAYOUTS: tuple[str, ...] = get_args(CheckpointLayout)
+
+ExpertLayout = Literal["fused", "per_expert"]
+"""How a model in memory holds the experts of one layer.
+
+``"fused"``: one ``[E, ...]`` parameter per matrix holds all experts of the layer (Mixtral and
+OLMoE in transformers 5). ``"per_expert"``: one parameter per expert and matrix (Switch
+Transformers).
+"""
+EXPERT_LAYOUTS: tuple[str, ...] = get_args(ExpertLayout)
 
 #: Name of the memory-table group that holds every expert parameter.
 EXPERTS_GROUP = "experts"
@@ -258,6 +271,9 @@ class MoEFamily(ABC):
     auto_class_name: ClassVar[str]
     #: Expert matrix names, in a fixed order.
     matrix_names: ClassVar[tuple[str, ...]]
+    #: How the model holds a layer's experts in memory (see :data:`ExpertLayout`); it decides
+    #: how a consolidated model pools them.
+    expert_layout: ClassVar[ExpertLayout]
     #: Ordered ``(group, regex)`` pairs; a module whose qualified name fully matches the regex
     #: belongs to that non-expert group. The first matching pair wins.
     non_expert_patterns: ClassVar[tuple[tuple[NonExpertGroup, str], ...]]
@@ -615,6 +631,38 @@ class MoEFamily(ABC):
                     break
         return groups
 
+    def parameter_groups(self, model: nn.Module) -> dict[str, str]:
+        """The group of every parameter: ``"experts"``, a non-expert group, or ``"other"``.
+
+        Tied parameters are listed once, under their first name, and belong to the first
+        group (in :meth:`non_expert_groups` order) that holds them.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family.
+
+        Returns
+        -------
+        dict of str to str
+            Qualified parameter name (as ``model.named_parameters()`` yields it) to group:
+            ``"experts"`` for :meth:`expert_parameters`, a name of :data:`NON_EXPERT_GROUPS`,
+            or ``"other"`` for anything no pattern of :attr:`non_expert_patterns` claims.
+
+        Examples
+        --------
+        >>> get_family("mixtral").parameter_groups(model)["model.layers.0.mlp.gate.weight"]  # doctest: +SKIP
+        'router'
+        """
+        owner: dict[int, str] = {}
+        for param in self.expert_parameters(model).values():
+            owner[id(param)] = EXPERTS_GROUP
+        for group, modules in self.non_expert_modules(model).items():
+            for module in modules.values():
+                for param in module.parameters():
+                    owner.setdefault(id(param), group)
+        return {name: owner.get(id(p), OTHER_GROUP) for name, p in model.named_parameters()}
+
     def memory_table(self, model: nn.Module) -> pd.DataFrame:
         """Parameter memory by group, dtype and device.
 
@@ -634,16 +682,10 @@ class MoEFamily(ABC):
         """
         import pandas as pd
 
-        owner: dict[int, str] = {}
-        for param in self.expert_parameters(model).values():
-            owner[id(param)] = EXPERTS_GROUP
-        for group, modules in self.non_expert_modules(model).items():
-            for module in modules.values():
-                for param in module.parameters():
-                    owner.setdefault(id(param), group)
+        group_of = self.parameter_groups(model)
         rows: dict[tuple[str, str, str], list[int]] = {}
-        for param in model.parameters():  # deduplicates tied parameters
-            key = (owner.get(id(param), OTHER_GROUP), str(param.dtype), str(param.device))
+        for name, param in model.named_parameters():  # deduplicates tied parameters
+            key = (group_of[name], str(param.dtype), str(param.device))
             acc = rows.setdefault(key, [0, 0])
             acc[0] += param.numel()
             acc[1] += param.numel() * param.element_size()

@@ -41,6 +41,7 @@ class FusedGatedFamily(MoEFamily):
     """
 
     auto_class_name = "AutoModelForCausalLM"
+    expert_layout = "fused"
     non_expert_patterns = DECODER_NON_EXPERT_PATTERNS
 
     #: Family-level names of the gate, up and down projections.

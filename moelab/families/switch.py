@@ -48,6 +48,7 @@ class SwitchTransformersFamily(MoEFamily):
     model_types = ("switch_transformers",)
     auto_class_name = "AutoModelForSeq2SeqLM"
     matrix_names = ("wi", "wo")
+    expert_layout = "per_expert"
     non_expert_patterns = (
         ("embeddings", rf"shared|{_STACKS}\.embed_tokens"),
         ("attention", rf"{_STACKS}\.block\.\d+\.layer\.\d+\.(SelfAttention|EncDecAttention)"),

@@ -27,6 +27,7 @@ from transformers import (
 
 from moelab import corpora
 from moelab.evaluate import exact_match, perplexity
+from moelab.families import EXPERTS_GROUP, detect_family
 from moelab.zoo._spec import ZooSpec
 from moelab.zoo._tokenizer import train_tokenizer
 from moelab.zoo._training import Batch, seeded
@@ -88,40 +89,49 @@ def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-# Parameter groups, first match wins; "experts" is what the papers move, quantize or share,
-# everything else is the per-tenant non-expert set.
-_PARAM_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("experts", (".experts.",)),
-    ("router", (".mlp.gate.", ".mlp.router.")),
-    ("embeddings", ("embed_tokens", "shared.")),
-    ("lm_head", ("lm_head",)),
-    ("attention", ("self_attn", "SelfAttention", "EncDecAttention")),
-    ("norms", ("norm",)),
-    ("dense_mlp", (".mlp.",)),
-)
+# The groups a manifest records, in its key order; which parameter is in which group is the
+# family adapter's call (MoEFamily.parameter_groups). "experts" is what the papers move,
+# quantize or share, everything else is the per-tenant non-expert set.
+_MANIFEST_GROUPS = (EXPERTS_GROUP, "router", "embeddings", "lm_head", "attention", "norms", "dense_mlp")
 
 
 def parameter_breakdown(model: nn.Module) -> dict[str, float | int | dict[str, int]]:
     """Count parameters per group (tied weights once) and the share held by experts.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A model of a registered family; its adapter assigns each parameter to a group.
 
     Returns
     -------
     dict
         ``total``, ``experts``, ``non_experts``, ``expert_fraction`` and ``groups`` (count per
         group: experts, router, embeddings, lm_head, attention, norms, dense_mlp).
+
+    Raises
+    ------
+    ValueError
+        If the adapter puts a parameter in a group the manifest does not record (e.g.
+        ``"other"``: no pattern of the adapter claims it).
     """
-    groups = {name: 0 for name, _ in _PARAM_GROUPS}
+    family = detect_family(model)
+    group_of = family.parameter_groups(model)
+    groups = dict.fromkeys(_MANIFEST_GROUPS, 0)
     for name, param in model.named_parameters():
-        group = next((g for g, keys in _PARAM_GROUPS if any(k in name for k in keys)), None)
-        if group is None:
-            raise ValueError(f"parameter {name!r} fits no group; extend _PARAM_GROUPS")
+        group = group_of[name]
+        if group not in groups:
+            raise ValueError(
+                f"parameter {name!r} is in group {group!r} of the {family.name} adapter, which "
+                f"a zoo manifest does not record; extend the adapter's non_expert_patterns"
+            )
         groups[group] += param.numel()
     total = sum(groups.values())
     return {
         "total": total,
-        "experts": groups["experts"],
-        "non_experts": total - groups["experts"],
-        "expert_fraction": round(groups["experts"] / total, 6),
+        "experts": groups[EXPERTS_GROUP],
+        "non_experts": total - groups[EXPERTS_GROUP],
+        "expert_fraction": round(groups[EXPERTS_GROUP] / total, 6),
         "groups": groups,
     }
 

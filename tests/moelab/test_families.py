@@ -16,7 +16,14 @@ from moelab import (
     detect_family,
     get_family,
 )
-from moelab.families import NON_EXPERT_GROUPS, MoEFamily, TensorRef, register_family
+from moelab.families import (
+    EXPERT_LAYOUTS,
+    EXPERTS_GROUP,
+    NON_EXPERT_GROUPS,
+    MoEFamily,
+    TensorRef,
+    register_family,
+)
 
 # Sizes of the tiny models built in conftest.py.
 HIDDEN, FFN, EXPERTS = 16, 24, 4
@@ -359,6 +366,24 @@ def test_memory_table_and_bytes(name, tiny_model):
     total = sum(p.numel() * p.element_size() for p in model.parameters())
     assert family.expert_bytes(model) + family.non_expert_bytes(model) == total
     assert int(table["bytes"].sum()) == total
+
+
+@pytest.mark.parametrize("name", MOE_FAMILIES)
+def test_parameter_groups_name_every_parameter_once(name, tiny_model):
+    family, model = get_family(name), tiny_model(name)
+    group_of = family.parameter_groups(model)
+    assert list(group_of) == [n for n, _ in model.named_parameters()]
+    assert {n for n, g in group_of.items() if g == EXPERTS_GROUP} == set(family.expert_parameters(model))
+    assert set(group_of.values()) <= {EXPERTS_GROUP, *family.non_expert_groups()}
+    router = family.router(model, 0)
+    router_names = {n for n, p in model.named_parameters() if any(p is q for q in router.parameters())}
+    assert router_names and all(group_of[n] == "router" for n in router_names)
+
+
+def test_expert_layout_of_each_family():
+    layouts = {name: get_family(name).expert_layout for name in MOE_FAMILIES}
+    assert layouts == {"mixtral": "fused", "olmoe": "fused", "switch_transformers": "per_expert"}
+    assert set(layouts.values()) <= set(EXPERT_LAYOUTS)
 
 
 # ------------------------------------------------------------------ checkpoint keys
