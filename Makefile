@@ -29,10 +29,12 @@ tour: $(STAMP)
 	$(PY) -m moelab zoo
 	$(PY) scripts/tour.py $(NOTEBOOKS)
 
-## Build or verify the zoo (acceptance table, build time), unit tests, the notebooks under nbval.
+## Build or verify the zoo (acceptance table, build time), unit tests, the docstring examples,
+## the notebooks under nbval.
 test: $(STAMP)
 	$(PY) -m moelab zoo
 	$(PY) -m pytest tests
+	$(PY) -m pytest --doctest-modules moelab srlab
 	$(PY) -m pytest --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 ## Re-execute the committed notebooks in place. They run on a zoo built with two training
