@@ -29,13 +29,13 @@ from plotly.subplots import make_subplots
 
 from moelab.similarity import (
     SAME_SLOT_COLUMNS,
-    _as_distance,
-    _choose,
-    _require,
+    as_distance,
+    check_table,
     get_metric,
     layer_summary,
     match_experts,
     metric_correlation,
+    select_rows,
     similarity_matrix,
 )
 
@@ -52,7 +52,7 @@ _SCALE = "Viridis"
 
 
 def _direction(table: pd.DataFrame, metric: str) -> str:
-    return str(_choose(table, "metric", metric, "figure")["direction"].iloc[0])
+    return str(select_rows(table, "metric", metric, "figure")["direction"].iloc[0])
 
 
 def _axis_title(table: pd.DataFrame, metric: str) -> str:
@@ -108,10 +108,10 @@ def similarity_heatmap(
     ValueError
         If the table is not a same-slot table, or the metric or a pair is not in it.
     """
-    _require(table, SAME_SLOT_COLUMNS, "similarity_heatmap")
+    check_table(table, SAME_SLOT_COLUMNS, "similarity_heatmap")
     direction = _direction(table, metric)
     chosen = _pairs(table, pairs)
-    values = _choose(table, "metric", metric, "similarity_heatmap")["value"]
+    values = select_rows(table, "metric", metric, "similarity_heatmap")["value"]
     zmin, zmax = float(np.nanmin(values)), float(np.nanmax(values))
     fig = make_subplots(
         rows=1,
@@ -189,7 +189,7 @@ def cross_slot_heatmap(
         If the table is not a cross-slot table, or metric, pair or layer is not in it.
     """
     grid = similarity_matrix(cross, metric, pair, layer)
-    chosen = _choose(cross, "metric", metric, "cross_slot_heatmap")
+    chosen = select_rows(cross, "metric", metric, "cross_slot_heatmap")
     pair = pair if pair is not None else str(chosen["pair"].iloc[0])
     layer = layer if layer is not None else int(chosen["layer"].iloc[0])
     direction = _direction(cross, metric)
@@ -204,8 +204,8 @@ def cross_slot_heatmap(
         )
     )
     if show_matching:
-        rows = _choose(
-            _choose(chosen, "pair", pair, "cross_slot_heatmap"),
+        rows = select_rows(
+            select_rows(chosen, "pair", pair, "cross_slot_heatmap"),
             "layer",
             layer,
             "cross_slot_heatmap",
@@ -323,7 +323,7 @@ def similarity_scatter(
     ValueError
         If a metric or pair is not in the table.
     """
-    _require(table, SAME_SLOT_COLUMNS, "similarity_scatter")
+    check_table(table, SAME_SLOT_COLUMNS, "similarity_scatter")
     chosen_pairs = _pairs(table, pairs)
     subset = table[table["pair"].isin(chosen_pairs)]
     rho = metric_correlation(subset, x, y).set_index("pair")["coefficient"]
@@ -331,7 +331,7 @@ def similarity_scatter(
     label = {m: (m if _direction(table, m) == "distance" else f"1 - {m}") for m in (x, y)}
     for pair in chosen_pairs:
         rows = subset[subset["pair"] == pair]
-        rows = rows.assign(distance=_as_distance(rows))
+        rows = rows.assign(distance=as_distance(rows))
         wide = rows.pivot(index=["layer", "label", "expert"], columns="metric", values="distance")
         fig.add_trace(
             go.Scatter(
@@ -395,10 +395,10 @@ def similarity_clustermap(
     """
     import seaborn as sns
 
-    _require(table, SAME_SLOT_COLUMNS, "similarity_clustermap")
+    check_table(table, SAME_SLOT_COLUMNS, "similarity_clustermap")
     direction = _direction(table, metric)
     chosen = _pairs(table, pairs)
-    rows = _choose(table, "metric", metric, "similarity_clustermap")
+    rows = select_rows(table, "metric", metric, "similarity_clustermap")
     rows = rows[rows["pair"].isin(chosen)]
     data = rows.pivot(index=["label", "expert"], columns="pair", values="value")
     data = data.reindex(columns=chosen)
@@ -459,12 +459,12 @@ def similarity_view(table: pd.DataFrame, metric: str, pair: str, layer: int) -> 
     """
     if isinstance(table, pd.DataFrame) and "expert_a" in table.columns:
         return cross_slot_heatmap(table, metric, pair, layer)
-    _require(table, SAME_SLOT_COLUMNS, "similarity_view")
+    check_table(table, SAME_SLOT_COLUMNS, "similarity_view")
     direction = _direction(table, metric)
-    rows = _choose(
-        _choose(table, "metric", metric, "similarity_view"), "pair", pair, "similarity_view"
+    rows = select_rows(
+        select_rows(table, "metric", metric, "similarity_view"), "pair", pair, "similarity_view"
     )
-    rows = _choose(rows, "layer", layer, "similarity_view").sort_values("expert")
+    rows = select_rows(rows, "layer", layer, "similarity_view").sort_values("expert")
     grid = similarity_matrix(table, metric, pair)
     position = list(grid.index).index(rows["label"].iloc[0])
     fig = make_subplots(
