@@ -20,7 +20,8 @@ paths then compute the same sums:
   image from the right by ``kron(block.T, eye(channels))``, so RGB stays interleaved and no
   transpose is needed (beyond 4 channels the image is transposed instead); the vertical
   pass multiplies row bands from the left and, for integer images, rounds and clips each
-  band while it is still in cache. The pass on the smaller number of rows goes first.
+  band while it is still in cache (:mod:`srlab._separable` holds the band matrices and the
+  passes). The pass on the smaller number of rows goes first.
   No Python loop runs over pixels; loops run over blocks.
 
 Conventions
@@ -51,14 +52,23 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 
 from srlab import _polyphase
 from srlab._area import area_table, area_uses_footprints, nearest_index
+from srlab._separable import (
+    BLOCK_ROWS,
+    AxisPlan,
+    band_plan,
+    check_scale,
+    geometry,
+    horizontal,
+    horizontal_transposed,
+    vertical,
+)
 from srlab.kernels import Kernel, get_kernel
 
 __all__ = ["Border", "Convention", "available_borders", "available_conventions", "resize"]
@@ -66,11 +76,6 @@ __all__ = ["Border", "Convention", "available_borders", "available_conventions",
 Convention = Literal["half_pixel", "align_corners"]
 Border = Literal["replicate", "reflect", "constant", "renormalize"]
 
-# Output samples per block. Horizontal blocks of 16 columns (48 for RGB) and vertical
-# bands of 8 rows keep each BLAS product and the rounding of a band inside L2 cache;
-# benchmarks/sr_resize.py measured these as the fastest on 960x540 -> 1080p.
-_BLOCK_COLUMNS = 16
-_BLOCK_ROWS = 8
 _PLAN_CACHE_SIZE = 64
 # Up to this many channels the horizontal pass uses kron(block.T, eye(C)), C times the
 # arithmetic of one channel; beyond it transposing the image costs less.
@@ -163,22 +168,6 @@ def available_borders() -> list[str]:
 # --------------------------------------------------------------------------- per-axis plan
 
 
-@dataclass(frozen=True)
-class _AxisPlan:
-    """Blocked weights of one axis: block ``b`` maps input ``lo[b] : lo[b] + span`` to outputs
-    ``b * block : (b + 1) * block``; ``outside`` is each output's weight on the constant border."""
-
-    n_out: int
-    block: int
-    span: int
-    lo: np.ndarray  # (n_blocks,) int
-    mats: np.ndarray  # vertical (n_blocks, block, span); horizontal (n_blocks, span*C, block*C)
-    outside: np.ndarray  # (n_out,) for horizontal repeated per channel: (n_out*C,)
-    has_outside: bool
-    unit_rows: bool  # every output's weights (outside included) add up to one
-    gather: np.ndarray | None = None  # (n_out,) when every output copies one input pixel
-
-
 def _tap_table(u: np.ndarray, kernel: Kernel, stretch: float) -> tuple[np.ndarray, np.ndarray]:
     """Tap indices and weights, (n_out, taps), for samples at input coordinates ``u``."""
     if stretch == 1.0:
@@ -198,27 +187,6 @@ def _tap_table(u: np.ndarray, kernel: Kernel, stretch: float) -> tuple[np.ndarra
     w = np.where(idx <= u[:, None] + radius, w, 0.0)
     total = w.sum(axis=1, keepdims=True)
     return idx, w / np.where(np.abs(total) < 1e-12, 1.0, total)
-
-
-def _blocks(idx: np.ndarray, w: np.ndarray, n_in: int, block: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Cut a (n_out, taps) table into dense (n_blocks, block, span) band matrices."""
-    n_out, taps = idx.shape
-    n_blocks = -(-n_out // block)
-    pad = n_blocks * block - n_out
-    idx = np.concatenate([idx, np.repeat(idx[-1:], pad, axis=0)])
-    w = np.concatenate([w, np.zeros((pad, taps))])
-    by_block = idx.reshape(n_blocks, block * taps)
-    lo = by_block.min(axis=1)
-    span = int((by_block.max(axis=1) - lo).max()) + 1
-    # Keep every band inside the image so a block always reads exactly `span` rows.
-    lo = np.minimum(lo, n_in - span)
-    mats = np.zeros((n_blocks, block, span))
-    rows = np.broadcast_to(np.arange(block)[None, :, None], (n_blocks, block, taps))
-    blocks = np.broadcast_to(np.arange(n_blocks)[:, None, None], (n_blocks, block, taps))
-    cols = idx.reshape(n_blocks, block, taps) - lo[:, None, None]
-    # add.at, not assignment: replicated border taps land on the same input pixel.
-    np.add.at(mats, (blocks, rows, cols), w.reshape(n_blocks, block, taps))
-    return lo, mats, span
 
 
 def _table(
@@ -256,7 +224,7 @@ def _axis_plan(
     channels: int | None,
     dtype: np.dtype,
     area: tuple[float, bool] | None = None,
-) -> _AxisPlan:
+) -> AxisPlan:
     """Plan of one axis; ``channels=None`` for the vertical pass (and transposed horizontal).
 
     ``area`` is ``(OpenCV's inv_scale, footprints)`` for the ``area`` kernel, else None.
@@ -268,66 +236,11 @@ def _axis_plan(
         gather = idx[np.arange(n_out), np.argmax(w, axis=1)]
         gather.setflags(write=False)
         empty = np.zeros((0, 1, 1), dtype=dtype)
-        return _AxisPlan(n_out, 1, 1, np.zeros(0, np.int64), empty, np.zeros(0, dtype), False, True, gather)
-    # When downscaling, fewer outputs per block keep each band about as narrow as at 1x,
-    # so the dense block matrices stay mostly non-zero.
-    block = _BLOCK_ROWS if channels is None else _BLOCK_COLUMNS
-    block = max(1, min(n_out, int(block / max(in_per_out, 1.0))))
-    lo, mats, span = _blocks(idx, w, n_in, block)
-    if channels is not None:
-        # (n_blocks, block, span) -> kron(M.T, I_C): (n_blocks, span*C, block*C), so the
-        # interleaved (rows, width*C) image is multiplied from the right.
-        eye = np.eye(channels)
-        mats = np.einsum("bos,cd->bscod", mats, eye).reshape(len(lo), span * channels, block * channels)
-        outside = np.repeat(outside, channels)
-    mats = np.ascontiguousarray(mats, dtype=dtype)
-    outside = outside.astype(dtype)
-    for array in (lo, mats, outside):
-        array.setflags(write=False)
-    return _AxisPlan(n_out, block, span, lo, mats, outside, bool(np.any(outside != 0)), unit_rows)
+        return AxisPlan(n_out, 1, 1, np.zeros(0, np.int64), empty, np.zeros(0, dtype), False, True, gather)
+    return band_plan(idx, w, n_in, in_per_out, channels, dtype, outside, unit_rows)
 
 
 # --------------------------------------------------------------------------- passes
-
-
-def _horizontal(a: np.ndarray, plan: _AxisPlan, channels: int, cval: float) -> np.ndarray:
-    """(rows, W_in*C) -> (rows, W_out*C)."""
-    out = np.empty((a.shape[0], plan.n_out * channels), dtype=a.dtype)
-    span, c = plan.span * channels, channels
-    for b, lo in enumerate(plan.lo):
-        o0 = b * plan.block
-        n = min(plan.block, plan.n_out - o0)
-        np.matmul(a[:, lo * c : lo * c + span], plan.mats[b, :, : n * c], out=out[:, o0 * c : (o0 + n) * c])
-    if plan.has_outside and cval != 0:
-        out += cval * plan.outside[None, :]
-    return out
-
-
-def _horizontal_transposed(a: np.ndarray, plan: _AxisPlan, channels: int, cval: float) -> np.ndarray:
-    """(rows, W_in*C) -> (rows, W_out*C) with a vertical-layout plan, through the transpose."""
-    rows, w_in = a.shape[0], a.shape[1] // channels
-    t = np.ascontiguousarray(a.reshape(rows, w_in, channels).transpose(1, 0, 2)).reshape(w_in, rows * channels)
-    t = _vertical(t, plan, cval, None, a.dtype)
-    t = t.reshape(plan.n_out, rows, channels).transpose(1, 0, 2)
-    return np.ascontiguousarray(t).reshape(rows, plan.n_out * channels)
-
-
-def _vertical(
-    a: np.ndarray, plan: _AxisPlan, cval: float, finish: Callable[[np.ndarray, slice], None] | None, out_dtype: np.dtype
-) -> np.ndarray | None:
-    """(H_in, M) -> (H_out, M); with ``finish``, each band is handed over instead of stored."""
-    out = None if finish is not None else np.empty((plan.n_out, a.shape[1]), dtype=out_dtype)
-    band = np.empty((plan.block, a.shape[1]), dtype=a.dtype) if finish is not None else None
-    for b, lo in enumerate(plan.lo):
-        o0 = b * plan.block
-        n = min(plan.block, plan.n_out - o0)
-        dst = band[:n] if band is not None else out[o0 : o0 + n]
-        np.matmul(plan.mats[b, :n], a[lo : lo + plan.span], out=dst)
-        if plan.has_outside and cval != 0:
-            dst += cval * plan.outside[o0 : o0 + n, None]
-        if finish is not None:
-            finish(dst, slice(o0, o0 + n))
-    return out
 
 
 def _integer_finisher(out: np.ndarray, add_half: bool) -> Callable[[np.ndarray, slice], None]:
@@ -367,51 +280,6 @@ def _check_image(image: Any) -> np.ndarray:
     elif image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image dtype {image.dtype} is not supported; use uint8, uint16 or a float dtype")
     return image
-
-
-def _check_scale(scale: float | Sequence[float]) -> tuple[float, float]:
-    values = tuple(scale) if isinstance(scale, (tuple, list, np.ndarray)) else (scale, scale)
-    if len(values) != 2:
-        raise ValueError(f"scale must be a number or a (sy, sx) pair, got {scale!r}")
-    try:
-        sy, sx = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a number or a (sy, sx) pair of numbers, got {scale!r}") from None
-    if not (math.isfinite(sy) and math.isfinite(sx)) or sy <= 0 or sx <= 0:
-        raise ValueError(f"scale must be > 0 and finite, got {scale!r}")
-    return sy, sx
-
-
-def _check_size(size: Sequence[int]) -> tuple[int, int]:
-    try:
-        values = tuple(size)
-    except TypeError:
-        raise ValueError(f"size must be a (height, width) pair, got {size!r}") from None
-    if len(values) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in values
-    ):
-        raise ValueError(
-            f"size must be (height, width) with two positive integers, got {size!r} "
-            "(note: OpenCV's dsize is (width, height))"
-        )
-    return int(values[0]), int(values[1])
-
-
-def _geometry(
-    shape: tuple[int, int], scale: float | Sequence[float] | None, size: Sequence[int] | None
-) -> tuple[tuple[int, int], tuple[float, float]]:
-    """Output (height, width) and input pixels per output pixel along (y, x)."""
-    if (scale is None) == (size is None):
-        raise ValueError("give exactly one of scale and size (size is (height, width))")
-    if size is not None:
-        out = _check_size(size)
-        return out, (shape[0] / out[0], shape[1] / out[1])
-    sy, sx = _check_scale(scale)
-    # Python's round is half-to-even, like OpenCV's cvRound for fx/fy.
-    out = (round(shape[0] * sy), round(shape[1] * sx))
-    if min(out) < 1:
-        raise ValueError(f"scale {scale!r} turns shape {shape} into an empty image {out}; use a larger scale")
-    return out, (1.0 / sy, 1.0 / sx)
 
 
 def _effective_scale(n_in: int, n_out: int, in_per_out: float, convention: str) -> float:
@@ -538,7 +406,7 @@ def resize(
     if border not in _BORDERS:
         raise ValueError(f"unknown border {border!r}; known borders: {', '.join(available_borders())}")
     k = get_kernel(kernel, **kernel_params)
-    (h_out, w_out), (y_ratio, x_ratio) = _geometry(image.shape[:2], scale, size)
+    (h_out, w_out), (y_ratio, x_ratio) = geometry(image.shape[:2], scale, size)
     h_in, w_in = image.shape[:2]
     if k.phases is not None:
         for axis, n_in, n_out, ratio in (("y", h_in, h_out, y_ratio), ("x", w_in, w_out, x_ratio)):
@@ -557,7 +425,7 @@ def resize(
                 f"{convention!r}; for corner-aligned sampling use 'bilinear'"
             )
         # OpenCV's inv_scale per axis: fx/fy when given, else the size ratio.
-        inv_y, inv_x = _check_scale(scale) if scale is not None else (h_out / h_in, w_out / w_in)
+        inv_y, inv_x = check_scale(scale) if scale is not None else (h_out / h_in, w_out / w_in)
         footprints = area_uses_footprints(1.0 / inv_y, 1.0 / inv_x)
         area_y, area_x = (inv_y, footprints), (inv_x, footprints)
 
@@ -604,30 +472,30 @@ def resize(
             cval += 0.5
         finish = _integer_finisher(result, add_half=not shift)
 
-    def horizontal(t: np.ndarray) -> np.ndarray:
+    def horizontal_pass(t: np.ndarray) -> np.ndarray:
         if kron:
-            return _horizontal(t, plan_x, channels, cval)
-        return _horizontal_transposed(t, plan_x, channels, cval)
+            return horizontal(t, plan_x, channels, cval)
+        return horizontal_transposed(t, plan_x, channels, cval)
 
     def vertical_into_result(t: np.ndarray) -> np.ndarray:
         if finish is not None:
-            _vertical(t, plan_y, cval, finish, work)
+            vertical(t, plan_y, cval, finish, work)
             return result
         if work == result.dtype:
-            return _vertical(t, plan_y, cval, None, result.dtype)
-        result[...] = _vertical(t, plan_y, cval, None, work)
+            return vertical(t, plan_y, cval, None, result.dtype)
+        result[...] = vertical(t, plan_y, cval, None, work)
         return result
 
     if plan_x.gather is not None:  # vertical pass only
         return vertical_into_result(a).reshape(out_shape)
     if plan_y.gather is None and rows <= h_out:  # horizontal pass on the fewer rows first
-        return vertical_into_result(horizontal(a)).reshape(out_shape)
-    t = horizontal(a if plan_y.gather is not None else _vertical(a, plan_y, cval, None, work))
+        return vertical_into_result(horizontal_pass(a)).reshape(out_shape)
+    t = horizontal_pass(a if plan_y.gather is not None else vertical(a, plan_y, cval, None, work))
     if finish is None:
         result[...] = t
     else:
-        for r0 in range(0, h_out, _BLOCK_ROWS):
-            finish(t[r0 : r0 + _BLOCK_ROWS], slice(r0, r0 + _BLOCK_ROWS))
+        for r0 in range(0, h_out, BLOCK_ROWS):
+            finish(t[r0 : r0 + BLOCK_ROWS], slice(r0, r0 + BLOCK_ROWS))
     return result.reshape(out_shape)
 
 

@@ -54,7 +54,7 @@ Speed
 accumulator has at least the product's fraction bits, and its partial sums cannot
 overflow or it wraps, which is modular), the sum of products is computed as float
 BLAS matrix products of integer codes, using the blocked band matrices of
-:mod:`srlab._resize`. That is exact, not approximate: every product and partial sum
+:mod:`srlab._separable`. That is exact, not approximate: every product and partial sum
 is an integer below ``2**23`` (float32) or ``2**52`` (float64), bounds checked from
 the formats and the ROM before the path is taken. The one rounding of each sum into
 the next format then runs on those exact values, band by band while they are in
@@ -77,16 +77,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from srlab._resize import (
-    _BLOCK_COLUMNS,
-    _BLOCK_ROWS,
-    _AxisPlan,
-    _blocks,
-    _check_scale,
-    _geometry,
-    _horizontal,
-    _vertical,
-)
+from srlab._separable import AxisPlan, band_plan, check_scale, geometry, horizontal, vertical
 from srlab.fixed import (
     MAX_WORD_BITS,
     FixedArray,
@@ -478,7 +469,7 @@ class FixedPointResizer:
                 "with a coefficient ROM does not compute; use 'bilinear' or 'bicubic' for the datapath"
             )
         set_("kernel", kernel)
-        sy, sx = _check_scale(self.scale)
+        sy, sx = check_scale(self.scale)
         set_("scale", (sy, sx))
         for name in ("pixel_fmt", "coeff_fmt", "acc_fmt", "out_fmt"):
             set_(name, _as_format(name, getattr(self, name)))
@@ -603,7 +594,7 @@ class FixedPointResizer:
         >>> FixedPointResizer("bilinear", 1.5).output_shape((10, 7, 3))
         (15, 10, 3)
         """
-        (h_out, w_out), _ = _geometry(tuple(shape[:2]), self.scale, None)
+        (h_out, w_out), _ = geometry(tuple(shape[:2]), self.scale, None)
         return (h_out, w_out) + tuple(shape[2:])
 
     def tap_table(self, axis: Literal["y", "x"], n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -812,21 +803,12 @@ def _prefix_bounds(coef: np.ndarray, source: QFormat) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=32)
-def _band_plan(r: FixedPointResizer, axis: str, n_in: int, channels: int | None, dtype: np.dtype) -> _AxisPlan:
-    """Blocked band matrices of the coefficient codes, in the layout of srlab._resize."""
+def _band_plan(r: FixedPointResizer, axis: str, n_in: int, channels: int | None, dtype: np.dtype) -> AxisPlan:
+    """Blocked band matrices of the coefficient codes, in the layout of :mod:`srlab._separable`."""
     idx, _, coef = _tap_table(r, axis, n_in)
-    n_out = len(idx)
-    block = _BLOCK_ROWS if channels is None else _BLOCK_COLUMNS
-    block = max(1, min(n_out, int(block / max(n_in / n_out, 1.0))))
     # Replicated border taps that land on one pixel are merged (add.at): an exact integer
     # sum of their codes, so the product sum is unchanged.
-    lo, mats, span = _blocks(idx, coef.astype(np.float64), n_in, block)
-    outside = np.zeros(n_out)
-    if channels is not None:
-        eye = np.eye(channels)
-        mats = np.einsum("bos,cd->bscod", mats, eye).reshape(len(lo), span * channels, block * channels)
-        outside = np.repeat(outside, channels)
-    return _AxisPlan(n_out, block, span, lo, np.ascontiguousarray(mats, dtype=dtype), outside.astype(dtype), False, True)
+    return band_plan(idx, coef.astype(np.float64), n_in, n_in / len(idx), channels, dtype)
 
 
 # --------------------------------------------------------------------------- passes
@@ -884,7 +866,7 @@ def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> Data
         if source is None:
             pixels = quantize(image.reshape(h, w, channels), r.pixel_fmt) if pixels is None else pixels
             source = pixels.codes.reshape(h, w * channels).astype(h_spec.dtype)
-        mid_float = _finish(r, _horizontal(source, plan, channels, 0.0), h_spec, r.mid_fmt)
+        mid_float = _finish(r, horizontal(source, plan, channels, 0.0), h_spec, r.mid_fmt)
         w_out = plan.n_out
 
     v_spec = _pass_spec(r, r.mid_fmt, r.out_fmt, "y", h) if path == "auto" else _TAP_BY_TAP
@@ -904,6 +886,6 @@ def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> Data
         def finish(band: np.ndarray, rows: slice) -> None:
             np.copyto(out[rows], _finish(r, band, v_spec, r.out_fmt), casting="unsafe")
 
-        _vertical(source, plan, 0.0, finish, v_spec.dtype)
+        vertical(source, plan, 0.0, finish, v_spec.dtype)
     h_out = out.shape[0]
     return DatapathTrace(pixels, mid_codes, out.reshape((h_out, w_out) + image.shape[2:]))
