@@ -1,0 +1,420 @@
+"""A consolidated multi-tenant MoE model and its runtime partial reconfiguration.
+
+See :mod:`moelab.reconfigure` for how the live model reads a tenant's non-expert set and expert
+mapping.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+
+import pandas as pd
+import torch
+from torch import nn
+
+from moelab.consolidation import ConsolidationPlan
+from moelab.reconfigure._pool import pool_builder
+from moelab.reconfigure._sets import (
+    expert_parameter_ids,
+    live_buffers,
+    param_sites,
+    staged_buffers,
+    tenant_params,
+)
+from moelab.reconfigure._tensors import frozen, owned_copy, storage_bytes, storage_key
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = ["RECONFIGURE_MODES", "ConsolidatedMoE", "ReconfigureMode", "memory_figure"]
+
+ReconfigureMode = Literal["swap", "copy"]
+"""``"swap"``: all non-expert sets resident, parameters re-pointed; ``"copy"``: one live set,
+the others copied in from host memory."""
+RECONFIGURE_MODES: tuple[str, ...] = get_args(ReconfigureMode)
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def _default_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class ConsolidatedMoE:
+    """N tenants served by one live model over a shared expert pool.
+
+    Build it with :meth:`from_plan`. Attributes are read-only by convention.
+
+    Attributes
+    ----------
+    plan : ConsolidationPlan
+        The plan it was built from.
+    model : PreTrainedModel
+        The live model, bound to the active tenant (use it like any transformers model).
+    tenants : tuple of str
+        Tenant names.
+    active : str
+        The tenant the live model is bound to.
+    mode : {"swap", "copy"}
+        How :meth:`activate` reconfigures.
+    device : torch.device
+        Where the live model and the pool live.
+    non_expert_from : str or None
+        If set, the paper's ablation "consolidation without reconfiguration": every tenant is
+        served with this tenant's non-expert set; activation only changes the expert mapping.
+    """
+
+    def __init__(self, *, _token: object = None, **state: Any) -> None:
+        if _token is not _BUILD_TOKEN:
+            raise TypeError("build a ConsolidatedMoE with ConsolidatedMoE.from_plan(plan)")
+        self.__dict__.update(state)
+
+    # ------------------------------------------------------------------------ construction
+    @classmethod
+    def from_plan(
+        cls,
+        plan: ConsolidationPlan,
+        *,
+        device: str | torch.device | None = None,
+        mode: ReconfigureMode = "swap",
+        non_expert_from: str | None = None,
+    ) -> ConsolidatedMoE:
+        """Build the consolidated model a plan describes.
+
+        Parameters
+        ----------
+        plan : ConsolidationPlan
+            From :func:`moelab.consolidation.plan_consolidation`.
+        device : str or torch.device, optional
+            Where the live model and the pool live; CUDA when available, else CPU.
+        mode : {"swap", "copy"}, default "swap"
+            ``"swap"``: every non-expert set resident on ``device``, activation re-points
+            parameters. ``"copy"``: one live set on ``device``, all sets staged in host memory
+            (pinned when CUDA is available) and copied in on activation.
+        non_expert_from : str, optional
+            Serve every tenant with this tenant's non-expert set (the paper's ablation
+            "without reconfiguration"); only that set is stored.
+
+        Returns
+        -------
+        ConsolidatedMoE
+            Bound to the first tenant (or to ``non_expert_from``).
+
+        Raises
+        ------
+        ValueError
+            Unknown mode, unknown ``non_expert_from`` tenant, or a family without a pool layout.
+        IncompatibleModelsError
+            If the tenants' non-expert parameters are not laid out alike.
+        """
+        if mode not in RECONFIGURE_MODES:
+            raise ValueError(f"unknown mode {mode!r}; known modes: {', '.join(RECONFIGURE_MODES)}")
+        if not isinstance(plan, ConsolidationPlan):
+            raise ValueError(f"expected a ConsolidationPlan, got {type(plan).__name__}")
+        if non_expert_from is not None and non_expert_from not in plan.tenants:
+            raise ValueError(
+                f"unknown tenant {non_expert_from!r} for non_expert_from; tenants: "
+                f"{', '.join(plan.tenants)}"
+            )
+        device = _default_device(device)
+        family = plan.family
+        builder = pool_builder(family)
+        source = plan.models[0].model
+        # The live model starts as a structural copy that shares the first tenant's parameters
+        # (no weight is copied); every parameter is then re-bound to tensors owned here.
+        live = copy.deepcopy(source, memo={id(p): p for p in source.parameters()})
+        expert_ids = expert_parameter_ids(family, live)
+        sites, unique_of = param_sites(live, expert_ids)
+        pool = builder(plan, live, device)
+        serving = plan.tenants if non_expert_from is None else (non_expert_from,)
+        unique_sets = {t: tenant_params(plan, t, unique_of) for t in serving}
+        sets: dict[str, list[nn.Parameter]] = {}
+        staged: dict[str, dict[torch.dtype, torch.Tensor]] = {}
+        live_flat: dict[torch.dtype, torch.Tensor] = {}
+        live_set: list[nn.Parameter] = []
+        if mode == "swap" or non_expert_from is not None:
+            sets = {t: [frozen(owned_copy(p, device)) for p in ps] for t, ps in unique_sets.items()}
+        else:
+            staged = {t: staged_buffers(ps) for t, ps in unique_sets.items()}
+            live_flat, live_set = live_buffers(unique_sets[serving[0]], device)
+        for module in live.modules():
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    module._buffers[name] = buffer.to(device)
+        live.eval()
+        cmoe = cls(
+            _token=_BUILD_TOKEN,
+            plan=plan,
+            model=live,
+            family=family,
+            tenants=plan.tenants,
+            mode=mode if non_expert_from is None else "swap",
+            device=device,
+            non_expert_from=non_expert_from,
+            _sites=sites,
+            _unique_of=unique_of,
+            _sets=sets,
+            _staged=staged,
+            _live_set=live_set,
+            _live_flat=live_flat,
+            _pool=pool,
+            _active=None,
+            last_copy_bytes=0,
+        )
+        if live_set:
+            cmoe._bind_non_expert(live_set)
+        elif non_expert_from is not None:
+            cmoe._bind_non_expert(sets[non_expert_from])
+        cmoe.activate(serving[0])
+        cmoe._check_owns_storage()
+        return cmoe
+
+    # ---------------------------------------------------------------------------- internals
+    def _bind_non_expert(self, params: Sequence[nn.Parameter]) -> None:
+        for site, k in zip(self._sites, self._unique_of):
+            site.params[site.name] = params[k]
+
+    def _tenant_index(self, tenant: str) -> int:
+        if tenant not in self.tenants:
+            raise ValueError(
+                f"unknown tenant {tenant!r}; this consolidated model serves: {', '.join(self.tenants)}"
+            )
+        return self.tenants.index(tenant)
+
+    def _activate_swap(self, tenant: str) -> None:
+        if self.non_expert_from is None:
+            self._bind_non_expert(self._sets[tenant])
+
+    def _activate_copy(self, tenant: str) -> None:
+        if tenant == self._active:
+            self.last_copy_bytes = 0
+            return
+        copied = 0
+        with torch.no_grad():
+            for dtype, dst in self._live_flat.items():
+                src = self._staged[tenant][dtype]
+                dst.copy_(src, non_blocking=True)
+                copied += _nbytes(src)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.last_copy_bytes = copied
+
+    _ACTIVATORS: ClassVar[dict[str, str]] = {"swap": "_activate_swap", "copy": "_activate_copy"}
+
+    def _held_tensors(self) -> Iterator[torch.Tensor]:
+        yield from self.model.parameters()
+        yield from self.model.buffers()
+        for params in self._sets.values():
+            yield from params
+        for flat in self._staged.values():
+            yield from flat.values()
+        yield from self._live_set
+        yield from self._live_flat.values()
+        yield from self._pool.tensors
+        yield from self._pool.tables
+
+    def _check_owns_storage(self) -> None:
+        # Honest accounting: nothing the live model uses may still be a source model's tensor.
+        source = {
+            p.untyped_storage().data_ptr() for m in self.plan.models for p in m.model.parameters()
+        }
+        leaked = [
+            name for name, p in self.model.named_parameters()
+            if p.untyped_storage().data_ptr() in source
+        ]
+        if leaked:
+            raise RuntimeError(f"consolidated model still uses source tensors: {leaked[:3]}")
+
+    # -------------------------------------------------------------------------------- API
+    @property
+    def active(self) -> str:
+        """The tenant the live model is bound to."""
+        return self._active
+
+    def activate(self, tenant: str) -> float:
+        """Runtime partial reconfiguration: bind the live model to one tenant.
+
+        The live model takes the tenant's non-expert set (re-pointed in ``"swap"`` mode, copied
+        from host memory in ``"copy"`` mode) and its expert mapping (always re-pointed).
+
+        Parameters
+        ----------
+        tenant : str
+            One of :attr:`tenants`.
+
+        Returns
+        -------
+        float
+            Seconds it took (on CUDA, including the wait for the copies to finish).
+
+        Raises
+        ------
+        ValueError
+            Unknown tenant; the message lists the tenants.
+
+        Examples
+        --------
+        >>> cmoe.activate("code") < 1e-3  # doctest: +SKIP
+        True
+        """
+        index = self._tenant_index(tenant)
+        start = time.perf_counter()
+        getattr(self, self._ACTIVATORS[self.mode])(tenant)
+        self._pool.bind(index)
+        elapsed = time.perf_counter() - start
+        self._active = tenant
+        return elapsed
+
+    def forward(self, tenant: str, *args: Any, **kwargs: Any) -> Any:
+        """Activate ``tenant`` and run the live model's forward.
+
+        Parameters
+        ----------
+        tenant : str
+            One of :attr:`tenants`.
+        *args, **kwargs
+            Passed to the transformers model (e.g. ``input_ids=...``).
+
+        Returns
+        -------
+        ModelOutput
+            What the transformers model returns.
+        """
+        self.activate(tenant)
+        return self.model(*args, **kwargs)
+
+    __call__ = forward
+
+    def generate(self, tenant: str, **kwargs: Any) -> torch.Tensor:
+        """Activate ``tenant`` and generate with transformers' own ``generate``.
+
+        Parameters
+        ----------
+        tenant : str
+            One of :attr:`tenants`.
+        **kwargs
+            Passed to ``model.generate`` (``input_ids``, ``max_new_tokens``, ...).
+
+        Returns
+        -------
+        Tensor
+            Generated token ids.
+        """
+        self.activate(tenant)
+        return self.model.generate(**kwargs)
+
+    def memory_report(self) -> pd.DataFrame:
+        """Measured bytes of every component the consolidated model holds.
+
+        Each component is the storage behind its tensors (``untyped_storage().nbytes()``),
+        every storage counted once, in the first component that holds it; so a tensor that
+        over-allocates or duplicates its storage is reported as it is, not by element count.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``component``, ``tenant``, ``location`` (``"device"`` or ``"host"``),
+            ``bytes``. Components: ``"non-expert set"`` (one per resident tenant, ``"swap"``),
+            ``"live non-expert set"`` and ``"staged non-expert set"`` (``"copy"``),
+            ``"shared experts"``, ``"private experts"``, ``"buffers and index tables"``. A
+            fused pool's storage is split between shared and private experts by its rows.
+            The sum equals :meth:`resident_bytes`.
+        """
+        seen: set[tuple[str, int]] = set()
+
+        def measured(tensors: Iterable[torch.Tensor]) -> int:
+            fresh = [t for t in tensors if storage_key(t) not in seen]
+            seen.update(storage_key(t) for t in fresh)
+            return storage_bytes(fresh)
+
+        rows = [
+            {"component": "non-expert set", "tenant": t, "location": "device", "bytes": measured(params)}
+            for t, params in self._sets.items()
+        ]
+        if self._live_set:
+            rows.append({"component": "live non-expert set", "tenant": "active", "location": "device",
+                         "bytes": measured([*self._live_flat.values(), *self._live_set])})
+        rows += [
+            {"component": "staged non-expert set", "tenant": t, "location": "host",
+             "bytes": measured(flat.values())}
+            for t, flat in self._staged.items()
+        ]
+        shared = private = 0
+        for tensor, (n_shared, n_rows) in zip(self._pool.tensors, self._pool.shared_rows):
+            nbytes = measured([tensor])
+            part = nbytes * n_shared // n_rows  # rows of one pool are equally long
+            shared, private = shared + part, private + nbytes - part
+        rows += [
+            {"component": "shared experts", "tenant": "all", "location": "device", "bytes": shared},
+            {"component": "private experts", "tenant": "all", "location": "device", "bytes": private},
+            {"component": "buffers and index tables", "tenant": "all", "location": "device",
+             "bytes": measured([*self.model.buffers(), *self._pool.tables])},
+        ]
+        return pd.DataFrame(rows, columns=["component", "tenant", "location", "bytes"])
+
+    def resident_bytes(self) -> int:
+        """Measured bytes of every tensor this object holds, deduplicated by storage.
+
+        Returns
+        -------
+        int
+            :func:`storage_bytes` of the live model's parameters and buffers, every non-expert
+            set (resident or staged), the expert pool and its index tables.
+        """
+        return storage_bytes(self._held_tensors())
+
+    def memory_figure(self) -> go.Figure:
+        """Stacked bars: this model's memory against N separate models (see :func:`memory_figure`)."""
+        return memory_figure(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConsolidatedMoE(tenants={list(self.tenants)}, active={self.active!r}, "
+            f"mode={self.mode!r}, shared={self.plan.n_shared}/{self.plan.memory.n_slots}, "
+            f"device={str(self.device)!r})"
+        )
+
+
+_BUILD_TOKEN = object()
+
+
+def memory_figure(cmoe: ConsolidatedMoE) -> go.Figure:
+    """Stacked bars of a consolidated model's memory against N separate models.
+
+    Parameters
+    ----------
+    cmoe : ConsolidatedMoE
+        The consolidated model.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Two bars in MB: the consolidated model (stacked by component, from
+        :meth:`ConsolidatedMoE.memory_report`) and N separate models (non-expert sets and
+        experts).
+    """
+    import plotly.graph_objects as go
+
+    report = cmoe.memory_report().groupby("component", sort=False, as_index=False)["bytes"].sum()
+    acc = cmoe.plan.memory
+    consolidated = f"consolidated ({cmoe.mode})"
+    separate = f"{acc.n_tenants} separate models"
+    parts = [(row.component, consolidated, row.bytes) for row in report.itertuples()]
+    parts += [
+        ("non-expert set", separate, sum(acc.non_expert_bytes)),
+        ("experts (separate)", separate, acc.naive_expert_bytes),
+    ]
+    fig = go.Figure()
+    for component in dict.fromkeys(p[0] for p in parts):
+        xs = [bar for c, bar, _ in parts if c == component]
+        ys = [b / 1e6 for c, _, b in parts if c == component]
+        fig.add_bar(name=component, x=xs, y=ys)
+    fig.update_layout(barmode="stack", yaxis_title="MB", title="Resident parameter memory")
+    return fig
