@@ -13,7 +13,7 @@ layout of the pass that uses them:
   (:func:`horizontal`; :func:`horizontal_transposed` for many channels).
 
 :func:`srlab.resize` fills the matrices with float weights; the fixed-point datapath
-(:mod:`srlab.fpga.datapath`) with integer coefficient codes, whose float products and sums
+(:mod:`srlab.fpga.fastpath`) with integer coefficient codes, whose float products and sums
 stay exact. Both size their outputs as OpenCV does (:func:`geometry`).
 """
 

@@ -4,7 +4,9 @@ Datapath
 --------
 FixedPointResizer, PhaseDDA, DatapathTrace
     Separable fixed-point resizer with a phase accumulator and a weight ROM, bit-true
-    and vectorized (:mod:`srlab.fpga.datapath`).
+    and vectorized (:mod:`srlab.fpga.datapath`; the phase accumulator in
+    :mod:`srlab.fpga.dda`, the ROM and its format sizing in :mod:`srlab.fpga.rom`, the
+    exact float path in :mod:`srlab.fpga.fastpath`).
 stream_resize, streaming_agreement, StreamResult, StreamStats
     The same datapath as raster-order pixels, line buffers and a sliding window
     (:mod:`srlab.fpga.streaming`).

@@ -19,65 +19,31 @@ accumulated in order ``k = 0 .. T-1`` at offsets ``-(T/2 - 1) .. T/2``; a tap ou
 the image reads the edge pixel (replicate), as a line buffer that repeats its first
 and last pixel does.
 
-Geometry: the phase accumulator (DDA) and the float reference
--------------------------------------------------------------
-:func:`srlab.resize` (``convention="half_pixel"``) samples output ``x`` at the input
-coordinate ``u = (x + 0.5) / s - 0.5`` computed in float64, taps at ``floor(u) + k``,
-weights at the exact phase ``u - floor(u)``. The hardware has no division and no
-float: a :class:`PhaseDDA` adds a constant step to an accumulator with ``F``
-fraction bits once per output sample:
-
-* the step ``1 / s`` is rounded to ``F`` fraction bits, so the position drifts by at
-  most ``x * 2**-(F + 1)`` pixels after ``x`` outputs;
-* the start ``step / 2 - 1/2`` is computed from the rounded step (an arithmetic shift),
-  so the grid stays centred for the step actually used;
-* the integer part of the accumulator is the tap index ``i0``; the top ``P`` bits of
-  its fraction address a ROM of ``2**P`` weight rows, so the phase is quantized to
-  ``2**-P``. With ``phase_rounding="nearest"`` half a phase step is added to the start
-  (a constant, free in hardware), so dropping the low bits rounds the phase to the
-  nearest ROM entry instead of truncating it (a systematic shift of half a phase step).
-
-The two agree exactly when ``1 / s`` is a short binary fraction (``s`` = 2, 4, 0.5,
-1.25 = 5/4 needs ``1/s = 0.8``: not exact) and ``F`` holds it: then with
-``phase_rounding="truncate"`` every ``i0`` equals the float ``floor(u)`` and the
-phase is its top ``P`` bits. For other scales the indices are equal wherever ``u`` is
-further than the drift (plus half a phase step for ``"nearest"``) from an integer;
-where ``u`` is that close to an integer, ``(i0, phase ~ 1)`` and ``(i0 + 1, phase ~ 0)``
-are the same sample of an interpolating kernel (the tap that changes has weight ~0).
-So with 30+ DDA fraction bits, 16 phase bits and 20+ coefficient and accumulator
-fraction bits, the output equals the float resize within one LSB (a float value that
-lands within rounding noise of ``k + 0.5`` may round either way).
-
-Speed
------
-``run`` is vectorized over whole images. When the formats make the MAC exact (the
-accumulator has at least the product's fraction bits, and its partial sums cannot
-overflow or it wraps, which is modular), the sum of products is computed as float
-BLAS matrix products of integer codes, using the blocked band matrices of
-:mod:`srlab._separable`. That is exact, not approximate: every product and partial sum
-is an integer below ``2**23`` (float32) or ``2**52`` (float64), bounds checked from
-the formats and the ROM before the path is taken. The one rounding of each sum into
-the next format then runs on those exact values, band by band while they are in
-cache, with the rounding and overflow rules of :mod:`srlab.fixed` (tests compare
-the two for every mode); an accumulator that can wrap goes through
-:func:`srlab.fixed.cast` on ``int64`` codes. Any other format choice takes the
-tap-by-tap path (``int64`` gathers and :mod:`srlab.fixed` arithmetic), equally
-bit-true and about ten times slower.
+Where the parts live
+--------------------
+:mod:`srlab.fpga.dda`
+    The phase accumulator (:class:`PhaseDDA`) and how its positions compare with the
+    float geometry of :func:`srlab.resize`.
+:mod:`srlab.fpga.rom`
+    The coefficient ROM and the sizing of the formats (:func:`minimum_int_bits`).
+:mod:`srlab.fpga.fastpath`
+    The exact float path that :meth:`FixedPointResizer.run` takes where the formats
+    allow it; elsewhere it runs tap by tap (``int64`` gathers and :mod:`srlab.fixed`
+    arithmetic), equally bit-true and about ten times slower.
+This module
+    :class:`FixedPointResizer`, which puts them together, and the tap-by-tap path.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from srlab._separable import AxisPlan, band_plan, check_scale, geometry, horizontal, vertical
+from srlab._separable import check_scale, geometry, horizontal, vertical
 from srlab.fixed import (
     MAX_WORD_BITS,
     FixedArray,
@@ -85,13 +51,17 @@ from srlab.fixed import (
     add,
     add_format,
     cast,
-    cast_float_codes,
     multiply,
     multiply_format,
     quantize,
 )
+from srlab.fpga._checks import check_bits, check_choice
+from srlab.fpga.dda import MAX_DDA_FRAC_BITS, MAX_PHASE_BITS, PhaseDDA, PhaseRounding
+from srlab.fpga.fastpath import TAP_BY_TAP, coefficient_plan, finish_sums, pass_spec, pixel_floats
+from srlab.fpga.rom import build_rom, check_rom_fits, minimum_int_bits, prefix_bounds
 from srlab.kernels import Kernel, get_kernel
 
+# The DDA names and minimum_int_bits stay importable from here, where they were first.
 __all__ = [
     "MAX_DDA_FRAC_BITS",
     "MAX_PHASE_BITS",
@@ -102,131 +72,8 @@ __all__ = [
     "minimum_int_bits",
 ]
 
-PhaseRounding = Literal["nearest", "truncate"]
 RunPath = Literal["auto", "taps"]
 FormatLike = QFormat | str
-
-MAX_DDA_FRAC_BITS = 40
-"""Widest DDA fraction: positions up to ``2**20`` pixels stay inside int64."""
-
-MAX_PHASE_BITS = 20
-"""Largest phase ROM (``2**20`` rows), already far beyond any FPGA ROM."""
-
-# Bounds below which float32 / float64 hold every integer exactly, with one bit of head
-# room so that adding a rounding bias of 1/2 to a scaled code stays exact.
-_EXACT_FLOAT = ((np.dtype(np.float32), 1 << 23), (np.dtype(np.float64), 1 << 52))
-
-# Offset added to the DDA start so that keeping the top phase bits rounds as named.
-_PHASE_OFFSETS: dict[str, Callable[[int, int], int]] = {
-    "nearest": lambda frac_bits, phase_bits: (1 << (frac_bits - phase_bits - 1)) if frac_bits > phase_bits else 0,
-    "truncate": lambda frac_bits, phase_bits: 0,
-}
-
-
-def _check_choice(kind: str, value: Any, known: dict[str, Any]) -> str:
-    if not isinstance(value, str) or value not in known:
-        raise ValueError(f"unknown {kind} {value!r}; known: {', '.join(sorted(known))}")
-    return value
-
-
-def _check_bits(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    return int(value)
-
-
-# --------------------------------------------------------------------------- DDA
-
-
-@dataclass(frozen=True)
-class PhaseDDA:
-    """Phase accumulator of one axis: output sample -> (tap index, ROM phase).
-
-    Parameters
-    ----------
-    in_per_out : float
-        Input pixels per output pixel, ``1 / scale``.
-    frac_bits : int, default 16
-        Fraction bits ``F`` of the accumulator (and of the quantized step).
-    phase_bits : int, default 6
-        Bits ``P <= F`` of the fraction that address the weight ROM (``2**P`` rows).
-    phase_rounding : {"nearest", "truncate"}, default "nearest"
-        ``"nearest"`` adds half a phase step to the start, so the top bits round the
-        phase to the nearest ROM row; ``"truncate"`` keeps them as they are.
-
-    Attributes
-    ----------
-    step : int
-        ``round(in_per_out * 2**F)``, the increment per output sample.
-    start : int
-        Accumulator of output 0: ``(step - 2**F) >> 1`` plus the rounding offset.
-
-    Raises
-    ------
-    ValueError
-        If ``in_per_out`` is not positive and finite, a bit count is out of range,
-        ``phase_bits > frac_bits``, the step rounds to zero, or the rounding is unknown.
-
-    Examples
-    --------
-    >>> dda = PhaseDDA(0.5, frac_bits=8, phase_bits=2, phase_rounding="truncate")
-    >>> dda.step, dda.start
-    (128, -64)
-    >>> [a.tolist() for a in dda.positions(4)]
-    [[-1, 0, 0, 1], [3, 1, 3, 1]]
-    """
-
-    in_per_out: float
-    frac_bits: int = 16
-    phase_bits: int = 6
-    phase_rounding: PhaseRounding = "nearest"
-    step: int = field(init=False)
-    start: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        ratio = float(self.in_per_out)
-        if not math.isfinite(ratio) or ratio <= 0:
-            raise ValueError(f"in_per_out must be a positive finite number (1 / scale), got {self.in_per_out!r}")
-        frac = _check_bits("dda_frac_bits", self.frac_bits, 1, MAX_DDA_FRAC_BITS)
-        phase = _check_bits("phase_bits", self.phase_bits, 0, MAX_PHASE_BITS)
-        if phase > frac:
-            raise ValueError(
-                f"phase_bits={phase} exceeds the DDA's {frac} fraction bits; the phase is taken from "
-                "the accumulator's fraction, so use dda_frac_bits >= phase_bits"
-            )
-        _check_choice("phase_rounding", self.phase_rounding, _PHASE_OFFSETS)
-        step = round(Fraction(ratio) * (1 << frac))
-        if step <= 0:
-            raise ValueError(
-                f"the DDA step 1/scale = {ratio:g} rounds to 0 with {frac} fraction bits; use more dda_frac_bits"
-            )
-        object.__setattr__(self, "in_per_out", ratio)
-        object.__setattr__(self, "frac_bits", frac)
-        object.__setattr__(self, "phase_bits", phase)
-        object.__setattr__(self, "step", int(step))
-        start = ((int(step) - (1 << frac)) >> 1) + _PHASE_OFFSETS[self.phase_rounding](frac, phase)
-        object.__setattr__(self, "start", start)
-
-    def accumulator(self, n_out: int) -> np.ndarray:
-        """Accumulator values of outputs ``0 .. n_out - 1``: ``start + x * step`` (int64)."""
-        if abs(self.start) + n_out * self.step >= 1 << 62:
-            raise ValueError(f"{n_out} outputs overflow the int64 DDA accumulator; use fewer dda_frac_bits")
-        return self.start + np.arange(n_out, dtype=np.int64) * self.step
-
-    def split(self, acc: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-        """Tap index ``acc >> F`` and ROM row (top ``P`` fraction bits) of accumulator values."""
-        acc = np.asarray(acc, dtype=np.int64)
-        mask = (1 << self.frac_bits) - 1
-        return acc >> self.frac_bits, (acc & mask) >> (self.frac_bits - self.phase_bits)
-
-    def positions(self, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(i0, phase_row)`` of every output sample, each ``(n_out,)`` int64."""
-        return self.split(self.accumulator(n_out))
-
-    def register_bits(self, n_in: int) -> int:
-        """Width of the signed accumulator register for an input of ``n_in`` pixels."""
-        # The position stays within [-1, n_in + 1) for any upscaling or downscaling.
-        return (n_in + 2).bit_length() + 1 + self.frac_bits
 
 
 # --------------------------------------------------------------------------- formats
@@ -246,119 +93,11 @@ def _as_format(name: str, value: FormatLike) -> QFormat:
     return fmt
 
 
-def minimum_int_bits(low: int, high: int, frac_bits: int, signed: bool) -> int:
-    """Fewest integer bits of a format with ``frac_bits`` that holds codes ``low .. high``.
-
-    Parameters
-    ----------
-    low, high : int
-        Smallest and largest code (in units of ``2**-frac_bits``).
-    frac_bits : int
-        Fraction bits of the format.
-    signed : bool
-        Two's complement or unsigned.
-
-    Returns
-    -------
-    int
-        ``I`` (counting the sign bit) such that ``QFormat(I + frac_bits, I, signed)``
-        holds every code.
-
-    Raises
-    ------
-    ValueError
-        If ``signed`` is False and ``low < 0``.
-
-    Examples
-    --------
-    >>> minimum_int_bits(-72, 1024, 10, signed=True)  # weights -0.07 .. 1.0
-    2
-    >>> minimum_int_bits(0, 255, 0, signed=False)
-    8
-    """
-    low, high = int(low), int(high)
-    if signed:
-        word = max(high.bit_length(), (-low - 1).bit_length() if low < 0 else 0) + 1
-    else:
-        if low < 0:
-            raise ValueError(f"an unsigned format cannot hold the negative code {low}; use a signed format")
-        word = max(high.bit_length(), 1)
-    return word - frac_bits
-
-
-def _with_int_bits(fmt: QFormat, int_bits: int) -> QFormat:
-    return QFormat(int_bits + fmt.frac_bits, int_bits, fmt.signed, fmt.rounding, fmt.overflow)
-
-
 def _shift_codes(code: int, shift: int) -> int:
     """``code * 2**shift`` rounded outward (floor for negatives, ceil for positives)."""
     if shift >= 0:
         return code << shift
     return code >> -shift if code < 0 else -((-code) >> -shift)
-
-
-def _sum_format(bound: int, frac_bits: int) -> QFormat:
-    """Smallest signed format with ``frac_bits`` holding codes in ``[-bound, bound]``."""
-    return QFormat(bound.bit_length() + 1, bound.bit_length() + 1 - frac_bits)
-
-
-# --------------------------------------------------------------------------- ROM
-
-
-def _quantized_weights(kernel: Kernel, phases: np.ndarray, fmt: QFormat, unity_gain: bool) -> np.ndarray:
-    """Weight codes of the given phases with ``fmt``'s fraction bits and rounding (no overflow)."""
-    weights = kernel.weights(phases)
-    wide = QFormat(MAX_WORD_BITS, MAX_WORD_BITS - fmt.frac_bits, rounding=fmt.rounding)
-    codes = quantize(weights, wide).codes.copy()
-    if unity_gain:
-        # Rounding each weight can leave the row a few LSBs off one; putting the residual
-        # on the largest weight keeps the DC gain exactly one, so flat areas stay flat
-        # (OpenCV corrects its fixed-point weights the same way).
-        residual = (1 << fmt.frac_bits) - codes.sum(axis=1)
-        rows = np.arange(len(codes))
-        codes[rows, np.abs(weights).argmax(axis=1)] += residual
-    return codes
-
-
-def _build_rom(kernel: Kernel, phase_bits: int, fmt: QFormat, unity_gain: bool) -> tuple[np.ndarray, np.ndarray]:
-    """ROM codes ``(2**P, taps)`` and which rows hold weights (fixed-phase kernels have few)."""
-    phases = np.arange(1 << phase_bits) / (1 << phase_bits)
-    if kernel.phases is None:
-        valid = np.ones(len(phases), dtype=bool)
-    else:
-        allowed = np.asarray(kernel.phases)
-        valid = np.isclose(phases[:, None], allowed[None, :], rtol=0, atol=1e-12).any(axis=1)
-        rows = np.round(allowed * (1 << phase_bits))
-        if not np.allclose(rows / (1 << phase_bits), allowed, rtol=0, atol=1e-12):
-            need = max(Fraction(p).limit_denominator(1 << 20).denominator.bit_length() - 1 for p in kernel.phases)
-            raise ValueError(
-                f"kernel {kernel.name!r} has fixed phases {kernel.phases}, which a {phase_bits}-bit phase "
-                f"cannot address; use phase_bits >= {need}"
-            )
-    codes = np.zeros((len(phases), kernel.taps), dtype=np.int64)
-    codes[valid] = _quantized_weights(kernel, phases[valid], fmt, unity_gain)
-    return codes, valid
-
-
-def _check_rom_fits(codes: np.ndarray, fmt: QFormat, kernel: Kernel) -> None:
-    low, high = int(codes.min()), int(codes.max())
-    if fmt.min_code <= low and high <= fmt.max_code:
-        return
-    if low < 0 and not fmt.signed:
-        signed = QFormat(fmt.word_bits, fmt.int_bits, True, fmt.rounding, fmt.overflow)
-        need = minimum_int_bits(low, high, fmt.frac_bits, True)
-        raise ValueError(
-            f"kernel {kernel.name!r} has negative weights (down to {low * fmt.lsb:g}); the unsigned coefficient "
-            f"format {fmt} cannot hold them: use a signed format with at least {need} integer bits, "
-            f"e.g. {_with_int_bits(signed, need)}"
-        )
-    need = minimum_int_bits(low, high, fmt.frac_bits, fmt.signed)
-    worst = high * fmt.lsb if high > fmt.max_code else low * fmt.lsb
-    raise ValueError(
-        f"coefficient format {fmt} (range [{fmt.min_value:g}, {fmt.max_value:g}]) cannot hold the weight "
-        f"{worst:g} of kernel {kernel.name!r}; it needs at least {need} integer bits with "
-        f"{fmt.frac_bits} fraction bits: use {_with_int_bits(fmt, need)}"
-    )
 
 
 # --------------------------------------------------------------------------- results
@@ -490,8 +229,8 @@ class FixedPointResizer:
         set_("dda_x", PhaseDDA(1.0 / sx, self.dda_frac_bits, self.phase_bits, self.phase_rounding))
         set_("phase_bits", self.dda_x.phase_bits)
         set_("dda_frac_bits", self.dda_x.frac_bits)
-        codes, rows = _build_rom(kernel, self.phase_bits, self.coeff_fmt, bool(self.unity_gain))
-        _check_rom_fits(codes[rows], self.coeff_fmt, kernel)
+        codes, rows = build_rom(kernel, self.phase_bits, self.coeff_fmt, bool(self.unity_gain))
+        check_rom_fits(codes[rows], self.coeff_fmt, kernel)
         codes.setflags(write=False)
         rows.setflags(write=False)
         set_("coefficients", codes)
@@ -552,26 +291,26 @@ class FixedPointResizer:
         >>> str(r.coeff_fmt), str(r.mid_fmt), str(r.acc_fmt)
         ('ap_fixed<10,2,RND,SAT>', 'ap_fixed<14,10,RND,SAT>', 'ap_fixed<15,11>')
         """
-        coeff_frac = _check_bits("coeff_frac_bits", coeff_frac_bits, 1, 40)
-        acc_frac = _check_bits("acc_frac_bits", acc_frac_bits, 0, 40)
-        mid_frac = acc_frac if mid_frac_bits is None else _check_bits("mid_frac_bits", mid_frac_bits, 0, 40)
+        coeff_frac = check_bits("coeff_frac_bits", coeff_frac_bits, 1, 40)
+        acc_frac = check_bits("acc_frac_bits", acc_frac_bits, 0, 40)
+        mid_frac = acc_frac if mid_frac_bits is None else check_bits("mid_frac_bits", mid_frac_bits, 0, 40)
         k = get_kernel(kernel)
-        phase_bits = _check_bits("phase_bits", options.get("phase_bits", 6), 0, MAX_PHASE_BITS)
+        phase_bits = check_bits("phase_bits", options.get("phase_bits", 6), 0, MAX_PHASE_BITS)
         pixel = QFormat(8, 8, signed=False)
         wide = QFormat(MAX_WORD_BITS, MAX_WORD_BITS - coeff_frac, rounding="rnd")
-        codes, rows = _build_rom(k, phase_bits, wide, bool(options.get("unity_gain", True)))
+        codes, rows = build_rom(k, phase_bits, wide, bool(options.get("unity_gain", True)))
         codes = np.unique(codes[rows], axis=0)
         low, high = int(codes.min()), int(codes.max())
         signed = low < 0
         coeff_int = minimum_int_bits(low, high, coeff_frac, signed)
         coeff = QFormat(coeff_int + coeff_frac, coeff_int, signed, "rnd", "sat")
         # Range of the horizontal pass output, then of the partial sums of both passes.
-        h_low, h_high = _prefix_bounds(codes, pixel)
+        h_low, h_high = prefix_bounds(codes, pixel)
         to_mid = mid_frac - coeff_frac
         mid_low, mid_high = _shift_codes(h_low, to_mid) - 1, _shift_codes(h_high, to_mid) + 1
         mid_int = minimum_int_bits(mid_low, mid_high, mid_frac, True)
         mid = QFormat(mid_int + mid_frac, mid_int, True, "rnd", "sat")
-        v_low, v_high = _prefix_bounds(codes, mid)
+        v_low, v_high = prefix_bounds(codes, mid)
         to_acc_h, to_acc_v = acc_frac - coeff_frac, acc_frac - mid_frac - coeff_frac
         acc_low = min(_shift_codes(h_low, to_acc_h), _shift_codes(v_low, to_acc_v)) - 1
         acc_high = max(_shift_codes(h_high, to_acc_h), _shift_codes(v_high, to_acc_v)) + 1
@@ -753,64 +492,6 @@ def _tap_table(r: FixedPointResizer, axis: str, n_in: int) -> tuple[np.ndarray, 
     return idx, phase, coef
 
 
-def _exact_dtype(bound: int) -> np.dtype | None:
-    """Float dtype in which integers up to ``bound`` and their roundings stay exact, or None."""
-    for dtype, limit in _EXACT_FLOAT:
-        if bound < limit:
-            return dtype
-    return None
-
-
-@dataclass(frozen=True)
-class _PassSpec:
-    """How one pass runs: exact float BLAS sums (``dtype``) or tap by tap (``dtype=None``)."""
-
-    dtype: np.dtype | None
-    sum_frac: int  # fraction bits of the exact sum of products
-    bound: int  # |sum of products| <= bound, in sum codes
-    through_acc: bool  # the accumulator can wrap: cast into acc_fmt before the target
-
-
-_TAP_BY_TAP = _PassSpec(None, 0, 0, True)
-
-
-@functools.lru_cache(maxsize=64)
-def _pass_spec(r: FixedPointResizer, source: QFormat, target: QFormat, axis: str, n_in: int) -> _PassSpec:
-    _, _, coef = _tap_table(r, axis, n_in)
-    prod_frac = source.frac_bits + r.coeff_fmt.frac_bits
-    if r.acc_fmt.frac_bits < prod_frac:
-        return _TAP_BY_TAP  # every `acc += c * p` rounds the product: tap by tap
-    shift = r.acc_fmt.frac_bits - prod_frac
-    low, high = _prefix_bounds(np.unique(coef, axis=0), source)
-    fits = (low << shift) >= r.acc_fmt.min_code and (high << shift) <= r.acc_fmt.max_code
-    if not fits and r.acc_fmt.overflow != "wrap":
-        return _TAP_BY_TAP  # a saturating accumulator clips partial sums: tap by tap
-    bound = int(np.abs(coef).sum(axis=1).max()) * max(abs(source.min_code), abs(source.max_code))
-    # A target with more fraction bits than the sum scales it up; that must stay exact too.
-    dtype = _exact_dtype(bound << max(0, target.frac_bits - prod_frac))
-    if dtype is None:
-        return _TAP_BY_TAP
-    return _PassSpec(dtype, prod_frac, bound, not fits)
-
-
-def _prefix_bounds(coef: np.ndarray, source: QFormat) -> tuple[int, int]:
-    """Smallest and largest partial sum ``sum_{j<=k} c_j p_j`` over rows, prefixes and pixels."""
-    lo_p, hi_p = source.min_code, source.max_code
-    c = coef.astype(object)  # Python ints: no overflow however wide the formats
-    per_tap_hi = np.maximum(c * lo_p, c * hi_p)
-    per_tap_lo = np.minimum(c * lo_p, c * hi_p)
-    return int(np.cumsum(per_tap_lo, axis=1).min()), int(np.cumsum(per_tap_hi, axis=1).max())
-
-
-@functools.lru_cache(maxsize=32)
-def _band_plan(r: FixedPointResizer, axis: str, n_in: int, channels: int | None, dtype: np.dtype) -> AxisPlan:
-    """Blocked band matrices of the coefficient codes, in the layout of :mod:`srlab._separable`."""
-    idx, _, coef = _tap_table(r, axis, n_in)
-    # Replicated border taps that land on one pixel are merged (add.at): an exact integer
-    # sum of their codes, so the product sum is unchanged.
-    return band_plan(idx, coef.astype(np.float64), n_in, n_in / len(idx), channels, dtype)
-
-
 # --------------------------------------------------------------------------- passes
 
 
@@ -829,31 +510,14 @@ def _mac_taps(
     return acc
 
 
-def _finish(r: FixedPointResizer, sums: np.ndarray, spec: _PassSpec, target: QFormat) -> np.ndarray:
-    """Exact float sums of products -> codes of ``target`` (float, same dtype)."""
-    if not spec.through_acc:
-        # The accumulator holds the exact sum, so casting into it would change nothing.
-        return cast_float_codes(sums, spec.sum_frac, spec.bound, target)
-    # The accumulator may wrap: take the exact int64 route through it.
-    value = cast(cast(FixedArray(sums.astype(np.int64), _sum_format(spec.bound, spec.sum_frac)), r.acc_fmt), target)
-    return value.codes.astype(sums.dtype)
-
-
-def _pixel_floats(image: np.ndarray, fmt: QFormat, dtype: np.dtype) -> np.ndarray | None:
-    """uint8 pixels as exact ``fmt`` codes in ``dtype``, when no rounding or overflow applies."""
-    if fmt.max_value < 255:
-        return None
-    return image.astype(dtype) * dtype.type(2.0**fmt.frac_bits) if fmt.frac_bits else image.astype(dtype)
-
-
 def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> DatapathTrace:
-    _check_choice("path", path, {"auto": None, "taps": None})
+    check_choice("path", path, {"auto": None, "taps": None})
     h, w = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
     flat = image.reshape(h, w * channels)
     pixels = quantize(image.reshape(h, w, channels), r.pixel_fmt) if keep else None
 
-    h_spec = _pass_spec(r, r.pixel_fmt, r.mid_fmt, "x", w) if path == "auto" else _TAP_BY_TAP
+    h_spec = pass_spec(r, r.pixel_fmt, r.mid_fmt, "x", w) if path == "auto" else TAP_BY_TAP
     mid_codes = mid_float = None
     if h_spec.dtype is None:
         pixels = quantize(image.reshape(h, w, channels), r.pixel_fmt) if pixels is None else pixels
@@ -861,22 +525,22 @@ def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> Data
         mid_codes = cast(_mac_taps(r, pixels, idx, coef, axis=1), r.mid_fmt)
         w_out = len(idx)
     else:
-        plan = _band_plan(r, "x", w, channels, h_spec.dtype)
-        source = _pixel_floats(flat, r.pixel_fmt, h_spec.dtype)
+        plan = coefficient_plan(r, "x", w, channels, h_spec.dtype)
+        source = pixel_floats(flat, r.pixel_fmt, h_spec.dtype)
         if source is None:
             pixels = quantize(image.reshape(h, w, channels), r.pixel_fmt) if pixels is None else pixels
             source = pixels.codes.reshape(h, w * channels).astype(h_spec.dtype)
-        mid_float = _finish(r, horizontal(source, plan, channels, 0.0), h_spec, r.mid_fmt)
+        mid_float = finish_sums(r, horizontal(source, plan, channels, 0.0), h_spec, r.mid_fmt)
         w_out = plan.n_out
 
-    v_spec = _pass_spec(r, r.mid_fmt, r.out_fmt, "y", h) if path == "auto" else _TAP_BY_TAP
+    v_spec = pass_spec(r, r.mid_fmt, r.out_fmt, "y", h) if path == "auto" else TAP_BY_TAP
     if (keep or v_spec.dtype is None) and mid_codes is None:
         mid_codes = FixedArray(mid_float.astype(np.int64).reshape(h, w_out, channels), r.mid_fmt)
     if v_spec.dtype is None:
         idx, _, coef = _tap_table(r, "y", h)
         out = cast(_mac_taps(r, mid_codes, idx, coef, axis=0), r.out_fmt).codes.astype(np.uint8)
     else:
-        plan = _band_plan(r, "y", h, None, v_spec.dtype)
+        plan = coefficient_plan(r, "y", h, None, v_spec.dtype)
         if mid_float is not None:
             source = mid_float.astype(v_spec.dtype, copy=False)
         else:
@@ -884,7 +548,7 @@ def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> Data
         out = np.empty((plan.n_out, w_out * channels), dtype=np.uint8)
 
         def finish(band: np.ndarray, rows: slice) -> None:
-            np.copyto(out[rows], _finish(r, band, v_spec, r.out_fmt), casting="unsafe")
+            np.copyto(out[rows], finish_sums(r, band, v_spec, r.out_fmt), casting="unsafe")
 
         vertical(source, plan, 0.0, finish, v_spec.dtype)
     h_out = out.shape[0]

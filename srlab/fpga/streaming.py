@@ -40,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize
-from srlab.fpga.datapath import FixedPointResizer, PhaseDDA
+from srlab.fpga.datapath import FixedPointResizer
+from srlab.fpga.dda import PhaseDDA
 
 __all__ = ["StreamResult", "StreamStats", "stream_resize", "streaming_agreement"]
 

@@ -10,7 +10,8 @@ import pytest
 import srlab
 from srlab.fixed import FixedArray, QFormat, cast, cast_float_codes
 from srlab.fpga import FixedPointResizer, PhaseDDA
-from srlab.fpga.datapath import _pass_spec, minimum_int_bits
+from srlab.fpga.fastpath import pass_spec
+from srlab.fpga.rom import minimum_int_bits
 from srlab.images import center_crop, load_image
 from srlab.kernels import SHIFT_ADD_CONSTANTS
 
@@ -144,8 +145,8 @@ def test_exact_blas_path_equals_the_tap_by_tap_path():
         a, b = r.trace(image), r.trace(image, path="taps")
         assert np.array_equal(a.output, b.output), r
         assert a.mid == b.mid and a.pixels == b.pixels
-        fast_passes += (_pass_spec(r, r.pixel_fmt, r.mid_fmt, "x", shape[1]).dtype is not None) + (
-            _pass_spec(r, r.mid_fmt, r.out_fmt, "y", shape[0]).dtype is not None
+        fast_passes += (pass_spec(r, r.pixel_fmt, r.mid_fmt, "x", shape[1]).dtype is not None) + (
+            pass_spec(r, r.mid_fmt, r.out_fmt, "y", shape[0]).dtype is not None
         )
     assert fast_passes >= 40  # the comparison really exercised the fast path
 
@@ -153,7 +154,7 @@ def test_exact_blas_path_equals_the_tap_by_tap_path():
 def test_a_wrapping_accumulator_takes_the_fast_path_and_wraps():
     # 9 integer bits hold [-256, 256): bicubic overshoot on a hard edge exceeds it.
     r = FixedPointResizer("bicubic", 2, acc_fmt="ap_fixed<21,9>", mid_fmt="ap_fixed<14,12,RND,SAT>")
-    spec = _pass_spec(r, r.pixel_fmt, r.mid_fmt, "x", 12)
+    spec = pass_spec(r, r.pixel_fmt, r.mid_fmt, "x", 12)
     assert spec.dtype is not None and spec.through_acc
     image = np.zeros((8, 12), np.uint8)
     image[:, 6:] = 255
