@@ -2,11 +2,13 @@
 
 Registry
     available_families, get_family, detect_family, register_family
-Protocol and value types
-    MoEFamily, ExpertSlot, TensorRef, NonExpertGroup, CheckpointLayout, ExpertLayout
+The protocol (``_base``)
+    MoEFamily
+Value types (``_types``)
+    ExpertSlot, TensorRef, NonExpertGroup, CheckpointLayout, ExpertLayout, config_of
 Parameter groups (``MoEFamily.parameter_groups``)
     EXPERTS_GROUP, NON_EXPERT_GROUPS, OTHER_GROUP
-Comparing models
+Comparing models (``_compat``)
     check_compatible
 
 Built-in families: ``"mixtral"``, ``"olmoe"``, ``"switch_transformers"``.
@@ -23,7 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from moelab.errors import UnsupportedModelError
-from moelab.families._base import (
+from moelab.families._base import MoEFamily
+from moelab.families._compat import check_compatible
+from moelab.families._types import (
     CHECKPOINT_LAYOUTS,
     EXPERT_LAYOUTS,
     EXPERTS_GROUP,
@@ -32,12 +36,10 @@ from moelab.families._base import (
     CheckpointLayout,
     ExpertLayout,
     ExpertSlot,
-    MoEFamily,
     NonExpertGroup,
     TensorRef,
     config_of,
 )
-from moelab.families._compat import check_compatible
 from moelab.families.mixtral import MixtralFamily
 from moelab.families.olmoe import OlmoeFamily
 from moelab.families.switch import SwitchTransformersFamily

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from moelab.errors import IncompatibleModelsError
-from moelab.families._base import MoEFamily, config_of
+from moelab.families._base import MoEFamily
+from moelab.families._types import config_of
 
 __all__ = ["check_compatible"]
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moelab.families._base import CheckpointLayout, ExpertSlot, MoEFamily, TensorRef
+from moelab.families._base import MoEFamily
+from moelab.families._types import CheckpointLayout, ExpertSlot, TensorRef
 
 __all__ = ["FusedGatedFamily"]
 
