@@ -6,7 +6,8 @@ get_kernel, available_kernels, register_kernel, Kernel, HardwareCost
     Interpolation kernels by name, their weights per phase and hardware cost
     (:mod:`srlab.kernels`).
 resize
-    Separable resizing with any registered kernel (:mod:`srlab._resize`).
+    Separable resizing with any registered kernel (:mod:`srlab._resize`); its fast path
+    for integer upscaling factors is :mod:`srlab.polyphase`.
 
 Fixed point
 -----------

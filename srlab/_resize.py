@@ -11,7 +11,7 @@ paths then compute the same sums:
 * Integer upscaling factors (2x, 3x, ... on both axes, half-pixel centres): every output
   phase is a fixed short kernel, so the resize is a few separable filters of the input by
   ``cv2.sepFilter2D`` with srlab's weights, interleaved into the output by ``cv2.merge``
-  (:mod:`srlab._polyphase` says why; it is the fast path of 960x540 -> 1920x1080).
+  (:mod:`srlab.polyphase` says why; it is the fast path of 960x540 -> 1920x1080).
 * An axis whose every output copies one input pixel (``nearest``; any kernel at scale 1;
   ``area`` at integer upscaling) is a gather: exact, no arithmetic.
 * Otherwise the table is cut into blocks of consecutive output samples; a block reads a
@@ -57,7 +57,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from srlab import _polyphase
+from srlab import polyphase
 from srlab._area import area_table, area_uses_footprints, nearest_index
 from srlab._separable import (
     BLOCK_ROWS,
@@ -434,12 +434,12 @@ def resize(
     cval = float(cval)
     out_shape = (h_out, w_out) + image.shape[2:]
 
-    # Integer upscaling factors: polyphase filters in OpenCV (srlab._polyphase says why).
+    # Integer upscaling factors: polyphase filters in OpenCV (srlab.polyphase says why).
     if border != "constant" or cval == 0.0:
-        phases_y = _polyphase.axis_phases(h_in, h_out, y_ratio, k, convention, border)
-        phases_x = _polyphase.axis_phases(w_in, w_out, x_ratio, k, convention, border) if phases_y else None
-        if phases_y and phases_x and _polyphase.supports(image, phases_x):
-            return _polyphase.run(image, phases_y, phases_x, border)
+        phases_y = polyphase.axis_phases(h_in, h_out, y_ratio, k, convention, border)
+        phases_x = polyphase.axis_phases(w_in, w_out, x_ratio, k, convention, border) if phases_y else None
+        if phases_y and phases_x and polyphase.supports(image, phases_x):
+            return polyphase.run(image, phases_y, phases_x, border)
 
     integer = image.dtype.kind == "u"
     work = np.dtype(np.float32) if integer or image.dtype == np.float16 else image.dtype
@@ -502,7 +502,7 @@ def resize(
 def _cache_clear() -> None:
     """Empty resize's per-geometry table caches (the next call rebuilds its tables)."""
     _axis_plan.cache_clear()
-    _polyphase.axis_phases.cache_clear()
+    polyphase.axis_phases.cache_clear()
 
 
 resize.cache_clear = _cache_clear  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import srlab
-from srlab import _polyphase, peers
+from srlab import peers, polyphase
 from srlab.kernels import available_kernels, get_kernel
 
 ALL = available_kernels()
@@ -485,7 +485,7 @@ def test_peers_accept_any_channel_count() -> None:
 
 
 def _general_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_polyphase, "axis_phases", lambda *args: None)
+    monkeypatch.setattr(polyphase, "axis_phases", lambda *args: None)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
@@ -518,8 +518,8 @@ def test_the_benchmark_geometry_takes_the_filter_path(monkeypatch: pytest.Monkey
     # 960x540 -> 1920x1080 (benchmarks/sr_resize.py) is an integer factor: it must run on
     # OpenCV's separable filter, and there equal the float64 resize rounded half up.
     calls = []
-    run = _polyphase.run
-    monkeypatch.setattr(_polyphase, "run", lambda *args: calls.append(1) or run(*args))
+    run = polyphase.run
+    monkeypatch.setattr(polyphase, "run", lambda *args: calls.append(1) or run(*args))
     image = np.random.default_rng(13).integers(0, 256, (54, 96, 3), dtype=np.uint8)
     for kernel, params in (("bicubic", {"a": -0.75}), ("bilinear", {})):
         ours = srlab.resize(image, size=(108, 192), kernel=kernel, **params)
