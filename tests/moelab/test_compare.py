@@ -12,17 +12,11 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from moelab.compare import (
-    COLUMNS,
-    claims_table,
-    compare_methods,
-    quality_memory_figure,
-    scalability_figure,
-    summarize,
-)
+from moelab.compare import COLUMNS, claims_table, compare_methods, summarize
 from moelab.evaluate import perplexity, perplexity_sliding_window
 from moelab.families import get_family
 from moelab.reconfigure import storage_bytes
+from moelab.viz import quality_memory_figure, scalability_figure
 
 
 @dataclass
