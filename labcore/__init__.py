@@ -1,0 +1,21 @@
+"""Mechanisms both labs share: a registry of named things and atomic file writes.
+
+``moelab`` (mixture-of-experts, torch) and ``srlab`` (super-resolution, numpy + OpenCV)
+each look things up by name and write result files that must never be seen half-written.
+Those mechanisms live here, once, in pure standard-library code, so both labs can use them
+while neither depends on the other (srlab must never import torch or moelab).
+
+Modules
+-------
+registry
+    :class:`~labcore.registry.Registry`: register by decorator, look up by name, an
+    unknown name raises ``ValueError`` listing the known ones.
+atomic
+    :func:`~labcore.atomic.atomic_write_text`, :func:`~labcore.atomic.atomic_write_bytes`
+    and :func:`~labcore.atomic.atomic_path`: write next to the target, then ``os.replace``.
+"""
+
+from labcore.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from labcore.registry import Registry
+
+__all__ = ["Registry", "atomic_path", "atomic_write_bytes", "atomic_write_text"]

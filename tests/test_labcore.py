@@ -1,0 +1,128 @@
+"""labcore: the registry and the atomic writers both labs share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from labcore import Registry, atomic_path, atomic_write_bytes, atomic_write_text
+
+
+@pytest.fixture
+def shapes() -> Registry:
+    registry: Registry = Registry("shape", plural="shapes")
+
+    @registry.register("square")
+    def _square(x: float) -> float:
+        return x * x
+
+    registry.add("double", lambda x: 2 * x)
+    return registry
+
+
+def test_decorator_registers_and_returns_the_object(shapes: Registry) -> None:
+    def cube(x: float) -> float:
+        return x**3
+
+    assert shapes.register()(cube) is cube
+    assert shapes.get("cube")(2) == 8
+    assert shapes["square"](3) == 9
+    assert "square" in shapes and "circle" not in shapes and ["x"] not in shapes
+    assert len(shapes) == 3
+
+
+def test_names_sorted_or_in_registration_order(shapes: Registry) -> None:
+    assert shapes.names() == ("double", "square") == tuple(shapes)
+    ordered: Registry = Registry("step", sort=False)
+    for name in ("b", "a", "c"):
+        ordered.add(name, name)
+    assert ordered.names() == ("b", "a", "c") == tuple(ordered)
+    assert [name for name, _ in ordered.items()] == ["b", "a", "c"] == list(ordered.values())
+
+
+def test_name_from_attribute() -> None:
+    class Thing:
+        name = "widget"
+
+    registry: Registry = Registry("thing")
+    registry.register()(Thing())
+    assert registry.names() == ("widget",)
+
+
+def test_unknown_name_lists_the_known_ones(shapes: Registry) -> None:
+    with pytest.raises(ValueError, match=r"^unknown shape 'circle'; known shapes: double, square$"):
+        shapes.get("circle")
+    with pytest.raises(ValueError, match=r"unknown shape \['x'\]"):
+        shapes.get(["x"])  # unhashable: unknown, not a TypeError
+    plain: Registry = Registry("colour")
+    plain.add("red", 1)
+    with pytest.raises(ValueError, match=r"^unknown colour 'blue'; known: red$"):
+        plain.get("blue")
+    assert plain.get("blue", None) is None
+
+
+def test_duplicate_refused_unless_overwrite(shapes: Registry) -> None:
+    with pytest.raises(ValueError, match="shape 'square' is already registered; pass overwrite=True"):
+        shapes.add("square", abs)
+    shapes.add("square", abs, overwrite=True)
+    assert shapes.get("square") is abs
+    strict: Registry = Registry("family", duplicate_hint="pick another name")
+    strict.add("a", 1)
+    with pytest.raises(ValueError, match="family 'a' is already registered; pick another name"):
+        strict.register("a")(2)
+
+
+def test_non_str_name_is_a_type_error(shapes: Registry) -> None:
+    with pytest.raises(TypeError, match="shape name must be a str, got int"):
+        shapes.add(3, abs)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="shape name must be a str"):
+        shapes.register(3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pass name="):
+        shapes.register()(object())
+
+
+def test_setitem_and_delitem(shapes: Registry) -> None:
+    shapes["square"] = abs
+    assert shapes.get("square") is abs
+    del shapes["square"]
+    assert "square" not in shapes
+    with pytest.raises(ValueError, match="unknown shape 'square'"):
+        del shapes["square"]
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_atomic_write_text_and_bytes(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "a.txt"
+    assert atomic_write_text(target, "héllo\n") == target
+    assert target.read_bytes() == "héllo\n".encode()
+    atomic_write_bytes(target, b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    assert _leftovers(target.parent) == ["a.txt"]
+    with pytest.raises(TypeError, match="use atomic_write_text"):
+        atomic_write_bytes(target, "text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="use atomic_write_bytes"):
+        atomic_write_text(target, b"bytes")  # type: ignore[arg-type]
+
+
+def test_atomic_path_keeps_the_suffix_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "table.csv"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".csv" and tmp != target
+        tmp.write_text("a,b\n1,2\n")
+    assert target.read_text() == "a,b\n1,2\n"
+    assert _leftovers(tmp_path) == ["table.csv"]
+
+
+def test_original_untouched_when_the_writer_raises(tmp_path: Path) -> None:
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert _leftovers(tmp_path) == ["keep.txt"]
