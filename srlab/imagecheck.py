@@ -9,19 +9,21 @@ check_size
     A (height, width) pair of integers, each at least a minimum.
 check_image
     An (H, W) or (H, W, C) image of a supported dtype, finite if float.
+check_crop
+    A (top, left, height, width) window inside an image.
 to_dtype
     A float image in [0, 1] converted to a supported dtype (rounded, range-checked).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 import skimage.util
 
-__all__ = ["DType", "check_image", "check_size", "to_dtype"]
+__all__ = ["DType", "check_crop", "check_image", "check_size", "to_dtype"]
 
 DType = Literal["uint8", "uint16", "float32", "float64"]
 
@@ -105,3 +107,42 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
         raise ValueError("image contains NaN or infinite values; clean it before degrading")
     return image
+
+
+def check_crop(crop: Sequence[int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``crop`` as ints if the window (top, left, height, width) lies inside an image of ``shape``.
+
+    Parameters
+    ----------
+    crop : (top, left, height, width)
+        Window in pixels: integers (integer-valued floats pass), a non-empty area.
+    shape : tuple of int
+        Shape of the image, (H, W) or (H, W, C).
+
+    Returns
+    -------
+    top, left, height, width : int
+
+    Raises
+    ------
+    ValueError
+        If ``crop`` is not four integers, or the window is empty or leaves the image.
+
+    Examples
+    --------
+    >>> check_crop((2, 0, 4, 8.0), (10, 8))
+    (2, 0, 4, 8)
+    """
+    try:
+        given = tuple(crop)
+        top, left, height, width = (int(v) for v in given)
+    except (TypeError, ValueError):
+        raise ValueError(f"crop must be (top, left, height, width) integers, got {crop!r}") from None
+    if (top, left, height, width) != given:  # 1.5 would silently become 1
+        raise ValueError(f"crop must be (top, left, height, width) integers, got {crop!r}")
+    if top < 0 or left < 0 or height < 1 or width < 1 or top + height > shape[0] or left + width > shape[1]:
+        raise ValueError(
+            f"crop {given} (top, left, height, width) does not fit in the "
+            f"{shape[0]}x{shape[1]} image; move it or make it smaller"
+        )
+    return top, left, height, width

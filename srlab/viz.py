@@ -34,6 +34,7 @@ import skimage.util
 from IPython.display import display
 from plotly.subplots import make_subplots
 
+from srlab.imagecheck import check_crop
 from srlab.images import load_image, pair_sizes
 from srlab.kernels import available_kernels
 from srlab.metrics import psnr
@@ -319,19 +320,6 @@ def hardware_figure(table: pd.DataFrame) -> go.Figure:
 
 
 # --------------------------------------------------------------------------- crops
-def _check_crop(crop: Sequence[int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    try:
-        top, left, height, width = (int(v) for v in crop)
-    except (TypeError, ValueError):
-        raise ValueError(f"crop must be (top, left, height, width) integers, got {crop!r}") from None
-    if top < 0 or left < 0 or height < 1 or width < 1 or top + height > shape[0] or left + width > shape[1]:
-        raise ValueError(
-            f"crop {tuple(crop)} (top, left, height, width) does not fit in the "
-            f"{shape[0]}x{shape[1]} image; move it or make it smaller"
-        )
-    return top, left, height, width
-
-
 def _display_rgb(image: np.ndarray) -> np.ndarray:
     # go.Image wants 8-bit RGB; floats are taken to be in [0, 1] (overshoot clipped).
     if image.dtype.kind == "f":
@@ -388,7 +376,7 @@ def crops_figure(
     shapes = {name: img.shape[:2] for name, img in images.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"images must share one (height, width), got {shapes}")
-    top, left, height, width = _check_crop(crop, next(iter(shapes.values())))
+    top, left, height, width = check_crop(crop, next(iter(shapes.values())))
     fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(images), horizontal_spacing=0.02)
     for col, image in enumerate(images.values(), start=1):
         window = _display_rgb(image[top : top + height, left : left + width])
@@ -466,7 +454,7 @@ def _method_crops(
                 "pick scale 2 or a continuous kernel such as 'bicubic'"
             )
     lr, hr = make_pair(image_name, scale, psf=psf, noise_sigma=noise_sigma)
-    _check_crop(crop, hr.shape)
+    check_crop(crop, hr.shape)
     border = math.ceil(scale)
     panels = {"HR": hr}
     for method in methods:

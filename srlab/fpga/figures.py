@@ -13,20 +13,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from srlab.fpga.sweep import pareto_front
+from srlab.imagecheck import check_crop
 from srlab.metrics import psnr
 
 __all__ = ["difference_figure", "pareto_figure"]
-
-
-def _check_crop(crop: Sequence[int] | None, shape: tuple[int, ...]) -> tuple[slice, slice]:
-    if crop is None:
-        return slice(None), slice(None)
-    if len(crop) != 4 or any(int(v) != v or v < 0 for v in crop):
-        raise ValueError(f"crop must be (top, left, height, width) with integers >= 0, got {crop!r}")
-    top, left, height, width = (int(v) for v in crop)
-    if height < 1 or width < 1 or top + height > shape[0] or left + width > shape[1]:
-        raise ValueError(f"crop {crop!r} does not fit inside the {shape[0]}x{shape[1]} image")
-    return slice(top, top + height), slice(left, left + width)
 
 
 def difference_figure(
@@ -71,7 +61,10 @@ def difference_figure(
     if not images:
         raise ValueError("images is empty; give at least one {label: image}")
     reference = np.asarray(reference, dtype=np.float64)
-    rows, cols = _check_crop(crop, reference.shape)
+    rows, cols = slice(None), slice(None)
+    if crop is not None:
+        top, left, height, width = check_crop(crop, reference.shape)
+        rows, cols = slice(top, top + height), slice(left, left + width)
     maps, titles = [], []
     for label, image in images.items():
         image = np.asarray(image)
