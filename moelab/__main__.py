@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from labcore.registry import Registry
+
 
 def _zoo_command(args: argparse.Namespace) -> int:
     from moelab.zoo import BUILD_BUDGET_SECONDS, ensure_zoo
@@ -43,9 +45,10 @@ def _zoo_command(args: argparse.Namespace) -> int:
 
 
 # subcommand -> (help, handler); one entry per command instead of an if-chain.
-_COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
-    "zoo": ("build or verify the offline zoo of tiny MoE models", _zoo_command),
-}
+_COMMANDS: Registry[tuple[str, Callable[[argparse.Namespace], int]]] = Registry(
+    "command", plural="commands", sort=False
+)
+_COMMANDS.add("zoo", ("build or verify the offline zoo of tiny MoE models", _zoo_command))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

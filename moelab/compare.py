@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from labcore.registry import Registry
 from moelab.consolidation import plan_consolidation
 from moelab.loading import MoEModel, load_moe
 from moelab.merging import get_merge_method, merge_models, without_reconfiguration
@@ -145,19 +146,18 @@ def _cached(zoo: Zoo, kind: str, tenant: str) -> Any:
     return _ZOO_CACHE[key]
 
 
-_QUALITY: dict[str, QualityMetric] = {
-    m.name: m
-    for m in (
-        QualityMetric("perplexity", False, _perplexity),
-        QualityMetric("exact_match", True, _generation_metric("exact_match")),
-        QualityMetric("rouge1", True, _generation_metric("rouge1")),
-    )
-}
+_QUALITY: Registry[QualityMetric] = Registry("quality metric", plural="metrics")
+for _quality in (
+    QualityMetric("perplexity", False, _perplexity),
+    QualityMetric("exact_match", True, _generation_metric("exact_match")),
+    QualityMetric("rouge1", True, _generation_metric("rouge1")),
+):
+    _QUALITY.add(_quality.name, _quality)
 
 
 def available_quality_metrics() -> tuple[str, ...]:
     """Names of the quality metrics: ``("exact_match", "perplexity", "rouge1")``."""
-    return tuple(sorted(_QUALITY))
+    return _QUALITY.names()
 
 
 def get_quality_metric(name: str) -> QualityMetric:
@@ -168,12 +168,7 @@ def get_quality_metric(name: str) -> QualityMetric:
     ValueError
         Unknown name; the message lists the known ones.
     """
-    try:
-        return _QUALITY[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown quality metric {name!r}; known metrics: {', '.join(available_quality_metrics())}"
-        ) from None
+    return _QUALITY.get(name)
 
 
 # ======================================================================== serving methods
@@ -251,21 +246,21 @@ def _merge_builder(method: str):
     return build
 
 
-_SERVING: dict[str, ServingMethod] = {
-    m.name: m
-    for m in (
-        ServingMethod("separate", False, _separate),
-        ServingMethod("consolidated", True, _consolidated_builder(True)),
-        ServingMethod("without_reconfiguration", True, _consolidated_builder(False)),
-        *(ServingMethod(name, False, _merge_builder(name))
-          for name in ("average", "task_arithmetic", "ties", "dare")),
-    )
-}
+# Registration order is the display order of tables and figures, so names stay unsorted.
+_SERVING: Registry[ServingMethod] = Registry("serving method", plural="methods", sort=False)
+for _serving in (
+    ServingMethod("separate", False, _separate),
+    ServingMethod("consolidated", True, _consolidated_builder(True)),
+    ServingMethod("without_reconfiguration", True, _consolidated_builder(False)),
+    *(ServingMethod(name, False, _merge_builder(name))
+      for name in ("average", "task_arithmetic", "ties", "dare")),
+):
+    _SERVING.add(_serving.name, _serving)
 
 
 def available_serving_methods() -> tuple[str, ...]:
     """Names of the serving methods :func:`compare_methods` knows, in display order."""
-    return tuple(_SERVING)
+    return _SERVING.names()
 
 
 def get_serving_method(name: str) -> ServingMethod:
@@ -276,12 +271,7 @@ def get_serving_method(name: str) -> ServingMethod:
     ValueError
         Unknown name; the message lists the known ones.
     """
-    try:
-        return _SERVING[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown serving method {name!r}; known methods: {', '.join(available_serving_methods())}"
-        ) from None
+    return _SERVING.get(name)
 
 
 # ================================================================================ the sweep

@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import torch
 
+from labcore.registry import Registry
 from moelab.extras import require
 from moelab.consolidation import ConsolidationPlan, check_same_shapes
 from moelab.loading import MoEModel, load_moe
@@ -189,7 +190,9 @@ def _dare(
     )
 
 
-_METHODS: dict[str, MergeMethod] = {}
+_METHODS: Registry[MergeMethod] = Registry(
+    "merge method", plural="methods", duplicate_hint="pick another name"
+)
 
 
 def register_merge_method(method: MergeMethod) -> MergeMethod:
@@ -212,10 +215,7 @@ def register_merge_method(method: MergeMethod) -> MergeMethod:
     """
     if not isinstance(method, MergeMethod):
         raise ValueError(f"expected a MergeMethod, got {type(method).__name__}")
-    if method.name in _METHODS:
-        raise ValueError(f"a merge method named {method.name!r} is already registered")
-    _METHODS[method.name] = method
-    return method
+    return _METHODS.add(method.name, method)
 
 
 def available_merge_methods() -> tuple[str, ...]:
@@ -226,7 +226,7 @@ def available_merge_methods() -> tuple[str, ...]:
     tuple of str
         ``("average", "dare", "task_arithmetic", "ties")`` plus any registered later.
     """
-    return tuple(sorted(_METHODS))
+    return _METHODS.names()
 
 
 def get_merge_method(name: str | MergeMethod) -> MergeMethod:
@@ -249,12 +249,7 @@ def get_merge_method(name: str | MergeMethod) -> MergeMethod:
     """
     if isinstance(name, MergeMethod):
         return name
-    try:
-        return _METHODS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown merge method {name!r}; known methods: {', '.join(available_merge_methods())}"
-        ) from None
+    return _METHODS.get(name)
 
 
 for _method in (

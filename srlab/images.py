@@ -29,6 +29,7 @@ import skimage.color
 import skimage.data
 import skimage.util
 
+from labcore.registry import Registry
 from srlab._charts import (
     DEFAULT_CHART_SIZE,
     bars,
@@ -100,10 +101,11 @@ _PHOTOS = {
     "text": "photographed text, gray 172x448",
 }
 
-_REGISTRY: dict[str, _ImageEntry] = {
-    **{name: _ImageEntry("chart", _chart(fn), text) for name, (fn, text) in _CHARTS.items()},
-    **{name: _ImageEntry("photo", getattr(skimage.data, name), text) for name, text in _PHOTOS.items()},
-}
+_REGISTRY: Registry[_ImageEntry] = Registry("image", plural="images")
+for _name, (_fn, _text) in _CHARTS.items():
+    _REGISTRY.add(_name, _ImageEntry("chart", _chart(_fn), _text))
+for _name, _text in _PHOTOS.items():
+    _REGISTRY.add(_name, _ImageEntry("photo", getattr(skimage.data, _name), _text))
 
 
 def available_images(kind: ImageKind | None = None) -> list[str]:
@@ -134,9 +136,7 @@ def available_images(kind: ImageKind | None = None) -> list[str]:
 
 
 def _entry(name: str) -> _ImageEntry:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown image {name!r}; known images: {', '.join(available_images())}")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def image_kind(name: str) -> ImageKind:

@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from labcore.registry import Registry
+
 __all__ = [
     "HardwareCost",
     "KERNEL_RULES",
@@ -368,7 +370,7 @@ class Kernel:
 # --------------------------------------------------------------------------- registry
 
 KernelFactory = Callable[..., Kernel]
-_REGISTRY: dict[str, KernelFactory] = {}
+_KERNELS: Registry[KernelFactory] = Registry("kernel", plural="kernels")
 
 
 def register_kernel(
@@ -411,13 +413,10 @@ def register_kernel(
     """
 
     def decorate(fn: KernelFactory) -> KernelFactory:
-        if name in _REGISTRY and not overwrite:
-            raise ValueError(f"kernel {name!r} is already registered; pass overwrite=True to replace it")
         for p in inspect.signature(fn).parameters.values():
             if p.default is inspect.Parameter.empty:
                 raise ValueError(f"kernel factory {name!r}: parameter {p.name!r} needs a default value")
-        _REGISTRY[name] = fn
-        return fn
+        return _KERNELS.add(name, fn, overwrite=overwrite)
 
     return decorate if factory is None else decorate(factory)
 
@@ -434,7 +433,7 @@ def available_kernels() -> list[str]:
     >>> {"bicubic", "nearest", "shift_add_2x"} <= set(available_kernels())
     True
     """
-    return sorted(_REGISTRY)
+    return list(_KERNELS.names())
 
 
 def get_kernel(name: str | Kernel, **params: Any) -> Kernel:
@@ -466,9 +465,7 @@ def get_kernel(name: str | Kernel, **params: Any) -> Kernel:
         if params:
             raise ValueError(f"parameters {sorted(params)} cannot be applied to an already built Kernel {name.name!r}")
         return name
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown kernel {name!r}; known kernels: {', '.join(available_kernels())}")
-    factory = _REGISTRY[name]
+    factory = _KERNELS.get(name)
     accepted = list(inspect.signature(factory).parameters)
     unknown = sorted(set(params) - set(accepted))
     if unknown:

@@ -12,6 +12,8 @@ from typing import Literal
 
 import numpy as np
 
+from labcore.registry import Registry
+
 __all__ = [
     "MEAN_OWNER",
     "OwnerPolicy",
@@ -76,7 +78,9 @@ def _mean(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
     return MEAN_OWNER
 
 
-_OWNER_POLICIES: dict[str, OwnerPolicy] = {}
+_OWNER_POLICIES: Registry[OwnerPolicy] = Registry(
+    "owner policy", plural="policies", duplicate_hint="pick another name"
+)
 
 
 def register_owner_policy(policy: OwnerPolicy) -> OwnerPolicy:
@@ -99,10 +103,7 @@ def register_owner_policy(policy: OwnerPolicy) -> OwnerPolicy:
     """
     if not isinstance(policy, OwnerPolicy):
         raise ValueError(f"expected an OwnerPolicy, got {type(policy).__name__}")
-    if policy.name in _OWNER_POLICIES:
-        raise ValueError(f"an owner policy named {policy.name!r} is already registered")
-    _OWNER_POLICIES[policy.name] = policy
-    return policy
+    return _OWNER_POLICIES.add(policy.name, policy)
 
 
 def available_owner_policies() -> tuple[str, ...]:
@@ -113,7 +114,7 @@ def available_owner_policies() -> tuple[str, ...]:
     tuple of str
         ``("mean", "medoid", "round_robin")`` plus any registered later.
     """
-    return tuple(sorted(_OWNER_POLICIES))
+    return _OWNER_POLICIES.names()
 
 
 def get_owner_policy(name: str | OwnerPolicy) -> OwnerPolicy:
@@ -141,12 +142,7 @@ def get_owner_policy(name: str | OwnerPolicy) -> OwnerPolicy:
     """
     if isinstance(name, OwnerPolicy):
         return name
-    try:
-        return _OWNER_POLICIES[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown owner policy {name!r}; known policies: {', '.join(available_owner_policies())}"
-        ) from None
+    return _OWNER_POLICIES.get(name)
 
 
 for _policy in (

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from labcore.registry import Registry
 from moelab.errors import UnsupportedModelError
 from moelab.families._base import MoEFamily
 from moelab.families._compat import check_compatible
@@ -63,7 +64,9 @@ __all__ = [
     "register_family",
 ]
 
-_REGISTRY: dict[str, MoEFamily] = {}
+_FAMILIES: Registry[MoEFamily] = Registry(
+    "MoE family", plural="families", duplicate_hint="pick another name"
+)
 
 
 def register_family(family: MoEFamily) -> MoEFamily:
@@ -86,12 +89,7 @@ def register_family(family: MoEFamily) -> MoEFamily:
     """
     if not isinstance(family, MoEFamily):
         raise ValueError(f"expected a MoEFamily instance, got {type(family).__name__}")
-    if family.name in _REGISTRY:
-        raise ValueError(
-            f"a family named {family.name!r} is already registered; pick another name"
-        )
-    _REGISTRY[family.name] = family
-    return family
+    return _FAMILIES.add(family.name, family)
 
 
 def available_families() -> tuple[str, ...]:
@@ -102,7 +100,7 @@ def available_families() -> tuple[str, ...]:
     tuple of str
         E.g. ``("mixtral", "olmoe", "switch_transformers")``.
     """
-    return tuple(sorted(_REGISTRY))
+    return _FAMILIES.names()
 
 
 def get_family(name: str) -> MoEFamily:
@@ -128,12 +126,7 @@ def get_family(name: str) -> MoEFamily:
     >>> get_family("switch_transformers").expert_matrix_names()
     ('wi', 'wo')
     """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown MoE family {name!r}; known families: {', '.join(available_families())}"
-        ) from None
+    return _FAMILIES.get(name)
 
 
 def detect_family(model_or_config: Any) -> MoEFamily:
@@ -156,11 +149,11 @@ def detect_family(model_or_config: Any) -> MoEFamily:
         supported families.
     """
     config = config_of(model_or_config)
-    for family in _REGISTRY.values():
+    for family in _FAMILIES.values():
         if family.matches(config):
             return family
     supported = ", ".join(
-        f"{f.name} (model_type {'/'.join(f.model_types)})" for f in _REGISTRY.values()
+        f"{f.name} (model_type {'/'.join(f.model_types)})" for f in _FAMILIES.values()
     )
     raise UnsupportedModelError(
         f"model_type {getattr(config, 'model_type', None)!r} is not a supported mixture-of-experts "

@@ -14,6 +14,8 @@ from typing import Any, Literal, get_args
 
 import torch
 
+from labcore.registry import Registry
+
 __all__ = [
     "DIRECTIONS",
     "METRIC_INPUTS",
@@ -210,7 +212,9 @@ def _pearson(p: torch.Tensor, q: torch.Tensor) -> float:
     return float(p @ q) / denom if denom > 0 else math.nan
 
 
-_METRICS: dict[str, SimilarityMetric] = {}
+_METRICS: Registry[SimilarityMetric] = Registry(
+    "similarity metric", plural="metrics", duplicate_hint="pick another name"
+)
 
 
 def register_metric(metric: SimilarityMetric) -> SimilarityMetric:
@@ -233,10 +237,7 @@ def register_metric(metric: SimilarityMetric) -> SimilarityMetric:
     """
     if not isinstance(metric, SimilarityMetric):
         raise ValueError(f"expected a SimilarityMetric, got {type(metric).__name__}")
-    if metric.name in _METRICS:
-        raise ValueError(f"a metric named {metric.name!r} is already registered; pick another name")
-    _METRICS[metric.name] = metric
-    return metric
+    return _METRICS.add(metric.name, metric)
 
 
 def available_metrics() -> tuple[str, ...]:
@@ -247,7 +248,7 @@ def available_metrics() -> tuple[str, ...]:
     tuple of str
         ``("cka", "cosine", "l2", "router")`` plus any registered later.
     """
-    return tuple(sorted(_METRICS))
+    return _METRICS.names()
 
 
 def get_metric(name: str | SimilarityMetric) -> SimilarityMetric:
@@ -275,12 +276,7 @@ def get_metric(name: str | SimilarityMetric) -> SimilarityMetric:
     """
     if isinstance(name, SimilarityMetric):
         return name
-    try:
-        return _METRICS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown similarity metric {name!r}; known metrics: {', '.join(available_metrics())}"
-        ) from None
+    return _METRICS.get(name)
 
 
 for _metric in (

@@ -25,6 +25,7 @@ from transformers import (
     SwitchTransformersForConditionalGeneration,
 )
 
+from labcore.registry import Registry
 from moelab import corpora
 from moelab.evaluate import exact_match, perplexity
 from moelab.families import EXPERTS_GROUP, detect_family
@@ -436,14 +437,14 @@ class Seq2SeqRecipe(Recipe):
         }
 
 
-RECIPES: dict[str, Recipe] = {"mixtral": CausalRecipe(), "switch": Seq2SeqRecipe()}
+RECIPES: Registry[Recipe] = Registry("zoo family", plural="families", sort=False)
+RECIPES.add("mixtral", CausalRecipe())
+RECIPES.add("switch", Seq2SeqRecipe())
 
 
 def get_recipe(family: str) -> Recipe:
     """Recipe of a family; unknown names raise ``ValueError`` listing the known ones."""
-    if family not in RECIPES:
-        raise ValueError(f"unknown zoo family {family!r}; known families: {', '.join(RECIPES)}")
-    return RECIPES[family]
+    return RECIPES.get(family)
 
 
 def package_versions() -> dict[str, str]:
