@@ -1,0 +1,49 @@
+"""Figures and small tables for the interpolation-kernel study.
+
+Every function returns data (a DataFrame) or a figure (``plotly.graph_objects.Figure``; the
+heatmap is a matplotlib ``Figure``) and never shows it.
+
+Functions
+---------
+Kernels (``_kernels``)
+    :func:`kernel_shapes_figure`, :func:`frequency_response`, :func:`frequency_response_figure`,
+    :func:`hardware_table`, :func:`hardware_figure`, :data:`DEFAULT_KERNELS`
+Crops (``_crops``)
+    :func:`crops_figure`, :func:`kernel_crops_figure`, :func:`compare_crops`,
+    :func:`crop_explorer` (the widget)
+Quality (``_quality``)
+    :func:`quality_figure`, :func:`quality_heatmap`
+"""
+
+from __future__ import annotations
+
+from srlab.viz._crops import (
+    compare_crops,
+    crop_explorer,
+    crops_figure,
+    kernel_crops_figure,
+)
+from srlab.viz._kernels import (
+    DEFAULT_KERNELS,
+    frequency_response,
+    frequency_response_figure,
+    hardware_figure,
+    hardware_table,
+    kernel_shapes_figure,
+)
+from srlab.viz._quality import quality_figure, quality_heatmap
+
+__all__ = [
+    "DEFAULT_KERNELS",
+    "compare_crops",
+    "crop_explorer",
+    "crops_figure",
+    "frequency_response",
+    "frequency_response_figure",
+    "hardware_figure",
+    "hardware_table",
+    "kernel_crops_figure",
+    "kernel_shapes_figure",
+    "quality_figure",
+    "quality_heatmap",
+]
