@@ -28,7 +28,6 @@ Examples
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from labcore.atomic import atomic_path
 from labcore.registry import Registry
 from moelab.consolidation import plan_consolidation
 from moelab.loading import MoEModel, load_moe
@@ -294,18 +294,6 @@ def _read_results(path: Path | None) -> pd.DataFrame:
     return table[list(COLUMNS)]
 
 
-def _write_atomic(table: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            table.to_csv(stream, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_args(
     zoo: Any, tenants: Sequence[int], budgets: Sequence[float], methods: Sequence[str],
     owners: Sequence[str],
@@ -439,7 +427,8 @@ def compare_methods(
         new = pd.DataFrame(rows, columns=list(COLUMNS))
         table = new if table.empty else pd.concat([table, new], ignore_index=True)
         if path is not None:
-            _write_atomic(table, path)
+            with atomic_path(path) as tmp:
+                table.to_csv(tmp, index=False)
     keys = {_config_key(*c) for c in configs}
     return table[table["config"].isin(keys)].reset_index(drop=True)
 

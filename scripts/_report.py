@@ -24,6 +24,8 @@ import plotly.io as pio
 from nbconvert import HTMLExporter
 from plotly.offline import get_plotlyjs
 
+from labcore.atomic import atomic_write_text
+
 __all__ = ["PLOTLY_MIMETYPE", "notebook_report", "plotly_outputs", "write_report"]
 
 PLOTLY_MIMETYPE = "application/vnd.plotly.v1+json"
@@ -161,8 +163,4 @@ def write_report(nb: nbformat.NotebookNode, target: Path) -> Path:
     """
     target = Path(target)
     body = notebook_report(nb, target.stem)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".tmp")
-    tmp.write_text(body, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return atomic_write_text(target, body)

@@ -4,7 +4,6 @@ routers, captured from a reference model or drawn from a seeded Gaussian."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labcore.atomic import atomic_path
 from moelab.checkpoint import read_config
 from moelab.families import MoEFamily, config_of, detect_family
 from moelab.loading import MoEModel, load_moe
@@ -176,14 +176,8 @@ class Calibration:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"layer.{k}": v.contiguous().cpu() for k, v in self.hidden.items()}
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"description": self.description})
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(target) as tmp:
+            save_file(tensors, str(tmp), metadata={"description": self.description})
         return target
 
     @classmethod

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import platformdirs
 
+from labcore.atomic import atomic_write_text
 from moelab.zoo._spec import ZOO_FORMAT_VERSION, ZooSpec, spec_key
 
 __all__ = [
@@ -113,20 +114,6 @@ def check_zoo_dir(folder: Path, spec: ZooSpec) -> tuple[dict | None, str | None]
                 f"file {rel} has SHA-256 {actual[:12]}..., the manifest records {expected[:12]}...",
             )
     return manifest, None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then ``os.replace`` it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager

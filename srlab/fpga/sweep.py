@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from labcore.atomic import atomic_path
 from srlab._resize import resize
 from srlab.fpga.cost import estimate_cost
 from srlab.fpga.datapath import FixedPointResizer
@@ -141,17 +141,6 @@ def _bit_list(name: str, values: Sequence[int]) -> list[int]:
     return [int(v) for v in values]
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            frame.to_csv(stream, index=False)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _key(row: Mapping) -> tuple:
     return tuple(str(row[c]) if c in ("image", "kernel") else float(row[c]) for c in KEY_COLUMNS)
 
@@ -268,7 +257,8 @@ def word_length_sweep(
                     }
                 )
                 if target is not None:
-                    _write_atomic(pd.DataFrame(rows), target)
+                    with atomic_path(target) as tmp:
+                        pd.DataFrame(rows).to_csv(tmp, index=False)
                 bar.update(1)
             bar.update(len(items) - len(todo))
     return pd.DataFrame(rows)

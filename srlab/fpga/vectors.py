@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labcore.atomic import atomic_write_bytes
 from srlab.fixed import QFormat
 from srlab.fpga.datapath import FixedPointResizer
 
@@ -93,14 +93,7 @@ def _format_entry(fmt: QFormat) -> dict[str, Any]:
 def _write_atomic(folder: Path, name: str, text: str) -> str:
     """Write ``text`` to ``folder/name`` atomically; return its SHA-256."""
     data = text.encode("ascii")
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, folder / name)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(folder / name, data)
     return hashlib.sha256(data).hexdigest()
 
 
