@@ -29,12 +29,14 @@ tour: $(STAMP)
 	$(PY) -m moelab zoo
 	$(PY) scripts/tour.py $(NOTEBOOKS)
 
-## Build or verify the zoo (acceptance table, build time), unit tests, the docstring examples,
-## the notebooks under nbval.
+## Lint and format check (ruff), build or verify the zoo (acceptance table, build time), unit
+## tests, the docstring examples, the notebooks under nbval.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m moelab zoo
 	$(PY) -m pytest tests
-	$(PY) -m pytest --doctest-modules moelab srlab
+	$(PY) -m pytest --doctest-modules moelab srlab labcore
 	$(PY) -m pytest --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 ## Re-execute the committed notebooks in place. They run on a zoo built with two training

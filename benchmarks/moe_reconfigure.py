@@ -69,15 +69,25 @@ def bench(zoo_name: str, device: torch.device, repeats: int) -> None:
     moved = copy.last_copy_bytes
     peer_s = peer_copy_seconds(moved, device, repeats)
     n_params = len(list(swap.model.parameters()))
-    print(f"{zoo_name} ({device}, {len(tenants)} tenants, {plan.n_shared}/{n_slots} slots shared, "
-          f"{n_params} live parameter tensors)")
-    print(f"  swap activate: {swap_s * 1e6:9.1f} us   (re-points parameters, 0 bytes copied)"
-          f"   under 1 ms: {swap_s < 1e-3}")
-    print(f"  copy activate: {copy_s * 1e6:9.1f} us   {moved:,} bytes -> {moved / copy_s / 1e9:.3f} GB/s")
-    print(f"  peer: one Tensor.copy_ of {moved:,} bytes: {peer_s * 1e6:9.1f} us -> "
-          f"{moved / peer_s / 1e9:.3f} GB/s")
-    print(f"  ratios: copy / swap = {copy_s / swap_s:.1f}x, copy / one-piece copy = "
-          f"{copy_s / peer_s:.1f}x")
+    print(
+        f"{zoo_name} ({device}, {len(tenants)} tenants, {plan.n_shared}/{n_slots} slots shared, "
+        f"{n_params} live parameter tensors)"
+    )
+    print(
+        f"  swap activate: {swap_s * 1e6:9.1f} us   (re-points parameters, 0 bytes copied)"
+        f"   under 1 ms: {swap_s < 1e-3}"
+    )
+    print(
+        f"  copy activate: {copy_s * 1e6:9.1f} us   {moved:,} bytes -> {moved / copy_s / 1e9:.3f} GB/s"
+    )
+    print(
+        f"  peer: one Tensor.copy_ of {moved:,} bytes: {peer_s * 1e6:9.1f} us -> "
+        f"{moved / peer_s / 1e9:.3f} GB/s"
+    )
+    print(
+        f"  ratios: copy / swap = {copy_s / swap_s:.1f}x, copy / one-piece copy = "
+        f"{copy_s / peer_s:.1f}x"
+    )
 
 
 def main() -> None:

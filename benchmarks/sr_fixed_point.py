@@ -63,14 +63,21 @@ def _signed(fmt: QFormat) -> tuple[int, int]:
 
 def _apy(codes: np.ndarray, fmt: QFormat) -> apy.APyFixedArray:
     int_bits, frac_bits = _signed(fmt)
-    return apy.APyFixedArray(np.ascontiguousarray(codes, dtype=np.int64), int_bits=int_bits, frac_bits=frac_bits)
+    return apy.APyFixedArray(
+        np.ascontiguousarray(codes, dtype=np.int64), int_bits=int_bits, frac_bits=frac_bits
+    )
 
 
 def _cast(x: apy.APyFixedArray, fmt: QFormat) -> apy.APyFixedArray:
     int_bits, frac_bits = _signed(fmt)
     if fmt.overflow not in _OVERFLOW:
         raise ValueError(f"apytypes has no {fmt.overflow!r} overflow mode")
-    return x.cast(int_bits=int_bits, frac_bits=frac_bits, quantization=_QUANTIZATION[fmt.rounding], overflow=_OVERFLOW[fmt.overflow])
+    return x.cast(
+        int_bits=int_bits,
+        frac_bits=frac_bits,
+        quantization=_QUANTIZATION[fmt.rounding],
+        overflow=_OVERFLOW[fmt.overflow],
+    )
 
 
 def _codes(x: apy.APyFixedArray, fmt: QFormat) -> np.ndarray:
@@ -90,7 +97,9 @@ def _cast_codes(x: apy.APyFixedArray, fmt: QFormat) -> np.ndarray:
     return np.clip(_codes(_cast(x, wider), wider), 0, fmt.max_code)
 
 
-def _apytypes_pass(r: FixedPointResizer, codes: np.ndarray, fmt: QFormat, axis: str, target: QFormat) -> np.ndarray:
+def _apytypes_pass(
+    r: FixedPointResizer, codes: np.ndarray, fmt: QFormat, axis: str, target: QFormat
+) -> np.ndarray:
     n_in = codes.shape[0 if axis == "y" else 1]
     idx, _, coef = r.tap_table(axis, n_in)
     shape = (len(idx), 1, 1) if axis == "y" else (1, len(idx), 1)
@@ -105,7 +114,9 @@ def _apytypes_pass(r: FixedPointResizer, codes: np.ndarray, fmt: QFormat, axis: 
 def apytypes_resize(r: FixedPointResizer, image: np.ndarray) -> np.ndarray:
     """The two passes of ``r`` in apytypes arithmetic; uint8 out, shaped like ``r.run``."""
     h, w = image.shape[:2]
-    codes = image.reshape(h, w, -1).astype(np.int64) << r.pixel_fmt.frac_bits  # exact for ap_ufixed<8+F,8>
+    codes = (
+        image.reshape(h, w, -1).astype(np.int64) << r.pixel_fmt.frac_bits
+    )  # exact for ap_ufixed<8+F,8>
     mid = _apytypes_pass(r, codes, r.pixel_fmt, "x", r.mid_fmt)
     out = _apytypes_pass(r, mid, r.mid_fmt, "y", r.out_fmt)
     return out.astype(np.uint8).reshape(out.shape[:2] + image.shape[2:])
@@ -135,22 +146,34 @@ def main() -> None:
     print(f"apytypes threads: {apy.n_threads()}")
     print(f"apytypes version gives the same bits as FixedPointResizer on a 31x23 RGB image: {same}")
     if not same:
-        raise SystemExit("the apytypes datapath differs from FixedPointResizer; ratios would be meaningless")
+        raise SystemExit(
+            "the apytypes datapath differs from FixedPointResizer; ratios would be meaningless"
+        )
 
     image = rng.integers(0, 256, IN_SIZE + (3,), dtype=np.uint8)
     h_out, w_out = resizer.output_shape(image.shape)[:2]
-    print(f"{IN_SIZE[1]}x{IN_SIZE[0]} -> {w_out}x{h_out} bicubic uint8 RGB, one core; design: "
-          f"coeff {resizer.coeff_fmt}, acc {resizer.acc_fmt}, mid {resizer.mid_fmt}, out {resizer.out_fmt}")
+    print(
+        f"{IN_SIZE[1]}x{IN_SIZE[0]} -> {w_out}x{h_out} bicubic uint8 RGB, one core; design: "
+        f"coeff {resizer.coeff_fmt}, acc {resizer.acc_fmt}, mid {resizer.mid_fmt}, out {resizer.out_fmt}"
+    )
     float_ms = median_ms(lambda: srlab.resize(image, scale=SCALE, kernel="bicubic"), args.repeats)
     fixed_ms = median_ms(lambda: resizer.run(image), args.repeats)
     taps_ms = median_ms(lambda: resizer.run(image, path="taps"), args.apytypes_repeats)
     apy_ms = median_ms(lambda: apytypes_resize(resizer, image), args.apytypes_repeats)
-    print(f"{'float ms':>9s} {'fixed ms':>9s} {'apytypes ms':>12s} {'fixed/float':>12s} {'apytypes/fixed':>15s}")
-    print(f"{float_ms:9.1f} {fixed_ms:9.1f} {apy_ms:12.1f} {fixed_ms / float_ms:12.2f} {apy_ms / fixed_ms:15.1f}")
-    print(f"tap-by-tap path (taken when the accumulator rounds products or saturates partial sums): "
-          f"{taps_ms:.1f} ms = {taps_ms / float_ms:.1f} x float, apytypes is {apy_ms / taps_ms:.1f} x slower")
-    print(f"targets: fixed/float <= 3 ({'met' if fixed_ms / float_ms <= 3 else 'missed'}), "
-          f"apytypes/fixed >= 10 ({'met' if apy_ms / fixed_ms >= 10 else 'missed'})")
+    print(
+        f"{'float ms':>9s} {'fixed ms':>9s} {'apytypes ms':>12s} {'fixed/float':>12s} {'apytypes/fixed':>15s}"
+    )
+    print(
+        f"{float_ms:9.1f} {fixed_ms:9.1f} {apy_ms:12.1f} {fixed_ms / float_ms:12.2f} {apy_ms / fixed_ms:15.1f}"
+    )
+    print(
+        f"tap-by-tap path (taken when the accumulator rounds products or saturates partial sums): "
+        f"{taps_ms:.1f} ms = {taps_ms / float_ms:.1f} x float, apytypes is {apy_ms / taps_ms:.1f} x slower"
+    )
+    print(
+        f"targets: fixed/float <= 3 ({'met' if fixed_ms / float_ms <= 3 else 'missed'}), "
+        f"apytypes/fixed >= 10 ({'met' if apy_ms / fixed_ms >= 10 else 'missed'})"
+    )
 
 
 if __name__ == "__main__":

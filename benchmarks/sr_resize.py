@@ -40,7 +40,10 @@ IN_SIZE = (540, 960)  # (height, width)
 OUT_SIZE = (1080, 1920)
 #: Targets: faster than Pillow with margin on every run, and within 8x of OpenCV's SIMD code.
 MAX_OF_PILLOW, MAX_OF_OPENCV = 0.8, 8.0
-CASES = [("bicubic", {"a": -0.75}, cv2.INTER_CUBIC, Image.BICUBIC), ("bilinear", {}, cv2.INTER_LINEAR, Image.BILINEAR)]
+CASES = [
+    ("bicubic", {"a": -0.75}, cv2.INTER_CUBIC, Image.BICUBIC),
+    ("bilinear", {}, cv2.INTER_LINEAR, Image.BILINEAR),
+]
 
 
 def median_ms_in_turns(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -71,12 +74,17 @@ def main() -> None:
     cv2.setNumThreads(1)
     image = np.random.default_rng(0).integers(0, 256, IN_SIZE + (3,), dtype=np.uint8)
     pil_image = Image.fromarray(image)
-    print(f"{IN_SIZE[1]}x{IN_SIZE[0]} -> {OUT_SIZE[1]}x{OUT_SIZE[0]} uint8 RGB, one core, "
-          f"median of {args.repeats} calls in turns")
-    print(f"{'kernel':9s} {'srlab ms':>9s} {'first ms':>9s} {'OpenCV ms':>10s} {'Pillow ms':>10s} "
-          f"{'srlab/OpenCV':>13s} {'srlab/Pillow':>13s} {'srlab/Pillow(arrays)':>21s}")
+    print(
+        f"{IN_SIZE[1]}x{IN_SIZE[0]} -> {OUT_SIZE[1]}x{OUT_SIZE[0]} uint8 RGB, one core, "
+        f"median of {args.repeats} calls in turns"
+    )
+    print(
+        f"{'kernel':9s} {'srlab ms':>9s} {'first ms':>9s} {'OpenCV ms':>10s} {'Pillow ms':>10s} "
+        f"{'srlab/OpenCV':>13s} {'srlab/Pillow':>13s} {'srlab/Pillow(arrays)':>21s}"
+    )
     verdicts = []
     for name, params, cv_flag, pil_flag in CASES:
+
         def run_srlab(name: str = name, params: dict = params) -> np.ndarray:
             return srlab.resize(image, size=OUT_SIZE, kernel=name, **params)
 
@@ -84,19 +92,25 @@ def main() -> None:
         ms = median_ms_in_turns(
             {
                 "srlab": run_srlab,
-                "opencv": lambda flag=cv_flag: cv2.resize(image, OUT_SIZE[::-1], interpolation=flag),
+                "opencv": lambda flag=cv_flag: cv2.resize(
+                    image, OUT_SIZE[::-1], interpolation=flag
+                ),
                 "pillow": lambda flag=pil_flag: pil_image.resize(OUT_SIZE[::-1], flag),
                 "pillow_arrays": lambda name=name: peers.pillow_resize(image, OUT_SIZE, name),
             },
             args.repeats,
         )
         ours = ms["srlab"]
-        print(f"{name:9s} {ours:9.2f} {first:9.2f} {ms['opencv']:10.2f} {ms['pillow']:10.2f} "
-              f"{ours / ms['opencv']:13.2f} {ours / ms['pillow']:13.2f} {ours / ms['pillow_arrays']:21.2f}")
-        verdicts.append(f"{name}: srlab/Pillow {ours / ms['pillow']:.2f} <= {MAX_OF_PILLOW} "
-                        f"{'met' if ours / ms['pillow'] <= MAX_OF_PILLOW else 'MISSED'}, "
-                        f"srlab/OpenCV {ours / ms['opencv']:.2f} <= {MAX_OF_OPENCV} "
-                        f"{'met' if ours / ms['opencv'] <= MAX_OF_OPENCV else 'MISSED'}")
+        print(
+            f"{name:9s} {ours:9.2f} {first:9.2f} {ms['opencv']:10.2f} {ms['pillow']:10.2f} "
+            f"{ours / ms['opencv']:13.2f} {ours / ms['pillow']:13.2f} {ours / ms['pillow_arrays']:21.2f}"
+        )
+        verdicts.append(
+            f"{name}: srlab/Pillow {ours / ms['pillow']:.2f} <= {MAX_OF_PILLOW} "
+            f"{'met' if ours / ms['pillow'] <= MAX_OF_PILLOW else 'MISSED'}, "
+            f"srlab/OpenCV {ours / ms['opencv']:.2f} <= {MAX_OF_OPENCV} "
+            f"{'met' if ours / ms['opencv'] <= MAX_OF_OPENCV else 'MISSED'}"
+        )
     print("targets:", "; ".join(verdicts))
 
 

@@ -72,7 +72,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         If ``data`` is not bytes-like.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"data must be bytes, got {type(data).__name__}; use atomic_write_text for str")
+        raise TypeError(
+            f"data must be bytes, got {type(data).__name__}; use atomic_write_text for str"
+        )
     target = Path(path)
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
@@ -88,5 +90,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
         If ``text`` is not a str.
     """
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}; use atomic_write_bytes for bytes")
+        raise TypeError(
+            f"text must be a str, got {type(text).__name__}; use atomic_write_bytes for bytes"
+        )
     return atomic_write_bytes(path, text.encode(encoding))

@@ -167,9 +167,7 @@ def scan_safetensors(path: str | os.PathLike[str]) -> dict[str, Path]:
         if (folder / "pytorch_model.bin").is_file()
         else ""
     )
-    raise CheckpointNotFoundError(
-        f"no {SINGLE_FILE} or {INDEX_FILE} in {str(folder)!r}{hint}"
-    )
+    raise CheckpointNotFoundError(f"no {SINGLE_FILE} or {INDEX_FILE} in {str(folder)!r}{hint}")
 
 
 class LazyCheckpoint:

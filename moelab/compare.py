@@ -43,6 +43,7 @@ from labcore.registry import Registry
 from moelab.consolidation import plan_consolidation
 from moelab.loading import MoEModel, load_moe
 from moelab.merging import get_merge_method, merge_models, without_reconfiguration
+from moelab.quality import QualityMetric, available_quality_metrics, get_quality_metric
 from moelab.reconfigure import ConsolidatedMoE, storage_bytes
 
 if TYPE_CHECKING:
@@ -65,110 +66,39 @@ __all__ = [
 
 #: Columns of :func:`compare_methods`, in order.
 COLUMNS = (
-    "config", "method", "tenants", "tenant_set", "shared_fraction", "owner", "n_shared",
-    "total_bytes", "tenant", "metric", "quality",
+    "config",
+    "method",
+    "tenants",
+    "tenant_set",
+    "shared_fraction",
+    "owner",
+    "n_shared",
+    "total_bytes",
+    "tenant",
+    "metric",
+    "quality",
 )
 DEFAULT_METHODS = (
-    "separate", "consolidated", "without_reconfiguration", "average", "task_arithmetic", "ties",
+    "separate",
+    "consolidated",
+    "without_reconfiguration",
+    "average",
+    "task_arithmetic",
+    "ties",
     "dare",
 )
 #: Settings of the merging baselines in :func:`compare_methods`: the registry defaults of
 #: :mod:`moelab.merging` (task arithmetic lambda 0.5, between the mean and the sum of the task
 #: vectors; TIES density 0.5, lambda 1, mergekit's example; DARE density 0.5 with rescaling,
 #: mergekit's ``dare_linear``), fixed in advance, not tuned on the held-out sets.
-DEFAULT_MERGE_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "average": {}, "task_arithmetic": {"lambda_": 0.5}, "ties": {"density": 0.5, "lambda_": 1.0},
-    "dare": {"density": 0.5, "rescale": True},
-})
-
-
-# =============================================================================== quality
-@dataclass(frozen=True)
-class QualityMetric:
-    """How a tenant's quality is scored on its own held-out data.
-
-    Parameters
-    ----------
-    name : str
-        Registry name.
-    higher_is_better : bool
-        Direction of the score.
-    score : callable
-        ``score(zoo, model, tenant, max_items) -> float``; ``max_items`` caps the chunks
-        (perplexity) or examples (generation) scored, None for the zoo's own setting.
-    """
-
-    name: str
-    higher_is_better: bool
-    score: Callable[[Any, nn.Module, str, int | None], float] = field(repr=False)
-
-
-def _eval_spec(zoo: Zoo) -> Mapping[str, Any]:
-    return zoo.manifest["spec"]
-
-
-def _perplexity(zoo: Zoo, model: nn.Module, tenant: str, max_items: int | None) -> float:
-    from moelab.evaluate import perplexity
-
-    spec = _eval_spec(zoo)
-    chunks = spec["eval_max_chunks"] if max_items is None else max_items
-    return perplexity(model, _cached(zoo, "ids", tenant), spec["eval_chunk_len"], chunks)
-
-
-def _generation_metric(name: str) -> Callable[[Any, nn.Module, str, int | None], float]:
-    def score(zoo: Zoo, model: nn.Module, tenant: str, max_items: int | None) -> float:
-        from moelab import evaluate
-
-        examples = _cached(zoo, "examples", tenant)
-        if max_items is not None:
-            examples = examples[:max_items]
-        return getattr(evaluate, name)(
-            model, _cached(zoo, "tokenizer", ""), examples,
-            _eval_spec(zoo)["eval_max_new_tokens"], batch_size=256,
-        )
-
-    return score
-
-
-_ZOO_CACHE: dict[tuple[str, str, str], Any] = {}
-
-
-def _cached(zoo: Zoo, kind: str, tenant: str) -> Any:
-    # Held-out data and the tokenizer are read once per zoo folder and kind.
-    key = (str(zoo.root), kind, tenant)
-    if key not in _ZOO_CACHE:
-        loaders = {
-            "ids": lambda: zoo.heldout_ids(tenant),
-            "examples": lambda: zoo.heldout_examples(tenant),
-            "tokenizer": zoo.load_tokenizer,
-        }
-        _ZOO_CACHE[key] = loaders[kind]()
-    return _ZOO_CACHE[key]
-
-
-_QUALITY: Registry[QualityMetric] = Registry("quality metric", plural="metrics")
-for _quality in (
-    QualityMetric("perplexity", False, _perplexity),
-    QualityMetric("exact_match", True, _generation_metric("exact_match")),
-    QualityMetric("rouge1", True, _generation_metric("rouge1")),
-):
-    _QUALITY.add(_quality.name, _quality)
-
-
-def available_quality_metrics() -> tuple[str, ...]:
-    """Names of the quality metrics: ``("exact_match", "perplexity", "rouge1")``."""
-    return _QUALITY.names()
-
-
-def get_quality_metric(name: str) -> QualityMetric:
-    """Look a quality metric up by name.
-
-    Raises
-    ------
-    ValueError
-        Unknown name; the message lists the known ones.
-    """
-    return _QUALITY.get(name)
+DEFAULT_MERGE_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "average": {},
+        "task_arithmetic": {"lambda_": 0.5},
+        "ties": {"density": 0.5, "lambda_": 1.0},
+        "dare": {"density": 0.5, "rescale": True},
+    }
+)
 
 
 # ======================================================================== serving methods
@@ -217,7 +147,9 @@ def _consolidated_builder(reconfigure: bool):
     def build(ctx: _Context, tenants: Sequence[str], fraction: float | None, owner: str):
         models = {t: ctx.variants[t] for t in tenants}
         n_slots = len(ctx.base.expert_slots())
-        plan = plan_consolidation(models, round(fraction * n_slots), ctx.metric, owner, unit="slots")
+        plan = plan_consolidation(
+            models, round(fraction * n_slots), ctx.metric, owner, unit="slots"
+        )
         cmoe = (
             ConsolidatedMoE.from_plan(plan, device=ctx.device)
             if reconfigure
@@ -237,7 +169,8 @@ def _merge_builder(method: str):
     def build(ctx: _Context, tenants: Sequence[str], fraction: float | None, owner: str):
         spec = get_merge_method(method)
         merged = merge_models(
-            [ctx.variants[t] for t in tenants], method,
+            [ctx.variants[t] for t in tenants],
+            method,
             base=ctx.base if spec.needs_base else None,
             **ctx.merge_settings.get(method, {}),
         )
@@ -252,8 +185,10 @@ for _serving in (
     ServingMethod("separate", False, _separate),
     ServingMethod("consolidated", True, _consolidated_builder(True)),
     ServingMethod("without_reconfiguration", True, _consolidated_builder(False)),
-    *(ServingMethod(name, False, _merge_builder(name))
-      for name in ("average", "task_arithmetic", "ties", "dare")),
+    *(
+        ServingMethod(name, False, _merge_builder(name))
+        for name in ("average", "task_arithmetic", "ties", "dare")
+    ),
 ):
     _SERVING.add(_serving.name, _serving)
 
@@ -295,7 +230,10 @@ def _read_results(path: Path | None) -> pd.DataFrame:
 
 
 def _check_args(
-    zoo: Any, tenants: Sequence[int], budgets: Sequence[float], methods: Sequence[str],
+    zoo: Any,
+    tenants: Sequence[int],
+    budgets: Sequence[float],
+    methods: Sequence[str],
     owners: Sequence[str],
 ) -> None:
     from moelab.consolidation import get_owner_policy
@@ -305,7 +243,11 @@ def _check_args(
     for o in owners:
         get_owner_policy(o)
     n_variants = len(zoo.tasks)
-    bad = [n for n in tenants if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= n_variants]
+    bad = [
+        n
+        for n in tenants
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= n_variants
+    ]
     if bad or not tenants:
         raise ValueError(
             f"tenants must be counts in [2, {n_variants}] (zoo {zoo.name!r} has {n_variants} "
@@ -403,10 +345,14 @@ def compare_methods(
         zoo=zoo,
         variants={v: load_moe(zoo.load_model(v)) for v in zoo.tasks[: max(tenants)]},
         base=load_moe(zoo.load_model("base")),
-        merge_settings=merge_settings, metric=metric, device=device,
+        merge_settings=merge_settings,
+        metric=metric,
+        device=device,
     )
     own_scores: dict[str, float] = {}
-    for method, n, fraction, policy in tqdm(todo, desc=f"compare ({zoo.name})", disable=not progress):
+    for method, n, fraction, policy in tqdm(
+        todo, desc=f"compare ({zoo.name})", disable=not progress
+    ):
         names = list(zoo.tasks[:n])
         model_for, total, n_shared = get_serving_method(method).build(ctx, names, fraction, policy)
         rows = []
@@ -417,13 +363,21 @@ def compare_methods(
                 score = scorer.score(zoo, model_for(tenant), tenant, max_items)
                 if method == "separate":
                     own_scores[tenant] = score
-            rows.append({
-                "config": _config_key(method, n, fraction, policy), "method": method,
-                "tenants": n, "tenant_set": "+".join(names),
-                "shared_fraction": np.nan if fraction is None else float(fraction),
-                "owner": policy, "n_shared": n_shared, "total_bytes": int(total), "tenant": tenant,
-                "metric": scorer.name, "quality": float(score),
-            })
+            rows.append(
+                {
+                    "config": _config_key(method, n, fraction, policy),
+                    "method": method,
+                    "tenants": n,
+                    "tenant_set": "+".join(names),
+                    "shared_fraction": np.nan if fraction is None else float(fraction),
+                    "owner": policy,
+                    "n_shared": n_shared,
+                    "total_bytes": int(total),
+                    "tenant": tenant,
+                    "metric": scorer.name,
+                    "quality": float(score),
+                }
+            )
         new = pd.DataFrame(rows, columns=list(COLUMNS))
         table = new if table.empty else pd.concat([table, new], ignore_index=True)
         if path is not None:
@@ -455,13 +409,22 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
         ``owner``, ``n_shared``, ``total_mb``, ``metric``, ``mean_quality``.
     """
     keys = ["config", "method", "tenants", "shared_fraction", "owner", "n_shared", "metric"]
-    grouped = table.groupby(keys, dropna=False, sort=False).agg(
-        total_bytes=("total_bytes", "first"), mean_quality=("quality", "mean")
-    ).reset_index()
+    grouped = (
+        table.groupby(keys, dropna=False, sort=False)
+        .agg(total_bytes=("total_bytes", "first"), mean_quality=("quality", "mean"))
+        .reset_index()
+    )
     grouped["label"] = [_label(r) for r in grouped.itertuples()]
     grouped["total_mb"] = grouped["total_bytes"] / 1e6
     columns = [
-        "label", "method", "tenants", "shared_fraction", "owner", "n_shared", "total_mb", "metric",
+        "label",
+        "method",
+        "tenants",
+        "shared_fraction",
+        "owner",
+        "n_shared",
+        "total_mb",
+        "metric",
         "mean_quality",
     ]
     return grouped[columns]
@@ -518,7 +481,9 @@ def claims_table(table: pd.DataFrame, *, tolerance: float = 0.05) -> pd.DataFram
     if not owners:
         raise ValueError("claims_table needs 'consolidated' rows; run compare_methods with it")
     rows = []
-    baselines = [b for b in ("average", "task_arithmetic", "ties", "dare") if b in set(summary["method"])]
+    baselines = [
+        b for b in ("average", "task_arithmetic", "ties", "dare") if b in set(summary["method"])
+    ]
     has_without = "without_reconfiguration" in set(summary["method"])
     for n in sorted(summary["tenants"].unique()):
         separate = mean(n, "separate")
@@ -527,22 +492,49 @@ def claims_table(table: pd.DataFrame, *, tolerance: float = 0.05) -> pd.DataFram
             all_shared = mean(n, "consolidated", 1.0, owner)
             for baseline in baselines:
                 theirs = mean(n, baseline)
-                rows.append({"tenants": int(n), "owner": owner, "claim": f"all shared beats {baseline}",
-                             "ours": all_shared, "theirs": theirs,
-                             "holds": better(all_shared, theirs)})
+                rows.append(
+                    {
+                        "tenants": int(n),
+                        "owner": owner,
+                        "claim": f"all shared beats {baseline}",
+                        "ours": all_shared,
+                        "theirs": theirs,
+                        "holds": better(all_shared, theirs),
+                    }
+                )
             half = mean(n, "consolidated", 0.5, owner)
-            rows.append({"tenants": int(n), "owner": owner,
-                         "claim": f"half shared within {tolerance:.0%} of separate",
-                         "ours": half, "theirs": separate,
-                         "holds": bool(half >= bound if higher else half <= bound)})
-            rows.append({"tenants": int(n), "owner": owner, "claim": "half shared beats all shared",
-                         "ours": half, "theirs": all_shared, "holds": better(half, all_shared)})
+            rows.append(
+                {
+                    "tenants": int(n),
+                    "owner": owner,
+                    "claim": f"half shared within {tolerance:.0%} of separate",
+                    "ours": half,
+                    "theirs": separate,
+                    "holds": bool(half >= bound if higher else half <= bound),
+                }
+            )
+            rows.append(
+                {
+                    "tenants": int(n),
+                    "owner": owner,
+                    "claim": "half shared beats all shared",
+                    "ours": half,
+                    "theirs": all_shared,
+                    "holds": better(half, all_shared),
+                }
+            )
             if has_without:
                 without = mean(n, "without_reconfiguration", 1.0, owner)
-                rows.append({"tenants": int(n), "owner": owner,
-                             "claim": "all shared beats without_reconfiguration",
-                             "ours": all_shared, "theirs": without,
-                             "holds": better(all_shared, without)})
+                rows.append(
+                    {
+                        "tenants": int(n),
+                        "owner": owner,
+                        "claim": "all shared beats without_reconfiguration",
+                        "ours": all_shared,
+                        "theirs": without,
+                        "holds": better(all_shared, without),
+                    }
+                )
     table = pd.DataFrame(rows, columns=["tenants", "owner", "claim", "ours", "theirs", "holds"])
     table.insert(5, "ratio", table["ours"] / table["theirs"])
     return table

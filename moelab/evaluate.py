@@ -324,7 +324,9 @@ def perplexity_sliding_window(
     """
     ids = _as_ids(token_ids)
     if max_length < 2:
-        raise ValueError(f"max_length must be >= 2 (one context token, one target), got {max_length}")
+        raise ValueError(
+            f"max_length must be >= 2 (one context token, one target), got {max_length}"
+        )
     if not 1 <= stride <= max_length:
         raise ValueError(f"stride must lie in [1, max_length={max_length}], got {stride}")
     if ids.numel() < 2:
@@ -355,8 +357,10 @@ def perplexity_sliding_window(
                 targets[row, : max(0, length - n_targets - 1)] = -100
             logits = model(input_ids=batch).logits[:, :-1].float()
             nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                ignore_index=-100, reduction="sum",
+                logits.reshape(-1, logits.shape[-1]),
+                targets.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
             )
             total += float(nll)
             count += int((targets != -100).sum())
@@ -411,5 +415,8 @@ def rouge1(
         model, tokenizer, [s for s, _ in pairs], max_new_tokens, batch_size=batch_size
     )
     scorer = rouge_scorer.RougeScorer(["rouge1"])
-    scores = [scorer.score(target, answer)["rouge1"].fmeasure for answer, (_, target) in zip(answers, pairs)]
+    scores = [
+        scorer.score(target, answer)["rouge1"].fmeasure
+        for answer, (_, target) in zip(answers, pairs)
+    ]
     return float(np.mean(scores))

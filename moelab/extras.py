@@ -20,10 +20,12 @@ __all__ = ["OPTIONAL_MODULES", "require"]
 DISTRIBUTION = "moe-sr-lab"
 
 #: Top-level module -> (pip distribution that provides it, extra of moe-sr-lab that installs it).
-OPTIONAL_MODULES: Mapping[str, tuple[str, str]] = MappingProxyType({
-    "mergekit": ("mergekit", "merging"),
-    "rouge_score": ("rouge-score", "merging"),
-})
+OPTIONAL_MODULES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "mergekit": ("mergekit", "merging"),
+        "rouge_score": ("rouge-score", "merging"),
+    }
+)
 
 
 def require(module: str, purpose: str) -> ModuleType:

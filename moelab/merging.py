@@ -39,8 +39,8 @@ from typing import Any, Literal
 import torch
 
 from labcore.registry import Registry
-from moelab.extras import require
 from moelab.consolidation import ConsolidationPlan, check_same_shapes
+from moelab.extras import require
 from moelab.loading import MoEModel, load_moe
 
 __all__ = [
@@ -163,7 +163,12 @@ def _task_arithmetic(
     base: torch.Tensor, variants: Sequence[torch.Tensor], *, lambda_: float
 ) -> torch.Tensor:
     return _mergekit_group(
-        "task_arithmetic", base, variants, weight=1.0, normalize=False, rescale=False,
+        "task_arithmetic",
+        base,
+        variants,
+        weight=1.0,
+        normalize=False,
+        rescale=False,
         **{"lambda": lambda_},
     )
 
@@ -174,7 +179,13 @@ def _ties(
     # normalize=True (mergekit's TIES default) divides by the weight of the agreeing deltas:
     # the "disjoint mean" of the TIES paper.
     return _mergekit_group(
-        "ties", base, variants, weight=1.0, density=density, normalize=True, rescale=False,
+        "ties",
+        base,
+        variants,
+        weight=1.0,
+        density=density,
+        normalize=True,
+        rescale=False,
         **{"lambda": lambda_},
     )
 
@@ -185,8 +196,14 @@ def _dare(
     # Weights 1/N: the mean of the sparsified, rescaled task vectors added to the base.
     n = len(variants)
     return _mergekit_group(
-        "dare_linear", base, variants, weight=1.0 / n, density=density, normalize=False,
-        rescale=rescale, **{"lambda": 1.0},
+        "dare_linear",
+        base,
+        variants,
+        weight=1.0 / n,
+        density=density,
+        normalize=False,
+        rescale=rescale,
+        **{"lambda": 1.0},
     )
 
 
@@ -254,23 +271,37 @@ def get_merge_method(name: str | MergeMethod) -> MergeMethod:
 
 for _method in (
     MergeMethod(
-        "average", lambda base, variants: _average(base, variants), needs_base=False,
+        "average",
+        lambda base, variants: _average(base, variants),
+        needs_base=False,
         description="parameter average of the variants",
     ),
     MergeMethod(
-        "task_arithmetic", _task_arithmetic, needs_base=True, defaults={"lambda_": 0.5},
+        "task_arithmetic",
+        _task_arithmetic,
+        needs_base=True,
+        defaults={"lambda_": 0.5},
         description="base + lambda * sum of task vectors; lambda 0.5 lies between the mean "
-        "(1/N) and the sum (1) of the task vectors; not tuned", requires=("mergekit",),
+        "(1/N) and the sum (1) of the task vectors; not tuned",
+        requires=("mergekit",),
     ),
     MergeMethod(
-        "ties", _ties, needs_base=True, defaults={"density": 0.5, "lambda_": 1.0},
+        "ties",
+        _ties,
+        needs_base=True,
+        defaults={"density": 0.5, "lambda_": 1.0},
         description="TIES: keep the top 50% of each task vector, elect signs, disjoint mean "
-        "(mergekit's example settings)", requires=("mergekit",),
+        "(mergekit's example settings)",
+        requires=("mergekit",),
     ),
     MergeMethod(
-        "dare", _dare, needs_base=True, defaults={"density": 0.5, "rescale": True},
+        "dare",
+        _dare,
+        needs_base=True,
+        defaults={"density": 0.5, "rescale": True},
         description="DARE: drop half of each task vector at random, rescale, average "
-        "(mergekit dare_linear)", requires=("mergekit",),
+        "(mergekit dare_linear)",
+        requires=("mergekit",),
     ),
 ):
     register_merge_method(_method)
@@ -322,7 +353,9 @@ def merge_tensors(
     spec.check_installed()
     if not variants:
         raise ValueError("merge_tensors needs at least one variant tensor")
-    shapes = {tuple(v.shape) for v in variants} | ({tuple(base.shape)} if base is not None else set())
+    shapes = {tuple(v.shape) for v in variants} | (
+        {tuple(base.shape)} if base is not None else set()
+    )
     if len(shapes) != 1:
         raise ValueError(f"merge_tensors: variant and base shapes differ: {sorted(shapes)}")
     if spec.needs_base and base is None:
@@ -412,7 +445,9 @@ def merge_models(
         for matrix, target in family.get_expert(merged_model, slot).items():
             jobs.append((lambda m, slot=slot, matrix=matrix: m.get_expert(slot)[matrix], target))
     with torch.no_grad():
-        for index, (read, target) in enumerate(tqdm(jobs, desc=f"merge ({spec.name})", disable=not progress)):
+        for index, (read, target) in enumerate(
+            tqdm(jobs, desc=f"merge ({spec.name})", disable=not progress)
+        ):
             value = merge_tensors(
                 spec,
                 [read(v) for v in variants],

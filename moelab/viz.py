@@ -525,7 +525,9 @@ def _summary_of(table: pd.DataFrame, methods: Sequence[str] | None) -> pd.DataFr
     if methods is not None:
         summary = summary[summary["method"].isin(list(methods))]
     if summary.empty:
-        raise ValueError(f"no rows to draw for methods {methods}; the table has {sorted(set(table['method']))}")
+        raise ValueError(
+            f"no rows to draw for methods {methods}; the table has {sorted(set(table['method']))}"
+        )
     return summary
 
 
@@ -549,7 +551,10 @@ def quality_memory_figure(table: pd.DataFrame, methods: Sequence[str] | None = N
     symbols = {2: "circle", 3: "square", 4: "diamond"}
     for label, group in summary.groupby("label", sort=False):
         fig.add_scatter(
-            x=group["total_mb"], y=group["mean_quality"], mode="markers+lines", name=label,
+            x=group["total_mb"],
+            y=group["mean_quality"],
+            mode="markers+lines",
+            name=label,
             marker={"symbol": [symbols.get(int(n), "x") for n in group["tenants"]], "size": 10},
             text=[f"{int(n)} tenants" for n in group["tenants"]],
             hovertemplate="%{text}<br>%{x:.3f} MB<br>%{y:.4g}<extra>" + label + "</extra>",
@@ -581,7 +586,9 @@ def scalability_figure(table: pd.DataFrame, methods: Sequence[str] | None = None
     summary = _summary_of(table, methods).sort_values("tenants", kind="stable")
     fig = go.Figure()
     for label, group in summary.groupby("label", sort=False):
-        fig.add_scatter(x=group["tenants"], y=group["mean_quality"], mode="lines+markers", name=label)
+        fig.add_scatter(
+            x=group["tenants"], y=group["mean_quality"], mode="lines+markers", name=label
+        )
     metric = summary["metric"].iloc[0]
     fig.update_layout(
         xaxis={"title": "tenants", "dtick": 1},

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-
 from _report import write_report
+from nbclient import NotebookClient
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -41,7 +40,10 @@ def execute_notebook(notebook: Path, timeout: int) -> nbformat.NotebookNode:
     """Execute ``notebook`` in its own folder and return the executed copy."""
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(notebook.parent)}},
     )
     # Widgets are live only in JupyterLab; a static report shows the figures the notebook
     # draws around them. Not routing widget comms through nbclient's output-widget capture
@@ -57,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=REPORTS)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument(
-        "--no-execute", action="store_true", help="render the stored outputs instead of executing (seconds)"
+        "--no-execute",
+        action="store_true",
+        help="render the stored outputs instead of executing (seconds)",
     )
     args = parser.parse_args(argv)
     written = []

@@ -64,7 +64,9 @@ def area_uses_footprints(scale_y: float, scale_x: float) -> bool:
     return scale_y >= 1.0 and scale_x >= 1.0
 
 
-def area_table(n_in: int, n_out: int, inv_scale: float, footprints: bool) -> tuple[np.ndarray, np.ndarray]:
+def area_table(
+    n_in: int, n_out: int, inv_scale: float, footprints: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Taps and weights of OpenCV's INTER_AREA along one axis.
 
     Parameters
@@ -126,7 +128,9 @@ def area_table(n_in: int, n_out: int, inv_scale: float, footprints: bool) -> tup
     return idx, w
 
 
-def _area_fallback(n_in: int, n_out: int, scale: float, inv_scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _area_fallback(
+    n_in: int, n_out: int, scale: float, inv_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     dx = np.arange(n_out, dtype=np.float64)
     sx = np.floor(dx * scale)
     # OpenCV computes fx in float32; 1 - fx is taken here in float64 so the two weights add

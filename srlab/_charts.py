@@ -224,7 +224,9 @@ def bars(
     height, width = check_size(size)
     periods_arr = np.asarray(periods, dtype=np.float64)
     if periods_arr.ndim != 1 or periods_arr.size == 0 or np.any(~(periods_arr >= 2.0)):
-        raise ValueError(f"periods must be a non-empty sequence of numbers >= 2 pixels, got {periods!r}")
+        raise ValueError(
+            f"periods must be a non-empty sequence of numbers >= 2 pixels, got {periods!r}"
+        )
     half = height / 2.0
 
     def pattern(y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -336,4 +338,3 @@ def gradient(
         return 0.1 + 0.7 * x / width + 0.05 * (1.0 + np.cos(2.0 * np.pi * y / height))
 
     return to_dtype(_integrate(pattern, (height, width)), dtype)
-

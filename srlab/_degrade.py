@@ -38,7 +38,9 @@ def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """
     height, width = check_size(size, minimum=1)
     if image.ndim < 2 or image.shape[0] < height or image.shape[1] < width:
-        raise ValueError(f"image of shape {image.shape} is smaller than the crop {size}; choose a smaller size")
+        raise ValueError(
+            f"image of shape {image.shape} is smaller than the crop {size}; choose a smaller size"
+        )
     top = (image.shape[0] - height) // 2
     left = (image.shape[1] - width) // 2
     return image[top : top + height, left : left + width]
@@ -170,7 +172,9 @@ def degrade(
     return lr.astype(hr.dtype, copy=False), hr_cropped
 
 
-def _pair_sizes(size: tuple[int, int], ratio: Fraction, scale: float) -> tuple[tuple[int, int], tuple[int, int]]:
+def _pair_sizes(
+    size: tuple[int, int], ratio: Fraction, scale: float
+) -> tuple[tuple[int, int], tuple[int, int]]:
     p, q = ratio.numerator, ratio.denominator
     height, width = size
     if height < p or width < p:

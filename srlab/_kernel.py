@@ -73,7 +73,9 @@ class HardwareCost:
                 raise ValueError(f"HardwareCost.{name} must be an integer >= 0, got {value!r}")
         hint = self.coefficient_bits_hint
         if hint is not None and (not isinstance(hint, (int, np.integer)) or hint <= 0):
-            raise ValueError(f"HardwareCost.coefficient_bits_hint must be a positive integer or None, got {hint!r}")
+            raise ValueError(
+                f"HardwareCost.coefficient_bits_hint must be a positive integer or None, got {hint!r}"
+            )
 
 
 def csd_digits(n: int) -> tuple[int, ...]:
@@ -101,7 +103,9 @@ def csd_digits(n: int) -> tuple[int, ...]:
     digits = []
     while n != 0:
         if n % 2:
-            digit = 2 - (n % 4)  # +1 when n = 1 (mod 4), -1 when n = 3 (mod 4): no two adjacent non-zeros
+            digit = 2 - (
+                n % 4
+            )  # +1 when n = 1 (mod 4), -1 when n = 3 (mod 4): no two adjacent non-zeros
             n -= digit
         else:
             digit = 0
@@ -198,7 +202,9 @@ class Kernel:
     params: dict[str, Any] = field(default_factory=dict)
     phases: tuple[float, ...] | None = None
     phase_table: np.ndarray | None = field(default=None, repr=False, compare=False)
-    weights_fn: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    weights_fn: Callable[[np.ndarray], np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
     normalize: bool = True
     rule: str | None = None
     support: float = field(init=False)
@@ -220,7 +226,9 @@ class Kernel:
                     f"got {table.shape}"
                 )
             if any(not 0.0 <= p < 1.0 for p in phases):
-                raise ValueError(f"Kernel {self.name!r}: fixed phases must lie in [0, 1), got {phases}")
+                raise ValueError(
+                    f"Kernel {self.name!r}: fixed phases must lie in [0, 1), got {phases}"
+                )
             table.setflags(write=False)
             object.__setattr__(self, "phases", phases)
             object.__setattr__(self, "phase_table", table)

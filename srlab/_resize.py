@@ -120,7 +120,9 @@ def _replicate(idx: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.n
     return np.clip(idx, 0, n - 1), w, np.zeros(len(w))
 
 
-def _reflect101(idx: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _reflect101(
+    idx: np.ndarray, w: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if n == 1:
         return np.zeros_like(idx), w, np.zeros(len(w))
     period = 2 * n - 2
@@ -134,7 +136,9 @@ def _constant(idx: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.nd
     return np.clip(idx, 0, n - 1), np.where(inside, w, 0.0), outside
 
 
-def _renormalize(idx: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _renormalize(
+    idx: np.ndarray, w: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     inside = (idx >= 0) & (idx < n)
     w = np.where(inside, w, 0.0)
     total = w.sum(axis=1, keepdims=True)
@@ -236,7 +240,9 @@ def _axis_plan(
         gather = idx[np.arange(n_out), np.argmax(w, axis=1)]
         gather.setflags(write=False)
         empty = np.zeros((0, 1, 1), dtype=dtype)
-        return AxisPlan(n_out, 1, 1, np.zeros(0, np.int64), empty, np.zeros(0, dtype), False, True, gather)
+        return AxisPlan(
+            n_out, 1, 1, np.zeros(0, np.int64), empty, np.zeros(0, dtype), False, True, gather
+        )
     return band_plan(idx, w, n_in, in_per_out, channels, dtype, outside, unit_rows)
 
 
@@ -270,15 +276,21 @@ def _integer_finisher(out: np.ndarray, add_half: bool) -> Callable[[np.ndarray, 
 def _check_image(image: Any) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim not in (2, 3):
-        raise ValueError(f"image must be 2-D (H, W) or 3-D (H, W, C) with C channels, got shape {image.shape}")
+        raise ValueError(
+            f"image must be 2-D (H, W) or 3-D (H, W, C) with C channels, got shape {image.shape}"
+        )
     if image.size == 0:
         raise ValueError(f"image is empty (shape {image.shape}); give at least one pixel")
     if image.dtype.kind == "f":
         if not np.isfinite(image).all():
             what = "NaN" if np.isnan(image).any() else "infinite"
-            raise ValueError(f"image contains {what} values; replace them first (e.g. np.nan_to_num)")
+            raise ValueError(
+                f"image contains {what} values; replace them first (e.g. np.nan_to_num)"
+            )
     elif image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"image dtype {image.dtype} is not supported; use uint8, uint16 or a float dtype")
+        raise ValueError(
+            f"image dtype {image.dtype} is not supported; use uint8, uint16 or a float dtype"
+        )
     return image
 
 
@@ -402,9 +414,13 @@ def resize(
     """
     image = _check_image(image)
     if convention not in _CONVENTIONS:
-        raise ValueError(f"unknown convention {convention!r}; known conventions: {', '.join(available_conventions())}")
+        raise ValueError(
+            f"unknown convention {convention!r}; known conventions: {', '.join(available_conventions())}"
+        )
     if border not in _BORDERS:
-        raise ValueError(f"unknown border {border!r}; known borders: {', '.join(available_borders())}")
+        raise ValueError(
+            f"unknown border {border!r}; known borders: {', '.join(available_borders())}"
+        )
     k = get_kernel(kernel, **kernel_params)
     (h_out, w_out), (y_ratio, x_ratio) = geometry(image.shape[:2], scale, size)
     h_in, w_in = image.shape[:2]
@@ -412,7 +428,11 @@ def resize(
         for axis, n_in, n_out, ratio in (("y", h_in, h_out, y_ratio), ("x", w_in, w_out, x_ratio)):
             s = _effective_scale(n_in, n_out, ratio, convention)
             if abs(s - 2.0) > 1e-12:
-                hint = " (with align_corners use size=(2*H - 1, 2*W - 1))" if convention == "align_corners" else ""
+                hint = (
+                    " (with align_corners use size=(2*H - 1, 2*W - 1))"
+                    if convention == "align_corners"
+                    else ""
+                )
                 raise ValueError(
                     f"kernel {k.name!r} has fixed phases {k.phases} and only works at scale 2; "
                     f"got scale {s:g} along {axis}{hint}"
@@ -437,7 +457,9 @@ def resize(
     # Integer upscaling factors: polyphase filters in OpenCV (srlab.polyphase says why).
     if border != "constant" or cval == 0.0:
         phases_y = polyphase.axis_phases(h_in, h_out, y_ratio, k, convention, border)
-        phases_x = polyphase.axis_phases(w_in, w_out, x_ratio, k, convention, border) if phases_y else None
+        phases_x = (
+            polyphase.axis_phases(w_in, w_out, x_ratio, k, convention, border) if phases_y else None
+        )
         if phases_y and phases_x and polyphase.supports(image, phases_x):
             return polyphase.run(image, phases_y, phases_x, border)
 
@@ -445,8 +467,12 @@ def resize(
     work = np.dtype(np.float32) if integer or image.dtype == np.float16 else image.dtype
     kron = channels <= _KRON_MAX_CHANNELS
     plan_y = _axis_plan(h_in, h_out, y_ratio, k, convention, border, antialias, None, work, area_y)
-    layout = channels if kron else None  # None: the horizontal plan in vertical layout, applied transposed
-    plan_x = _axis_plan(w_in, w_out, x_ratio, k, convention, border, antialias, layout, work, area_x)
+    layout = (
+        channels if kron else None
+    )  # None: the horizontal plan in vertical layout, applied transposed
+    plan_x = _axis_plan(
+        w_in, w_out, x_ratio, k, convention, border, antialias, layout, work, area_x
+    )
 
     # Axes that only copy pixels are gathers, exact in any dtype; the columns are gathered
     # on the fewer rows (np.take copies whole pixels, several times faster than indexing).
@@ -466,7 +492,9 @@ def resize(
     result = np.empty((h_out, w_out * channels), dtype=image.dtype)
     finish = None
     if integer:
-        shift = (plan_x.gather is not None or plan_x.unit_rows) and (plan_y.gather is not None or plan_y.unit_rows)
+        shift = (plan_x.gather is not None or plan_x.unit_rows) and (
+            plan_y.gather is not None or plan_y.unit_rows
+        )
         if shift:
             a += 0.5  # a is a fresh float copy of the integer image
             cval += 0.5

@@ -91,7 +91,9 @@ class AxisPlan:
     gather: np.ndarray | None = None
 
 
-def band_matrices(idx: np.ndarray, w: np.ndarray, n_in: int, block: int) -> tuple[np.ndarray, np.ndarray, int]:
+def band_matrices(
+    idx: np.ndarray, w: np.ndarray, n_in: int, block: int
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Cut a tap table into dense band matrices of ``block`` outputs each.
 
     Parameters
@@ -193,7 +195,9 @@ def band_plan(
         # (n_blocks, block, span) -> kron(M.T, I_C): (n_blocks, span*C, block*C), so the
         # interleaved (rows, width*C) image is multiplied from the right.
         eye = np.eye(channels)
-        mats = np.einsum("bos,cd->bscod", mats, eye).reshape(len(lo), span * channels, block * channels)
+        mats = np.einsum("bos,cd->bscod", mats, eye).reshape(
+            len(lo), span * channels, block * channels
+        )
         outside = np.repeat(outside, channels)
     mats = np.ascontiguousarray(mats, dtype=dtype)
     outside = outside.astype(dtype)
@@ -215,7 +219,11 @@ def horizontal(a: np.ndarray, plan: AxisPlan, channels: int, cval: float) -> np.
     for b, lo in enumerate(plan.lo):
         o0 = b * plan.block
         n = min(plan.block, plan.n_out - o0)
-        np.matmul(a[:, lo * c : lo * c + span], plan.mats[b, :, : n * c], out=out[:, o0 * c : (o0 + n) * c])
+        np.matmul(
+            a[:, lo * c : lo * c + span],
+            plan.mats[b, :, : n * c],
+            out=out[:, o0 * c : (o0 + n) * c],
+        )
     if plan.has_outside and cval != 0:
         out += cval * plan.outside[None, :]
     return out
@@ -228,14 +236,20 @@ def horizontal_transposed(a: np.ndarray, plan: AxisPlan, channels: int, cval: fl
     than ``kron(block.T, eye(C))`` for many channels.
     """
     rows, w_in = a.shape[0], a.shape[1] // channels
-    t = np.ascontiguousarray(a.reshape(rows, w_in, channels).transpose(1, 0, 2)).reshape(w_in, rows * channels)
+    t = np.ascontiguousarray(a.reshape(rows, w_in, channels).transpose(1, 0, 2)).reshape(
+        w_in, rows * channels
+    )
     t = vertical(t, plan, cval, None, a.dtype)
     t = t.reshape(plan.n_out, rows, channels).transpose(1, 0, 2)
     return np.ascontiguousarray(t).reshape(rows, plan.n_out * channels)
 
 
 def vertical(
-    a: np.ndarray, plan: AxisPlan, cval: float, finish: Callable[[np.ndarray, slice], None] | None, out_dtype: np.dtype
+    a: np.ndarray,
+    plan: AxisPlan,
+    cval: float,
+    finish: Callable[[np.ndarray, slice], None] | None,
+    out_dtype: np.dtype,
 ) -> np.ndarray | None:
     """The vertical pass, ``(H_in, M) -> (H_out, M)``, band by band.
 
@@ -279,7 +293,9 @@ def check_scale(scale: float | Sequence[float]) -> tuple[float, float]:
     try:
         sy, sx = (float(v) for v in values)
     except (TypeError, ValueError):
-        raise ValueError(f"scale must be a number or a (sy, sx) pair of numbers, got {scale!r}") from None
+        raise ValueError(
+            f"scale must be a number or a (sy, sx) pair of numbers, got {scale!r}"
+        ) from None
     if not (math.isfinite(sy) and math.isfinite(sx)) or sy <= 0 or sx <= 0:
         raise ValueError(f"scale must be > 0 and finite, got {scale!r}")
     return sy, sx
@@ -336,5 +352,7 @@ def geometry(
     # Python's round is half-to-even, like OpenCV's cvRound for fx/fy.
     out = (round(shape[0] * sy), round(shape[1] * sx))
     if min(out) < 1:
-        raise ValueError(f"scale {scale!r} turns shape {shape} into an empty image {out}; use a larger scale")
+        raise ValueError(
+            f"scale {scale!r} turns shape {shape} into an empty image {out}; use a larger scale"
+        )
     return out, (1.0 / sy, 1.0 / sx)

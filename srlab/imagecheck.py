@@ -54,7 +54,9 @@ def check_size(size: tuple[int, int], minimum: int = 8) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise ValueError(f"size must be a (height, width) pair of integers, got {size!r}") from None
     if (height, width) != tuple(size) or height < minimum or width < minimum:
-        raise ValueError(f"size must be a (height, width) pair of integers >= {minimum}, got {size!r}")
+        raise ValueError(
+            f"size must be a (height, width) pair of integers >= {minimum}, got {size!r}"
+        )
     return height, width
 
 
@@ -101,9 +103,13 @@ def check_image(image: np.ndarray) -> np.ndarray:
     """
     image = np.asarray(image)
     if image.dtype.name not in _FROM_UNIT_FLOAT:
-        raise ValueError(f"image dtype {image.dtype} is not supported; use one of {sorted(_FROM_UNIT_FLOAT)}")
+        raise ValueError(
+            f"image dtype {image.dtype} is not supported; use one of {sorted(_FROM_UNIT_FLOAT)}"
+        )
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {image.shape}")
+        raise ValueError(
+            f"image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {image.shape}"
+        )
     if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
         raise ValueError("image contains NaN or infinite values; clean it before degrading")
     return image
@@ -137,10 +143,19 @@ def check_crop(crop: Sequence[int], shape: tuple[int, ...]) -> tuple[int, int, i
         given = tuple(crop)
         top, left, height, width = (int(v) for v in given)
     except (TypeError, ValueError):
-        raise ValueError(f"crop must be (top, left, height, width) integers, got {crop!r}") from None
+        raise ValueError(
+            f"crop must be (top, left, height, width) integers, got {crop!r}"
+        ) from None
     if (top, left, height, width) != given:  # 1.5 would silently become 1
         raise ValueError(f"crop must be (top, left, height, width) integers, got {crop!r}")
-    if top < 0 or left < 0 or height < 1 or width < 1 or top + height > shape[0] or left + width > shape[1]:
+    if (
+        top < 0
+        or left < 0
+        or height < 1
+        or width < 1
+        or top + height > shape[0]
+        or left + width > shape[1]
+    ):
         raise ValueError(
             f"crop {given} (top, left, height, width) does not fit in the "
             f"{shape[0]}x{shape[1]} image; move it or make it smaller"

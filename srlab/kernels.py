@@ -120,7 +120,9 @@ def register_kernel(
     def decorate(fn: KernelFactory) -> KernelFactory:
         for p in inspect.signature(fn).parameters.values():
             if p.default is inspect.Parameter.empty:
-                raise ValueError(f"kernel factory {name!r}: parameter {p.name!r} needs a default value")
+                raise ValueError(
+                    f"kernel factory {name!r}: parameter {p.name!r} needs a default value"
+                )
         return _KERNELS.add(name, fn, overwrite=overwrite)
 
     return decorate if factory is None else decorate(factory)
@@ -168,7 +170,9 @@ def get_kernel(name: str | Kernel, **params: Any) -> Kernel:
     """
     if isinstance(name, Kernel):
         if params:
-            raise ValueError(f"parameters {sorted(params)} cannot be applied to an already built Kernel {name.name!r}")
+            raise ValueError(
+                f"parameters {sorted(params)} cannot be applied to an already built Kernel {name.name!r}"
+            )
         return name
     factory = _KERNELS.get(name)
     accepted = list(inspect.signature(factory).parameters)
@@ -213,7 +217,9 @@ def keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
 def _check_a(a: float) -> float:
     a = float(a)
     if not math.isfinite(a) or not -1.0 <= a <= 0.0:
-        raise ValueError(f"cubic parameter a must be finite and in [-1, 0] (-0.5 Keys/Pillow, -0.75 OpenCV), got {a}")
+        raise ValueError(
+            f"cubic parameter a must be finite and in [-1, 0] (-0.5 Keys/Pillow, -0.75 OpenCV), got {a}"
+        )
     return a
 
 
@@ -242,7 +248,9 @@ def _nearest_weights(t: np.ndarray) -> np.ndarray:
 def _rom_cost(taps: int, notes: str) -> HardwareCost:
     # Weights read from a phase-indexed ROM: one multiplier per tap, an adder tree.
     # 11 fractional bits is what OpenCV uses for its fixed-point resize weights.
-    return HardwareCost(taps=taps, multipliers=taps, adders=taps - 1, coefficient_bits_hint=11, notes=notes)
+    return HardwareCost(
+        taps=taps, multipliers=taps, adders=taps - 1, coefficient_bits_hint=11, notes=notes
+    )
 
 
 # --------------------------------------------------------------------------- continuous kernels
@@ -250,13 +258,19 @@ def _rom_cost(taps: int, notes: str) -> HardwareCost:
 
 @register_kernel("nearest")
 def _nearest() -> Kernel:
-    cost = HardwareCost(taps=1, multipliers=0, adders=0, notes="a multiplexer picks one of two pixels")
-    return Kernel("nearest", 2, True, cost, _nearest_profile, weights_fn=_nearest_weights, rule="nearest")
+    cost = HardwareCost(
+        taps=1, multipliers=0, adders=0, notes="a multiplexer picks one of two pixels"
+    )
+    return Kernel(
+        "nearest", 2, True, cost, _nearest_profile, weights_fn=_nearest_weights, rule="nearest"
+    )
 
 
 @register_kernel("bilinear")
 def _bilinear() -> Kernel:
-    cost = _rom_cost(2, "weights (1 - t, t); the form p0 + t (p1 - p0) needs 1 multiplier and 2 adders")
+    cost = _rom_cost(
+        2, "weights (1 - t, t); the form p0 + t (p1 - p0) needs 1 multiplier and 2 adders"
+    )
     return Kernel("bilinear", 2, True, cost, lambda x: np.clip(1.0 - np.abs(x), 0.0, None))
 
 
@@ -283,7 +297,9 @@ def _area() -> Kernel:
             "accumulates about k + 1 pixels per output, then one multiplication by 1/k"
         ),
     )
-    return Kernel("area", 2, False, cost, lambda x: np.clip(1.0 - np.abs(x), 0.0, None), rule="area")
+    return Kernel(
+        "area", 2, False, cost, lambda x: np.clip(1.0 - np.abs(x), 0.0, None), rule="area"
+    )
 
 
 def _lanczos_factory(lobes: int) -> KernelFactory:
@@ -405,7 +421,9 @@ def _shift_add_cost(table: Mapping[float, tuple[tuple[int, ...], int]]) -> Hardw
     for numerators, denominator in table.values():
         nonzero = [n for n in numerators if n]
         adders.append(sum(csd_adders(n) for n in nonzero) + len(nonzero) - 1)
-        shifts.append(sum(sum(d != 0 for d in csd_digits(abs(n))[1:]) for n in nonzero) + (denominator > 1))
+        shifts.append(
+            sum(sum(d != 0 for d in csd_digits(abs(n))[1:]) for n in nonzero) + (denominator > 1)
+        )
     return HardwareCost(
         taps=4,
         multipliers=0,
@@ -420,7 +438,9 @@ def _shift_add_factory(name: str) -> KernelFactory:
 
     def factory() -> Kernel:
         phases = tuple(sorted(table))
-        weights = np.array([np.asarray(table[p][0], dtype=np.float64) / table[p][1] for p in phases])
+        weights = np.array(
+            [np.asarray(table[p][0], dtype=np.float64) / table[p][1] for p in phases]
+        )
         return Kernel(
             name,
             4,

@@ -67,7 +67,9 @@ def _check(
     if kernel not in table:
         raise ValueError(f"{library} has no kernel {kernel!r}; it offers: {', '.join(table)}")
     if image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(f"image must be a non-empty (H, W) or (H, W, C) array, got shape {image.shape}")
+        raise ValueError(
+            f"image must be a non-empty (H, W) or (H, W, C) array, got shape {image.shape}"
+        )
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size must be (height, width) with positive integers, got {size!r}")
     return int(size[0]), int(size[1])
@@ -149,7 +151,9 @@ def pillow_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     height, width = _check(image, size, kernel, PILLOW_FILTERS, "Pillow")
     resample = PILLOW_FILTERS[kernel]
     if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 3):
-        out = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), resample))
+        out = np.asarray(
+            Image.fromarray(np.ascontiguousarray(image)).resize((width, height), resample)
+        )
         return out.reshape((height, width) + image.shape[2:])
     if image.dtype != np.uint8 and image.dtype.kind != "f":
         raise ValueError(f"pillow_resize supports uint8 and float images, got dtype {image.dtype}")

@@ -36,7 +36,11 @@ from srlab.kernels import Kernel
 
 __all__ = ["AxisPhases", "axis_phases", "run", "supports"]
 
-_CV_BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
+_CV_BORDERS = {
+    "replicate": cv2.BORDER_REPLICATE,
+    "reflect": cv2.BORDER_REFLECT_101,
+    "constant": cv2.BORDER_CONSTANT,
+}
 _CV_MAX_CHANNELS = 512  # CV_CN_MAX: cv2.merge writes Px * C channels
 _PHASE_CACHE_SIZE = 64
 _STRIP_BYTES = 1 << 19  # float results of one strip and phase: about half a MiB
@@ -119,7 +123,11 @@ def run(image: np.ndarray, phases_y: AxisPhases, phases_x: AxisPhases, border: s
     # Each strip is filtered with `above` / `below` extra rows of real neighbours, so only
     # the top and bottom of the image see OpenCV's border rule, as they should.
     strip = max(8, _STRIP_BYTES // (w * channels * np.dtype(work).itemsize))
-    rounded = [np.empty((min(strip, h),) + src.shape[1:], dtype=image.dtype) for _ in range(px)] if integer else None
+    rounded = (
+        [np.empty((min(strip, h),) + src.shape[1:], dtype=image.dtype) for _ in range(px)]
+        if integer
+        else None
+    )
     for r0 in range(0, h, strip):
         r1 = min(r0 + strip, h)
         a, b = max(r0 - above, 0), min(r1 + below, h)
@@ -128,8 +136,13 @@ def run(image: np.ndarray, phases_y: AxisPhases, phases_x: AxisPhases, border: s
             parts = []
             for p in range(px):
                 f = cv2.sepFilter2D(
-                    src[a:b], depth, kx[p], ky[q], anchor=(phases_x.anchors[p], phases_y.anchors[q]),
-                    delta=0.5 if integer else 0.0, borderType=border_type,
+                    src[a:b],
+                    depth,
+                    kx[p],
+                    ky[q],
+                    anchor=(phases_x.anchors[p], phases_y.anchors[q]),
+                    delta=0.5 if integer else 0.0,
+                    borderType=border_type,
                 )[r0 - a : r0 - a + n]
                 if integer:
                     # +0.5 (delta) then truncation of a clipped, non-negative value: round half up.

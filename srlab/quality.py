@@ -58,7 +58,9 @@ COLUMNS = ("image", "scale", "method", "family", "psnr", "ssim")
 
 # Each peer resizes (float image, (height, width), kernel name) -> image; its kernels are the
 # ones it offers under srlab's names (see srlab.peers).
-_PEERS: dict[str, tuple[Callable[[np.ndarray, tuple[int, int], str], np.ndarray], Mapping[str, Any]]] = {
+_PEERS: dict[
+    str, tuple[Callable[[np.ndarray, tuple[int, int], str], np.ndarray], Mapping[str, Any]]
+] = {
     "opencv": (_peers.opencv_resize, _peers.OPENCV_FLAGS),
     "pillow": (_peers.pillow_resize, _peers.PILLOW_FILTERS),
 }
@@ -111,9 +113,7 @@ def method_label(name: str, params: Mapping[str, Any] | None = None) -> str:
     """
     if not params:
         return name
-    return (
-        f"{name}({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in sorted(params.items()))})"
-    )
+    return f"{name}({', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in sorted(params.items()))})"
 
 
 def _our_method(spec: KernelSpec) -> Method:
@@ -123,7 +123,12 @@ def _our_method(spec: KernelSpec) -> Method:
         return Method(method_label(spec.name, explicit), "ours", spec, explicit)
     if isinstance(spec, str):
         return Method(spec, "ours", get_kernel(spec))
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], Mapping):
+    if (
+        isinstance(spec, tuple)
+        and len(spec) == 2
+        and isinstance(spec[0], str)
+        and isinstance(spec[1], Mapping)
+    ):
         name, params = spec[0], dict(spec[1])
         return Method(method_label(name, params), "ours", get_kernel(name, **params), params)
     raise ValueError(
@@ -138,7 +143,9 @@ def _known_kernel_names() -> set[str]:
     return set(available_kernels())
 
 
-def resolve_methods(kernels: Iterable[KernelSpec], peers: Iterable[str] = ("opencv", "pillow")) -> list[Method]:
+def resolve_methods(
+    kernels: Iterable[KernelSpec], peers: Iterable[str] = ("opencv", "pillow")
+) -> list[Method]:
     """The methods a quality table scores, ours first, then each peer's.
 
     A peer contributes its filter for every name among ``kernels`` that it offers
@@ -251,12 +258,16 @@ def _border_pixels(border: BorderSpec, scale: float) -> int:
     return int(border)
 
 
-def _image_items(images: Sequence[str] | Mapping[str, np.ndarray]) -> list[tuple[str, str | np.ndarray]]:
+def _image_items(
+    images: Sequence[str] | Mapping[str, np.ndarray],
+) -> list[tuple[str, str | np.ndarray]]:
     if isinstance(images, str):
         raise ValueError(  # noqa: TRY004 - bad input is a ValueError throughout the project
             f"images must be a list of names or a name -> array mapping, got the string {images!r}"
         )
-    items = list(images.items()) if isinstance(images, Mapping) else [(name, name) for name in images]
+    items = (
+        list(images.items()) if isinstance(images, Mapping) else [(name, name) for name in images]
+    )
     if not items:
         raise ValueError("images is empty; give at least one image name, e.g. ['camera']")
     return items
@@ -394,7 +405,9 @@ def best_methods(
     if families is not None:
         table = table[table["family"].isin(list(families))]
         if table.empty:
-            raise ValueError(f"no rows of families {list(families)}; known families: ours, {', '.join(_PEERS)}")
+            raise ValueError(
+                f"no rows of families {list(families)}; known families: ours, {', '.join(_PEERS)}"
+            )
     rows = []
     for (image, scale), group in table.groupby(["image", "scale"], sort=False):
         ranked = group.sort_values(metric, ascending=False, kind="stable")
@@ -432,8 +445,12 @@ def mean_by_scale(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame:
     [[25.0]]
     """
     _check_table(table, metric)
-    grid = table.pivot_table(index="method", columns="scale", values=metric, aggfunc="mean", sort=False)
-    return grid.reindex(index=list(dict.fromkeys(table["method"])), columns=list(dict.fromkeys(table["scale"])))
+    grid = table.pivot_table(
+        index="method", columns="scale", values=metric, aggfunc="mean", sort=False
+    )
+    return grid.reindex(
+        index=list(dict.fromkeys(table["method"])), columns=list(dict.fromkeys(table["scale"]))
+    )
 
 
 # The project kernel each peer filter computes (srlab.peers documents the filters): OpenCV's
@@ -484,7 +501,12 @@ def peer_agreement(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame
             continue
         diff = (grid.loc[peer] - grid.loc[ours]).abs().dropna()
         rows.append(
-            {"peer": peer, "ours": ours, "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+            {
+                "peer": peer,
+                "ours": ours,
+                "max_abs_diff": float(diff.max()),
+                "mean_abs_diff": float(diff.mean()),
+            }
         )
     return pd.DataFrame(rows, columns=["peer", "ours", "max_abs_diff", "mean_abs_diff"])
 
@@ -510,4 +532,6 @@ def score_pivot(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame:
     grid = table.pivot_table(index="method", columns=["image", "scale"], values=metric, sort=False)
     methods = list(dict.fromkeys(table["method"]))
     columns = list(dict.fromkeys(zip(table["image"], table["scale"])))
-    return grid.reindex(index=methods, columns=pd.MultiIndex.from_tuples(columns, names=["image", "scale"]))
+    return grid.reindex(
+        index=methods, columns=pd.MultiIndex.from_tuples(columns, names=["image", "scale"])
+    )

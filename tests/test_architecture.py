@@ -66,7 +66,9 @@ def _is_module(parts: list[str]) -> bool:
 
 
 def python_files() -> list[Path]:
-    return sorted(p for top in CHECKED for p in (ROOT / top).rglob("*.py") if ".venv" not in p.parts)
+    return sorted(
+        p for top in CHECKED for p in (ROOT / top).rglob("*.py") if ".venv" not in p.parts
+    )
 
 
 def test_no_import_of_another_modules_private_names() -> None:

@@ -63,7 +63,9 @@ def test_unknown_name_lists_the_known_ones(shapes: Registry) -> None:
 
 
 def test_duplicate_refused_unless_overwrite(shapes: Registry) -> None:
-    with pytest.raises(ValueError, match="shape 'square' is already registered; pass overwrite=True"):
+    with pytest.raises(
+        ValueError, match="shape 'square' is already registered; pass overwrite=True"
+    ):
         shapes.add("square", abs)
     shapes.add("square", abs, overwrite=True)
     assert shapes.get("square") is abs

@@ -55,8 +55,11 @@ def test_notebooks_were_executed_on_another_build_than_ci(name: str) -> None:
 
 def test_record_parser_reads_a_saved_output(tmp_path: Path) -> None:
     notebook = tmp_path / "n.ipynb"
-    output = {"output_type": "stream", "name": "stdout",
-              "text": ["5 models\n", "zoo mixtral-tiny-v2-abc, trained with 3 thread(s) per job\n"]}
+    output = {
+        "output_type": "stream",
+        "name": "stdout",
+        "text": ["5 models\n", "zoo mixtral-tiny-v2-abc, trained with 3 thread(s) per job\n"],
+    }
     cells = [{"cell_type": "code", "source": [], "outputs": [output]}]
     notebook.write_text(json.dumps({"cells": cells}))
     assert recorded_threads(notebook) == {3}

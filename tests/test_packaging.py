@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_HINT = "pip install 'moe-sr-lab[merging]'"
 
@@ -57,7 +56,11 @@ def probe(package: str) -> dict[str, list[str]]:
     watched = sorted(set(HEAVY[package]) | {"mergekit", "rouge_score"})
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, package, *watched],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
@@ -122,8 +125,14 @@ def tiny_moe():
     from transformers import MixtralConfig, MixtralForCausalLM
 
     config = MixtralConfig(
-        vocab_size=32, hidden_size=8, intermediate_size=8, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, num_local_experts=2, num_experts_per_tok=1,
+        vocab_size=32,
+        hidden_size=8,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_local_experts=2,
+        num_experts_per_tok=1,
     )
     models = []
     for seed in range(3):
@@ -198,7 +207,9 @@ def test_require_imports_or_names_the_extra(monkeypatch):
         require("rouge_score.rouge_scorer", "a test")
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
     assert info.value.name == "rouge_score.rouge_scorer"
-    with pytest.raises(ValueError, match="'numpy' is not a known optional dependency; known: mergekit"):
+    with pytest.raises(
+        ValueError, match="'numpy' is not a known optional dependency; known: mergekit"
+    ):
         require("numpy.linalg", "a test")
 
 
@@ -217,14 +228,18 @@ def _requirement(line: str) -> tuple[str, str]:
     assert match, f"cannot read requirement {line!r}"
     name, bounds = match.groups()
     name = re.sub(r"[-_.]+", "-", name).lower()
-    return CONDA_TO_PIP.get(name, name), ",".join(sorted(b.strip() for b in bounds.split(",") if b.strip()))
+    return CONDA_TO_PIP.get(name, name), ",".join(
+        sorted(b.strip() for b in bounds.split(",") if b.strip())
+    )
 
 
 @functools.cache
 def pyproject() -> dict:
     # Only the pyproject checks need tomllib (standard library from Python 3.11); the import
     # checks above run on every supported Python.
-    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    tomllib = pytest.importorskip(
+        "tomllib", reason="tomllib is in the standard library from Python 3.11"
+    )
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

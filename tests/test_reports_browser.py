@@ -63,7 +63,9 @@ report = _load_report_module()
 
 
 # A tag that makes the browser fetch from another host: src/href starting with http(s):// or //.
-EXTERNAL_FETCH = re.compile(r"<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//")
+EXTERNAL_FETCH = re.compile(
+    r"<(?:script|link|img|iframe|source)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//"
+)
 
 
 @pytest.fixture(scope="module", params=NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
@@ -93,7 +95,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory):
     """One headless Chromium for all reports, driven through Debian's chromedriver."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip(f"Chromium not installed: {INSTALL_HINT}")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium missing: pip install -e '.[dev]'")
+    webdriver = pytest.importorskip(
+        "selenium.webdriver", reason="selenium missing: pip install -e '.[dev]'"
+    )
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
@@ -138,9 +142,13 @@ def open_report(driver, page: Path, expected_figures: int, timeout: float = 60.0
         pass  # the assertions below say what is missing
     return {
         "figures": driver.execute_script(DRAWN_FIGURES),
-        "errors": driver.execute_script("return window.__reportErrors || ['error collector missing'];"),
+        "errors": driver.execute_script(
+            "return window.__reportErrors || ['error collector missing'];"
+        ),
         "console": [
-            entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")
+            entry["message"]
+            for entry in driver.get_log("browser")
+            if entry["level"] in ("SEVERE", "ERROR")
         ],
     }
 

@@ -137,9 +137,7 @@ def _slot_cost(accounting: MemoryAccounting) -> tuple[int, int, int]:
     return non_expert, accounting.separate_bytes, (accounting.n_tenants - 1) * accounting.slot_bytes
 
 
-def resolve_budget(
-    budget: float, unit: BudgetUnit, accounting: MemoryAccounting
-) -> int:
+def resolve_budget(budget: float, unit: BudgetUnit, accounting: MemoryAccounting) -> int:
     """Smallest number of shared slots that fits a budget.
 
     Sharing fewer slots keeps more of each tenant's own experts, so the plan shares as few as

@@ -108,7 +108,6 @@ class SlotDecision:
         }
 
 
-
 # ============================================================================== the plan
 @dataclass(frozen=True, eq=False)
 class ConsolidationPlan:
@@ -220,7 +219,16 @@ class ConsolidationPlan:
     def table(self) -> pd.DataFrame:
         """One row per slot, ranked: layer, label, expert, distance, rank, shared, owner, stored_bytes."""
         rows = [d.as_dict() for d in sorted(self.decisions, key=lambda d: d.rank)]
-        columns = ["layer", "label", "expert", "distance", "rank", "shared", "owner", "stored_bytes"]
+        columns = [
+            "layer",
+            "label",
+            "expert",
+            "distance",
+            "rank",
+            "shared",
+            "owner",
+            "stored_bytes",
+        ]
         return pd.DataFrame(rows, columns=columns)
 
     def grid(self, column: Literal["distance", "shared", "owner"] = "distance") -> pd.DataFrame:
@@ -327,7 +335,9 @@ class ConsolidationPlan:
 
 
 # ================================================================================ building
-def _open_models(models: Mapping[str, ModelSource] | Sequence[ModelSource]) -> tuple[tuple[str, ...], tuple[MoEModel, ...]]:
+def _open_models(
+    models: Mapping[str, ModelSource] | Sequence[ModelSource],
+) -> tuple[tuple[str, ...], tuple[MoEModel, ...]]:
     if isinstance(models, Mapping):
         names = tuple(str(n) for n in models)
         loaded = tuple(load_moe(m) for m in models.values())
@@ -433,14 +443,16 @@ def _decide(
     for rank, slot in enumerate(ranked):
         key = (slot.layer, slot.expert)
         shared = rank < n_shared
-        decisions.append(SlotDecision(
-            slot=slot,
-            distance=distance[key],
-            rank=rank,
-            shared=shared,
-            owner=policy.choose(rank, matrices[key], tenants) if shared else "",
-            stored_bytes=slot_bytes if shared else slot_bytes * len(tenants),
-        ))
+        decisions.append(
+            SlotDecision(
+                slot=slot,
+                distance=distance[key],
+                rank=rank,
+                shared=shared,
+                owner=policy.choose(rank, matrices[key], tenants) if shared else "",
+                stored_bytes=slot_bytes if shared else slot_bytes * len(tenants),
+            )
+        )
     decisions.sort(key=lambda d: (d.slot.layer, d.slot.expert))
     return tuple(decisions)
 
@@ -556,16 +568,18 @@ def plan_heatmap(plan: ConsolidationPlan) -> go.Figure:
 
     dist = plan.grid("distance")
     owner = plan.grid("owner").fillna("")
-    fig = go.Figure(go.Heatmap(
-        z=dist.to_numpy(dtype=float),
-        x=[str(c) for c in dist.columns],
-        y=list(dist.index),
-        text=owner.to_numpy(),
-        texttemplate="%{text}",
-        colorscale="Viridis",
-        colorbar={"title": f"{plan.metric} distance"},
-        hovertemplate="%{y} expert %{x}<br>distance %{z:.4g}<br>owner %{text}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=dist.to_numpy(dtype=float),
+            x=[str(c) for c in dist.columns],
+            y=list(dist.index),
+            text=owner.to_numpy(),
+            texttemplate="%{text}",
+            colorscale="Viridis",
+            colorbar={"title": f"{plan.metric} distance"},
+            hovertemplate="%{y} expert %{x}<br>distance %{z:.4g}<br>owner %{text}<extra></extra>",
+        )
+    )
     fig.update_layout(
         title=f"{plan.n_shared} of {plan.memory.n_slots} slots shared (labelled by owner)",
         xaxis_title="expert",

@@ -236,4 +236,3 @@ def config_of(model_or_config: Any) -> PretrainedConfig:
         f"expected a transformers PreTrainedModel or PretrainedConfig, got "
         f"{type(model_or_config).__name__}; load the model with moelab.load_moe first"
     )
-

@@ -226,7 +226,8 @@ class ConsolidatedMoE:
             p.untyped_storage().data_ptr() for m in self.plan.models for p in m.model.parameters()
         }
         leaked = [
-            name for name, p in self.model.named_parameters()
+            name
+            for name, p in self.model.named_parameters()
             if p.untyped_storage().data_ptr() in source
         ]
         if leaked:
@@ -335,15 +336,30 @@ class ConsolidatedMoE:
             return storage_bytes(fresh)
 
         rows = [
-            {"component": "non-expert set", "tenant": t, "location": "device", "bytes": measured(params)}
+            {
+                "component": "non-expert set",
+                "tenant": t,
+                "location": "device",
+                "bytes": measured(params),
+            }
             for t, params in self._sets.items()
         ]
         if self._live_set:
-            rows.append({"component": "live non-expert set", "tenant": "active", "location": "device",
-                         "bytes": measured([*self._live_flat.values(), *self._live_set])})
+            rows.append(
+                {
+                    "component": "live non-expert set",
+                    "tenant": "active",
+                    "location": "device",
+                    "bytes": measured([*self._live_flat.values(), *self._live_set]),
+                }
+            )
         rows += [
-            {"component": "staged non-expert set", "tenant": t, "location": "host",
-             "bytes": measured(flat.values())}
+            {
+                "component": "staged non-expert set",
+                "tenant": t,
+                "location": "host",
+                "bytes": measured(flat.values()),
+            }
             for t, flat in self._staged.items()
         ]
         shared = private = 0
@@ -353,9 +369,18 @@ class ConsolidatedMoE:
             shared, private = shared + part, private + nbytes - part
         rows += [
             {"component": "shared experts", "tenant": "all", "location": "device", "bytes": shared},
-            {"component": "private experts", "tenant": "all", "location": "device", "bytes": private},
-            {"component": "buffers and index tables", "tenant": "all", "location": "device",
-             "bytes": measured([*self.model.buffers(), *self._pool.tables])},
+            {
+                "component": "private experts",
+                "tenant": "all",
+                "location": "device",
+                "bytes": private,
+            },
+            {
+                "component": "buffers and index tables",
+                "tenant": "all",
+                "location": "device",
+                "bytes": measured([*self.model.buffers(), *self._pool.tables]),
+            },
         ]
         return pd.DataFrame(rows, columns=["component", "tenant", "location", "bytes"])
 

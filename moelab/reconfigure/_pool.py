@@ -28,7 +28,6 @@ def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return stacked.mean(dim=0).to(tensors[0].dtype)
 
 
-
 @dataclass
 class ExpertPool:
     """The expert pool of every layer and how to bind one tenant's expert mapping.
@@ -41,7 +40,6 @@ class ExpertPool:
     shared_rows: list[tuple[int, int]]
     tables: list[torch.Tensor]
     bind: Callable[[int], None]
-
 
 
 def _slot_entries(plan: ConsolidationPlan, slot: ExpertSlot) -> list[tuple[str, list[int]]]:
@@ -79,6 +77,7 @@ def _build_per_expert_pool(
         shared = plan.decision(slot).shared
         for owner, users in _slot_entries(plan, slot):
             for matrix, (params, pname) in sites.items():
+
                 def read(i: int, matrix: str = matrix, slot: ExpertSlot = slot) -> torch.Tensor:
                     return plan.models[i].get_expert(slot)[matrix]
 
@@ -101,7 +100,9 @@ def _index_keyword(experts: nn.Module) -> str:
     return names[1] if len(names) > 1 else "top_k_index"
 
 
-def _fused_experts_module(family: MoEFamily, live: nn.Module, layer: int, expert_ids: set[int]) -> nn.Module:
+def _fused_experts_module(
+    family: MoEFamily, live: nn.Module, layer: int, expert_ids: set[int]
+) -> nn.Module:
     block = family.moe_block(live, layer)
     holders = {
         id(m): m
@@ -135,9 +136,7 @@ def _build_fused_pool(plan: ConsolidationPlan, live: nn.Module, device: torch.de
         for row, (_, users, expert) in enumerate(entries):
             for t in users:
                 index[t][expert] = row
-        n_shared_rows = sum(
-            plan.decision(ExpertSlot(layer, e)).shared for e in range(n_experts)
-        )
+        n_shared_rows = sum(plan.decision(ExpertSlot(layer, e)).shared for e in range(n_experts))
         fused_names = [
             name for name, p in experts._parameters.items() if p is not None and id(p) in expert_ids
         ]
@@ -187,7 +186,9 @@ _POOL_BUILDERS: dict[str, Callable[[ConsolidationPlan, nn.Module, torch.device],
 }
 
 
-def pool_builder(family: MoEFamily) -> Callable[[ConsolidationPlan, nn.Module, torch.device], ExpertPool]:
+def pool_builder(
+    family: MoEFamily,
+) -> Callable[[ConsolidationPlan, nn.Module, torch.device], ExpertPool]:
     # The adapter says how its experts are laid out; a layout is how the pool is built.
     layout = getattr(family, "expert_layout", None)
     if layout not in _POOL_BUILDERS:
@@ -196,4 +197,3 @@ def pool_builder(family: MoEFamily) -> Callable[[ConsolidationPlan, nn.Module, t
             f"is known; set it to one of {', '.join(sorted(_POOL_BUILDERS))}"
         )
     return _POOL_BUILDERS[layout]
-

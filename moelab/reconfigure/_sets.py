@@ -51,7 +51,9 @@ def param_sites(model: nn.Module, exclude: set[int]) -> tuple[list[ParamSite], l
         for pname, param in module._parameters.items():
             if param is None or id(param) in exclude:
                 continue
-            sites.append(ParamSite(module._parameters, pname, f"{mname}.{pname}" if mname else pname))
+            sites.append(
+                ParamSite(module._parameters, pname, f"{mname}.{pname}" if mname else pname)
+            )
             unique_of.append(seen.setdefault(id(param), len(seen)))
     return sites, unique_of
 
@@ -71,7 +73,6 @@ def _unique_params(model: nn.Module, exclude: set[int]) -> list[nn.Parameter]:
 
 def expert_parameter_ids(family: MoEFamily, model: nn.Module) -> set[int]:
     return {id(p) for p in family.expert_parameters(model).values()}
-
 
 
 def _flatten(tensors: Sequence[torch.Tensor]) -> dict[torch.dtype, torch.Tensor]:
@@ -120,4 +121,3 @@ def tenant_params(plan: ConsolidationPlan, tenant: str, unique_of: list[int]) ->
             f"{plan.tenants[0]!r}; consolidate fine-tunes of one base model"
         )
     return _unique_params(model, exclude)
-

@@ -47,4 +47,3 @@ def owned_copy(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     # Always a fresh storage: the consolidated model must not keep the source models alive
     # (or share memory with them), or its accounting would be wrong.
     return tensor.detach().to(device=device, copy=True)
-

@@ -1,5 +1,6 @@
 """Calibration tokens: the hidden states that ``"cka"`` feeds the experts and ``"router"`` the
-routers, captured from a reference model or drawn from a seeded Gaussian."""
+routers, captured from a reference model or drawn from a seeded Gaussian.
+"""
 
 from __future__ import annotations
 

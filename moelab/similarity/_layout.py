@@ -1,5 +1,6 @@
 """The layout of similarity tables: their columns, the checks every reader runs, row selection,
-and the orientation of values as distances."""
+and the orientation of values as distances.
+"""
 
 from __future__ import annotations
 

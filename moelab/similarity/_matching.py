@@ -1,5 +1,6 @@
 """Expert matching across slots (Hungarian method) and its demonstration, permuting a model's
-experts without changing what it computes."""
+experts without changing what it computes.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Reading the tables: sums over pairs, one pair as a matrix, per-layer and per-pair statistics,
-and how two metrics correlate."""
+and how two metrics correlate.
+"""
 
 from __future__ import annotations
 

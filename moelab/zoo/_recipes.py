@@ -93,7 +93,15 @@ def _sha256_text(text: str) -> str:
 # The groups a manifest records, in its key order; which parameter is in which group is the
 # family adapter's call (MoEFamily.parameter_groups). "experts" is what the papers move,
 # quantize or share, everything else is the per-tenant non-expert set.
-_MANIFEST_GROUPS = (EXPERTS_GROUP, "router", "embeddings", "lm_head", "attention", "norms", "dense_mlp")
+_MANIFEST_GROUPS = (
+    EXPERTS_GROUP,
+    "router",
+    "embeddings",
+    "lm_head",
+    "attention",
+    "norms",
+    "dense_mlp",
+)
 
 
 def parameter_breakdown(model: nn.Module) -> dict[str, float | int | dict[str, int]]:

@@ -75,7 +75,8 @@ LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, torch.Tensor]]
 @contextlib.contextmanager
 def training_threads(n: int | None = None) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(n)`` (default :func:`train_threads`), then
-    restore the previous count."""
+    restore the previous count.
+    """
     n = train_threads() if n is None else n
     previous = torch.get_num_threads()
     torch.set_num_threads(n)

@@ -279,9 +279,7 @@ def _write_builds(specs: Sequence[ZooSpec], folders: Sequence[Path]) -> list[dic
     return [_write_manifest(base, by_zoo[base.spec.name], build) for base in bases]
 
 
-def build_zoos(
-    specs: Sequence[ZooSpec], root: str | os.PathLike | None = None
-) -> dict[str, Zoo]:
+def build_zoos(specs: Sequence[ZooSpec], root: str | os.PathLike | None = None) -> dict[str, Zoo]:
     """Build several zoos from scratch into their cache folders, training them together.
 
     Each build happens in a temporary folder next to its target and is renamed into place only
@@ -364,7 +362,7 @@ def _load_or_build(specs: Sequence[ZooSpec], root: str | os.PathLike | None) -> 
         # building from there would wait forever for the lock its parent holds.
         raise RuntimeError(
             "a zoo was requested while a training process imported the main script; call "
-            "load_zoo/ensure_zoo under `if __name__ == \"__main__\":` in scripts"
+            'load_zoo/ensure_zoo under `if __name__ == "__main__":` in scripts'
         )
     zoos = {spec.name: _cached(spec, root, warn=True) for spec in specs}
     missing = [spec for spec in specs if zoos[spec.name] is None]

@@ -22,7 +22,6 @@ from srlab.fixed._modes import (
     shift_right_rounded,
 )
 
-
 # --------------------------------------------------------------------------- arrays
 
 

@@ -27,7 +27,6 @@ def _check_int(name: str, value: Any) -> int:
     return int(value)
 
 
-
 @dataclass(frozen=True)
 class QFormat:
     """A fixed-point format with the semantics of HLS ``ap_fixed<W, I, Q, O>``.

@@ -211,8 +211,9 @@ def lowest_kept(fmt: QFormat) -> int:
     return -fmt.max_code if fmt.overflow == "sat_sym" and fmt.signed else fmt.min_code
 
 
-
-def cast_float_codes(y: NDArray[np.floating], frac_bits: int, bound: int, fmt: QFormat) -> NDArray[np.floating]:
+def cast_float_codes(
+    y: NDArray[np.floating], frac_bits: int, bound: int, fmt: QFormat
+) -> NDArray[np.floating]:
     """Cast exact integer codes held in a float array into ``fmt``, as :func:`cast` does.
 
     Made for code sums that BLAS computed exactly in float32 or float64: rounding them

@@ -40,6 +40,10 @@ def check_bits(name: str, value: Any, low: int, high: int) -> int:
     >>> check_bits("phase_bits", np.int64(6), 0, 20)
     6
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not low <= value <= high
+    ):
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return int(value)

@@ -42,11 +42,23 @@ DSP_PORTS: dict[str, tuple[int, int]] = {
 }
 """Signed input widths of one DSP slice's multiplier."""
 
-BRAM18_SHAPES: tuple[tuple[int, int], ...] = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+BRAM18_SHAPES: tuple[tuple[int, int], ...] = (
+    (16384, 1),
+    (8192, 2),
+    (4096, 4),
+    (2048, 9),
+    (1024, 18),
+    (512, 36),
+)
 """(depth, width) configurations of one 18 Kbit block RAM (simple dual port)."""
 
 # Kernels whose weights are not read from a ROM of phases (the rest are, or are constants).
-_WEIGHT_SOURCES: dict[str, str] = {"nearest": "mux", "pwl2": "segments", "pwl4": "segments", "pwl6": "segments"}
+_WEIGHT_SOURCES: dict[str, str] = {
+    "nearest": "mux",
+    "pwl2": "segments",
+    "pwl4": "segments",
+    "pwl6": "segments",
+}
 
 # Pipeline registers of one pass: window/ROM read, the DSP's input, product and output
 # registers (A/B, M, P), one per adder-tree level, and the output rounding register.
@@ -97,7 +109,10 @@ def dsp_slices_per_multiply(a_bits: int, b_bits: int, dsp: DspFamily = "dsp48e2"
     def pieces(width: int, port: int) -> int:
         return 1 if width <= port else 1 + math.ceil((width - port) / (port - 1))
 
-    return min(pieces(a_bits, port_a) * pieces(b_bits, port_b), pieces(a_bits, port_b) * pieces(b_bits, port_a))
+    return min(
+        pieces(a_bits, port_a) * pieces(b_bits, port_b),
+        pieces(a_bits, port_b) * pieces(b_bits, port_a),
+    )
 
 
 def bram18_blocks(depth: int, width: int) -> int:
@@ -198,7 +213,9 @@ class HardwareCostReport:
         """One-row DataFrame of the report (plus ``storage_bits``), labelled an estimate."""
         row = asdict(self) | {"storage_bits": self.storage_bits}
         frame = pd.DataFrame([row])
-        frame.attrs["note"] = "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
+        frame.attrs["note"] = (
+            "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
+        )
         return frame
 
 
@@ -207,7 +224,8 @@ def _constant_adders(coefficients: np.ndarray) -> int:
     # non-zero taps; the worst phase counts. This uses the constants actually in the
     # ROM, so coarse coefficient formats (simpler constants) cost fewer adders.
     per_row = [
-        sum(csd_adders(int(c)) for c in row if c) + max(int(np.count_nonzero(row)) - 1, 0) for row in coefficients
+        sum(csd_adders(int(c)) for c in row if c) + max(int(np.count_nonzero(row)) - 1, 0)
+        for row in coefficients
     ]
     return max(per_row) if per_row else 0
 
@@ -238,7 +256,9 @@ def _pass_cost(
     if source_kind == "mux":
         registers = taps * in_w + target.word_bits
     else:
-        registers = taps * in_w + taps * prod_w + (taps - 1) * r.acc_fmt.word_bits + target.word_bits
+        registers = (
+            taps * in_w + taps * prod_w + (taps - 1) * r.acc_fmt.word_bits + target.word_bits
+        )
     return {
         "multipliers": multipliers,
         "dsp_each": dsp_each,
@@ -326,10 +346,18 @@ def estimate_cost(
         raise ValueError(f"resizer must be a FixedPointResizer, got {type(resizer).__name__}")
     if dsp not in DSP_PORTS:
         raise ValueError(f"unknown DSP family {dsp!r}; known: {', '.join(sorted(DSP_PORTS))}")
-    if isinstance(pixels_per_clock, bool) or not isinstance(pixels_per_clock, (int, np.integer)) or pixels_per_clock < 1:
+    if (
+        isinstance(pixels_per_clock, bool)
+        or not isinstance(pixels_per_clock, (int, np.integer))
+        or pixels_per_clock < 1
+    ):
         raise ValueError(f"pixels_per_clock must be an integer >= 1, got {pixels_per_clock!r}")
     shape = tuple(int(v) for v in input_shape)
-    if len(shape) not in (2, 3) or min(shape[:2]) < resizer.taps or (len(shape) == 3 and shape[2] < 1):
+    if (
+        len(shape) not in (2, 3)
+        or min(shape[:2]) < resizer.taps
+        or (len(shape) == 3 and shape[2] < 1)
+    ):
         raise ValueError(
             f"input_shape must be (H, W) or (H, W, C) with H, W >= {resizer.taps} (the kernel's taps), got {input_shape!r}"
         )
@@ -343,9 +371,16 @@ def estimate_cost(
     vertical = _pass_cost(resizer, resizer.mid_fmt, resizer.out_fmt, "mid", dsp, source_kind)
     per_lane = channels * lanes
     multipliers = (horizontal["multipliers"] + vertical["multipliers"]) * per_lane
-    dsp_slices = (horizontal["multipliers"] * horizontal["dsp_each"] + vertical["multipliers"] * vertical["dsp_each"]) * per_lane
-    adders = (horizontal["adders"] + vertical["adders"]) * per_lane + 2  # + the two DDA accumulators
-    dda_bits = resizer.dda_y.register_bits(h) + resizer.dda_x.register_bits(w) + 2 * resizer.phase_bits
+    dsp_slices = (
+        horizontal["multipliers"] * horizontal["dsp_each"]
+        + vertical["multipliers"] * vertical["dsp_each"]
+    ) * per_lane
+    adders = (
+        horizontal["adders"] + vertical["adders"]
+    ) * per_lane + 2  # + the two DDA accumulators
+    dda_bits = (
+        resizer.dda_y.register_bits(h) + resizer.dda_x.register_bits(w) + 2 * resizer.phase_bits
+    )
     registers = (
         (horizontal["registers"] + vertical["registers"]) * per_lane
         + (horizontal["weight_registers"] + vertical["weight_registers"]) * lanes
@@ -421,9 +456,13 @@ def cost_table(
     if not designs:
         raise ValueError("designs is empty; give at least one {label: FixedPointResizer}")
     frames = [
-        estimate_cost(r, input_shape, dsp=dsp, pixels_per_clock=pixels_per_clock).to_frame().assign(design=label)
+        estimate_cost(r, input_shape, dsp=dsp, pixels_per_clock=pixels_per_clock)
+        .to_frame()
+        .assign(design=label)
         for label, r in designs.items()
     ]
     table = pd.concat(frames, ignore_index=True).set_index("design")
-    table.attrs["note"] = "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
+    table.attrs["note"] = (
+        "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
+    )
     return table

@@ -82,14 +82,18 @@ FormatLike = QFormat | str
 def _as_format(name: str, value: FormatLike) -> QFormat:
     fmt = QFormat.parse(value) if isinstance(value, str) else value
     if not isinstance(fmt, QFormat):
-        raise ValueError(f"{name} must be a QFormat or a string such as 'ap_fixed<16,4>', got {value!r}")
+        raise ValueError(
+            f"{name} must be a QFormat or a string such as 'ap_fixed<16,4>', got {value!r}"
+        )
     if fmt.word_bits < fmt.int_bits:
         raise ValueError(
             f"{name} {fmt} has word_bits={fmt.word_bits} < int_bits={fmt.int_bits}, i.e. negative fraction "
             "bits; the datapath needs word_bits >= int_bits (drop low bits by narrowing the word instead)"
         )
     if fmt.int_bits < (1 if fmt.signed else 0):
-        raise ValueError(f"{name} {fmt} has no integer bit; use int_bits >= {1 if fmt.signed else 0}")
+        raise ValueError(
+            f"{name} {fmt} has no integer bit; use int_bits >= {1 if fmt.signed else 0}"
+        )
     return fmt
 
 
@@ -212,7 +216,9 @@ class FixedPointResizer:
         set_("scale", (sy, sx))
         for name in ("pixel_fmt", "coeff_fmt", "acc_fmt", "out_fmt"):
             set_(name, _as_format(name, getattr(self, name)))
-        set_("mid_fmt", self.acc_fmt if self.mid_fmt is None else _as_format("mid_fmt", self.mid_fmt))
+        set_(
+            "mid_fmt", self.acc_fmt if self.mid_fmt is None else _as_format("mid_fmt", self.mid_fmt)
+        )
         if self.out_fmt.signed or self.out_fmt.word_bits != 8 or self.out_fmt.int_bits != 8:
             raise ValueError(
                 f"out_fmt {self.out_fmt} must be an 8-bit unsigned integer format, ap_ufixed<8,8,Q,O>, "
@@ -293,7 +299,9 @@ class FixedPointResizer:
         """
         coeff_frac = check_bits("coeff_frac_bits", coeff_frac_bits, 1, 40)
         acc_frac = check_bits("acc_frac_bits", acc_frac_bits, 0, 40)
-        mid_frac = acc_frac if mid_frac_bits is None else check_bits("mid_frac_bits", mid_frac_bits, 0, 40)
+        mid_frac = (
+            acc_frac if mid_frac_bits is None else check_bits("mid_frac_bits", mid_frac_bits, 0, 40)
+        )
         k = get_kernel(kernel)
         phase_bits = check_bits("phase_bits", options.get("phase_bits", 6), 0, MAX_PHASE_BITS)
         pixel = QFormat(8, 8, signed=False)
@@ -336,7 +344,9 @@ class FixedPointResizer:
         (h_out, w_out), _ = geometry(tuple(shape[:2]), self.scale, None)
         return (h_out, w_out) + tuple(shape[2:])
 
-    def tap_table(self, axis: Literal["y", "x"], n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tap_table(
+        self, axis: Literal["y", "x"], n_in: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tap indices (replicated border), ROM rows and coefficient codes of one axis.
 
         Parameters
@@ -389,8 +399,14 @@ class FixedPointResizer:
         ([-64, 576, 576, -64], [-0.0625, 0.5625, 0.5625, -0.0625])
         """
         size = len(self.coefficients)
-        chosen = np.flatnonzero(self.coefficient_rows) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
-        if chosen.size and (chosen.min() < 0 or chosen.max() >= size or not self.coefficient_rows[chosen].all()):
+        chosen = (
+            np.flatnonzero(self.coefficient_rows)
+            if rows is None
+            else np.asarray(rows, dtype=np.int64).ravel()
+        )
+        if chosen.size and (
+            chosen.min() < 0 or chosen.max() >= size or not self.coefficient_rows[chosen].all()
+        ):
             raise ValueError(f"rows must be ROM rows 0..{size - 1} that hold weights, got {rows!r}")
         phases = chosen / size
         weights = self.kernel.weights(phases) if chosen.size else np.zeros((0, self.taps))
@@ -471,13 +487,17 @@ class FixedPointResizer:
 
 
 @functools.lru_cache(maxsize=64)
-def _tap_table(r: FixedPointResizer, axis: str, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tap_table(
+    r: FixedPointResizer, axis: str, n_in: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if axis not in ("y", "x"):
         raise ValueError(f"unknown axis {axis!r}; known: x, y")
     dda = r.dda_y if axis == "y" else r.dda_x
     n_out = round(n_in * r.scale[0 if axis == "y" else 1])  # as srlab.resize sizes its output
     if n_out < 1:
-        raise ValueError(f"scale {r.scale} turns {n_in} pixels along {axis} into none; use a larger scale")
+        raise ValueError(
+            f"scale {r.scale} turns {n_in} pixels along {axis} into none; use a larger scale"
+        )
     i0, phase = dda.positions(n_out)
     if not r.coefficient_rows[phase].all():
         bad = int(phase[~r.coefficient_rows[phase]][0])
@@ -528,7 +548,9 @@ def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> Data
         plan = coefficient_plan(r, "x", w, channels, h_spec.dtype)
         source = pixel_floats(flat, r.pixel_fmt, h_spec.dtype)
         if source is None:
-            pixels = quantize(image.reshape(h, w, channels), r.pixel_fmt) if pixels is None else pixels
+            pixels = (
+                quantize(image.reshape(h, w, channels), r.pixel_fmt) if pixels is None else pixels
+            )
             source = pixels.codes.reshape(h, w * channels).astype(h_spec.dtype)
         mid_float = finish_sums(r, horizontal(source, plan, channels, 0.0), h_spec, r.mid_fmt)
         w_out = plan.n_out

@@ -54,7 +54,9 @@ MAX_PHASE_BITS = 20
 
 # Offset added to the DDA start so that keeping the top phase bits rounds as named.
 _PHASE_OFFSETS: dict[str, Callable[[int, int], int]] = {
-    "nearest": lambda frac_bits, phase_bits: (1 << (frac_bits - phase_bits - 1)) if frac_bits > phase_bits else 0,
+    "nearest": lambda frac_bits, phase_bits: (
+        (1 << (frac_bits - phase_bits - 1)) if frac_bits > phase_bits else 0
+    ),
     "truncate": lambda frac_bits, phase_bits: 0,
 }
 
@@ -107,7 +109,9 @@ class PhaseDDA:
     def __post_init__(self) -> None:
         ratio = float(self.in_per_out)
         if not math.isfinite(ratio) or ratio <= 0:
-            raise ValueError(f"in_per_out must be a positive finite number (1 / scale), got {self.in_per_out!r}")
+            raise ValueError(
+                f"in_per_out must be a positive finite number (1 / scale), got {self.in_per_out!r}"
+            )
         frac = check_bits("dda_frac_bits", self.frac_bits, 1, MAX_DDA_FRAC_BITS)
         phase = check_bits("phase_bits", self.phase_bits, 0, MAX_PHASE_BITS)
         if phase > frac:
@@ -131,7 +135,9 @@ class PhaseDDA:
     def accumulator(self, n_out: int) -> np.ndarray:
         """Accumulator values of outputs ``0 .. n_out - 1``: ``start + x * step`` (int64)."""
         if abs(self.start) + n_out * self.step >= 1 << 62:
-            raise ValueError(f"{n_out} outputs overflow the int64 DDA accumulator; use fewer dda_frac_bits")
+            raise ValueError(
+                f"{n_out} outputs overflow the int64 DDA accumulator; use fewer dda_frac_bits"
+            )
         return self.start + np.arange(n_out, dtype=np.int64) * self.step
 
     def split(self, acc: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:

@@ -74,7 +74,9 @@ TAP_BY_TAP = PassSpec(None, 0, 0, True)
 
 
 @functools.lru_cache(maxsize=64)
-def pass_spec(r: FixedPointResizer, source: QFormat, target: QFormat, axis: str, n_in: int) -> PassSpec:
+def pass_spec(
+    r: FixedPointResizer, source: QFormat, target: QFormat, axis: str, n_in: int
+) -> PassSpec:
     """How one pass of ``r`` runs: on the exact float path where the formats allow it.
 
     Parameters
@@ -123,7 +125,9 @@ def pass_spec(r: FixedPointResizer, source: QFormat, target: QFormat, axis: str,
 
 
 @functools.lru_cache(maxsize=32)
-def coefficient_plan(r: FixedPointResizer, axis: str, n_in: int, channels: int | None, dtype: np.dtype) -> AxisPlan:
+def coefficient_plan(
+    r: FixedPointResizer, axis: str, n_in: int, channels: int | None, dtype: np.dtype
+) -> AxisPlan:
     """Blocked band matrices of the coefficient codes of one pass, as :mod:`srlab._separable` lays them out.
 
     ``channels`` is the interleaved channel count of the horizontal pass, None for the
@@ -140,7 +144,9 @@ def _sum_format(bound: int, frac_bits: int) -> QFormat:
     return QFormat(bound.bit_length() + 1, bound.bit_length() + 1 - frac_bits)
 
 
-def finish_sums(r: FixedPointResizer, sums: np.ndarray, spec: PassSpec, target: QFormat) -> np.ndarray:
+def finish_sums(
+    r: FixedPointResizer, sums: np.ndarray, spec: PassSpec, target: QFormat
+) -> np.ndarray:
     """Exact float sums of products -> codes of ``target`` (float, same dtype).
 
     The one rounding of ``acc_fmt`` into ``target``, or through ``acc_fmt`` when it can wrap.
@@ -149,7 +155,10 @@ def finish_sums(r: FixedPointResizer, sums: np.ndarray, spec: PassSpec, target: 
         # The accumulator holds the exact sum, so casting into it would change nothing.
         return cast_float_codes(sums, spec.sum_frac, spec.bound, target)
     # The accumulator may wrap: take the exact int64 route through it.
-    value = cast(cast(FixedArray(sums.astype(np.int64), _sum_format(spec.bound, spec.sum_frac)), r.acc_fmt), target)
+    value = cast(
+        cast(FixedArray(sums.astype(np.int64), _sum_format(spec.bound, spec.sum_frac)), r.acc_fmt),
+        target,
+    )
     return value.codes.astype(sums.dtype)
 
 
@@ -157,4 +166,8 @@ def pixel_floats(image: np.ndarray, fmt: QFormat, dtype: np.dtype) -> np.ndarray
     """uint8 pixels as exact ``fmt`` codes in ``dtype``, when no rounding or overflow applies."""
     if fmt.max_value < 255:
         return None
-    return image.astype(dtype) * dtype.type(2.0**fmt.frac_bits) if fmt.frac_bits else image.astype(dtype)
+    return (
+        image.astype(dtype) * dtype.type(2.0**fmt.frac_bits)
+        if fmt.frac_bits
+        else image.astype(dtype)
+    )

@@ -69,7 +69,9 @@ def difference_figure(
     for label, image in images.items():
         image = np.asarray(image)
         if image.shape != reference.shape:
-            raise ValueError(f"image {label!r} has shape {image.shape}, the reference {reference.shape}")
+            raise ValueError(
+                f"image {label!r} has shape {image.shape}, the reference {reference.shape}"
+            )
         diff = image.astype(np.float64) - reference
         score = psnr(reference, image.astype(np.float64), data_range=255.0)
         titles.append(f"{label}<br>{score:.2f} dB, max {np.abs(diff).max():.2f}")
@@ -92,9 +94,13 @@ def difference_figure(
             row=1,
             col=col,
         )
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{col}", showticklabels=False, row=1, col=col)
+        fig.update_yaxes(
+            autorange="reversed", scaleanchor=f"x{col}", showticklabels=False, row=1, col=col
+        )
         fig.update_xaxes(showticklabels=False, row=1, col=col)
-    fig.update_layout(height=320, width=max(420, 260 * len(maps)), margin={"t": 70, "b": 10, "l": 10, "r": 10})
+    fig.update_layout(
+        height=320, width=max(420, 260 * len(maps)), margin={"t": 70, "b": 10, "l": 10, "r": 10}
+    )
     return fig
 
 
@@ -138,7 +144,9 @@ def pareto_figure(
         raise ValueError("the frame is empty; run word_length_sweep first")
     for column in (x, y) + ((color,) if color else ()):
         if column not in df.columns:
-            raise ValueError(f"column {column!r} is not in the frame; columns: {', '.join(map(str, df.columns))}")
+            raise ValueError(
+                f"column {column!r} is not in the frame; columns: {', '.join(map(str, df.columns))}"
+            )
     hover = [h for h in hover if h in df.columns]
     groups = list(df.groupby(color, sort=True)) if color else [(None, df)]
     fig = go.Figure()
@@ -170,5 +178,7 @@ def pareto_figure(
                 marker={"size": 9},
             )
         )
-    fig.update_layout(xaxis_title=f"{x} (estimate)", yaxis_title=f"{y} (dB)" if y == "psnr" else y, height=420)
+    fig.update_layout(
+        xaxis_title=f"{x} (estimate)", yaxis_title=f"{y} (dB)" if y == "psnr" else y, height=420
+    )
     return fig

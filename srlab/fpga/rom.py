@@ -54,7 +54,9 @@ def minimum_int_bits(low: int, high: int, frac_bits: int, signed: bool) -> int:
         word = max(high.bit_length(), (-low - 1).bit_length() if low < 0 else 0) + 1
     else:
         if low < 0:
-            raise ValueError(f"an unsigned format cannot hold the negative code {low}; use a signed format")
+            raise ValueError(
+                f"an unsigned format cannot hold the negative code {low}; use a signed format"
+            )
         word = max(high.bit_length(), 1)
     return word - frac_bits
 
@@ -63,7 +65,9 @@ def _with_int_bits(fmt: QFormat, int_bits: int) -> QFormat:
     return QFormat(int_bits + fmt.frac_bits, int_bits, fmt.signed, fmt.rounding, fmt.overflow)
 
 
-def _quantized_weights(kernel: Kernel, phases: np.ndarray, fmt: QFormat, unity_gain: bool) -> np.ndarray:
+def _quantized_weights(
+    kernel: Kernel, phases: np.ndarray, fmt: QFormat, unity_gain: bool
+) -> np.ndarray:
     """Weight codes of the given phases with ``fmt``'s fraction bits and rounding (no overflow)."""
     weights = kernel.weights(phases)
     wide = QFormat(MAX_WORD_BITS, MAX_WORD_BITS - fmt.frac_bits, rounding=fmt.rounding)
@@ -78,7 +82,9 @@ def _quantized_weights(kernel: Kernel, phases: np.ndarray, fmt: QFormat, unity_g
     return codes
 
 
-def build_rom(kernel: Kernel, phase_bits: int, fmt: QFormat, unity_gain: bool) -> tuple[np.ndarray, np.ndarray]:
+def build_rom(
+    kernel: Kernel, phase_bits: int, fmt: QFormat, unity_gain: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """The weight ROM of a kernel: one row of coefficient codes per quantized phase.
 
     Parameters
@@ -120,7 +126,10 @@ def build_rom(kernel: Kernel, phase_bits: int, fmt: QFormat, unity_gain: bool) -
         valid = np.isclose(phases[:, None], allowed[None, :], rtol=0, atol=1e-12).any(axis=1)
         rows = np.round(allowed * (1 << phase_bits))
         if not np.allclose(rows / (1 << phase_bits), allowed, rtol=0, atol=1e-12):
-            need = max(Fraction(p).limit_denominator(1 << 20).denominator.bit_length() - 1 for p in kernel.phases)
+            need = max(
+                Fraction(p).limit_denominator(1 << 20).denominator.bit_length() - 1
+                for p in kernel.phases
+            )
             raise ValueError(
                 f"kernel {kernel.name!r} has fixed phases {kernel.phases}, which a {phase_bits}-bit phase "
                 f"cannot address; use phase_bits >= {need}"

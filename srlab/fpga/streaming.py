@@ -82,7 +82,9 @@ class _MacUnit:
         weights = self.r.coefficients[phase]  # the ROM read
         acc = None
         for k in range(len(weights)):
-            product = multiply(FixedArray(window[k], self.source), FixedArray(weights[k], self.r.coeff_fmt))
+            product = multiply(
+                FixedArray(window[k], self.source), FixedArray(weights[k], self.r.coeff_fmt)
+            )
             acc = cast(product if acc is None else add(acc, product), self.r.acc_fmt)
         return cast(acc, self.target).codes
 
@@ -124,7 +126,9 @@ class _HorizontalStage:
         while self.x < self.n_out and self.dda.index + self.taps // 2 <= self.newest:
             last_tap = self.dda.index + self.taps // 2
             if last_tap != self.newest and self.newest != 0:
-                raise RuntimeError(f"window misaligned: output {self.x} needs tap {last_tap}, newest is {self.newest}")
+                raise RuntimeError(
+                    f"window misaligned: output {self.x} needs tap {last_tap}, newest is {self.newest}"
+                )
             out.append((self.x, self.mac(self.window, self.dda.phase)))
             self.dda.advance()
             self.x += 1
@@ -146,7 +150,9 @@ class _LineBuffers:
     def read(self, row: int, x: int) -> np.ndarray:
         held = self.tags[row % self.rows, x]
         if held != row:
-            raise RuntimeError(f"line buffer slot {row % self.rows} column {x} holds row {held}, not row {row}")
+            raise RuntimeError(
+                f"line buffer slot {row % self.rows} column {x} holds row {held}, not row {row}"
+            )
         return self.words[row % self.rows, x]
 
 
@@ -307,7 +313,9 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     return StreamResult(output, FixedArray(mid, resizer.mid_fmt), stats)
 
 
-def streaming_agreement(designs: Mapping[str, FixedPointResizer], image: np.ndarray) -> pd.DataFrame:
+def streaming_agreement(
+    designs: Mapping[str, FixedPointResizer], image: np.ndarray
+) -> pd.DataFrame:
     """Stream each design and compare with its vectorized run and its cost estimate.
 
     Parameters

@@ -10,7 +10,6 @@ design beats on both cost and quality.
 from __future__ import annotations
 
 import dataclasses
-
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,11 +31,21 @@ __all__ = ["KEY_COLUMNS", "design_quality", "float_reference", "pareto_front", "
 
 Better = Literal["min", "max"]
 
-KEY_COLUMNS = ("image", "kernel", "scale", "coeff_frac_bits", "acc_frac_bits", "mid_frac_bits", "phase_bits")
+KEY_COLUMNS = (
+    "image",
+    "kernel",
+    "scale",
+    "coeff_frac_bits",
+    "acc_frac_bits",
+    "mid_frac_bits",
+    "phase_bits",
+)
 """Columns that identify one configuration of the sweep (finished rows are skipped by them)."""
 
 
-def float_reference(image: np.ndarray, scale: float | tuple[float, float], kernel: str | Kernel) -> np.ndarray:
+def float_reference(
+    image: np.ndarray, scale: float | tuple[float, float], kernel: str | Kernel
+) -> np.ndarray:
     """The float resize a fixed-point design is scored against: float64, clipped to [0, 255].
 
     The uint8 image is resized as float64 (no rounding to 8 bits), so even a perfect
@@ -60,10 +69,14 @@ def float_reference(image: np.ndarray, scale: float | tuple[float, float], kerne
     # The datapath applies the kernel's weights at the phase its accumulator steps to (1 / scale
     # per output pixel); the peers' index rule of ``nearest`` is not part of the hardware model.
     phase_kernel = dataclasses.replace(get_kernel(kernel), rule=None)
-    return np.clip(resize(np.asarray(image, dtype=np.float64), scale=scale, kernel=phase_kernel), 0.0, 255.0)
+    return np.clip(
+        resize(np.asarray(image, dtype=np.float64), scale=scale, kernel=phase_kernel), 0.0, 255.0
+    )
 
 
-def design_quality(image: np.ndarray, designs: Mapping[str, FixedPointResizer]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def design_quality(
+    image: np.ndarray, designs: Mapping[str, FixedPointResizer]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Run several designs on one image and score each against its float resize.
 
     Parameters
@@ -123,20 +136,26 @@ def _images(images: Mapping[str, np.ndarray] | Sequence[str]) -> dict[str, np.nd
     if isinstance(images, Mapping):
         items = dict(images)
     elif isinstance(images, (str, bytes)):
-        raise ValueError(f"images must be a list of names or a {{name: image}} mapping, got the string {images!r}")
+        raise ValueError(
+            f"images must be a list of names or a {{name: image}} mapping, got the string {images!r}"
+        )
     else:
         items = {name: load_image(name) for name in images}
     if not items:
         raise ValueError("images is empty; give at least one image name or {name: uint8 image}")
     for name, image in items.items():
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-            raise ValueError(f"image {name!r} must be a uint8 ndarray, got {getattr(image, 'dtype', type(image))}")
+            raise ValueError(
+                f"image {name!r} must be a uint8 ndarray, got {getattr(image, 'dtype', type(image))}"
+            )
     return items
 
 
 def _bit_list(name: str, values: Sequence[int]) -> list[int]:
     values = list(values)
-    if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+    if not values or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values
+    ):
         raise ValueError(f"{name} must be a non-empty list of integers, got {values!r}")
     return [int(v) for v in values]
 
@@ -219,7 +238,9 @@ def word_length_sweep(
     finished = {_key(row) for row in done.to_dict("records")} if len(done) else set()
     rows = done.to_dict("records") if len(done) else []
     references = {
-        (name, k.name, i): float_reference(image, scale, k) for i, k in enumerate(built) for name, image in items.items()
+        (name, k.name, i): float_reference(image, scale, k)
+        for i, k in enumerate(built)
+        for name, image in items.items()
     }
 
     configs = [
@@ -229,13 +250,19 @@ def word_length_sweep(
         for a in acc_bits
         for m in (mid_bits if mid_bits is not None else [a])
     ]
-    with tqdm(total=len(configs) * len(items), desc="word-length sweep", disable=not progress) as bar:
+    with tqdm(
+        total=len(configs) * len(items), desc="word-length sweep", disable=not progress
+    ) as bar:
         for i, k, c, a, m in configs:
-            todo = [n for n in items if _key(_row_key(n, k, scale, c, a, m, phase_bits)) not in finished]
+            todo = [
+                n for n in items if _key(_row_key(n, k, scale, c, a, m, phase_bits)) not in finished
+            ]
             if not todo:
                 bar.update(len(items))
                 continue
-            design = FixedPointResizer.from_fraction_bits(k, scale, c, a, mid_frac_bits=m, phase_bits=phase_bits)
+            design = FixedPointResizer.from_fraction_bits(
+                k, scale, c, a, mid_frac_bits=m, phase_bits=phase_bits
+            )
             cost = estimate_cost(design, cost_shape)
             for name in todo:
                 output = design.run(items[name])
@@ -264,7 +291,9 @@ def word_length_sweep(
     return pd.DataFrame(rows)
 
 
-def _row_key(image: str, kernel: Kernel, scale: float, coeff: int, acc: int, mid: int, phase_bits: int) -> dict:
+def _row_key(
+    image: str, kernel: Kernel, scale: float, coeff: int, acc: int, mid: int, phase_bits: int
+) -> dict:
     return {
         "image": image,
         "kernel": kernel.name,
@@ -276,7 +305,9 @@ def _row_key(image: str, kernel: Kernel, scale: float, coeff: int, acc: int, mid
     }
 
 
-def pareto_front(df: pd.DataFrame, x: str, y: str, *, x_better: Better = "min", y_better: Better = "max") -> pd.DataFrame:
+def pareto_front(
+    df: pd.DataFrame, x: str, y: str, *, x_better: Better = "min", y_better: Better = "max"
+) -> pd.DataFrame:
     """Rows that no other row dominates on ``x`` and ``y``, sorted by ``x``.
 
     Row ``j`` dominates row ``i`` when it is at least as good on both columns and better
@@ -309,7 +340,9 @@ def pareto_front(df: pd.DataFrame, x: str, y: str, *, x_better: Better = "min", 
     """
     for column in (x, y):
         if column not in df.columns:
-            raise ValueError(f"column {column!r} is not in the frame; columns: {', '.join(map(str, df.columns))}")
+            raise ValueError(
+                f"column {column!r} is not in the frame; columns: {', '.join(map(str, df.columns))}"
+            )
     for name, better in (("x_better", x_better), ("y_better", y_better)):
         if better not in ("min", "max"):
             raise ValueError(f"{name} must be 'min' or 'max', got {better!r}")

@@ -39,12 +39,12 @@ _FORMAT_VERSION = 1
 
 
 def format_hex(codes: np.ndarray, fmt: QFormat) -> str:
-    """Codes as hex lines: two's complement in ``fmt.word_bits`` bits, ``ceil(W/4)`` digits.
+    r"""Codes as hex lines: two's complement in ``fmt.word_bits`` bits, ``ceil(W/4)`` digits.
 
     Examples
     --------
     >>> format_hex(np.array([-1, 5]), QFormat(12, 2))
-    'fff\\n005\\n'
+    'fff\n005\n'
     """
     digits = -(-fmt.word_bits // 4)
     mask = (1 << fmt.word_bits) - 1
@@ -52,7 +52,7 @@ def format_hex(codes: np.ndarray, fmt: QFormat) -> str:
 
 
 def parse_hex(text: str, fmt: QFormat) -> np.ndarray:
-    """Inverse of :func:`format_hex`: hex lines -> int64 codes of ``fmt``.
+    r"""Inverse of :func:`format_hex`: hex lines -> int64 codes of ``fmt``.
 
     Raises
     ------
@@ -61,7 +61,7 @@ def parse_hex(text: str, fmt: QFormat) -> np.ndarray:
 
     Examples
     --------
-    >>> parse_hex("fff\\n005\\n", QFormat(12, 2)).tolist()
+    >>> parse_hex("fff\n005\n", QFormat(12, 2)).tolist()
     [-1, 5]
     """
     values = []
@@ -136,7 +136,9 @@ def export_test_vectors(
         raise ValueError(f"resizer must be a FixedPointResizer, got {type(resizer).__name__}")
     target = Path(folder)
     if target.exists() and not target.is_dir():
-        raise ValueError(f"{target.name!r} exists and is not a folder; give a folder for the vectors")
+        raise ValueError(
+            f"{target.name!r} exists and is not a folder; give a folder for the vectors"
+        )
     trace = resizer.trace(image)
     target.mkdir(parents=True, exist_ok=True)
     h, w, channels = trace.pixels.shape
@@ -218,16 +220,25 @@ def read_test_vectors(folder: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ValueError(f"no {MANIFEST_NAME} in the folder; export the vectors first")
     manifest = json.loads(path.read_text())
     shapes = manifest["sizes"]
-    shape_of = {"input": shapes["input"], "coefficients": shapes["rom"], "mid": shapes["mid"], "output": shapes["output"]}
+    shape_of = {
+        "input": shapes["input"],
+        "coefficients": shapes["rom"],
+        "mid": shapes["mid"],
+        "output": shapes["output"],
+    }
     arrays = {}
     for key, entry in manifest["files"].items():
         data = (target / entry["name"]).read_bytes() if (target / entry["name"]).is_file() else None
         if data is None:
             raise ValueError(f"{entry['name']} is missing from the vector folder")
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise ValueError(f"{entry['name']} does not match its SHA-256 in the manifest; export again")
+            raise ValueError(
+                f"{entry['name']} does not match its SHA-256 in the manifest; export again"
+            )
         codes = parse_hex(data.decode("ascii"), QFormat.parse(entry["format"]))
         if codes.size != entry["values"]:
-            raise ValueError(f"{entry['name']} holds {codes.size} values, the manifest says {entry['values']}")
+            raise ValueError(
+                f"{entry['name']} holds {codes.size} values, the manifest says {entry['values']}"
+            )
         arrays[key] = codes.reshape(shape_of[key])
     return arrays

@@ -85,10 +85,14 @@ def crops_figure(
     if len(set(shapes.values())) > 1:
         raise ValueError(f"images must share one (height, width), got {shapes}")
     top, left, height, width = check_crop(crop, next(iter(shapes.values())))
-    fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(images), horizontal_spacing=0.02)
+    fig = make_subplots(
+        rows=1, cols=len(images), subplot_titles=list(images), horizontal_spacing=0.02
+    )
     for col, image in enumerate(images.values(), start=1):
         window = _display_rgb(image[top : top + height, left : left + width])
-        fig.add_trace(go.Image(source=_png_source(window), zsmooth=False, name=f"panel {col}"), row=1, col=col)
+        fig.add_trace(
+            go.Image(source=_png_source(window), zsmooth=False, name=f"panel {col}"), row=1, col=col
+        )
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(
@@ -153,7 +157,12 @@ def kernel_crops_figure(
 
 
 def _method_crops(
-    image_name: str, methods: Sequence[Method], scale: float, crop: Sequence[int], psf: str, noise_sigma: float
+    image_name: str,
+    methods: Sequence[Method],
+    scale: float,
+    crop: Sequence[int],
+    psf: str,
+    noise_sigma: float,
 ) -> go.Figure:
     for method in methods:
         if method.fixed_scale is not None and not math.isclose(scale, method.fixed_scale):
@@ -260,9 +269,13 @@ def crop_explorer(
         raise ValueError("images and scales must be non-empty, e.g. images=['camera'], scales=[2]")
     if settle_s < 0:
         raise ValueError(f"settle_s must be >= 0 seconds, got {settle_s}")
-    smallest = min(min(pair_sizes(load_image(name).shape[:2], scale)[1]) for name in images for scale in scales)
+    smallest = min(
+        min(pair_sizes(load_image(name).shape[:2], scale)[1]) for name in images for scale in scales
+    )
     if not 8 <= crop_size <= smallest:
-        raise ValueError(f"crop_size must be between 8 and {smallest} pixels (the smallest HR image), got {crop_size}")
+        raise ValueError(
+            f"crop_size must be between 8 and {smallest} pixels (the smallest HR image), got {crop_size}"
+        )
     kernel_names = list(available_kernels() if kernels is None else kernels)
     slider = {"min": 0, "max": smallest - crop_size, "step": 2, "continuous_update": False}
     controls = {

@@ -45,7 +45,9 @@ def _ours(kernels: Sequence[KernelSpec] | None) -> list[Method]:
 
 
 # --------------------------------------------------------------------------- kernel shapes
-def kernel_shapes_figure(kernels: Sequence[KernelSpec] | None = None, *, num: int = 401) -> go.Figure:
+def kernel_shapes_figure(
+    kernels: Sequence[KernelSpec] | None = None, *, num: int = 401
+) -> go.Figure:
     """Continuous profiles ``k(x)`` of several kernels over their support.
 
     Parameters
@@ -75,7 +77,9 @@ def kernel_shapes_figure(kernels: Sequence[KernelSpec] | None = None, *, num: in
     methods = _ours(kernels)
     reach = max(m.kernel.support for m in methods)
     x = np.linspace(-reach, reach, num)
-    fig = go.Figure([go.Scatter(x=x, y=m.kernel.profile(x), mode="lines", name=m.label) for m in methods])
+    fig = go.Figure(
+        [go.Scatter(x=x, y=m.kernel.profile(x), mode="lines", name=m.label) for m in methods]
+    )
     fig.update_layout(
         title="Kernel profiles",
         xaxis_title="distance from the output sample (input pixels)",
@@ -127,7 +131,9 @@ def frequency_response(
     [1.0, 0.6366, 0.0]
     """
     if not (math.isfinite(max_frequency) and max_frequency > 0):
-        raise ValueError(f"max_frequency must be a positive number of cycles per pixel, got {max_frequency}")
+        raise ValueError(
+            f"max_frequency must be a positive number of cycles per pixel, got {max_frequency}"
+        )
     if num < 2:
         raise ValueError(f"num must be at least 2 frequencies, got {num}")
     frequency = np.linspace(0.0, max_frequency, num)
@@ -141,7 +147,14 @@ def frequency_response(
         with np.errstate(divide="ignore"):
             db = np.maximum(20.0 * np.log10(magnitude), _DB_FLOOR)
         frames.append(
-            pd.DataFrame({"kernel": method.label, "frequency": frequency, "magnitude": magnitude, "magnitude_db": db})
+            pd.DataFrame(
+                {
+                    "kernel": method.label,
+                    "frequency": frequency,
+                    "magnitude": magnitude,
+                    "magnitude_db": db,
+                }
+            )
         )
     return pd.concat(frames, ignore_index=True)
 
@@ -237,7 +250,9 @@ def hardware_table(kernels: Sequence[KernelSpec] | None = None) -> pd.DataFrame:
                 "notes": cost.notes,
             }
         )
-    return pd.DataFrame(rows, columns=["kernel", "taps", "multipliers", "adders", "shifts", "notes"])
+    return pd.DataFrame(
+        rows, columns=["kernel", "taps", "multipliers", "adders", "shifts", "notes"]
+    )
 
 
 def hardware_figure(table: pd.DataFrame) -> go.Figure:

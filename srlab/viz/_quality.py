@@ -13,7 +13,9 @@ from srlab.quality import Metric, score_pivot
 __all__ = ["quality_figure", "quality_heatmap"]
 
 
-def quality_figure(table: pd.DataFrame, metric: Metric = "psnr", *, baseline: str | None = None) -> go.Figure:
+def quality_figure(
+    table: pd.DataFrame, metric: Metric = "psnr", *, baseline: str | None = None
+) -> go.Figure:
     """Bars of one score per image, methods side by side, one row of panels per scale.
 
     Parameters
@@ -46,9 +48,13 @@ def quality_figure(table: pd.DataFrame, metric: Metric = "psnr", *, baseline: st
     data = table[["image", "scale", "method", metric]].rename(columns={metric: "value"})
     if baseline is not None:
         if baseline not in grid.index:
-            raise ValueError(f"baseline {baseline!r} is not a method of the table; methods: {', '.join(grid.index)}")
+            raise ValueError(
+                f"baseline {baseline!r} is not a method of the table; methods: {', '.join(grid.index)}"
+            )
         keys = pd.MultiIndex.from_frame(data[["image", "scale"]])
-        data = data.assign(value=data["value"].to_numpy() - grid.loc[baseline].reindex(keys).to_numpy())
+        data = data.assign(
+            value=data["value"].to_numpy() - grid.loc[baseline].reindex(keys).to_numpy()
+        )
         y_title = f"{y_title} gain over {baseline}"
     fig = px.bar(
         data,
@@ -69,7 +75,9 @@ def quality_figure(table: pd.DataFrame, metric: Metric = "psnr", *, baseline: st
     return go.Figure(fig)
 
 
-def quality_heatmap(table: pd.DataFrame, metric: Metric = "psnr", *, annotate: bool = True) -> matplotlib.figure.Figure:
+def quality_heatmap(
+    table: pd.DataFrame, metric: Metric = "psnr", *, annotate: bool = True
+) -> matplotlib.figure.Figure:
     """Seaborn heatmap of one score: methods down, (image, scale) across.
 
     Parameters

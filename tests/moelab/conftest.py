@@ -29,18 +29,32 @@ EXPERTS = 4
 
 def _mixtral(**overrides: Any) -> MixtralConfig:
     kwargs = dict(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, num_local_experts=EXPERTS,
-        num_experts_per_tok=2, max_position_embeddings=64,
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_local_experts=EXPERTS,
+        num_experts_per_tok=2,
+        max_position_embeddings=64,
     )
     return MixtralConfig(**{**kwargs, **overrides})
 
 
 def _olmoe(**overrides: Any) -> OlmoeConfig:
     kwargs = dict(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, num_experts=EXPERTS, num_experts_per_tok=2,
-        max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_experts=EXPERTS,
+        num_experts_per_tok=2,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        eos_token_id=1,
     )
     return OlmoeConfig(**{**kwargs, **overrides})
 
@@ -48,17 +62,31 @@ def _olmoe(**overrides: Any) -> OlmoeConfig:
 def _switch(**overrides: Any) -> SwitchTransformersConfig:
     # 4 + 4 blocks with a sparse step of 2: MoE in encoder.block.1, 3 and decoder.block.1, 3.
     kwargs = dict(
-        vocab_size=VOCAB, d_model=HIDDEN, d_kv=8, d_ff=FFN, num_layers=4, num_decoder_layers=4,
-        num_heads=2, num_experts=EXPERTS, expert_capacity=64, encoder_sparse_step=2,
-        decoder_sparse_step=2, decoder_start_token_id=0,
+        vocab_size=VOCAB,
+        d_model=HIDDEN,
+        d_kv=8,
+        d_ff=FFN,
+        num_layers=4,
+        num_decoder_layers=4,
+        num_heads=2,
+        num_experts=EXPERTS,
+        expert_capacity=64,
+        encoder_sparse_step=2,
+        decoder_sparse_step=2,
+        decoder_start_token_id=0,
     )
     return SwitchTransformersConfig(**{**kwargs, **overrides})
 
 
 def _llama(**overrides: Any) -> LlamaConfig:
     kwargs = dict(
-        vocab_size=VOCAB, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
     )
     return LlamaConfig(**{**kwargs, **overrides})
 

@@ -24,7 +24,11 @@ from moelab.checkpoint import scan_safetensors
 
 MOE_FAMILIES = ("mixtral", "olmoe", "switch_transformers")
 # Layout save_pretrained writes by default (it converts fused experts back to original names).
-DEFAULT_LAYOUT = {"mixtral": "per_expert", "olmoe": "per_expert", "switch_transformers": "per_expert"}
+DEFAULT_LAYOUT = {
+    "mixtral": "per_expert",
+    "olmoe": "per_expert",
+    "switch_transformers": "per_expert",
+}
 # Layout written with save_original_format=False (the in-memory names).
 IN_MEMORY_LAYOUT = {"mixtral": "fused", "olmoe": "fused", "switch_transformers": "per_expert"}
 
@@ -145,7 +149,10 @@ def test_missing_shard(save_tiny):
     _, folder = save_tiny("mixtral", max_shard_size="20KB")
     shard = sorted(folder.glob("model-*.safetensors"))[0]
     shard.unlink()
-    with pytest.raises(CheckpointNotFoundError, match=rf"shard .*{shard.name}' named by model.safetensors.index.json does not exist"):
+    with pytest.raises(
+        CheckpointNotFoundError,
+        match=rf"shard .*{shard.name}' named by model.safetensors.index.json does not exist",
+    ):
         scan_safetensors(folder)
 
 
@@ -157,7 +164,9 @@ def test_shard_lacking_indexed_tensor(save_tiny):
     other = next(s for s in index["weight_map"].values() if s != shard)
     index["weight_map"][key] = other
     index_file.write_text(json.dumps(index))
-    with pytest.raises(CorruptCheckpointError, match=rf"lacks 1 tensors its index assigns to it \(e.g. '{key}'\)"):
+    with pytest.raises(
+        CorruptCheckpointError, match=rf"lacks 1 tensors its index assigns to it \(e.g. '{key}'\)"
+    ):
         LazyCheckpoint(folder)
 
 
@@ -170,7 +179,9 @@ def test_corrupt_index_json(save_tiny):
 
 def test_missing_folder(tmp_path):
     missing = tmp_path / "nowhere"
-    with pytest.raises(CheckpointNotFoundError, match=rf"checkpoint folder '{missing}' does not exist"):
+    with pytest.raises(
+        CheckpointNotFoundError, match=rf"checkpoint folder '{missing}' does not exist"
+    ):
         LazyCheckpoint(missing)
     assert issubclass(CheckpointNotFoundError, FileNotFoundError)
 
@@ -182,13 +193,18 @@ def test_folder_without_config_or_weights(save_tiny, tmp_path):
         LazyCheckpoint(empty)
     _, folder = save_tiny("mixtral")
     os.remove(folder / "model.safetensors")
-    with pytest.raises(CheckpointNotFoundError, match="no model.safetensors or model.safetensors.index.json in"):
+    with pytest.raises(
+        CheckpointNotFoundError, match="no model.safetensors or model.safetensors.index.json in"
+    ):
         LazyCheckpoint(folder)
 
 
 def test_non_moe_checkpoint(save_tiny):
     _, folder = save_tiny("llama")
-    with pytest.raises(UnsupportedModelError, match=r"model_type 'llama' is not a supported mixture-of-experts family; supported: mixtral"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"model_type 'llama' is not a supported mixture-of-experts family; supported: mixtral",
+    ):
         LazyCheckpoint(folder)
 
 
@@ -204,7 +220,10 @@ def test_weights_not_matching_config(save_tiny):
     config = json.loads((folder / "config.json").read_text())
     config["intermediate_size"] = 32
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CorruptCheckpointError, match=r"matrix 'w1' read from .* has shape \(24, 16\), but config.json implies \(32, 16\)"):
+    with pytest.raises(
+        CorruptCheckpointError,
+        match=r"matrix 'w1' read from .* has shape \(24, 16\), but config.json implies \(32, 16\)",
+    ):
         LazyCheckpoint(folder).read_expert(ExpertSlot(0, 0))
 
 
@@ -213,7 +232,10 @@ def test_weights_of_another_layout(save_tiny):
     config = json.loads((folder / "config.json").read_text())
     config["num_hidden_layers"] = 3  # layer 2 is absent but layer 0 is found
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CorruptCheckpointError, match=r"tensor 'model.layers.2.block_sparse_moe.experts.0.w1.weight' is missing"):
+    with pytest.raises(
+        CorruptCheckpointError,
+        match=r"tensor 'model.layers.2.block_sparse_moe.experts.0.w1.weight' is missing",
+    ):
         LazyCheckpoint(folder).read_expert(ExpertSlot(2, 0))
     (folder / "model.safetensors").rename(folder / "elsewhere.safetensors")
     save_file({"x": torch.zeros(1)}, str(folder / "model.safetensors"))
@@ -224,10 +246,21 @@ def test_weights_of_another_layout(save_tiny):
 def test_check_compatible_across_checkpoints_and_models(save_tiny, tiny_model):
     _, folder_a = save_tiny("mixtral", seed=0)
     _, folder_b = save_tiny("mixtral", seed=1, save_original_format=False)
-    assert check_compatible(LazyCheckpoint(folder_a), LazyCheckpoint(folder_b), load_moe(folder_a)).name == "mixtral"
+    assert (
+        check_compatible(
+            LazyCheckpoint(folder_a), LazyCheckpoint(folder_b), load_moe(folder_a)
+        ).name
+        == "mixtral"
+    )
     wider = tiny_model("mixtral", intermediate_size=32)
-    with pytest.raises(IncompatibleModelsError, match=r"'mixtral-0' and 'MixtralForCausalLM' have different expert shapes"):
+    with pytest.raises(
+        IncompatibleModelsError,
+        match=r"'mixtral-0' and 'MixtralForCausalLM' have different expert shapes",
+    ):
         check_compatible(LazyCheckpoint(folder_a), wider)
     _, folder_s = save_tiny("switch_transformers")
-    with pytest.raises(IncompatibleModelsError, match=r"'mixtral-0' and 'switch_transformers-0' are of different families"):
+    with pytest.raises(
+        IncompatibleModelsError,
+        match=r"'mixtral-0' and 'switch_transformers-0' are of different families",
+    ):
         check_compatible(LazyCheckpoint(folder_a), LazyCheckpoint(folder_s))

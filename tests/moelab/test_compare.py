@@ -90,7 +90,9 @@ SMALL_BYTES_3 = 32 + 192
 
 
 def test_rows_memory_and_quality(mixtral_zoo, tmp_path):
-    table = compare_methods(mixtral_zoo, tenants=(2, 3), budgets=(1.0, 0.0), methods=FEW, progress=False)
+    table = compare_methods(
+        mixtral_zoo, tenants=(2, 3), budgets=(1.0, 0.0), methods=FEW, progress=False
+    )
     assert tuple(table.columns) == COLUMNS
     # separate, average, ties: 1 config each; consolidated: 2 budgets -> 5 configs per N.
     assert len(table) == 5 * 2 + 5 * 3
@@ -114,8 +116,14 @@ def test_rows_memory_and_quality(mixtral_zoo, tmp_path):
 
 def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path, monkeypatch):
     path = tmp_path / "out" / "results.csv"
-    first = compare_methods(mixtral_zoo, tenants=(2,), budgets=(1.0,), methods=("separate", "average"),
-                            results=path, progress=False)
+    first = compare_methods(
+        mixtral_zoo,
+        tenants=(2,),
+        budgets=(1.0,),
+        methods=("separate", "average"),
+        results=path,
+        progress=False,
+    )
     on_disk = pd.read_csv(path)
     assert len(on_disk) == len(first) == 4
     from moelab import compare
@@ -127,9 +135,17 @@ def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path, 
         calls.append(args[1])
         return original(*args)
 
-    monkeypatch.setitem(compare._SERVING, "separate", compare.ServingMethod("separate", False, counting))
-    again = compare_methods(mixtral_zoo, tenants=(2, 3), budgets=(1.0,), methods=("separate", "average"),
-                            results=path, progress=False)
+    monkeypatch.setitem(
+        compare._SERVING, "separate", compare.ServingMethod("separate", False, counting)
+    )
+    again = compare_methods(
+        mixtral_zoo,
+        tenants=(2, 3),
+        budgets=(1.0,),
+        methods=("separate", "average"),
+        results=path,
+        progress=False,
+    )
     assert calls == [["a", "b", "c"]]  # N=2 was finished and skipped
     assert len(pd.read_csv(path)) == len(again) == 4 + 6
     pd.testing.assert_frame_equal(again.iloc[:4].reset_index(drop=True), first, check_dtype=False)
@@ -137,21 +153,33 @@ def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path, 
 
 
 def flat_expert(model, slot):
-    return torch.cat([t.reshape(-1) for t in get_family("mixtral").get_expert(model, slot).values()])
+    return torch.cat(
+        [t.reshape(-1) for t in get_family("mixtral").get_expert(model, slot).values()]
+    )
 
 
 def test_owner_policies_run_separately(mixtral_zoo):
-    table = compare_methods(mixtral_zoo, tenants=(2,), budgets=(1.0,), methods=("consolidated", "average"),
-                            owner=("round_robin", "mean"), progress=False)
+    table = compare_methods(
+        mixtral_zoo,
+        tenants=(2,),
+        budgets=(1.0,),
+        methods=("consolidated", "average"),
+        owner=("round_robin", "mean"),
+        progress=False,
+    )
     assert list(dict.fromkeys(table["config"])) == [
-        "consolidated|N=2|shared=1|owner=round_robin", "consolidated|N=2|shared=1|owner=mean", "average|N=2",
+        "consolidated|N=2|shared=1|owner=round_robin",
+        "consolidated|N=2|shared=1|owner=mean",
+        "average|N=2",
     ]
     assert list(table["owner"]) == ["round_robin"] * 2 + ["mean"] * 2 + ["", ""]
     # What each policy must serve, built here: every slot shared; round robin gives the slots,
     # closest pair first, to a, b, a, b, ...; mean stores the average of a's and b's expert.
     family = get_family("mixtral")
     a, b = mixtral_zoo.variants["a"], mixtral_zoo.variants["b"]
-    ranked = sorted(family.expert_slots(a), key=lambda s: float((flat_expert(a, s) - flat_expert(b, s)).norm()))
+    ranked = sorted(
+        family.expert_slots(a), key=lambda s: float((flat_expert(a, s) - flat_expert(b, s)).norm())
+    )
     round_robin = {slot: (a, b)[rank % 2] for rank, slot in enumerate(ranked)}
     quality = table.query("method == 'consolidated'").set_index(["owner", "tenant"])["quality"]
     for name, own in (("a", a), ("b", b)):
@@ -161,7 +189,9 @@ def test_owner_policies_run_separately(mixtral_zoo):
             ea, eb = family.get_expert(a, slot), family.get_expert(b, slot)
             family.set_expert(by_mean, slot, {k: (ea[k] + eb[k]) / 2 for k in ea})
         ids = mixtral_zoo.heldout_ids(name)
-        assert quality["round_robin", name] == pytest.approx(perplexity(by_owner, ids, 16, 3), rel=1e-9)
+        assert quality["round_robin", name] == pytest.approx(
+            perplexity(by_owner, ids, 16, 3), rel=1e-9
+        )
         assert quality["mean", name] == pytest.approx(perplexity(by_mean, ids, 16, 3), rel=1e-9)
 
 
@@ -177,7 +207,9 @@ def test_bad_arguments(mixtral_zoo, tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"x": [1]}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="is not a compare_methods table"):
-        compare_methods(mixtral_zoo, tenants=(2,), methods=("separate",), results=bad, progress=False)
+        compare_methods(
+            mixtral_zoo, tenants=(2,), methods=("separate",), results=bad, progress=False
+        )
 
 
 def test_exact_match_on_a_seq2seq_zoo(tiny_model, tmp_path):
@@ -186,9 +218,14 @@ def test_exact_match_on_a_seq2seq_zoo(tiny_model, tmp_path):
 
     texts = [f"add: {i} + {j} {i + j}" for i in range(20) for j in range(5)]
     tokenizer = train_tokenizer(texts, 300, style="seq2seq")
-    base = tiny_model("switch_transformers", 0, vocab_size=len(tokenizer),
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                      decoder_start_token_id=tokenizer.pad_token_id)
+    base = tiny_model(
+        "switch_transformers",
+        0,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
     variants = {name: perturbed(base, i + 1, scale=0.3) for i, name in enumerate(("add", "sort"))}
     # A random model solves no task, so the targets are made here: each tenant's first three
     # targets are its own greedy answers, the fourth is text no model writes. Its own model
@@ -201,14 +238,19 @@ def test_exact_match_on_a_seq2seq_zoo(tiny_model, tmp_path):
         examples[name] = [*zip(sources[:3], answers[:3]), (sources[3], "no such answer")]
     for name, other in (("add", "sort"), ("sort", "add")):
         assert exact_match(variants[other], tokenizer, examples[name], 4, batch_size=256) < 0.75
-    zoo = StandInZoo(base, variants, tmp_path, "exact_match", tokenizer=tokenizer, examples=examples)
-    table = compare_methods(zoo, tenants=(2,), budgets=(0.0,), methods=("separate", "consolidated"),
-                            progress=False)
+    zoo = StandInZoo(
+        base, variants, tmp_path, "exact_match", tokenizer=tokenizer, examples=examples
+    )
+    table = compare_methods(
+        zoo, tenants=(2,), budgets=(0.0,), methods=("separate", "consolidated"), progress=False
+    )
     assert set(table["metric"]) == {"exact_match"}
     quality = table.set_index(["method", "tenant"])["quality"]
     assert quality["separate"].to_dict() == {"add": 0.75, "sort": 0.75}
     assert quality["consolidated"].to_dict() == {"add": 0.75, "sort": 0.75}
-    rouge = compare_methods(zoo, tenants=(2,), methods=("separate",), quality="rouge1", progress=False)
+    rouge = compare_methods(
+        zoo, tenants=(2,), methods=("separate",), quality="rouge1", progress=False
+    )
     assert set(rouge["metric"]) == {"rouge1"}
 
 
@@ -217,23 +259,36 @@ def synthetic(metric: str, values: dict) -> pd.DataFrame:
     for (method, fraction, *owner), per_n in values.items():
         for n, q in per_n.items():
             for i in range(n):
-                rows.append({
-                    "config": f"{method}|{n}|{fraction}|{owner}", "method": method, "tenants": n,
-                    "tenant_set": "x", "shared_fraction": fraction,
-                    "owner": owner[0] if owner else ("" if pd.isna(fraction) else "round_robin"),
-                    "n_shared": 0,
-                    "total_bytes": 1000 * n, "tenant": f"t{i}", "metric": metric, "quality": q,
-                })
+                rows.append(
+                    {
+                        "config": f"{method}|{n}|{fraction}|{owner}",
+                        "method": method,
+                        "tenants": n,
+                        "tenant_set": "x",
+                        "shared_fraction": fraction,
+                        "owner": owner[0]
+                        if owner
+                        else ("" if pd.isna(fraction) else "round_robin"),
+                        "n_shared": 0,
+                        "total_bytes": 1000 * n,
+                        "tenant": f"t{i}",
+                        "metric": metric,
+                        "quality": q,
+                    }
+                )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def test_claims_table_for_perplexity_and_accuracy():
-    ppl = synthetic("perplexity", {
-        ("separate", np.nan): {2: 10.0, 3: 10.0},
-        ("consolidated", 1.0): {2: 11.0, 3: 13.0},
-        ("consolidated", 0.5): {2: 10.4, 3: 10.6},
-        ("average", np.nan): {2: 12.0, 3: 12.5},
-    })
+    ppl = synthetic(
+        "perplexity",
+        {
+            ("separate", np.nan): {2: 10.0, 3: 10.0},
+            ("consolidated", 1.0): {2: 11.0, 3: 13.0},
+            ("consolidated", 0.5): {2: 10.4, 3: 10.6},
+            ("average", np.nan): {2: 12.0, 3: 12.5},
+        },
+    )
     claims = claims_table(ppl).set_index(["tenants", "claim"])["holds"]
     assert set(claims_table(ppl)["owner"]) == {"round_robin"}
     assert claims[(2, "all shared beats average")] and not claims[(3, "all shared beats average")]
@@ -241,12 +296,15 @@ def test_claims_table_for_perplexity_and_accuracy():
     ratios = claims_table(ppl).set_index(["tenants", "claim"])["ratio"]
     assert ratios[(3, "half shared within 5% of separate")] == pytest.approx(10.6 / 10.0)
     assert not claims[(3, "half shared within 5% of separate")]
-    acc = synthetic("exact_match", {
-        ("separate", np.nan): {2: 0.8},
-        ("consolidated", 1.0): {2: 0.5},
-        ("consolidated", 0.5): {2: 0.77},
-        ("ties", np.nan): {2: 0.4},
-    })
+    acc = synthetic(
+        "exact_match",
+        {
+            ("separate", np.nan): {2: 0.8},
+            ("consolidated", 1.0): {2: 0.5},
+            ("consolidated", 0.5): {2: 0.77},
+            ("ties", np.nan): {2: 0.4},
+        },
+    )
     claims = claims_table(acc).set_index("claim")["holds"]
     assert claims["all shared beats ties"] and claims["half shared within 5% of separate"]
     with pytest.raises(ValueError, match="needs 'consolidated' rows"):
@@ -254,25 +312,31 @@ def test_claims_table_for_perplexity_and_accuracy():
     with pytest.raises(ValueError, match="needs 'consolidated' with 2 tenants at 50% shared"):
         claims_table(acc[acc["shared_fraction"] != 0.5])
     # Each owner policy is judged on its own.
-    two = synthetic("exact_match", {
-        ("separate", np.nan): {2: 0.8},
-        ("consolidated", 1.0, "round_robin"): {2: 0.5},
-        ("consolidated", 0.5, "round_robin"): {2: 0.70},
-        ("consolidated", 1.0, "mean"): {2: 0.6},
-        ("consolidated", 0.5, "mean"): {2: 0.78},
-    })
+    two = synthetic(
+        "exact_match",
+        {
+            ("separate", np.nan): {2: 0.8},
+            ("consolidated", 1.0, "round_robin"): {2: 0.5},
+            ("consolidated", 0.5, "round_robin"): {2: 0.70},
+            ("consolidated", 1.0, "mean"): {2: 0.6},
+            ("consolidated", 0.5, "mean"): {2: 0.78},
+        },
+    )
     claims = claims_table(two).set_index(["owner", "claim"])["holds"]
     assert not claims[("round_robin", "half shared within 5% of separate")]
     assert claims[("mean", "half shared within 5% of separate")]
     assert claims[("mean", "half shared beats all shared")]  # 0.78 > 0.6
     assert "all shared beats without_reconfiguration" not in set(claims_table(two)["claim"])
     # Reconfiguration and the budget, judged on the metric's own direction.
-    swaps = synthetic("perplexity", {
-        ("separate", np.nan): {2: 10.0},
-        ("consolidated", 1.0): {2: 11.0},
-        ("consolidated", 0.5): {2: 11.5},
-        ("without_reconfiguration", 1.0): {2: 14.0},
-    })
+    swaps = synthetic(
+        "perplexity",
+        {
+            ("separate", np.nan): {2: 10.0},
+            ("consolidated", 1.0): {2: 11.0},
+            ("consolidated", 0.5): {2: 11.5},
+            ("without_reconfiguration", 1.0): {2: 14.0},
+        },
+    )
     claims = claims_table(swaps).set_index("claim")
     assert claims.loc["all shared beats without_reconfiguration", "holds"]
     assert claims.loc["all shared beats without_reconfiguration", "theirs"] == 14.0
@@ -280,13 +344,18 @@ def test_claims_table_for_perplexity_and_accuracy():
 
 
 def test_summaries_and_figures():
-    table = synthetic("perplexity", {
-        ("separate", np.nan): {2: 10.0, 3: 10.0},
-        ("consolidated", 1.0): {2: 11.0, 3: 13.0},
-    })
+    table = synthetic(
+        "perplexity",
+        {
+            ("separate", np.nan): {2: 10.0, 3: 10.0},
+            ("consolidated", 1.0): {2: 11.0, 3: 13.0},
+        },
+    )
     summary = summarize(table)
     assert list(summary["label"]) == [
-        "separate", "separate", "consolidated (100% shared, round_robin)",
+        "separate",
+        "separate",
+        "consolidated (100% shared, round_robin)",
         "consolidated (100% shared, round_robin)",
     ]
     assert list(summary["total_mb"]) == [0.002, 0.003, 0.002, 0.003]
@@ -331,7 +400,9 @@ def test_sliding_window_matches_the_transformers_guide(tiny_model, max_length, s
 def test_sliding_window_with_stride_equal_to_window_is_disjoint_chunks(tiny_model):
     model = tiny_model("mixtral", 3)
     ids = torch.randint(1, 64, (64,), generator=torch.Generator().manual_seed(2)).tolist()
-    assert perplexity_sliding_window(model, ids, 16, 16) == pytest.approx(perplexity(model, ids, 16), rel=1e-6)
+    assert perplexity_sliding_window(model, ids, 16, 16) == pytest.approx(
+        perplexity(model, ids, 16), rel=1e-6
+    )
     with pytest.raises(ValueError, match=r"stride must lie in \[1, max_length=16\], got 17"):
         perplexity_sliding_window(model, ids, 16, 17)
     with pytest.raises(ValueError, match="max_length must be >= 2"):

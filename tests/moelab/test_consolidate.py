@@ -119,8 +119,10 @@ def test_memory_accounting(tiny_model, n):
     slot_bytes = 3 * 16 * 24 * 4  # w1, w2, w3 of 16 x 24 floats
     assert none.memory.slot_bytes == slot_bytes
     assert none.memory.non_expert_bytes == tuple(m.non_expert_bytes() for m in models)
-    assert none.memory.total_bytes == none.memory.separate_bytes == sum(
-        m.non_expert_bytes() + m.expert_bytes() for m in models
+    assert (
+        none.memory.total_bytes
+        == none.memory.separate_bytes
+        == sum(m.non_expert_bytes() + m.expert_bytes() for m in models)
     )
     assert every.n_shared == every.memory.n_slots == 8
     assert every.memory.total_bytes == sum(m.non_expert_bytes() for m in models) + 8 * slot_bytes
@@ -139,11 +141,18 @@ def test_medoid_owner_is_the_middle_expert(tiny_model):
     base = tiny_model("mixtral", 0)
     family = get_family("mixtral")
     slot = ExpertSlot(0, 1)
-    direction = {k: torch.randn(v.shape, generator=torch.Generator().manual_seed(5)) for k, v in family.get_expert(base, slot).items()}
+    direction = {
+        k: torch.randn(v.shape, generator=torch.Generator().manual_seed(5))
+        for k, v in family.get_expert(base, slot).items()
+    }
     tenants = {}
     for name, step in (("far", 3.0), ("low", 0.0), ("mid", 1.0)):
         model = copy.deepcopy(base)
-        family.set_expert(model, slot, {k: v + step * direction[k] for k, v in family.get_expert(base, slot).items()})
+        family.set_expert(
+            model,
+            slot,
+            {k: v + step * direction[k] for k, v in family.get_expert(base, slot).items()},
+        )
         tenants[name] = model
     plan = plan_consolidation(tenants, 8, unit="slots", owner="medoid")
     # Distances along one line: low-mid 1, mid-far 2, low-far 3 -> mid is closest to the others.
@@ -154,7 +163,9 @@ def test_medoid_owner_is_the_middle_expert(tiny_model):
 
 def test_unknown_owner_policy_lists_the_known_ones(tiny_model):
     _, tenants = make_tenants(tiny_model, "mixtral", 2)
-    with pytest.raises(ValueError, match="unknown owner policy 'oldest'; known policies: mean, medoid, round_robin"):
+    with pytest.raises(
+        ValueError, match="unknown owner policy 'oldest'; known policies: mean, medoid, round_robin"
+    ):
         plan_consolidation(tenants, 0.5, owner="oldest")
     assert available_owner_policies() == ("mean", "medoid", "round_robin")
     assert get_owner_policy("mean").name == "mean"
@@ -185,7 +196,12 @@ def test_plan_is_frozen_and_summarises(tiny_model):
     assert f"total {plan.memory.total_bytes:,} B vs {plan.memory.separate_bytes:,} B" in text
     grid = plan.grid("shared")
     assert grid.shape == (4, 4) and int(grid.to_numpy().sum()) == 8
-    assert list(grid.index) == ["encoder.block.1", "encoder.block.3", "decoder.block.1", "decoder.block.3"]
+    assert list(grid.index) == [
+        "encoder.block.1",
+        "encoder.block.3",
+        "decoder.block.1",
+        "decoder.block.3",
+    ]
     fig = plan_heatmap(plan)
     assert isinstance(fig, go.Figure) and len(fig.data[0].z) == 4
 
@@ -193,7 +209,11 @@ def test_plan_is_frozen_and_summarises(tiny_model):
 def test_with_budget_equals_a_fresh_plan(tiny_model):
     _, tenants = make_tenants(tiny_model, "mixtral", 3)
     plan = plan_consolidation(tenants, 1.0)
-    for budget, unit, owner in ((0.5, "fraction", None), (3, "slots", "medoid"), (1 / 3, "fraction", "mean")):
+    for budget, unit, owner in (
+        (0.5, "fraction", None),
+        (3, "slots", "medoid"),
+        (1 / 3, "fraction", "mean"),
+    ):
         fresh = plan_consolidation(tenants, budget, owner=owner or "round_robin", unit=unit)
         again = plan.with_budget(budget, unit, owner=owner)
         assert again.decisions == fresh.decisions

@@ -32,7 +32,9 @@ MOE_FAMILIES = ("mixtral", "olmoe", "switch_transformers")
 N_MOE_LAYERS = {"mixtral": 2, "olmoe": 2, "switch_transformers": 4}
 
 
-def routed_only_to(family: MoEFamily, model, slot: ExpertSlot, hidden: torch.Tensor) -> torch.Tensor:
+def routed_only_to(
+    family: MoEFamily, model, slot: ExpertSlot, hidden: torch.Tensor
+) -> torch.Tensor:
     """What the model's own experts module computes for tokens all routed to one expert."""
     experts = family.moe_block(model, slot.layer).experts
     n = hidden.shape[0]
@@ -47,7 +49,10 @@ def routed_only_to(family: MoEFamily, model, slot: ExpertSlot, hidden: torch.Ten
 def eager(model):
     # The eager expert loop is the reference the adapter mirrors bit for bit; the default
     # grouped_mm kernel may round differently.
-    if hasattr(model, "set_experts_implementation") and model.config.model_type != "switch_transformers":
+    if (
+        hasattr(model, "set_experts_implementation")
+        and model.config.model_type != "switch_transformers"
+    ):
         model.set_experts_implementation("eager")
     return model
 
@@ -60,7 +65,10 @@ def test_registry_lists_the_three_families():
 
 
 def test_get_family_unknown_name_lists_known():
-    with pytest.raises(ValueError, match=r"unknown MoE family 'gpt2'; known families: mixtral, olmoe, switch_transformers"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown MoE family 'gpt2'; known families: mixtral, olmoe, switch_transformers",
+    ):
         get_family("gpt2")
 
 
@@ -79,17 +87,25 @@ def test_detect_family_from_model_and_config(name, tiny_model):
 
 
 def test_detect_family_non_moe_names_model_type_and_supported(tiny_model):
-    with pytest.raises(UnsupportedModelError, match=r"model_type 'llama' is not a supported .*mixtral.*olmoe.*switch_transformers"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"model_type 'llama' is not a supported .*mixtral.*olmoe.*switch_transformers",
+    ):
         detect_family(tiny_model("llama"))
 
 
 def test_adapter_rejects_model_of_another_family(tiny_model):
-    with pytest.raises(UnsupportedModelError, match=r"'mixtral' adapter handles model_type \['mixtral'\], got 'switch_transformers'"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"'mixtral' adapter handles model_type \['mixtral'\], got 'switch_transformers'",
+    ):
         get_family("mixtral").get_expert(tiny_model("switch_transformers"), ExpertSlot(0, 0))
 
 
 def test_config_of_rejects_non_model():
-    with pytest.raises(ValueError, match="expected a transformers PreTrainedModel or PretrainedConfig, got int"):
+    with pytest.raises(
+        ValueError, match="expected a transformers PreTrainedModel or PretrainedConfig, got int"
+    ):
         get_family("mixtral").expert_slots(3)
 
 
@@ -132,7 +148,10 @@ def test_bare_backbone_is_handled_like_the_head_model(tiny_model):
     family, model = get_family("mixtral"), tiny_model("mixtral")
     backbone = model.model  # MixtralModel, parameter names without the "model." prefix
     slot = ExpertSlot(1, 3)
-    assert all(torch.equal(v, family.get_expert(model, slot)[k]) for k, v in family.get_expert(backbone, slot).items())
+    assert all(
+        torch.equal(v, family.get_expert(model, slot)[k])
+        for k, v in family.get_expert(backbone, slot).items()
+    )
     groups = family.non_expert_modules(backbone)
     assert list(groups["embeddings"]) == ["embed_tokens"] and groups["lm_head"] == {}
     assert family.expert_bytes(backbone) == family.expert_bytes(model)
@@ -152,9 +171,14 @@ def test_switch_layer_labels_encoder_then_decoder(tiny_model):
 def test_out_of_range_layer_and_expert(name, tiny_model):
     family, model = get_family(name), tiny_model(name)
     n = N_MOE_LAYERS[name]
-    with pytest.raises(ValueError, match=rf"MoE layer {n} is out of range: this {name} model has {n} MoE layers"):
+    with pytest.raises(
+        ValueError, match=rf"MoE layer {n} is out of range: this {name} model has {n} MoE layers"
+    ):
         family.get_expert(model, ExpertSlot(n, 0))
-    with pytest.raises(ValueError, match=rf"expert {EXPERTS} is out of range: this {name} model has {EXPERTS} experts"):
+    with pytest.raises(
+        ValueError,
+        match=rf"expert {EXPERTS} is out of range: this {name} model has {EXPERTS} experts",
+    ):
         family.get_expert(model, ExpertSlot(0, EXPERTS))
     with pytest.raises(ValueError, match="expected an ExpertSlot, got tuple"):
         family.get_expert(model, (0, 0))
@@ -164,7 +188,10 @@ def test_out_of_range_layer_and_expert(name, tiny_model):
 @pytest.mark.parametrize("name", ["mixtral", "olmoe"])
 def test_fused_get_expert_is_the_raw_parameter_slices(name, tiny_model):
     family, model = get_family(name), tiny_model(name)
-    gate, up, down = {"mixtral": ("w1", "w3", "w2"), "olmoe": ("gate_proj", "up_proj", "down_proj")}[name]
+    gate, up, down = {
+        "mixtral": ("w1", "w3", "w2"),
+        "olmoe": ("gate_proj", "up_proj", "down_proj"),
+    }[name]
     for slot in family.expert_slots(model):
         experts = model.model.layers[slot.layer].mlp.experts
         got = family.get_expert(model, slot)
@@ -174,7 +201,10 @@ def test_fused_get_expert_is_the_raw_parameter_slices(name, tiny_model):
         assert torch.equal(got[down], experts.down_proj[slot.expert])
         assert {k: tuple(v.shape) for k, v in got.items()} == family.expert_shapes(model)
         # Views, not copies: they point into the fused parameter's storage.
-        assert got[gate].untyped_storage().data_ptr() == experts.gate_up_proj.untyped_storage().data_ptr()
+        assert (
+            got[gate].untyped_storage().data_ptr()
+            == experts.gate_up_proj.untyped_storage().data_ptr()
+        )
         assert not got[gate].requires_grad
 
 
@@ -182,7 +212,9 @@ def test_mixtral_matrix_names_and_shapes(tiny_model):
     family = get_family("mixtral")
     assert family.expert_matrix_names() == ("w1", "w2", "w3")
     assert family.expert_shapes(tiny_model("mixtral")) == {
-        "w1": (FFN, HIDDEN), "w2": (HIDDEN, FFN), "w3": (FFN, HIDDEN),
+        "w1": (FFN, HIDDEN),
+        "w2": (HIDDEN, FFN),
+        "w3": (FFN, HIDDEN),
     }
 
 
@@ -204,7 +236,9 @@ def test_expert_forward_equals_the_models_own_expert(name, tiny_model):
             mine = family.expert_forward(model, family.get_expert(model, slot), hidden)
             assert torch.equal(mine, routed_only_to(family, model, slot, hidden)), slot
         # (batch, seq, hidden) input keeps its leading dims.
-        batched = family.expert_forward(model, family.get_expert(model, slot), hidden.reshape(1, 7, HIDDEN))
+        batched = family.expert_forward(
+            model, family.get_expert(model, slot), hidden.reshape(1, 7, HIDDEN)
+        )
         assert batched.shape == (1, 7, HIDDEN)
 
 
@@ -215,7 +249,9 @@ def test_expert_forward_matches_default_grouped_kernel(name, tiny_model):
     slot = ExpertSlot(1, 3)
     with torch.no_grad():
         mine = family.expert_forward(model, family.get_expert(model, slot), hidden)
-        torch.testing.assert_close(mine, routed_only_to(family, model, slot, hidden), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(
+            mine, routed_only_to(family, model, slot, hidden), rtol=1e-5, atol=1e-7
+        )
 
 
 def test_mixtral_expert_forward_against_textbook_formula(tiny_model):
@@ -252,7 +288,9 @@ def test_moe_block_is_router_weighted_sum_of_expert_forward(name, tiny_model):
 def test_moe_block_hook_sees_expert_inputs(name, tiny_model):
     family, model = get_family(name), tiny_model(name)
     seen = []
-    handle = family.moe_block(model, 0).register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    handle = family.moe_block(model, 0).register_forward_hook(
+        lambda m, args, out: seen.append(args[0])
+    )
     ids = torch.tensor([[3, 5, 7, 9]])
     with torch.no_grad():
         if name == "switch_transformers":
@@ -283,7 +321,9 @@ def test_set_expert_round_trip_copies_exactly_one_expert(name, tiny_model):
     slots = family.expert_slots(a)
     with torch.no_grad():
         before = {s: routed_only_to(family, a, s, hidden) for s in slots}
-        weights_before = {s: {k: v.clone() for k, v in family.get_expert(a, s).items()} for s in slots}
+        weights_before = {
+            s: {k: v.clone() for k, v in family.get_expert(a, s).items()} for s in slots
+        }
         b_out = routed_only_to(family, b, target, hidden)
         assert not torch.equal(before[target], b_out)
 
@@ -304,9 +344,14 @@ def test_set_expert_converts_dtype_and_rejects_bad_tensors(name, tiny_model):
     family, model = get_family(name), tiny_model(name)
     slot = ExpertSlot(0, 1)
     names = family.expert_matrix_names()
-    new = {k: torch.full(v.shape, 0.5, dtype=torch.float64) for k, v in family.get_expert(model, slot).items()}
+    new = {
+        k: torch.full(v.shape, 0.5, dtype=torch.float64)
+        for k, v in family.get_expert(model, slot).items()
+    }
     family.set_expert(model, slot, new)
-    assert all(torch.equal(v, torch.full_like(v, 0.5)) for v in family.get_expert(model, slot).values())
+    assert all(
+        torch.equal(v, torch.full_like(v, 0.5)) for v in family.get_expert(model, slot).values()
+    )
 
     missing = {k: v for k, v in new.items() if k != names[0]}
     with pytest.raises(ValueError, match=rf"missing \['{names[0]}'\], unexpected \[\]"):
@@ -314,7 +359,9 @@ def test_set_expert_converts_dtype_and_rejects_bad_tensors(name, tiny_model):
     with pytest.raises(ValueError, match=r"unexpected \['bias'\]"):
         family.set_expert(model, slot, {**new, "bias": torch.zeros(1)})
     wrong = {**new, names[1]: torch.zeros(3, 3)}
-    with pytest.raises(ValueError, match=rf"matrix '{names[1]}' has shape \(3, 3\), the model expects"):
+    with pytest.raises(
+        ValueError, match=rf"matrix '{names[1]}' has shape \(3, 3\), the model expects"
+    ):
         family.set_expert(model, slot, wrong)
 
 
@@ -339,10 +386,15 @@ def test_mixtral_non_expert_groups_by_name(tiny_model):
     assert list(groups["embeddings"]) == ["model.embed_tokens"]
     assert list(groups["lm_head"]) == ["lm_head"]
     assert list(groups["router"]) == ["model.layers.0.mlp.gate", "model.layers.1.mlp.gate"]
-    assert sorted(groups["norms"]) == sorted([
-        "model.layers.0.input_layernorm", "model.layers.0.post_attention_layernorm",
-        "model.layers.1.input_layernorm", "model.layers.1.post_attention_layernorm", "model.norm",
-    ])
+    assert sorted(groups["norms"]) == sorted(
+        [
+            "model.layers.0.input_layernorm",
+            "model.layers.0.post_attention_layernorm",
+            "model.layers.1.input_layernorm",
+            "model.layers.1.post_attention_layernorm",
+            "model.norm",
+        ]
+    )
     assert list(groups["attention"]) == ["model.layers.0.self_attn", "model.layers.1.self_attn"]
 
 
@@ -373,10 +425,14 @@ def test_parameter_groups_name_every_parameter_once(name, tiny_model):
     family, model = get_family(name), tiny_model(name)
     group_of = family.parameter_groups(model)
     assert list(group_of) == [n for n, _ in model.named_parameters()]
-    assert {n for n, g in group_of.items() if g == EXPERTS_GROUP} == set(family.expert_parameters(model))
+    assert {n for n, g in group_of.items() if g == EXPERTS_GROUP} == set(
+        family.expert_parameters(model)
+    )
     assert set(group_of.values()) <= {EXPERTS_GROUP, *family.non_expert_groups()}
     router = family.router(model, 0)
-    router_names = {n for n, p in model.named_parameters() if any(p is q for q in router.parameters())}
+    router_names = {
+        n for n, p in model.named_parameters() if any(p is q for q in router.parameters())
+    }
     assert router_names and all(group_of[n] == "router" for n in router_names)
 
 
@@ -387,7 +443,10 @@ def test_expert_layout_of_each_family():
 
 
 # ------------------------------------------------------------------ checkpoint keys
-@pytest.mark.parametrize(("name", "layout"), [("mixtral", "fused"), ("olmoe", "fused"), ("switch_transformers", "per_expert")])
+@pytest.mark.parametrize(
+    ("name", "layout"),
+    [("mixtral", "fused"), ("olmoe", "fused"), ("switch_transformers", "per_expert")],
+)
 def test_checkpoint_keys_read_the_state_dict(name, layout, tiny_model):
     family, model = get_family(name), tiny_model(name)
     state = model.state_dict()
@@ -401,7 +460,9 @@ def test_checkpoint_keys_read_the_state_dict(name, layout, tiny_model):
 
 
 def test_mixtral_per_expert_keys_use_original_names(tiny_model):
-    refs = get_family("mixtral").checkpoint_keys(tiny_model("mixtral"), ExpertSlot(1, 3))["per_expert"]
+    refs = get_family("mixtral").checkpoint_keys(tiny_model("mixtral"), ExpertSlot(1, 3))[
+        "per_expert"
+    ]
     assert refs["w2"] == TensorRef("model.layers.1.block_sparse_moe.experts.3.w2.weight")
     fused = get_family("mixtral").checkpoint_keys(tiny_model("mixtral"), ExpertSlot(1, 3))["fused"]
     assert fused["w3"] == TensorRef("model.layers.1.mlp.experts.gate_up_proj", 3, (FFN, 2 * FFN))
@@ -409,11 +470,18 @@ def test_mixtral_per_expert_keys_use_original_names(tiny_model):
 
 # -------------------------------------------------------------------- compatibility
 def test_check_compatible_accepts_fine_tunes_of_one_model(tiny_model):
-    assert check_compatible(tiny_model("mixtral", 0), tiny_model("mixtral", 1), tiny_model("mixtral", 2)).name == "mixtral"
+    assert (
+        check_compatible(
+            tiny_model("mixtral", 0), tiny_model("mixtral", 1), tiny_model("mixtral", 2)
+        ).name
+        == "mixtral"
+    )
 
 
 def test_check_compatible_different_families(tiny_model):
-    with pytest.raises(IncompatibleModelsError, match=r"different families \(mixtral vs switch_transformers\)"):
+    with pytest.raises(
+        IncompatibleModelsError, match=r"different families \(mixtral vs switch_transformers\)"
+    ):
         check_compatible(tiny_model("mixtral"), tiny_model("switch_transformers"))
 
 
@@ -426,7 +494,9 @@ def test_check_compatible_different_expert_shapes(tiny_model):
 
 def test_check_compatible_different_slots(tiny_model):
     a = tiny_model("mixtral")
-    with pytest.raises(IncompatibleModelsError, match=r"different numbers of experts per layer \(4 vs 8\)"):
+    with pytest.raises(
+        IncompatibleModelsError, match=r"different numbers of experts per layer \(4 vs 8\)"
+    ):
         check_compatible(a, tiny_model("mixtral", num_local_experts=8))
     with pytest.raises(IncompatibleModelsError, match=r"different MoE layers \(2: .* vs 3: "):
         check_compatible(a, tiny_model("mixtral", num_hidden_layers=3))

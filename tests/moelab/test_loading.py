@@ -55,17 +55,27 @@ def test_moe_model_methods_delegate_to_the_family(tiny_model):
     moe, family = load_moe(model), get_family("mixtral")
     slot = ExpertSlot(1, 0)
     assert moe.expert_slots() == family.expert_slots(model)
-    assert all(torch.equal(moe.get_expert(slot)[k], v) for k, v in family.get_expert(model, slot).items())
+    assert all(
+        torch.equal(moe.get_expert(slot)[k], v) for k, v in family.get_expert(model, slot).items()
+    )
     x = torch.randn(3, 16)
-    assert torch.equal(moe.expert_forward(moe.get_expert(slot), x), family.expert_forward(model, family.get_expert(model, slot), x))
+    assert torch.equal(
+        moe.expert_forward(moe.get_expert(slot), x),
+        family.expert_forward(model, family.get_expert(model, slot), x),
+    )
     assert moe.router(1) is family.router(model, 1)
     assert moe.moe_block(0) is family.moe_block(model, 0)
     assert torch.equal(moe.router_weight(0), family.router_weight(model, 0))
     assert moe.non_expert_modules().keys() == family.non_expert_modules(model).keys()
-    assert moe.expert_bytes() + moe.non_expert_bytes() == sum(p.numel() * 4 for p in model.parameters())
+    assert moe.expert_bytes() + moe.non_expert_bytes() == sum(
+        p.numel() * 4 for p in model.parameters()
+    )
     moe.set_expert(slot, {k: torch.zeros_like(v) for k, v in moe.get_expert(slot).items()})
     assert all(not v.any() for v in family.get_expert(model, slot).values())
-    assert repr(moe) == "MoEModel(name='MixtralForCausalLM', family='mixtral', moe_layers=2, experts=4)"
+    assert (
+        repr(moe)
+        == "MoEModel(name='MixtralForCausalLM', family='mixtral', moe_layers=2, experts=4)"
+    )
 
 
 def test_load_finds_the_tokenizer_saved_with_the_model(save_tiny):
@@ -82,7 +92,10 @@ def test_load_finds_the_tokenizer_saved_with_the_model(save_tiny):
 # ----------------------------------------------------------------------- bad input
 def test_missing_folder_names_the_path(tmp_path):
     missing = tmp_path / "not-saved-yet"
-    with pytest.raises(CheckpointNotFoundError, match=rf"checkpoint folder '{missing}' does not exist; pass a local folder"):
+    with pytest.raises(
+        CheckpointNotFoundError,
+        match=rf"checkpoint folder '{missing}' does not exist; pass a local folder",
+    ):
         load_moe(missing)
     with pytest.raises(FileNotFoundError):
         load_moe(str(missing))
@@ -100,7 +113,10 @@ def test_non_moe_model_names_model_type_and_families(save_tiny, tiny_model):
 def test_explicit_family_must_match(save_tiny, tiny_model):
     _, folder = save_tiny("olmoe")
     assert load_moe(folder, family="olmoe").family.name == "olmoe"
-    with pytest.raises(UnsupportedModelError, match=r"'mixtral' adapter handles model_type \['mixtral'\], got 'olmoe'"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"'mixtral' adapter handles model_type \['mixtral'\], got 'olmoe'",
+    ):
         load_moe(folder, family="mixtral")
     with pytest.raises(ValueError, match="unknown MoE family 'gpt'"):
         load_moe(tiny_model("olmoe"), family="gpt")
@@ -108,14 +124,22 @@ def test_explicit_family_must_match(save_tiny, tiny_model):
 
 def test_downloads_are_refused(save_tiny):
     _, folder = save_tiny("mixtral")
-    with pytest.raises(ValueError, match="load_moe only reads local folders; drop local_files_only=False"):
+    with pytest.raises(
+        ValueError, match="load_moe only reads local folders; drop local_files_only=False"
+    ):
         load_moe(folder, local_files_only=False)
 
 
 def test_kwargs_with_in_memory_model_and_bad_source(tiny_model):
-    with pytest.raises(ValueError, match=r"from_pretrained arguments \['dtype'\] only apply when loading from a folder"):
+    with pytest.raises(
+        ValueError,
+        match=r"from_pretrained arguments \['dtype'\] only apply when loading from a folder",
+    ):
         load_moe(tiny_model("mixtral"), dtype=torch.float16)
-    with pytest.raises(ValueError, match="load_moe expects a checkpoint folder path, a transformers model or a MoEModel, got int"):
+    with pytest.raises(
+        ValueError,
+        match="load_moe expects a checkpoint folder path, a transformers model or a MoEModel, got int",
+    ):
         load_moe(42)
 
 

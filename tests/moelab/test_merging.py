@@ -63,9 +63,14 @@ def test_dare_drops_at_random_and_rescales_to_the_l1_norm():
 
 def test_registry_and_bad_input():
     assert available_merge_methods() == ("average", "dare", "task_arithmetic", "ties")
-    with pytest.raises(ValueError, match="unknown merge method 'slerp'; known methods: average, dare, task_arithmetic, ties"):
+    with pytest.raises(
+        ValueError,
+        match="unknown merge method 'slerp'; known methods: average, dare, task_arithmetic, ties",
+    ):
         merge_tensors("slerp", [A, B])
-    with pytest.raises(ValueError, match=r"takes parameters \['density', 'lambda_'\]; got unknown \['weight'\]"):
+    with pytest.raises(
+        ValueError, match=r"takes parameters \['density', 'lambda_'\]; got unknown \['weight'\]"
+    ):
         merge_tensors("ties", [A, B], BASE, weight=1.0)
     with pytest.raises(ValueError, match="needs the base model's tensor"):
         merge_tensors("ties", [A, B])
@@ -74,7 +79,9 @@ def test_registry_and_bad_input():
     assert get_merge_method("dare").defaults["density"] == 0.5
     assert get_merge_method("ties").requires == ("mergekit",)
     assert get_merge_method("average").requires == ()
-    with pytest.raises(TypeError, match=r"requires must be a tuple of module names, e\.g\. \('mergekit',\)"):
+    with pytest.raises(
+        TypeError, match=r"requires must be a tuple of module names, e\.g\. \('mergekit',\)"
+    ):
         MergeMethod("x", lambda base, variants: variants[0], needs_base=False, requires="mergekit")
 
 
@@ -104,8 +111,10 @@ def test_merge_models_average_and_ties(tiny_model, family):
     ties = merge_models(variants, "ties", base=base, density=0.3)
     name = adapter.expert_matrix_names()[0]
     expected = merge_tensors(
-        "ties", [adapter.get_expert(v, slot)[name] for v in variants],
-        adapter.get_expert(base, slot)[name], density=0.3,
+        "ties",
+        [adapter.get_expert(v, slot)[name] for v in variants],
+        adapter.get_expert(base, slot)[name],
+        density=0.3,
     )
     assert torch.equal(ties.get_expert(slot)[name], expected)
 

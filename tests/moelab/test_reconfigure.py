@@ -135,8 +135,16 @@ def held_bytes(root, skip=()) -> int:
 
 # A Mixtral small enough to count by hand: vocab 8, hidden 4, FFN 6, 1 layer, 1 head of 4,
 # 2 experts; float32 parameters, int64 index tables.
-HAND_SIZED = dict(vocab_size=8, hidden_size=4, intermediate_size=6, num_hidden_layers=1, num_attention_heads=1,
-                  num_key_value_heads=1, num_local_experts=2, num_experts_per_tok=1)
+HAND_SIZED = dict(
+    vocab_size=8,
+    hidden_size=4,
+    intermediate_size=6,
+    num_hidden_layers=1,
+    num_attention_heads=1,
+    num_key_value_heads=1,
+    num_local_experts=2,
+    num_experts_per_tok=1,
+)
 # Non-expert set: embed 8x4 + lm_head 8x4 + q, k, v, o 4x4 each + router 2x4 + 3 norms of 4
 # = 32 + 32 + 64 + 8 + 12 = 148 floats.
 HAND_NON_EXPERT = 148 * 4  # 592
@@ -146,19 +154,29 @@ HAND_SLOT = 72 * 4  # 288
 HAND_SMALL = 2 * 2 * 4 + 2 * 2 * 8  # 48
 HAND_REPORT = {
     # 2 tenants, 1 of the 2 slots shared: the shared slot once, the private one per tenant.
-    "swap": {("non-expert set", "t0"): HAND_NON_EXPERT, ("non-expert set", "t1"): HAND_NON_EXPERT,
-             ("shared experts", "all"): HAND_SLOT, ("private experts", "all"): 2 * HAND_SLOT,
-             ("buffers and index tables", "all"): HAND_SMALL},
-    "copy": {("live non-expert set", "active"): HAND_NON_EXPERT,
-             ("staged non-expert set", "t0"): HAND_NON_EXPERT, ("staged non-expert set", "t1"): HAND_NON_EXPERT,
-             ("shared experts", "all"): HAND_SLOT, ("private experts", "all"): 2 * HAND_SLOT,
-             ("buffers and index tables", "all"): HAND_SMALL},
+    "swap": {
+        ("non-expert set", "t0"): HAND_NON_EXPERT,
+        ("non-expert set", "t1"): HAND_NON_EXPERT,
+        ("shared experts", "all"): HAND_SLOT,
+        ("private experts", "all"): 2 * HAND_SLOT,
+        ("buffers and index tables", "all"): HAND_SMALL,
+    },
+    "copy": {
+        ("live non-expert set", "active"): HAND_NON_EXPERT,
+        ("staged non-expert set", "t0"): HAND_NON_EXPERT,
+        ("staged non-expert set", "t1"): HAND_NON_EXPERT,
+        ("shared experts", "all"): HAND_SLOT,
+        ("private experts", "all"): 2 * HAND_SLOT,
+        ("buffers and index tables", "all"): HAND_SMALL,
+    },
 }
 
 
 @pytest.mark.parametrize("mode", ["swap", "copy"])
 def test_memory_report_of_a_hand_sized_model(tiny_model, mode):
-    tenants = make_tenants(lambda family, seed: tiny_model(family, seed, **HAND_SIZED), "mixtral", 2)
+    tenants = make_tenants(
+        lambda family, seed: tiny_model(family, seed, **HAND_SIZED), "mixtral", 2
+    )
     plan = plan_consolidation(tenants, 1, unit="slots")
     cmoe = ConsolidatedMoE.from_plan(plan, device="cpu", mode=mode)
     report = cmoe.memory_report().set_index(["component", "tenant"])["bytes"]
@@ -206,7 +224,10 @@ def test_swap_activation_is_fast_and_rebinds_parameters(tiny_model):
     cmoe.activate("t1")
     embed = cmoe.model.get_input_embeddings().weight
     assert torch.equal(embed, tenants["t1"].get_input_embeddings().weight)
-    assert embed.untyped_storage().data_ptr() != tenants["t1"].get_input_embeddings().weight.untyped_storage().data_ptr()
+    assert (
+        embed.untyped_storage().data_ptr()
+        != tenants["t1"].get_input_embeddings().weight.untyped_storage().data_ptr()
+    )
     assert cmoe.active == "t1"
 
 
@@ -220,7 +241,9 @@ def test_copy_mode_copies_one_non_expert_set(tiny_model):
     cmoe.activate("t1")
     assert cmoe.last_copy_bytes == 0
     # Copy mode writes into the same live tensors instead of re-pointing.
-    assert live == [p.untyped_storage().data_ptr() for p in cmoe.model.get_input_embeddings().parameters()]
+    assert live == [
+        p.untyped_storage().data_ptr() for p in cmoe.model.get_input_embeddings().parameters()
+    ]
 
 
 def test_tied_embeddings_stay_tied(tiny_model):
@@ -238,11 +261,14 @@ def test_without_reconfiguration_serves_one_non_expert_set(tiny_model, family):
     ablation = without_reconfiguration(plan, "t0")
     for name in plan.tenants:
         assert torch.equal(
-            logits(ablation, family, name), logits(reference(plan, name, non_expert_from="t0"), family)
+            logits(ablation, family, name),
+            logits(reference(plan, name, non_expert_from="t0"), family),
         )
     report = ablation.memory_report()
     assert list(report.query("component == 'non-expert set'")["tenant"]) == ["t0"]
-    assert int(report["bytes"].sum()) == held_bytes(ablation, skip=[plan]) == ablation.resident_bytes()
+    assert (
+        int(report["bytes"].sum()) == held_bytes(ablation, skip=[plan]) == ablation.resident_bytes()
+    )
 
 
 def test_generate_matches_the_tenants_model(tiny_model):
@@ -262,7 +288,9 @@ def test_memory_figure_has_both_bars(tiny_model):
     assert isinstance(fig, go.Figure)
     bars = {x for trace in fig.data for x in trace.x}
     assert bars == {"consolidated (swap)", "2 separate models"}
-    total = sum(y for trace in fig.data for x, y in zip(trace.x, trace.y) if x == "consolidated (swap)")
+    total = sum(
+        y for trace in fig.data for x, y in zip(trace.x, trace.y) if x == "consolidated (swap)"
+    )
     assert total == pytest.approx(cmoe.resident_bytes() / 1e6)
 
 
@@ -270,7 +298,9 @@ def test_bad_input(tiny_model):
     tenants = make_tenants(tiny_model, "mixtral", 2)
     plan = plan_consolidation(tenants, 1.0)
     cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
-    with pytest.raises(ValueError, match="unknown tenant 'nobody'; this consolidated model serves: t0, t1"):
+    with pytest.raises(
+        ValueError, match="unknown tenant 'nobody'; this consolidated model serves: t0, t1"
+    ):
         cmoe.activate("nobody")
     with pytest.raises(ValueError, match="unknown mode 'move'; known modes: swap, copy"):
         ConsolidatedMoE.from_plan(plan, mode="move")

@@ -188,11 +188,27 @@ def on_grid(m: np.ndarray, frac_bits: int) -> np.ndarray:
     [
         (QFormat(8, 3), "ap_fixed<8,3>", 5, -128, 127, 1 / 32, -4.0, 3.96875),
         (QFormat(8, 3, signed=False), "ap_ufixed<8,3>", 5, 0, 255, 1 / 32, 0.0, 7.96875),
-        (QFormat(16, 4, rounding="rnd", overflow="sat"), "ap_fixed<16,4,RND,SAT>", 12,
-         -32768, 32767, 2.0**-12, -8.0, 8 - 2.0**-12),
+        (
+            QFormat(16, 4, rounding="rnd", overflow="sat"),
+            "ap_fixed<16,4,RND,SAT>",
+            12,
+            -32768,
+            32767,
+            2.0**-12,
+            -8.0,
+            8 - 2.0**-12,
+        ),
         (QFormat(4, 6, rounding="rnd_conv"), "ap_fixed<4,6,RND_CONV>", -2, -8, 7, 4.0, -32.0, 28.0),
-        (QFormat(4, -2, signed=False, overflow="sat_sym"), "ap_ufixed<4,-2,TRN,SAT_SYM>", 6,
-         0, 15, 1 / 64, 0.0, 15 / 64),
+        (
+            QFormat(4, -2, signed=False, overflow="sat_sym"),
+            "ap_ufixed<4,-2,TRN,SAT_SYM>",
+            6,
+            0,
+            15,
+            1 / 64,
+            0.0,
+            15 / 64,
+        ),
         (QFormat(1, 1), "ap_fixed<1,1>", 0, -1, 0, 1.0, -1.0, 0.0),
         (QFormat(62, 0), "ap_fixed<62,0>", 62, -(2**61), 2**61 - 1, 2.0**-62, -0.5, 0.5),
     ],
@@ -572,8 +588,10 @@ def test_add_and_sub_are_exact(operation, exact, pair):
     assert result.codes.max() <= result.fmt.max_code
     if a.fmt.signed and b.fmt.signed:
         reference = apy_array(a.codes, a.fmt)
-        reference = reference + apy_array(b.codes, b.fmt) if operation is add else (
-            reference - apy_array(b.codes, b.fmt)
+        reference = (
+            reference + apy_array(b.codes, b.fmt)
+            if operation is add
+            else (reference - apy_array(b.codes, b.fmt))
         )
         assert (reference.int_bits, reference.frac_bits) == (
             result.fmt.int_bits,
@@ -586,10 +604,20 @@ def test_add_and_sub_are_exact(operation, exact, pair):
     ("fa", "fb", "plus", "minus", "times"),
     [
         # HLS RType: plus_i = max(I1 + (S2 && !S1), I2 + (S1 && !S2)) + 1, F = max(F1, F2).
-        (QFormat(8, 3), QFormat(8, 2, signed=False), "ap_fixed<10,4>", "ap_fixed<10,4>",
-         "ap_fixed<16,5>"),
-        (QFormat(8, 8, signed=False), QFormat(8, 8, signed=False), "ap_ufixed<9,9>",
-         "ap_fixed<9,9>", "ap_ufixed<16,16>"),
+        (
+            QFormat(8, 3),
+            QFormat(8, 2, signed=False),
+            "ap_fixed<10,4>",
+            "ap_fixed<10,4>",
+            "ap_fixed<16,5>",
+        ),
+        (
+            QFormat(8, 8, signed=False),
+            QFormat(8, 8, signed=False),
+            "ap_ufixed<9,9>",
+            "ap_fixed<9,9>",
+            "ap_ufixed<16,16>",
+        ),
         (QFormat(12, 2), QFormat(6, 6), "ap_fixed<17,7>", "ap_fixed<17,7>", "ap_fixed<18,8>"),
     ],
 )

@@ -52,14 +52,24 @@ def test_two_lanes_double_arithmetic_not_line_buffer_bits():
     assert two.cycles_per_frame == 256 // 2
 
 
-@pytest.mark.parametrize(("kernel", "adders_per_pass"), [("shift_add_2x", 9), ("shift_add_2x_opencv", 10)])
+@pytest.mark.parametrize(
+    ("kernel", "adders_per_pass"), [("shift_add_2x", 9), ("shift_add_2x_opencv", 10)]
+)
 def test_shift_add_kernels_use_no_multiplier(kernel, adders_per_pass):
     # Worst phase 0.25. a = -0.5: 9 = 8 + 1, 111 = 128 - 16 - 1, 29 = 32 - 4 + 1, 3 = 4 - 1 take
     # 1 + 2 + 2 + 1 adders, and summing four taps 3 more: 9. a = -0.75: 27 = 32 - 4 - 1,
     # 225 = 256 - 32 + 1, 67 = 64 + 2 + 1, 9 = 8 + 1 take 2 + 2 + 2 + 1, plus 3: 10.
-    table = cost_table({kernel: FixedPointResizer(kernel, 2), "bicubic": FixedPointResizer("bicubic", 2)}, (6, 8, 3))
+    table = cost_table(
+        {kernel: FixedPointResizer(kernel, 2), "bicubic": FixedPointResizer("bicubic", 2)},
+        (6, 8, 3),
+    )
     row = table.loc[kernel]
-    assert (row["multipliers"], row["dsp_slices"], row["rom_bits"], row["weight_source"]) == (0, 0, 0, "constants")
+    assert (row["multipliers"], row["dsp_slices"], row["rom_bits"], row["weight_source"]) == (
+        0,
+        0,
+        0,
+        "constants",
+    )
     assert row["adders"] == adders_per_pass * 2 * 3 + 2  # per pass and channel, + 2 DDAs
     assert table.loc["bicubic", "multipliers"] == 4 * 2 * 3  # taps x passes x channels
     # Per pass: read 1 + one shift-add stage + adder tree 2 + rounding 1 = 5.
@@ -84,7 +94,9 @@ def test_bicubic_1080p_counts():
     assert estimate_cost(r, (540, 960, 3), pixels_per_clock=2).bram18 == 4 * 4
     assert c.rom_bits == 64 * 4 * 12
     assert c.pipeline_depth == 2 * (1 + 3 + 2 + 1)
-    assert c.fill_input_pixels == 1 * 960 + 1 + 1  # rows 0-1 and pixels 0-1 of row 1 for output (0, 0)
+    assert (
+        c.fill_input_pixels == 1 * 960 + 1 + 1
+    )  # rows 0-1 and pixels 0-1 of row 1 for output (0, 0)
     assert c.latency_cycles == 962 + 14
     assert c.cycles_per_frame == 1080 * 1920
     # Registers (196 + 224) x 3 + weights 2 x 4 x 12 + DDAs 2 x (10 + 1 + 16) (542 and 962
@@ -94,15 +106,30 @@ def test_bicubic_1080p_counts():
 
 
 def test_wide_operands_need_more_dsp_slices():
-    wide = FixedPointResizer("bicubic", 2, coeff_fmt="ap_fixed<26,2,RND,SAT>", mid_fmt="ap_fixed<30,12,RND,SAT>", acc_fmt="ap_fixed<40,14>")
+    wide = FixedPointResizer(
+        "bicubic",
+        2,
+        coeff_fmt="ap_fixed<26,2,RND,SAT>",
+        mid_fmt="ap_fixed<30,12,RND,SAT>",
+        acc_fmt="ap_fixed<40,14>",
+    )
     assert estimate_cost(wide, (64, 64), dsp="dsp48e2").dsp_per_multiplier == 2
     assert estimate_cost(wide, (64, 64), dsp="dsp48e1").dsp_per_multiplier == 4
 
 
 @pytest.mark.parametrize(
     ("a", "b", "family", "slices"),
-    [(9, 12, "dsp48e2", 1), (27, 18, "dsp48e2", 1), (25, 18, "dsp48e1", 1), (26, 18, "dsp48e1", 2), (28, 18, "dsp48e2", 2),
-     (18, 30, "dsp48e2", 2), (35, 35, "dsp48e2", 4), (44, 35, "dsp48e1", 4), (50, 35, "dsp48e1", 6)],
+    [
+        (9, 12, "dsp48e2", 1),
+        (27, 18, "dsp48e2", 1),
+        (25, 18, "dsp48e1", 1),
+        (26, 18, "dsp48e1", 2),
+        (28, 18, "dsp48e2", 2),
+        (18, 30, "dsp48e2", 2),
+        (35, 35, "dsp48e2", 4),
+        (44, 35, "dsp48e1", 4),
+        (50, 35, "dsp48e1", 6),
+    ],
 )
 def test_dsp_slices_per_multiply(a, b, family, slices):
     assert dsp_slices_per_multiply(a, b, family) == slices
@@ -116,7 +143,13 @@ def test_bram18_blocks():
 
 def test_nearest_is_a_multiplexer():
     c = estimate_cost(FixedPointResizer("nearest", 2), (16, 16))
-    assert (c.multipliers, c.dsp_slices, c.rom_bits, c.weight_source, c.line_buffers) == (0, 0, 0, "mux", 2)
+    assert (c.multipliers, c.dsp_slices, c.rom_bits, c.weight_source, c.line_buffers) == (
+        0,
+        0,
+        0,
+        "mux",
+        2,
+    )
 
 
 def test_frame_is_labelled_an_estimate():

@@ -77,12 +77,16 @@ def test_default_design_is_close_to_the_float_resize():
     assert np.abs(fixed.astype(int) - reference).max() <= 2
 
 
-@pytest.mark.parametrize("kernel", ["bicubic", "bilinear", "lanczos4", "pwl2", "nearest", "shift_add_2x"])
+@pytest.mark.parametrize(
+    "kernel", ["bicubic", "bilinear", "lanczos4", "pwl2", "nearest", "shift_add_2x"]
+)
 @pytest.mark.parametrize("value", [0, 1, 128, 255])
 def test_flat_images_stay_flat_when_the_mac_keeps_the_product_bits(kernel, value):
     # 5-bit coefficients: only unity-gain ROM rows keep the DC gain at exactly one.
     image = np.full((9, 8, 3), value, np.uint8)
-    design = FixedPointResizer.from_fraction_bits(kernel, 2, coeff_frac_bits=5, acc_frac_bits=8, mid_frac_bits=3)
+    design = FixedPointResizer.from_fraction_bits(
+        kernel, 2, coeff_frac_bits=5, acc_frac_bits=8, mid_frac_bits=3
+    )
     assert np.all(design.run(image) == value)
 
 
@@ -91,7 +95,9 @@ def test_truncating_products_biases_flat_images_down():
     # the 4 taps of 2 passes lose up to a grey level; rounding (RND) each product does not.
     image = np.full((9, 8, 3), 255, np.uint8)
     trn = FixedPointResizer.from_fraction_bits("lanczos4", 2, coeff_frac_bits=5, acc_frac_bits=3)
-    rnd = FixedPointResizer.from_fraction_bits("lanczos4", 2, coeff_frac_bits=5, acc_frac_bits=3, acc_rounding="rnd")
+    rnd = FixedPointResizer.from_fraction_bits(
+        "lanczos4", 2, coeff_frac_bits=5, acc_frac_bits=3, acc_rounding="rnd"
+    )
     assert np.all(trn.run(image) == 254)
     assert np.all(rnd.run(image) == 255)
 
@@ -101,14 +107,18 @@ def test_rom_holds_the_shift_add_constants_exactly():
         r = FixedPointResizer(name, 2, coeff_fmt="ap_fixed<12,2,RND,SAT>", phase_bits=2)
         for phase, (numerators, denominator) in table.items():
             row = int(phase * 4)
-            assert r.coefficients[row].tolist() == [n * (1 << 10) // denominator for n in numerators]
+            assert r.coefficients[row].tolist() == [
+                n * (1 << 10) // denominator for n in numerators
+            ]
         assert r.coefficient_rows.tolist() == [True] * 4
 
 
 def test_unity_gain_puts_the_rounding_residual_on_the_largest_weight():
     r = FixedPointResizer("bicubic", 2, coeff_fmt="ap_fixed<6,2,RND,SAT>", phase_bits=3)
     assert np.all(r.coefficients.sum(axis=1) == 16)
-    raw = FixedPointResizer("bicubic", 2, coeff_fmt="ap_fixed<6,2,RND,SAT>", phase_bits=3, unity_gain=False)
+    raw = FixedPointResizer(
+        "bicubic", 2, coeff_fmt="ap_fixed<6,2,RND,SAT>", phase_bits=3, unity_gain=False
+    )
     assert np.any(raw.coefficients.sum(axis=1) != 16)
     changed = r.coefficients != raw.coefficients
     assert np.all(changed.sum(axis=1) <= 1)
@@ -118,9 +128,16 @@ def test_unity_gain_puts_the_rounding_residual_on_the_largest_weight():
 def _random_design(rng: np.random.Generator) -> FixedPointResizer:
     kernel = str(rng.choice(["bicubic", "lanczos3", "bilinear", "pwl6"]))
     scale = float(rng.choice([2, 1.5, 3, 0.6, 2.5]))
-    coeff_frac, mid_frac, acc_frac = int(rng.integers(3, 13)), int(rng.integers(0, 6)), int(rng.integers(4, 20))
+    coeff_frac, mid_frac, acc_frac = (
+        int(rng.integers(3, 13)),
+        int(rng.integers(0, 6)),
+        int(rng.integers(4, 20)),
+    )
     mid_int, acc_int = int(rng.integers(8, 12)), int(rng.integers(9, 14))
-    pick = lambda options: str(rng.choice(options))
+
+    def pick(options):
+        return str(rng.choice(options))
+
     return FixedPointResizer(
         kernel,
         scale,
@@ -141,7 +158,9 @@ def test_exact_blas_path_equals_the_tap_by_tap_path():
         shape = (int(rng.integers(6, 20)), int(rng.integers(6, 20)), int(rng.choice([1, 3])))
         image = _image(rng, shape)
         if trial % 3 == 0:
-            image = np.where(image > 128, 255, 0).astype(np.uint8)  # hard edges: overshoot, overflow
+            image = np.where(image > 128, 255, 0).astype(
+                np.uint8
+            )  # hard edges: overshoot, overflow
         a, b = r.trace(image), r.trace(image, path="taps")
         assert np.array_equal(a.output, b.output), r
         assert a.mid == b.mid and a.pixels == b.pixels
@@ -169,9 +188,15 @@ def test_a_wrapping_accumulator_takes_the_fast_path_and_wraps():
 def test_float_casts_match_srlab_fixed(rounding, overflow, dtype):
     rng = np.random.default_rng(3)
     bound = (1 << 21) - 1
-    codes = np.concatenate([rng.integers(-bound, bound + 1, 4000), np.arange(-70, 70) * 64 + 32, [bound, -bound]])
+    codes = np.concatenate(
+        [rng.integers(-bound, bound + 1, 4000), np.arange(-70, 70) * 64 + 32, [bound, -bound]]
+    )
     source = QFormat(23, 11)  # 12 fraction bits
-    for target in (QFormat(8, 8, False, rounding, overflow), QFormat(12, 9, True, rounding, overflow), QFormat(20, 6, True, rounding, overflow)):
+    for target in (
+        QFormat(8, 8, False, rounding, overflow),
+        QFormat(12, 9, True, rounding, overflow),
+        QFormat(20, 6, True, rounding, overflow),
+    ):
         expected = cast(FixedArray(codes, source), target).codes
         got = cast_float_codes(codes.astype(dtype), source.frac_bits, bound, target)
         assert np.array_equal(got.astype(np.int64), expected), (target, rounding, overflow)
@@ -182,11 +207,17 @@ def test_saturating_and_wrapping_outputs_on_a_bright_edge():
     image[:, 6:] = 255
     sat = FixedPointResizer("bicubic", 2).run(image)
     wrap = FixedPointResizer("bicubic", 2, out_fmt="ap_ufixed<8,8,RND,WRAP>").run(image)
-    wide = FixedPointResizer("bicubic", 2, out_fmt="ap_ufixed<8,8,RND,SAT>").trace(image).mid.to_float()
+    wide = (
+        FixedPointResizer("bicubic", 2, out_fmt="ap_ufixed<8,8,RND,SAT>")
+        .trace(image)
+        .mid.to_float()
+    )
     assert sat.max() == 255 and wide.max() > 255.5  # the cubic overshoots past 255
     over, under = (wrap != sat) & (sat == 255), (wrap != sat) & (sat == 0)
     assert over.any() and under.any()
-    assert np.all(wrap[over] < 40) and np.all(wrap[under] > 215)  # overshoot wraps to dark, undershoot to bright
+    assert np.all(wrap[over] < 40) and np.all(
+        wrap[under] > 215
+    )  # overshoot wraps to dark, undershoot to bright
     assert np.all(wrap[~(over | under)] == sat[~(over | under)])
 
 
@@ -240,7 +271,10 @@ def test_from_fraction_bits_gives_minimal_formats():
     r = FixedPointResizer.from_fraction_bits("bicubic", 2, coeff_frac_bits=8, acc_frac_bits=4)
     assert str(r.coeff_fmt) == "ap_fixed<10,2,RND,SAT>"
     assert r.mid_fmt.frac_bits == 4 and r.acc_fmt.frac_bits == 4
-    assert str(FixedPointResizer.from_fraction_bits("bilinear", 2, 6, 2).coeff_fmt) == "ap_ufixed<7,1,RND,SAT>"
+    assert (
+        str(FixedPointResizer.from_fraction_bits("bilinear", 2, 6, 2).coeff_fmt)
+        == "ap_ufixed<7,1,RND,SAT>"
+    )
 
 
 def test_minimum_int_bits():
@@ -270,7 +304,10 @@ def test_hls_strings_and_formats_are_equivalent():
         ({"phase_rounding": "floor"}, "unknown phase_rounding 'floor'; known: nearest, truncate"),
         ({"out_fmt": "ap_fixed<9,9,RND,SAT>"}, "8-bit unsigned integer format"),
         ({"coeff_fmt": "ap_ufixed<12,2,RND,SAT>"}, "negative weights"),
-        ({"phase_bits": 17, "dda_frac_bits": 16}, "phase_bits=17 exceeds the DDA's 16 fraction bits"),
+        (
+            {"phase_bits": 17, "dda_frac_bits": 16},
+            "phase_bits=17 exceeds the DDA's 16 fraction bits",
+        ),
         ({"coeff_fmt": "ap_fixed<40,2>", "mid_fmt": "ap_fixed<30,12>"}, "needs 70 bits"),
         ({"coeff_fmt": 12}, "must be a QFormat or a string"),
     ],
@@ -304,7 +341,10 @@ def test_fixed_phase_kernel_needs_scale_two():
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (np.zeros((3, 10), np.uint8), "image of 3x10 pixels is smaller than the 4-tap kernel 'bicubic' needs: at least 4x4"),
+        (
+            np.zeros((3, 10), np.uint8),
+            "image of 3x10 pixels is smaller than the 4-tap kernel 'bicubic' needs: at least 4x4",
+        ),
         (np.zeros((10, 2, 3), np.uint8), "image of 10x2 pixels is smaller than the 4-tap kernel"),
         (np.zeros((8, 8), np.float32), "image dtype float32 is not supported"),
         (np.zeros((8, 8), np.uint16), "image dtype uint16 is not supported"),

@@ -60,7 +60,11 @@ def test_saturating_inputs_with_negative_lobes():
     white = np.full((6, 7, 3), 255, np.uint8)
     checker = (np.indices((8, 8)).sum(axis=0) % 2 * 255).astype(np.uint8)
     wrapping = FixedPointResizer(
-        "lanczos3", 2, mid_fmt="ap_fixed<11,9,RND,WRAP>", out_fmt="ap_ufixed<8,8,TRN,WRAP>", acc_fmt="ap_fixed<20,9,RND,SAT>"
+        "lanczos3",
+        2,
+        mid_fmt="ap_fixed<11,9,RND,WRAP>",
+        out_fmt="ap_ufixed<8,8,TRN,WRAP>",
+        acc_fmt="ap_fixed<20,9,RND,SAT>",
     )
     for r in (FixedPointResizer("lanczos3", 2), FixedPointResizer("bicubic", 2), wrapping):
         _assert_identical(r, white)
@@ -69,7 +73,9 @@ def test_saturating_inputs_with_negative_lobes():
 
 
 def test_narrow_formats_that_round_every_product():
-    r = FixedPointResizer.from_fraction_bits("bicubic", 1.5, coeff_frac_bits=4, acc_frac_bits=1, acc_rounding="rnd_conv")
+    r = FixedPointResizer.from_fraction_bits(
+        "bicubic", 1.5, coeff_frac_bits=4, acc_frac_bits=1, acc_rounding="rnd_conv"
+    )
     _assert_identical(r, np.random.default_rng(9).integers(0, 256, (7, 8, 3), dtype=np.uint8))
 
 
@@ -138,7 +144,13 @@ def test_streaming_agreement_table():
     from srlab.fpga import streaming_agreement
 
     image = np.random.default_rng(4).integers(0, 256, (6, 7, 3), dtype=np.uint8)
-    table = streaming_agreement({"bicubic": FixedPointResizer("bicubic", 2), "bilinear": FixedPointResizer("bilinear", 1.5)}, image)
+    table = streaming_agreement(
+        {
+            "bicubic": FixedPointResizer("bicubic", 2),
+            "bilinear": FixedPointResizer("bilinear", 1.5),
+        },
+        image,
+    )
     assert table["identical_output"].all() and table["identical_line_buffers"].all()
     assert (table["fill_streamed"] == table["fill_estimated"]).all()
     assert table.loc["bicubic", "outputs"] == 12 * 14

@@ -37,7 +37,11 @@ def read_hex(path, bits: int, signed: bool) -> np.ndarray:
 # ROM rows at 6 phase bits and 10 weight fraction bits: row 32 is phase 1/2, row 16 phase 1/4.
 # Keys a = -0.5: [-1, 9, 9, -1] / 16 -> codes [-64, 576, 576, -64] -> 12-bit hex fc0 240 240 fc0;
 # [-9, 111, 29, -3] / 128 -> [-72, 888, 232, -24] -> fb8 378 0e8 fe8. Phase 0 is [0, 1, 0, 0].
-ROM_ROWS = {0: ["000", "400", "000", "000"], 16: ["fb8", "378", "0e8", "fe8"], 32: ["fc0", "240", "240", "fc0"]}
+ROM_ROWS = {
+    0: ["000", "400", "000", "000"],
+    16: ["fb8", "378", "0e8", "fe8"],
+    32: ["fc0", "240", "240", "fc0"],
+}
 
 
 @pytest.mark.parametrize(("kernel", "shape"), [("bicubic", (6, 7, 3)), ("shift_add_2x", (5, 4))])
@@ -73,7 +77,13 @@ def test_exported_files_hold_the_trace(tmp_path, kernel, shape):
     # half a phase step 2**(16 - 6 - 1) = 512 for nearest-phase rounding.
     assert manifest["design"]["dda"]["y"] == {"step": 32768, "start": -16384 + 512}
     assert manifest["design"]["formats"]["coefficient"]["hls"] == "ap_fixed<12,2,RND,SAT>"
-    assert sorted(p.name for p in folder.iterdir()) == ["coefficients.hex", "input.hex", "manifest.json", "mid.hex", "output.hex"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "coefficients.hex",
+        "input.hex",
+        "manifest.json",
+        "mid.hex",
+        "output.hex",
+    ]
 
 
 def test_corrupted_vectors_are_detected(tmp_path):

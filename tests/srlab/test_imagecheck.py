@@ -21,7 +21,10 @@ def test_check_crop_returns_ints():
         ((0, 0, 4), "crop must be (top, left, height, width) integers, got (0, 0, 4)"),
         ((0, 0.5, 4, 4), "crop must be (top, left, height, width) integers, got (0, 0.5, 4, 4)"),
         (None, "crop must be (top, left, height, width) integers, got None"),
-        ((-1, 0, 4, 4), "crop (-1, 0, 4, 4) (top, left, height, width) does not fit in the 8x8 image"),
+        (
+            (-1, 0, 4, 4),
+            "crop (-1, 0, 4, 4) (top, left, height, width) does not fit in the 8x8 image",
+        ),
         ((0, 0, 0, 4), "does not fit in the 8x8 image; move it or make it smaller"),
     ],
 )
@@ -31,5 +34,7 @@ def test_check_crop_bad_input(crop, message):
 
 
 def test_difference_figure_uses_the_same_check():
-    with pytest.raises(ValueError, match=re.escape("crop must be (top, left, height, width) integers")):
+    with pytest.raises(
+        ValueError, match=re.escape("crop must be (top, left, height, width) integers")
+    ):
         difference_figure(np.zeros((8, 8)), {"a": np.zeros((8, 8), np.uint8)}, crop=(0, 1.5, 2, 2))

@@ -46,9 +46,13 @@ def test_chart_integer_output_is_rounded_float_output(chart):
 
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda f: f.__name__)
 def test_chart_bad_size_and_dtype(chart):
-    with pytest.raises(ValueError, match=re.escape("size must be a (height, width) pair of integers")):
+    with pytest.raises(
+        ValueError, match=re.escape("size must be a (height, width) pair of integers")
+    ):
         chart((4, 64))
-    with pytest.raises(ValueError, match=re.escape("size must be a (height, width) pair of integers")):
+    with pytest.raises(
+        ValueError, match=re.escape("size must be a (height, width) pair of integers")
+    ):
         chart((64.5, 64))
     with pytest.raises(ValueError, match=re.escape("dtype 'int32' is not supported; use one of")):
         chart((64, 64), dtype="int32")
@@ -75,7 +79,9 @@ def test_zone_plate_local_frequency_grows_with_radius():
 
 
 def test_zone_plate_bad_frequency():
-    with pytest.raises(ValueError, match=re.escape("max_frequency must be in (0, 0.5] cycles per pixel, got 0.7")):
+    with pytest.raises(
+        ValueError, match=re.escape("max_frequency must be in (0, 0.5] cycles per pixel, got 0.7")
+    ):
         zone_plate((32, 32), max_frequency=0.7)
 
 
@@ -90,9 +96,14 @@ def test_slanted_edge_levels_and_area_coverage():
 
 
 def test_slanted_edge_bad_input():
-    with pytest.raises(ValueError, match=re.escape("angle must be in (-45, 45) degrees from the vertical, got 60")):
+    with pytest.raises(
+        ValueError, match=re.escape("angle must be in (-45, 45) degrees from the vertical, got 60")
+    ):
         slanted_edge(angle=60)
-    with pytest.raises(ValueError, match=re.escape("levels must satisfy 0 <= low < high <= 1, got low=0.9, high=0.1")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("levels must satisfy 0 <= low < high <= 1, got low=0.9, high=0.1"),
+    ):
         slanted_edge(low=0.9, high=0.1)
 
 
@@ -116,7 +127,10 @@ def test_bars_first_band_and_orientation():
 
 def test_bars_bad_periods():
     with pytest.raises(
-        ValueError, match=re.escape("periods must be a non-empty sequence of numbers >= 2 pixels, got (8.0, 1.5)")
+        ValueError,
+        match=re.escape(
+            "periods must be a non-empty sequence of numbers >= 2 pixels, got (8.0, 1.5)"
+        ),
     ):
         bars(periods=(8.0, 1.5))
 
@@ -143,7 +157,9 @@ def test_gradient_formula():
 def test_registry_lists_charts_and_photos():
     charts = available_images("chart")
     photos = available_images("photo")
-    assert charts == sorted(["bars", "checkerboard", "gradient", "slanted_edge", "text_chart", "zone_plate"])
+    assert charts == sorted(
+        ["bars", "checkerboard", "gradient", "slanted_edge", "text_chart", "zone_plate"]
+    )
     assert {"astronaut", "camera", "chelsea", "coffee"} <= set(photos)
     assert available_images() == sorted(charts + photos)
     assert image_kind("camera") == "photo" and image_kind("bars") == "chart"
@@ -172,21 +188,30 @@ def test_load_image_unknown_name_lists_known():
     expected = f"unknown image 'lena'; known images: {', '.join(available_images())}"
     with pytest.raises(ValueError, match=re.escape(expected)):
         load_image("lena")
-    with pytest.raises(ValueError, match=re.escape("kind must be 'chart', 'photo' or None, got 'video'")):
+    with pytest.raises(
+        ValueError, match=re.escape("kind must be 'chart', 'photo' or None, got 'video'")
+    ):
         available_images("video")
 
 
 def test_center_crop():
     img = np.arange(10 * 12).reshape(10, 12)
     np.testing.assert_array_equal(center_crop(img, (4, 6)), img[3:7, 3:9])
-    with pytest.raises(ValueError, match=re.escape("image of shape (10, 12) is smaller than the crop (11, 4)")):
+    with pytest.raises(
+        ValueError, match=re.escape("image of shape (10, 12) is smaller than the crop (11, 4)")
+    ):
         center_crop(img, (11, 4))
 
 
 # --------------------------------------------------------------------------- degrade
 @pytest.mark.parametrize(
     ("scale", "lr_shape", "hr_shape"),
-    [(2, (50, 75), (100, 150)), (3, (33, 50), (99, 150)), (1.7, (50, 80), (85, 136)), (4, (25, 37), (100, 148))],
+    [
+        (2, (50, 75), (100, 150)),
+        (3, (33, 50), (99, 150)),
+        (1.7, (50, 80), (85, 136)),
+        (4, (25, 37), (100, 148)),
+    ],
 )
 def test_degrade_shapes(scale, lr_shape, hr_shape):
     hr = np.zeros((101, 151, 3), dtype=np.uint8)
@@ -200,7 +225,9 @@ def test_degrade_shapes(scale, lr_shape, hr_shape):
 def test_pair_sizes_match_degrade(scale):
     lr, hr = degrade(np.zeros((101, 151)), scale)
     assert pair_sizes((101, 151), scale) == (lr.shape, hr.shape)
-    with pytest.raises(ValueError, match=re.escape("image of size 4x151 is smaller than the scale")):
+    with pytest.raises(
+        ValueError, match=re.escape("image of size 4x151 is smaller than the scale")
+    ):
         pair_sizes((4, 151), 4.5)
 
 
@@ -268,8 +295,14 @@ def test_degrade_keeps_float_dtype():
         ({"scale": 2, "noise_sigma": -0.1}, "noise_sigma must be a finite number >= 0, got -0.1"),
         ({"scale": 0.5}, "scale must be a finite number >= 1, got 0.5"),
         ({"scale": "2"}, "scale must be a number, got '2'"),
-        ({"scale": 1.2345}, "scale 1.2345 is not a ratio p/q with q <= 16; use an integer or a short decimal"),
-        ({"scale": 16}, "image of size 10x12 is smaller than the scale 16 needs (16 pixels per side)"),
+        (
+            {"scale": 1.2345},
+            "scale 1.2345 is not a ratio p/q with q <= 16; use an integer or a short decimal",
+        ),
+        (
+            {"scale": 16},
+            "image of size 10x12 is smaller than the scale 16 needs (16 pixels per side)",
+        ),
         ({"scale": 2, "psf_sigma": 1.0}, "psf_sigma only applies to psf='gaussian', got psf='box'"),
         (
             {"scale": 2, "psf": "gaussian", "psf_sigma": 0.0},
@@ -286,7 +319,8 @@ def test_degrade_bad_image():
     with pytest.raises(ValueError, match=re.escape("image dtype int64 is not supported")):
         degrade(np.zeros((10, 10), dtype=np.int64), 2)
     with pytest.raises(
-        ValueError, match=re.escape("image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape (10,)")
+        ValueError,
+        match=re.escape("image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape (10,)"),
     ):
         degrade(np.zeros(10), 2)
     with pytest.raises(ValueError, match=re.escape("image contains NaN or infinite values")):

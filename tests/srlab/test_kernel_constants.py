@@ -32,7 +32,9 @@ def _taps(row: np.ndarray) -> np.ndarray:
 def opencv_weights(phase: float) -> np.ndarray:
     """Weights of taps -1, 0, 1, 2 at ``phase`` from OpenCV's bicubic (a = -0.75)."""
     shift = np.float32([[1, 0, phase], [0, 1, 0]])  # dst(x) = src(x + phase)
-    out = cv2.warpAffine(_impulse(), shift, (WIDTH, 5), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    out = cv2.warpAffine(
+        _impulse(), shift, (WIDTH, 5), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    )
     return _taps(out[2])
 
 
@@ -40,11 +42,16 @@ def pillow_weights(phase: float) -> np.ndarray:
     """Weights of taps -1, 0, 1, 2 at ``phase`` from Pillow's bicubic (a = -0.5)."""
     # A box of the output's own width starting at ``phase``: scale 1, every sample shifted.
     box = (phase, 0, WIDTH - 1 + phase, 5)
-    out = np.asarray(Image.fromarray(_impulse()).resize((WIDTH - 1, 5), Image.Resampling.BICUBIC, box=box))
+    out = np.asarray(
+        Image.fromarray(_impulse()).resize((WIDTH - 1, 5), Image.Resampling.BICUBIC, box=box)
+    )
     return _taps(out[2])
 
 
-REFERENCES = {"shift_add_2x": (-0.5, pillow_weights), "shift_add_2x_opencv": (-0.75, opencv_weights)}
+REFERENCES = {
+    "shift_add_2x": (-0.5, pillow_weights),
+    "shift_add_2x_opencv": (-0.75, opencv_weights),
+}
 
 
 def test_the_references_are_the_cubics_quoted_in_the_literature():
@@ -63,7 +70,9 @@ def test_shift_add_constants_equal_the_reference_implementation(name):
     assert sorted(table) == [0.0, 0.25, 0.5, 0.75]
     for phase, (numerators, denominator) in table.items():
         expected = reference(phase) * denominator
-        np.testing.assert_array_equal(np.asarray(numerators, dtype=np.float64), expected, err_msg=f"phase {phase}")
+        np.testing.assert_array_equal(
+            np.asarray(numerators, dtype=np.float64), expected, err_msg=f"phase {phase}"
+        )
         assert denominator & (denominator - 1) == 0  # a power of two: the division is a shift
     kernel = get_kernel(name)
     reference_rows = np.array([reference(p) for p in kernel.phases], dtype=np.float64)

@@ -50,21 +50,39 @@ def _phases(name: str) -> np.ndarray:
 
 
 def test_registry_lists_the_required_kernels() -> None:
-    required = {"nearest", "bilinear", "bicubic", "lanczos2", "lanczos3", "pwl2", "pwl4", "pwl6",
-                "shift_add_2x", "shift_add_2x_opencv", "area"}
+    required = {
+        "nearest",
+        "bilinear",
+        "bicubic",
+        "lanczos2",
+        "lanczos3",
+        "pwl2",
+        "pwl4",
+        "pwl6",
+        "shift_add_2x",
+        "shift_add_2x_opencv",
+        "area",
+    }
     assert required <= set(ALL)
     assert ALL == sorted(ALL)
 
 
 def test_unknown_kernel_lists_known_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown kernel 'cubic'; known kernels: area, bicubic, bilinear, .*nearest"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown kernel 'cubic'; known kernels: area, bicubic, bilinear, .*nearest",
+    ):
         get_kernel("cubic")
 
 
 def test_unknown_parameter_lists_accepted_ones() -> None:
-    with pytest.raises(ValueError, match=r"kernel 'bicubic' got unknown parameter\(s\) b; it accepts a"):
+    with pytest.raises(
+        ValueError, match=r"kernel 'bicubic' got unknown parameter\(s\) b; it accepts a"
+    ):
         get_kernel("bicubic", b=1)
-    with pytest.raises(ValueError, match=r"kernel 'nearest' got unknown parameter\(s\) a; it takes no parameters"):
+    with pytest.raises(
+        ValueError, match=r"kernel 'nearest' got unknown parameter\(s\) a; it takes no parameters"
+    ):
         get_kernel("nearest", a=-0.5)
 
 
@@ -75,7 +93,9 @@ def test_invalid_cubic_parameter(a: float) -> None:
 
 
 def test_register_rejects_duplicates_and_parameters_without_default() -> None:
-    with pytest.raises(ValueError, match="kernel 'bicubic' is already registered; pass overwrite=True"):
+    with pytest.raises(
+        ValueError, match="kernel 'bicubic' is already registered; pass overwrite=True"
+    ):
         register_kernel("bicubic", lambda: get_kernel("bilinear"))
     with pytest.raises(ValueError, match="parameter 'width' needs a default value"):
         register_kernel("needs_width", lambda width: get_kernel("bilinear"))
@@ -85,7 +105,9 @@ def test_register_rejects_duplicates_and_parameters_without_default() -> None:
 def test_get_kernel_passes_a_built_kernel_through() -> None:
     kernel = get_kernel("bicubic", a=-0.75)
     assert get_kernel(kernel) is kernel
-    assert kernel == get_kernel("bicubic", a=-0.75) and hash(kernel) == hash(get_kernel("bicubic", a=-0.75))
+    assert kernel == get_kernel("bicubic", a=-0.75) and hash(kernel) == hash(
+        get_kernel("bicubic", a=-0.75)
+    )
     assert kernel != get_kernel("bicubic")
     with pytest.raises(ValueError, match="cannot be applied to an already built Kernel 'bicubic'"):
         get_kernel(kernel, a=-0.5)
@@ -97,11 +119,15 @@ def test_kernel_and_cost_validation() -> None:
         Kernel("odd", 3, True, cost, keys_cubic)
     with pytest.raises(ValueError, match="HardwareCost.adders must be an integer >= 0, got -1"):
         HardwareCost(taps=4, multipliers=4, adders=-1)
-    with pytest.raises(ValueError, match="coefficient_bits_hint must be a positive integer or None, got 0"):
+    with pytest.raises(
+        ValueError, match="coefficient_bits_hint must be a positive integer or None, got 0"
+    ):
         HardwareCost(taps=4, multipliers=4, adders=3, coefficient_bits_hint=0)
     with pytest.raises(ValueError, match=r"phase_table must have shape \(1, 4\)"):
         Kernel("bad", 4, True, cost, keys_cubic, phases=(0.5,), phase_table=np.zeros((1, 2)))
-    with pytest.raises(ValueError, match=r"Kernel.rule must be one of \(None, 'nearest', 'area'\), got 'box'"):
+    with pytest.raises(
+        ValueError, match=r"Kernel.rule must be one of \(None, 'nearest', 'area'\), got 'box'"
+    ):
         Kernel("bad", 4, True, cost, keys_cubic, rule="box")
 
 
@@ -122,7 +148,9 @@ def test_weights_shape_and_attributes(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_weights_sum_to_one_on_a_dense_grid(name: str) -> None:
-    np.testing.assert_allclose(get_kernel(name).weights(_phases(name)).sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        get_kernel(name).weights(_phases(name)).sum(axis=1), 1.0, rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("name", CONTINUOUS)
@@ -139,14 +167,23 @@ def test_weights_are_symmetric(name: str) -> None:
     t = phases[phases > 0]
     if name == "nearest":
         t = t[t != 0.5]  # the tie goes to the right neighbour, by design
-    np.testing.assert_allclose(kernel.weights(1.0 - t), kernel.weights(t)[:, ::-1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        kernel.weights(1.0 - t), kernel.weights(t)[:, ::-1], rtol=0, atol=1e-12
+    )
 
 
 INTERPOLATING = [name for name in ALL if get_kernel(name).interpolating]
 
 
 def test_the_built_in_kernels_are_interpolating() -> None:
-    assert set(INTERPOLATING) >= {"nearest", "bilinear", "bicubic", "lanczos3", "pwl6", "shift_add_2x"}
+    assert set(INTERPOLATING) >= {
+        "nearest",
+        "bilinear",
+        "bicubic",
+        "lanczos3",
+        "pwl6",
+        "shift_add_2x",
+    }
 
 
 @pytest.mark.parametrize("name", INTERPOLATING)
@@ -156,14 +193,18 @@ def test_interpolating_kernels_are_one_hot_at_phase_zero(name: str) -> None:
     one_hot[kernel.taps // 2 - 1] = 1.0
     np.testing.assert_allclose(kernel.weights(0.0), one_hot, rtol=0, atol=1e-15)
     # The continuous profile agrees: 1 at 0, 0 at the other integers.
-    np.testing.assert_allclose(kernel.profile(np.arange(-4, 5)), (np.arange(-4, 5) == 0).astype(float), atol=1e-15)
+    np.testing.assert_allclose(
+        kernel.profile(np.arange(-4, 5)), (np.arange(-4, 5) == 0).astype(float), atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("name", [n for n in CONTINUOUS if n != "nearest"])
 def test_weights_sample_the_profile(name: str) -> None:
     kernel = get_kernel(name)
     raw = kernel.profile(DENSE[:, None] - kernel.offsets[None, :])
-    np.testing.assert_allclose(kernel.weights(DENSE), raw / raw.sum(axis=1, keepdims=True), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        kernel.weights(DENSE), raw / raw.sum(axis=1, keepdims=True), rtol=0, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("phase", [-0.1, 1.0, float("nan")])
@@ -179,17 +220,25 @@ def test_bicubic_matches_keys_formula() -> None:
     for a in (-0.5, -0.75, -1.0):
         w = get_kernel("bicubic", a=a).weights(DENSE)
         expected = np.array(
-            [[float(_keys_fraction(Fraction(t) - k, Fraction(a))) for k in (-1, 0, 1, 2)] for t in DENSE[::37]]
+            [
+                [float(_keys_fraction(Fraction(t) - k, Fraction(a))) for k in (-1, 0, 1, 2)]
+                for t in DENSE[::37]
+            ]
         )
         np.testing.assert_allclose(w[::37], expected, rtol=0, atol=1e-13)
-    np.testing.assert_allclose(get_kernel("bicubic", a=-0.75).weights(0.5), np.array([-3, 19, 19, -3]) / 32, atol=1e-15)
+    np.testing.assert_allclose(
+        get_kernel("bicubic", a=-0.75).weights(0.5), np.array([-3, 19, 19, -3]) / 32, atol=1e-15
+    )
 
 
 def test_nearest_and_bilinear() -> None:
     nearest = get_kernel("nearest").weights([0.0, 0.49, 0.5, 0.99])
     np.testing.assert_array_equal(nearest, [[1, 0], [1, 0], [0, 1], [0, 1]])
     np.testing.assert_allclose(get_kernel("bilinear").weights([0.25]), [[0.75, 0.25]])
-    assert get_kernel("nearest").hardware.multipliers == 0 and get_kernel("nearest").hardware.adders == 0
+    assert (
+        get_kernel("nearest").hardware.multipliers == 0
+        and get_kernel("nearest").hardware.adders == 0
+    )
 
 
 def test_rules_of_nearest_and_area() -> None:
@@ -205,7 +254,9 @@ def test_rules_of_nearest_and_area() -> None:
 def test_area_as_a_phase_kernel_is_the_triangle() -> None:
     # A footprint one pixel wide covers two pixels by 1 - phase and phase.
     area = get_kernel("area")
-    np.testing.assert_allclose(area.weights(DENSE), get_kernel("bilinear").weights(DENSE), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        area.weights(DENSE), get_kernel("bilinear").weights(DENSE), rtol=0, atol=1e-15
+    )
     np.testing.assert_allclose(area.profile([0.0, 0.25, 1.0, 1.5]), [1.0, 0.75, 0.0, 0.0])
     assert not area.interpolating and area != get_kernel("bilinear")  # it averages when downscaling
     assert area.hardware.taps == 2
@@ -215,7 +266,9 @@ def test_lanczos_is_a_normalised_windowed_sinc() -> None:
     for lobes in (2, 3, 4):
         kernel = get_kernel(f"lanczos{lobes}")
         x = np.linspace(-lobes - 1, lobes + 1, 101)
-        np.testing.assert_allclose(kernel.profile(x), np.where(np.abs(x) < lobes, np.sinc(x) * np.sinc(x / lobes), 0))
+        np.testing.assert_allclose(
+            kernel.profile(x), np.where(np.abs(x) < lobes, np.sinc(x) * np.sinc(x / lobes), 0)
+        )
         raw = kernel.profile(0.3 - kernel.offsets)
         assert abs(raw.sum() - 1) > 1e-4  # the raw window does not add up to one ...
         np.testing.assert_allclose(kernel.weights(0.3), raw / raw.sum())  # ... so it is normalised
@@ -228,12 +281,16 @@ def test_pwl_kernels_are_linear_between_cubic_knots(name: str) -> None:
     assert {0.0, 1.0, 2.0} <= set(knots) and len(knots) - 1 == int(name[3:])
     np.testing.assert_allclose(kernel.profile(knots), keys_cubic(knots, -0.5), atol=1e-15)
     mid = (knots[:-1] + knots[1:]) / 2
-    np.testing.assert_allclose(kernel.profile(mid), (keys_cubic(knots[:-1]) + keys_cubic(knots[1:])) / 2, atol=1e-15)
+    np.testing.assert_allclose(
+        kernel.profile(mid), (keys_cubic(knots[:-1]) + keys_cubic(knots[1:])) / 2, atol=1e-15
+    )
     assert kernel.hardware.multipliers == 4 and kernel.hardware.coefficient_bits_hint == 9
 
 
 def test_pwl2_is_the_tent() -> None:
-    np.testing.assert_allclose(get_kernel("pwl2").weights(DENSE)[:, 1:3], get_kernel("bilinear").weights(DENSE), atol=1e-15)
+    np.testing.assert_allclose(
+        get_kernel("pwl2").weights(DENSE)[:, 1:3], get_kernel("bilinear").weights(DENSE), atol=1e-15
+    )
 
 
 def test_pwl_knots_are_the_best_quarter_knots() -> None:
@@ -269,7 +326,9 @@ def test_shift_add_constants_are_exact_keys_weights(name: str) -> None:
         assert exact_keys_weights(Fraction(phase), Fraction(a)) == exact
         assert sum(numerators) == denominator
     kernel = get_kernel(name)
-    np.testing.assert_array_equal(kernel.weights(kernel.phases), get_kernel("bicubic", a=a).weights(kernel.phases))
+    np.testing.assert_array_equal(
+        kernel.weights(kernel.phases), get_kernel("bicubic", a=a).weights(kernel.phases)
+    )
 
 
 @pytest.mark.parametrize("name", FIXED)
@@ -286,7 +345,18 @@ def test_csd_digits_reconstruct_and_are_non_adjacent() -> None:
         assert all(not (digits[i] and digits[i + 1]) for i in range(len(digits) - 1))
         assert sum(d != 0 for d in digits) <= bin(abs(n)).count("1")  # never worse than binary
     assert csd_digits(111) == (-1, 0, 0, 0, -1, 0, 0, 1)  # 128 - 16 - 1
-    assert [csd_adders(n) for n in (0, 1, 3, 9, 19, 27, 29, 67, 111, 225)] == [0, 0, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert [csd_adders(n) for n in (0, 1, 3, 9, 19, 27, 29, 67, 111, 225)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+    ]
 
 
 def test_shift_add_hardware_cost() -> None:
@@ -295,4 +365,7 @@ def test_shift_add_hardware_cost() -> None:
     plain, opencv = get_kernel("shift_add_2x").hardware, get_kernel("shift_add_2x_opencv").hardware
     assert (plain.multipliers, plain.adders) == (0, 9)
     assert (opencv.multipliers, opencv.adders) == (0, 10)
-    assert get_kernel("bicubic").hardware.multipliers == 4 and get_kernel("bicubic").hardware.adders == 3
+    assert (
+        get_kernel("bicubic").hardware.multipliers == 4
+        and get_kernel("bicubic").hardware.adders == 3
+    )

@@ -41,8 +41,12 @@ def test_psnr_identical_is_inf():
 
 def test_border_crop(pair):
     ref, test = pair
-    assert psnr(ref, test, 1.0, border=3) == pytest.approx(psnr(ref[3:-3, 3:-3], test[3:-3, 3:-3], 1.0))
-    assert ssim(ref, test, 1.0, border=3) == pytest.approx(ssim(ref[3:-3, 3:-3], test[3:-3, 3:-3], 1.0))
+    assert psnr(ref, test, 1.0, border=3) == pytest.approx(
+        psnr(ref[3:-3, 3:-3], test[3:-3, 3:-3], 1.0)
+    )
+    assert ssim(ref, test, 1.0, border=3) == pytest.approx(
+        ssim(ref[3:-3, 3:-3], test[3:-3, 3:-3], 1.0)
+    )
     damaged = ref.copy()
     damaged[0, :] = 0.0  # only the border row differs
     assert psnr(ref, damaged, 1.0, border=1) == np.inf
@@ -77,7 +81,9 @@ def wang_ssim(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
             var_a, var_b = (window * (a - mean_a) ** 2).sum(), (window * (b - mean_b) ** 2).sum()
             cov = (window * (a - mean_a) * (b - mean_b)).sum()
             values.append(
-                (2 * mean_a * mean_b + c1) * (2 * cov + c2) / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
+                (2 * mean_a * mean_b + c1)
+                * (2 * cov + c2)
+                / ((mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2))
             )
     return float(np.mean(values))
 
@@ -86,7 +92,9 @@ def test_psnr_of_a_one_level_offset_is_20_log10_255():
     ref = np.random.default_rng(2).integers(0, 255, (9, 7, 3), dtype=np.uint8)
     # Every pixel off by one level: MSE = 1, so PSNR = 10 log10(255**2) = 48.1308... dB.
     assert psnr(ref, ref + 1) == pytest.approx(48.130803608679, abs=1e-11)
-    assert psnr(ref.astype(float) / 255, (ref + 1.0) / 255, data_range=1.0) == pytest.approx(48.130803608679, abs=1e-9)
+    assert psnr(ref.astype(float) / 255, (ref + 1.0) / 255, data_range=1.0) == pytest.approx(
+        48.130803608679, abs=1e-9
+    )
 
 
 def test_ssim_of_constant_images_by_hand():
@@ -107,7 +115,9 @@ def test_ssim_matches_the_wang_definition():
     per_channel = [wang_ssim(ref[..., c], test[..., c], 1.0) for c in range(3)]
     assert 0.3 < min(per_channel) and max(per_channel) < 0.99  # far from the trivial values
     for c in range(3):
-        assert ssim(ref[..., c], test[..., c], data_range=1.0) == pytest.approx(per_channel[c], rel=1e-10)
+        assert ssim(ref[..., c], test[..., c], data_range=1.0) == pytest.approx(
+            per_channel[c], rel=1e-10
+        )
     assert ssim(ref, test, data_range=1.0) == pytest.approx(np.mean(per_channel), rel=1e-10)
     gray = (ref[..., 0] * 255).astype(np.uint8)
     noisy = (test[..., 0] * 255).astype(np.uint8)
@@ -133,11 +143,17 @@ def test_data_range_rule():
     for metric in (psnr, ssim):
         with pytest.raises(ValueError, match=re.escape(message)):
             metric(f, f)
-        with pytest.raises(ValueError, match=re.escape("data_range is required for uint16/uint16 images")):
+        with pytest.raises(
+            ValueError, match=re.escape("data_range is required for uint16/uint16 images")
+        ):
             metric(f.astype(np.uint16), f.astype(np.uint16))
-        with pytest.raises(ValueError, match=re.escape("data_range is required for uint8/float64 images")):
+        with pytest.raises(
+            ValueError, match=re.escape("data_range is required for uint8/float64 images")
+        ):
             metric(u8, f)
-        with pytest.raises(ValueError, match=re.escape("data_range must be a positive finite number, got -1")):
+        with pytest.raises(
+            ValueError, match=re.escape("data_range must be a positive finite number, got -1")
+        ):
             metric(f, f, data_range=-1)
 
 
@@ -146,16 +162,22 @@ def test_shape_mismatch(metric):
     message = "reference and test must have the same shape, got (16, 16) and (16, 17); resize or crop one of them first"
     with pytest.raises(ValueError, match=re.escape(message)):
         metric(np.zeros((16, 16)), np.zeros((16, 17)), data_range=1.0)
-    with pytest.raises(ValueError, match=re.escape("images must be (H, W) or (H, W, C), got shape (16,)")):
+    with pytest.raises(
+        ValueError, match=re.escape("images must be (H, W) or (H, W, C), got shape (16,)")
+    ):
         metric(np.zeros(16), np.zeros(16), data_range=1.0)
 
 
 @pytest.mark.parametrize("metric", [psnr, ssim])
 def test_bad_border(metric):
     img = np.zeros((16, 16))
-    with pytest.raises(ValueError, match=re.escape("border must be an integer >= 0 pixels, got -1")):
+    with pytest.raises(
+        ValueError, match=re.escape("border must be an integer >= 0 pixels, got -1")
+    ):
         metric(img, img, 1.0, border=-1)
-    with pytest.raises(ValueError, match=re.escape("border=8 removes the whole 16x16 image; use a smaller border")):
+    with pytest.raises(
+        ValueError, match=re.escape("border=8 removes the whole 16x16 image; use a smaller border")
+    ):
         metric(img, img, 1.0, border=8)
 
 

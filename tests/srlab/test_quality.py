@@ -76,7 +76,11 @@ def test_kernel_objects_are_labelled_by_their_non_default_params():
         (["bicubic"], ["matlab"], "unknown peer 'matlab'; known peers: opencv, pillow"),
         (["spline"], [], "unknown kernel 'spline'; known kernels:"),
         ([("bicubic", {"b": 1})], [], "kernel 'bicubic' got unknown parameter(s) b"),
-        (["bicubic", "bicubic"], [], "methods ['bicubic'] appear more than once; list each kernel once"),
+        (
+            ["bicubic", "bicubic"],
+            [],
+            "methods ['bicubic'] appear more than once; list each kernel once",
+        ),
         ([3], [], "kernel spec must be a name, a Kernel or a (name, params) pair"),
         ([], [], "kernels is empty; give at least one kernel name"),
     ],
@@ -132,7 +136,9 @@ def test_table_rows_and_columns(table):
 
 
 def test_table_scores_are_the_metrics_of_the_round_trip(table, small_images):
-    row = table[(table.image == "camera") & (table.scale == 3.0) & (table.method == "bicubic")].iloc[0]
+    row = table[
+        (table.image == "camera") & (table.scale == 3.0) & (table.method == "bicubic")
+    ].iloc[0]
     lr, hr = degrade(small_images["camera"], 3)
     lr, hr = lr / 255.0, hr / 255.0
     from srlab import resize
@@ -186,7 +192,9 @@ def test_border_rule(small_images):
 
 
 def test_progress_bar(capsys, small_images):
-    kernel_quality_table({"camera": small_images["camera"]}, [2], ["bilinear"], peers=(), progress=True)
+    kernel_quality_table(
+        {"camera": small_images["camera"]}, [2], ["bilinear"], peers=(), progress=True
+    )
     assert "quality" in capsys.readouterr().err
 
 
@@ -194,7 +202,10 @@ def test_progress_bar(capsys, small_images):
     ("kwargs", "message"),
     [
         ({"images": []}, "images is empty; give at least one image name"),
-        ({"images": "camera"}, "images must be a list of names or a name -> array mapping, got the string 'camera'"),
+        (
+            {"images": "camera"},
+            "images must be a list of names or a name -> array mapping, got the string 'camera'",
+        ),
         ({"scales": []}, "scales is empty; give at least one scale"),
         ({"border": -1}, "border must be 'scale' or an integer >= 0 pixels, got -1"),
         ({"images": ["lena"]}, "unknown image 'lena'; known images:"),
@@ -202,7 +213,13 @@ def test_progress_bar(capsys, small_images):
     ],
 )
 def test_table_bad_input(kwargs, message):
-    args = {"images": ["gradient"], "scales": [2], "kernels": ["bilinear"], "progress": False, **kwargs}
+    args = {
+        "images": ["gradient"],
+        "scales": [2],
+        "kernels": ["bilinear"],
+        "progress": False,
+        **kwargs,
+    }
     with pytest.raises(ValueError, match=re.escape(message)):
         kernel_quality_table(**args)
 
@@ -238,7 +255,8 @@ def test_summaries_bad_input(toy):
     with pytest.raises(ValueError, match=re.escape("metric must be 'psnr' or 'ssim', got 'mse'")):
         best_methods(toy.assign(mse=1.0), "mse")
     with pytest.raises(
-        ValueError, match=re.escape("table lacks columns ['psnr']; pass the output of kernel_quality_table")
+        ValueError,
+        match=re.escape("table lacks columns ['psnr']; pass the output of kernel_quality_table"),
     ):
         score_pivot(toy.drop(columns="psnr"))
     with pytest.raises(ValueError, match=re.escape("no rows of families ['pillow']")):

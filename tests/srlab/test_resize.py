@@ -36,7 +36,12 @@ def smooth_u8(request: pytest.FixtureRequest) -> np.ndarray:
     planes = []
     for _ in range(shape[2] if len(shape) == 3 else 1):
         freq, phase = rng.uniform(0.5, 3.0, (4, 2)), rng.uniform(0, 2 * np.pi, 4)
-        wave = sum(np.sin(2 * np.pi * (freq[i, 0] * yy + freq[i, 1] * xx) + phase[i]) for i in range(4)) / 4
+        wave = (
+            sum(
+                np.sin(2 * np.pi * (freq[i, 0] * yy + freq[i, 1] * xx) + phase[i]) for i in range(4)
+            )
+            / 4
+        )
         planes.append(128 + 85 * wave)
     image = np.stack(planes, axis=-1) if len(shape) == 3 else planes[0]
     return np.round(image).astype(np.uint8)
@@ -46,8 +51,10 @@ def smooth_u8(request: pytest.FixtureRequest) -> np.ndarray:
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize(("kernel", "params", "flag"), [
-    ("bicubic", {"a": -0.75}, cv2.INTER_CUBIC), ("bilinear", {}, cv2.INTER_LINEAR)])
+@pytest.mark.parametrize(
+    ("kernel", "params", "flag"),
+    [("bicubic", {"a": -0.75}, cv2.INTER_CUBIC), ("bilinear", {}, cv2.INTER_LINEAR)],
+)
 def test_matches_opencv_float(
     unit_image: np.ndarray, scale: float, kernel: str, params: dict, flag: int
 ) -> None:
@@ -58,8 +65,10 @@ def test_matches_opencv_float(
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize(("kernel", "params", "flag"), [
-    ("bicubic", {"a": -0.75}, cv2.INTER_CUBIC), ("bilinear", {}, cv2.INTER_LINEAR)])
+@pytest.mark.parametrize(
+    ("kernel", "params", "flag"),
+    [("bicubic", {"a": -0.75}, cv2.INTER_CUBIC), ("bilinear", {}, cv2.INTER_LINEAR)],
+)
 def test_matches_opencv_uint8_within_one_lsb(
     unit_image: np.ndarray, scale: float, kernel: str, params: dict, flag: int
 ) -> None:
@@ -99,7 +108,10 @@ def test_nearest_and_lanczos4_match_opencv(unit_image: np.ndarray, size: tuple[i
 
 def test_shift_add_opencv_equals_opencv_cubic_at_2x(unit_image: np.ndarray) -> None:
     ours = srlab.resize(unit_image, scale=2, kernel="shift_add_2x_opencv")
-    assert np.abs(ours - cv2.resize(unit_image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)).max() <= 1e-4
+    assert (
+        np.abs(ours - cv2.resize(unit_image, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)).max()
+        <= 1e-4
+    )
 
 
 # --------------------------------------------------------------------------- Pillow
@@ -114,7 +126,9 @@ def test_matches_pillow_float(unit_image: np.ndarray, size: tuple[int, int], ker
 
 
 @pytest.mark.parametrize("size", [(74, 106), (111, 159), (63, 90)])
-def test_matches_pillow_bicubic_uint8_within_one_lsb(smooth_u8: np.ndarray, size: tuple[int, int]) -> None:
+def test_matches_pillow_bicubic_uint8_within_one_lsb(
+    smooth_u8: np.ndarray, size: tuple[int, int]
+) -> None:
     # Pillow rounds and clips to 8 bits between its two passes; on an image whose
     # intermediate stays inside [0, 255] that costs at most one LSB.
     ours = srlab.resize(smooth_u8, size=size, kernel="bicubic", a=-0.5, border="renormalize")
@@ -167,7 +181,9 @@ def test_interpolating_kernels_reproduce_the_input(name: str, unit_image: np.nda
         out = srlab.resize(unit_image, size=size, kernel=name, convention="align_corners")
         np.testing.assert_allclose(out[::k, ::k], unit_image, rtol=0, atol=1e-6)
     if name not in FIXED:
-        np.testing.assert_allclose(srlab.resize(unit_image, scale=1, kernel=name), unit_image, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            srlab.resize(unit_image, scale=1, kernel=name), unit_image, rtol=0, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -190,7 +206,8 @@ def test_shift_add_equals_its_cubic(name: str, unit_image: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize(
-    ("border", "pad_mode"), [("replicate", "edge"), ("reflect", "reflect"), ("constant", "constant")]
+    ("border", "pad_mode"),
+    [("replicate", "edge"), ("reflect", "reflect"), ("constant", "constant")],
 )
 def test_borders_equal_explicit_padding(unit_image: np.ndarray, border: str, pad_mode: str) -> None:
     # Padding by p pixels and cropping 2p output pixels is the same geometry at scale 2.
@@ -239,9 +256,15 @@ def test_peers_take_height_width() -> None:
 
 def test_peers_reject_kernels_they_lack() -> None:
     image = np.zeros((4, 4), dtype=np.uint8)
-    with pytest.raises(ValueError, match="OpenCV has no kernel 'lanczos3'; it offers: nearest, bilinear, bicubic, lanczos4, area"):
+    with pytest.raises(
+        ValueError,
+        match="OpenCV has no kernel 'lanczos3'; it offers: nearest, bilinear, bicubic, lanczos4, area",
+    ):
         peers.opencv_resize(image, (8, 8), "lanczos3")
-    with pytest.raises(ValueError, match="Pillow has no kernel 'lanczos4'; it offers: nearest, bilinear, bicubic, lanczos3"):
+    with pytest.raises(
+        ValueError,
+        match="Pillow has no kernel 'lanczos4'; it offers: nearest, bilinear, bicubic, lanczos3",
+    ):
         peers.pillow_resize(image, (8, 8), "lanczos4")
     with pytest.raises(ValueError, match="Pillow has no kernel 'area'"):
         peers.pillow_resize(image, (2, 2), "area")
@@ -252,33 +275,67 @@ def test_peers_reject_kernels_they_lack() -> None:
 GOOD = np.zeros((4, 5), dtype=np.float32)
 
 
-@pytest.mark.parametrize(("image", "kwargs", "message"), [
-    (np.zeros((0, 5)), {"scale": 2}, r"image is empty \(shape \(0, 5\)\)"),
-    (np.zeros(5), {"scale": 2}, r"image must be 2-D \(H, W\) or 3-D \(H, W, C\) with C channels, got shape \(5,\)"),
-    (np.zeros((2, 3, 4, 5)), {"scale": 2}, r"image must be 2-D .* got shape \(2, 3, 4, 5\)"),
-    (np.zeros((4, 5, 0)), {"scale": 2}, r"image is empty \(shape \(4, 5, 0\)\)"),
-    (np.zeros((4, 5), np.int32), {"scale": 2}, "image dtype int32 is not supported; use uint8, uint16 or a float dtype"),
-    (np.array([[0.0, np.nan]]), {"scale": 2}, r"image contains NaN values; replace them first"),
-    (np.array([[0.0, np.inf]]), {"scale": 2}, r"image contains infinite values"),
-    (GOOD, {"scale": 0}, r"scale must be > 0 and finite, got 0"),
-    (GOOD, {"scale": -2.0}, r"scale must be > 0 and finite, got -2.0"),
-    (GOOD, {"scale": (2, 0)}, r"scale must be > 0 and finite"),
-    (GOOD, {"scale": float("inf")}, r"scale must be > 0 and finite"),
-    (GOOD, {"scale": (1, 2, 3)}, r"scale must be a number or a \(sy, sx\) pair"),
-    (GOOD, {"scale": 0.01}, r"turns shape \(4, 5\) into an empty image"),
-    (GOOD, {}, r"give exactly one of scale and size \(size is \(height, width\)\)"),
-    (GOOD, {"scale": 2, "size": (8, 10)}, r"give exactly one of scale and size"),
-    (GOOD, {"size": (8, 0)},
-     r"size must be \(height, width\) with two positive integers, got \(8, 0\) "
-     r"\(note: OpenCV's dsize is \(width, height\)\)"),
-    (GOOD, {"size": (8.0, 10)}, r"size must be \(height, width\) with two positive integers"),
-    (GOOD, {"size": 8}, r"size must be a \(height, width\) pair, got 8"),
-    (GOOD, {"scale": 2, "kernel": "cubic"}, r"unknown kernel 'cubic'; known kernels: area, bicubic, bilinear"),
-    (GOOD, {"scale": 2, "kernel": "bicubic", "b": 1}, r"kernel 'bicubic' got unknown parameter\(s\) b; it accepts a"),
-    (GOOD, {"scale": 2, "kernel": "bicubic", "a": 1.0}, r"cubic parameter a must be finite and in \[-1, 0\]"),
-    (GOOD, {"scale": 2, "convention": "corners"}, r"unknown convention 'corners'; known conventions: align_corners, half_pixel"),
-    (GOOD, {"scale": 2, "border": "wrap"}, r"unknown border 'wrap'; known borders: constant, reflect, renormalize, replicate"),
-])
+@pytest.mark.parametrize(
+    ("image", "kwargs", "message"),
+    [
+        (np.zeros((0, 5)), {"scale": 2}, r"image is empty \(shape \(0, 5\)\)"),
+        (
+            np.zeros(5),
+            {"scale": 2},
+            r"image must be 2-D \(H, W\) or 3-D \(H, W, C\) with C channels, got shape \(5,\)",
+        ),
+        (np.zeros((2, 3, 4, 5)), {"scale": 2}, r"image must be 2-D .* got shape \(2, 3, 4, 5\)"),
+        (np.zeros((4, 5, 0)), {"scale": 2}, r"image is empty \(shape \(4, 5, 0\)\)"),
+        (
+            np.zeros((4, 5), np.int32),
+            {"scale": 2},
+            "image dtype int32 is not supported; use uint8, uint16 or a float dtype",
+        ),
+        (np.array([[0.0, np.nan]]), {"scale": 2}, r"image contains NaN values; replace them first"),
+        (np.array([[0.0, np.inf]]), {"scale": 2}, r"image contains infinite values"),
+        (GOOD, {"scale": 0}, r"scale must be > 0 and finite, got 0"),
+        (GOOD, {"scale": -2.0}, r"scale must be > 0 and finite, got -2.0"),
+        (GOOD, {"scale": (2, 0)}, r"scale must be > 0 and finite"),
+        (GOOD, {"scale": float("inf")}, r"scale must be > 0 and finite"),
+        (GOOD, {"scale": (1, 2, 3)}, r"scale must be a number or a \(sy, sx\) pair"),
+        (GOOD, {"scale": 0.01}, r"turns shape \(4, 5\) into an empty image"),
+        (GOOD, {}, r"give exactly one of scale and size \(size is \(height, width\)\)"),
+        (GOOD, {"scale": 2, "size": (8, 10)}, r"give exactly one of scale and size"),
+        (
+            GOOD,
+            {"size": (8, 0)},
+            r"size must be \(height, width\) with two positive integers, got \(8, 0\) "
+            r"\(note: OpenCV's dsize is \(width, height\)\)",
+        ),
+        (GOOD, {"size": (8.0, 10)}, r"size must be \(height, width\) with two positive integers"),
+        (GOOD, {"size": 8}, r"size must be a \(height, width\) pair, got 8"),
+        (
+            GOOD,
+            {"scale": 2, "kernel": "cubic"},
+            r"unknown kernel 'cubic'; known kernels: area, bicubic, bilinear",
+        ),
+        (
+            GOOD,
+            {"scale": 2, "kernel": "bicubic", "b": 1},
+            r"kernel 'bicubic' got unknown parameter\(s\) b; it accepts a",
+        ),
+        (
+            GOOD,
+            {"scale": 2, "kernel": "bicubic", "a": 1.0},
+            r"cubic parameter a must be finite and in \[-1, 0\]",
+        ),
+        (
+            GOOD,
+            {"scale": 2, "convention": "corners"},
+            r"unknown convention 'corners'; known conventions: align_corners, half_pixel",
+        ),
+        (
+            GOOD,
+            {"scale": 2, "border": "wrap"},
+            r"unknown border 'wrap'; known borders: constant, reflect, renormalize, replicate",
+        ),
+    ],
+)
 def test_bad_input(image: np.ndarray, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         srlab.resize(image, **kwargs)
@@ -286,13 +343,21 @@ def test_bad_input(image: np.ndarray, kwargs: dict, message: str) -> None:
 
 
 @pytest.mark.parametrize("name", FIXED)
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"scale": 3}, r"has fixed phases \(0.0, 0.25, 0.5, 0.75\) and only works at scale 2; got scale 3 along y"),
-    ({"scale": (2, 1.5)}, r"only works at scale 2; got scale 1.5 along x"),
-    ({"size": (8, 11)}, r"only works at scale 2; got scale 2.2 along x"),
-    ({"scale": 2, "convention": "align_corners"},
-     r"only works at scale 2; got scale 2.33333 along y \(with align_corners use size=\(2\*H - 1, 2\*W - 1\)\)"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"scale": 3},
+            r"has fixed phases \(0.0, 0.25, 0.5, 0.75\) and only works at scale 2; got scale 3 along y",
+        ),
+        ({"scale": (2, 1.5)}, r"only works at scale 2; got scale 1.5 along x"),
+        ({"size": (8, 11)}, r"only works at scale 2; got scale 2.2 along x"),
+        (
+            {"scale": 2, "convention": "align_corners"},
+            r"only works at scale 2; got scale 2.33333 along y \(with align_corners use size=\(2\*H - 1, 2\*W - 1\)\)",
+        ),
+    ],
+)
 def test_shift_add_only_at_scale_two(name: str, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=rf"kernel '{name}' .*{message}"):
         srlab.resize(GOOD, kernel=name, **kwargs)
@@ -314,7 +379,9 @@ def _nearest_pick(n_in: int, n_out: int) -> list[int]:
 
 @pytest.mark.parametrize("scale", [2.3, 1.7, 0.37, 1.5, 0.6, (1.3, 0.7)])
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (270, 480, 3)])
-def test_nearest_with_scale_maps_as_opencv_does_for_fx(scale: float | tuple, shape: tuple[int, ...]) -> None:
+def test_nearest_with_scale_maps_as_opencv_does_for_fx(
+    scale: float | tuple, shape: tuple[int, ...]
+) -> None:
     # OpenCV's INTER_NEAREST_EXACT maps by the two sizes even when given fx/fy (before,
     # srlab mapped with 1/scale here and 4-74 % of the pixels differed at 2.3, 1.7, 0.37).
     image = np.random.default_rng(4).integers(0, 256, shape, dtype=np.uint8)
@@ -338,11 +405,21 @@ def test_nearest_tie_rule() -> None:
     row = np.arange(226, dtype=np.float32)[None, :]
     ours = srlab.resize(row, size=(1, 67), kernel="nearest")[0]
     assert ours[33] == 112
-    np.testing.assert_array_equal(ours, cv2.resize(row, (67, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0])
-    np.testing.assert_array_equal(ours, np.asarray(Image.fromarray(row).resize((67, 1), Image.Resampling.NEAREST))[0])
+    np.testing.assert_array_equal(
+        ours, cv2.resize(row, (67, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0]
+    )
+    np.testing.assert_array_equal(
+        ours, np.asarray(Image.fromarray(row).resize((67, 1), Image.Resampling.NEAREST))[0]
+    )
     # The rule, restated here in plain Python, over many size pairs (ties included).
     rng = np.random.default_rng(5)
-    for n_in, n_out in [(226, 67), (1246, 1559), (960, 1440), (540, 810), *rng.integers(1, 3000, (40, 2)).tolist()]:
+    for n_in, n_out in [
+        (226, 67),
+        (1246, 1559),
+        (960, 1440),
+        (540, 810),
+        *rng.integers(1, 3000, (40, 2)).tolist(),
+    ]:
         line = np.arange(n_in, dtype=np.float64)[:, None]
         picked = srlab.resize(line, size=(n_out, 1), kernel="nearest")[:, 0].astype(int).tolist()
         assert picked == _nearest_pick(n_in, n_out), (n_in, n_out)
@@ -359,9 +436,14 @@ def test_nearest_with_size_matches_opencv_at_ties() -> None:
 def test_nearest_keeps_its_phase_rule_elsewhere(unit_image: np.ndarray) -> None:
     # align_corners and antialiased downscaling still sample the kernel's weights.
     phase_nearest = dataclasses.replace(get_kernel("nearest"), rule=None)
-    for kwargs in ({"size": (50, 71), "convention": "align_corners"}, {"scale": 0.4, "antialias": True}):
+    for kwargs in (
+        {"size": (50, 71), "convention": "align_corners"},
+        {"scale": 0.4, "antialias": True},
+    ):
         ours = srlab.resize(unit_image, kernel="nearest", **kwargs)
-        np.testing.assert_array_equal(ours, srlab.resize(unit_image, kernel=phase_nearest, **kwargs))
+        np.testing.assert_array_equal(
+            ours, srlab.resize(unit_image, kernel=phase_nearest, **kwargs)
+        )
     # Without the rule, scale= maps with 1 / scale: the old mapping, a DDA's.
     old = srlab.resize(unit_image, scale=1.7, kernel=phase_nearest)
     assert np.mean(old != srlab.resize(unit_image, scale=1.7, kernel="nearest")) > 0.01
@@ -391,7 +473,9 @@ def test_area_matches_opencv(scale: float | tuple, shape: tuple[int, ...]) -> No
     assert ours8.dtype == np.uint8 and np.abs(ours8.astype(int) - ref8).max() <= 1
 
 
-@pytest.mark.parametrize("size", [(20, 30), (11, 40), (12, 17), (37, 1), (1, 53), (74, 106), (50, 20)])
+@pytest.mark.parametrize(
+    "size", [(20, 30), (11, 40), (12, 17), (37, 1), (1, 53), (74, 106), (50, 20)]
+)
 def test_area_with_size_matches_opencv(unit_image: np.ndarray, size: tuple[int, int]) -> None:
     ours = srlab.resize(unit_image, size=size, kernel="area")
     assert np.abs(ours - peers.opencv_resize(unit_image, size, "area")).max() <= 1e-5
@@ -406,14 +490,18 @@ def test_area_long_lines_follow_opencvs_partial_pixel_rule() -> None:
     line = np.random.default_rng(8).random((3, 4001), dtype=np.float32)
     for width in (2000, 1999, 1001, 1333):
         ours = srlab.resize(line, size=(3, width), kernel="area")
-        assert np.abs(ours - cv2.resize(line, (width, 3), interpolation=cv2.INTER_AREA)).max() <= 1e-5
+        assert (
+            np.abs(ours - cv2.resize(line, (width, 3), interpolation=cv2.INTER_AREA)).max() <= 1e-5
+        )
 
 
 def test_area_is_the_block_average_at_integer_factors(unit_image: np.ndarray) -> None:
     image = unit_image[:36, :48].astype(np.float64)
     for k in (2, 3):
         blocks = image.reshape(36 // k, k, 48 // k, k, *image.shape[2:]).mean(axis=(1, 3))
-        np.testing.assert_allclose(srlab.resize(image, scale=1 / k, kernel="area"), blocks, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            srlab.resize(image, scale=1 / k, kernel="area"), blocks, rtol=0, atol=1e-12
+        )
     # Upscaling by an integer factor replicates pixels, as OpenCV's fallback does.
     np.testing.assert_array_equal(srlab.resize(image, scale=2, kernel="area")[::2, ::2], image)
     np.testing.assert_array_equal(srlab.resize(image, scale=2, kernel="area")[1::2, 1::2], image)
@@ -422,12 +510,21 @@ def test_area_is_the_block_average_at_integer_factors(unit_image: np.ndarray) ->
 def test_area_ignores_border_cval_and_antialias(unit_image: np.ndarray) -> None:
     for scale in (0.37, 2.3, (2, 0.5)):
         plain = srlab.resize(unit_image, scale=scale, kernel="area")
-        for kwargs in ({"border": "constant", "cval": 5.0}, {"border": "renormalize"}, {"antialias": True}):
-            np.testing.assert_array_equal(srlab.resize(unit_image, scale=scale, kernel="area", **kwargs), plain)
+        for kwargs in (
+            {"border": "constant", "cval": 5.0},
+            {"border": "renormalize"},
+            {"antialias": True},
+        ):
+            np.testing.assert_array_equal(
+                srlab.resize(unit_image, scale=scale, kernel="area", **kwargs), plain
+            )
 
 
 def test_area_needs_half_pixel_centres() -> None:
-    with pytest.raises(ValueError, match=r"kernel 'area' averages pixel footprints and needs convention='half_pixel'"):
+    with pytest.raises(
+        ValueError,
+        match=r"kernel 'area' averages pixel footprints and needs convention='half_pixel'",
+    ):
         srlab.resize(GOOD, scale=0.5, kernel="area", convention="align_corners")
 
 
@@ -435,10 +532,19 @@ def test_area_needs_half_pixel_centres() -> None:
 
 
 @pytest.mark.parametrize("channels", [1, 2, 4, 5, 7])
-@pytest.mark.parametrize(("kernel", "kwargs"), [
-    ("bicubic", {"scale": 2}), ("bicubic", {"scale": 1.7}), ("bilinear", {"scale": 0.6, "antialias": True}),
-    ("lanczos3", {"scale": 3, "border": "reflect"}), ("nearest", {"scale": 2.3}), ("area", {"scale": 0.37}),
-    ("area", {"scale": 2.3}), ("bicubic", {"size": (29, 80), "border": "renormalize"})])
+@pytest.mark.parametrize(
+    ("kernel", "kwargs"),
+    [
+        ("bicubic", {"scale": 2}),
+        ("bicubic", {"scale": 1.7}),
+        ("bilinear", {"scale": 0.6, "antialias": True}),
+        ("lanczos3", {"scale": 3, "border": "reflect"}),
+        ("nearest", {"scale": 2.3}),
+        ("area", {"scale": 0.37}),
+        ("area", {"scale": 2.3}),
+        ("bicubic", {"size": (29, 80), "border": "renormalize"}),
+    ],
+)
 def test_every_channel_is_resized_alike(channels: int, kernel: str, kwargs: dict) -> None:
     image = np.random.default_rng(9).random((19, 26, channels))
     out = srlab.resize(image, kernel=kernel, **kwargs)
@@ -448,22 +554,37 @@ def test_every_channel_is_resized_alike(channels: int, kernel: str, kwargs: dict
         np.testing.assert_allclose(out[..., c], plane, rtol=0, atol=1e-12)
     image8 = np.round(image * 255).astype(np.uint8)
     out8 = srlab.resize(image8, kernel=kernel, **kwargs)
-    planes = np.stack([srlab.resize(image8[..., c], kernel=kernel, **kwargs) for c in range(channels)], axis=-1)
+    planes = np.stack(
+        [srlab.resize(image8[..., c], kernel=kernel, **kwargs) for c in range(channels)], axis=-1
+    )
     assert np.abs(out8.astype(int) - planes).max() <= 1 and np.mean(out8 == planes) > 0.999
 
 
 @pytest.mark.parametrize("channels", [4, 5])
-@pytest.mark.parametrize(("kernel", "params", "scale"), [
-    ("bicubic", {"a": -0.75}, 2), ("bicubic", {"a": -0.75}, 1.7), ("bilinear", {}, 2.3), ("bilinear", {}, 0.6),
-    ("area", {}, 0.37), ("area", {}, 0.5), ("nearest", {}, 2.3)])
-def test_rgba_and_more_channels_match_opencv(channels: int, kernel: str, params: dict, scale: float) -> None:
+@pytest.mark.parametrize(
+    ("kernel", "params", "scale"),
+    [
+        ("bicubic", {"a": -0.75}, 2),
+        ("bicubic", {"a": -0.75}, 1.7),
+        ("bilinear", {}, 2.3),
+        ("bilinear", {}, 0.6),
+        ("area", {}, 0.37),
+        ("area", {}, 0.5),
+        ("nearest", {}, 2.3),
+    ],
+)
+def test_rgba_and_more_channels_match_opencv(
+    channels: int, kernel: str, params: dict, scale: float
+) -> None:
     image = np.random.default_rng(10).integers(0, 256, (37, 53, channels), dtype=np.uint8)
     ours = srlab.resize(image, scale=scale, kernel=kernel, **params)
     ref = peers.opencv_resize(image, ours.shape[:2], kernel)
     if kernel != "nearest":  # size= maps by the size ratio; compare OpenCV's fx mapping
         flag = peers.OPENCV_FLAGS[kernel]
-        groups = [cv2.resize(image[..., c : c + 4], None, fx=scale, fy=scale, interpolation=flag)
-                  for c in range(0, channels, 4)]
+        groups = [
+            cv2.resize(image[..., c : c + 4], None, fx=scale, fy=scale, interpolation=flag)
+            for c in range(0, channels, 4)
+        ]
         ref = np.concatenate([g.reshape(ours.shape[:2] + (-1,)) for g in groups], axis=2)
     assert ours.shape == ref.shape and np.abs(ours.astype(int) - ref).max() <= 1
 
@@ -478,7 +599,9 @@ def test_peers_accept_any_channel_count() -> None:
     out = peers.pillow_resize(rgba, (20, 24), "bicubic")
     assert out.shape == (20, 24, 4)  # each channel alike: not Pillow's premultiplied RGBA
     for c in range(4):
-        np.testing.assert_array_equal(out[..., c], peers.pillow_resize(rgba[..., c], (20, 24), "bicubic"))
+        np.testing.assert_array_equal(
+            out[..., c], peers.pillow_resize(rgba[..., c], (20, 24), "bicubic")
+        )
 
 
 # --------------------------------------------------------------------------- integer factors: OpenCV's filter
@@ -490,12 +613,27 @@ def _general_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(23, 31), (23, 31, 1), (23, 31, 3), (23, 31, 4)])
-@pytest.mark.parametrize(("kernel", "params", "scale", "border"), [
-    ("bicubic", {"a": -0.75}, 2, "replicate"), ("bilinear", {}, 2, "reflect"), ("lanczos3", {}, 3, "constant"),
-    ("bicubic", {}, (2, 3), "replicate"), ("lanczos4", {}, (1, 2), "reflect"), ("shift_add_2x", {}, 2, "replicate"),
-    ("pwl6", {}, 4, "replicate"), ("bilinear", {}, (2, 1), "replicate")])
+@pytest.mark.parametrize(
+    ("kernel", "params", "scale", "border"),
+    [
+        ("bicubic", {"a": -0.75}, 2, "replicate"),
+        ("bilinear", {}, 2, "reflect"),
+        ("lanczos3", {}, 3, "constant"),
+        ("bicubic", {}, (2, 3), "replicate"),
+        ("lanczos4", {}, (1, 2), "reflect"),
+        ("shift_add_2x", {}, 2, "replicate"),
+        ("pwl6", {}, 4, "replicate"),
+        ("bilinear", {}, (2, 1), "replicate"),
+    ],
+)
 def test_integer_factors_equal_the_general_path(
-    monkeypatch: pytest.MonkeyPatch, dtype: type, shape: tuple, kernel: str, params: dict, scale: float, border: str
+    monkeypatch: pytest.MonkeyPatch,
+    dtype: type,
+    shape: tuple,
+    kernel: str,
+    params: dict,
+    scale: float,
+    border: str,
 ) -> None:
     rng = np.random.default_rng(12)
     top = np.iinfo(dtype).max if np.dtype(dtype).kind == "u" else 1.0

@@ -64,7 +64,9 @@ def test_kernel_shapes_follow_profiles():
 
 
 def test_frequency_response_matches_closed_forms():
-    r = frequency_response(["nearest", "bilinear", "bicubic", "lanczos3"], max_frequency=1.0, num=41)
+    r = frequency_response(
+        ["nearest", "bilinear", "bicubic", "lanczos3"], max_frequency=1.0, num=41
+    )
     f = np.linspace(0, 1, 41)
     by = {name: g for name, g in r.groupby("kernel")}
     np.testing.assert_allclose(by["nearest"]["magnitude"], np.abs(np.sinc(f)), atol=1e-5)
@@ -87,7 +89,8 @@ def test_frequency_response_matches_closed_forms():
 
 def test_frequency_response_bad_input():
     with pytest.raises(
-        ValueError, match=re.escape("max_frequency must be a positive number of cycles per pixel, got 0")
+        ValueError,
+        match=re.escape("max_frequency must be a positive number of cycles per pixel, got 0"),
     ):
         frequency_response(max_frequency=0)
     with pytest.raises(ValueError, match=re.escape("num must be at least 2 frequencies, got 1")):
@@ -109,7 +112,10 @@ def test_hardware_table_reads_kernel_costs():
     t = hardware_table()
     assert list(t.columns) == ["kernel", "taps", "multipliers", "adders", "shifts", "notes"]
     assert t["kernel"].tolist()[-2:] == ["shift_add_2x", "shift_add_2x_opencv"]
-    for label, name, params in [("bicubic(a=-0.75)", "bicubic", {"a": -0.75}), ("shift_add_2x", "shift_add_2x", {})]:
+    for label, name, params in [
+        ("bicubic(a=-0.75)", "bicubic", {"a": -0.75}),
+        ("shift_add_2x", "shift_add_2x", {}),
+    ]:
         row = t.set_index("kernel").loc[label]
         cost = get_kernel(name, **params).hardware
         assert (row.taps, row.multipliers, row.adders, row.shifts) == (
@@ -126,7 +132,8 @@ def test_hardware_figure():
     assert [t.name for t in fig.data] == ["taps", "multipliers", "adders", "shifts"]
     assert list(fig.data[1].y) == [get_kernel("bilinear").hardware.multipliers, 4]
     with pytest.raises(
-        ValueError, match=re.escape("table lacks columns ['shifts']; pass the output of hardware_table")
+        ValueError,
+        match=re.escape("table lacks columns ['shifts']; pass the output of hardware_table"),
     ):
         hardware_figure(hardware_table(["bilinear"]).drop(columns="shifts"))
 
@@ -146,13 +153,21 @@ def test_crops_figure_shows_the_same_window():
     ("images", "crop", "message"),
     [
         ({}, (0, 0, 4, 4), "images is empty; give at least one title -> image pair"),
-        ({"a": np.zeros((8, 8)), "b": np.zeros((8, 9))}, (0, 0, 4, 4), "images must share one (height, width)"),
+        (
+            {"a": np.zeros((8, 8)), "b": np.zeros((8, 9))},
+            (0, 0, 4, 4),
+            "images must share one (height, width)",
+        ),
         (
             {"a": np.zeros((8, 8))},
             (6, 0, 4, 4),
             "crop (6, 0, 4, 4) (top, left, height, width) does not fit in the 8x8 image",
         ),
-        ({"a": np.zeros((8, 8))}, (0, 0, 4), "crop must be (top, left, height, width) integers, got (0, 0, 4)"),
+        (
+            {"a": np.zeros((8, 8))},
+            (0, 0, 4),
+            "crop must be (top, left, height, width) integers, got (0, 0, 4)",
+        ),
     ],
 )
 def test_crops_figure_bad_input(images, crop, message):
@@ -168,13 +183,19 @@ def test_compare_crops_panels_and_psnr():
     method = resolve_methods(["bicubic"], ())[0]
     expected = psnr(hr, reconstruct(lr, hr.shape, method), data_range=1.0, border=3)
     assert titles[2] == f"bicubic {expected:.2f} dB"
-    np.testing.assert_array_equal(decode(fig.data[0])[..., 0], load_image("camera")[100:140, 120:170])
+    np.testing.assert_array_equal(
+        decode(fig.data[0])[..., 0], load_image("camera")[100:140, 120:170]
+    )
     assert fig.layout.title.text == "camera, 3x, crop (100, 120, 40, 50)"
 
 
 def test_compare_crops_fixed_phase_and_peerless_kernels():
     fig = compare_crops("coffee", "shift_add_2x", 2, crop=(0, 0, 32, 32))
-    assert [a.text.split(" ")[0] for a in fig.layout.annotations] == ["HR", "nearest", "shift_add_2x"]
+    assert [a.text.split(" ")[0] for a in fig.layout.annotations] == [
+        "HR",
+        "nearest",
+        "shift_add_2x",
+    ]
     message = "kernel 'shift_add_2x' only works at scale 2, got scale 3; pick scale 2 or a continuous kernel"
     with pytest.raises(ValueError, match=re.escape(message)):
         compare_crops("coffee", "shift_add_2x", 3)
@@ -186,7 +207,11 @@ def test_compare_crops_fixed_phase_and_peerless_kernels():
 
 def test_kernel_crops_figure_with_peers():
     fig = kernel_crops_figure(
-        "zone_plate", ["bilinear", ("bicubic", {"a": -0.75})], 1.7, (10, 20, 30, 40), peers=("pillow",)
+        "zone_plate",
+        ["bilinear", ("bicubic", {"a": -0.75})],
+        1.7,
+        (10, 20, 30, 40),
+        peers=("pillow",),
     )
     titles = [a.text for a in fig.layout.annotations]
     assert [t.split(" ")[0] for t in titles] == [
@@ -201,7 +226,9 @@ def test_kernel_crops_figure_with_peers():
     pillow = resolve_methods(["bilinear"], ("pillow",))[1]
     out = reconstruct(lr, hr.shape, pillow)
     assert titles[3] == f"pillow:bilinear {psnr(hr, out, data_range=1.0, border=2):.2f} dB"
-    np.testing.assert_array_equal(decode(fig.data[3])[..., 0], np.round(np.clip(out[10:40, 20:60], 0, 1) * 255))
+    np.testing.assert_array_equal(
+        decode(fig.data[3])[..., 0], np.round(np.clip(out[10:40, 20:60], 0, 1) * 255)
+    )
     with pytest.raises(ValueError, match=re.escape("unknown peer 'matlab'")):
         kernel_crops_figure("zone_plate", ["bilinear"], 2, peers=("matlab",))
 
@@ -211,14 +238,22 @@ def test_quality_figure_bars_and_baseline(table):
     fig = quality_figure(table)
     assert isinstance(fig, go.Figure)
     names = [t.name for t in fig.data]
-    assert set(names) == {"bilinear", "bicubic", "shift_add_2x", "opencv:bilinear", "opencv:bicubic"}
+    assert set(names) == {
+        "bilinear",
+        "bicubic",
+        "shift_add_2x",
+        "opencv:bilinear",
+        "opencv:bicubic",
+    }
     bars = [t for t in fig.data if t.name == "bicubic"]
     values = sorted(float(v) for t in bars for v in t.y)
     assert values == sorted(table.loc[table.method == "bicubic", "psnr"].tolist())
     gain = quality_figure(table, baseline="bilinear")
     zero = [v for t in gain.data if t.name == "bilinear" for v in t.y]
     np.testing.assert_allclose(zero, 0.0)
-    with pytest.raises(ValueError, match=re.escape("baseline 'lanczos9' is not a method of the table")):
+    with pytest.raises(
+        ValueError, match=re.escape("baseline 'lanczos9' is not a method of the table")
+    ):
         quality_figure(table, baseline="lanczos9")
     with pytest.raises(ValueError, match=re.escape("metric must be 'psnr' or 'ssim', got 'mae'")):
         quality_figure(table.assign(mae=0.0), "mae")
@@ -229,7 +264,12 @@ def test_quality_heatmap(table):
     assert isinstance(fig, matplotlib.figure.Figure)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == list(dict.fromkeys(table["method"]))
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["camera 2x", "camera 3x", "zone_plate 2x", "zone_plate 3x"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "camera 2x",
+        "camera 3x",
+        "zone_plate 2x",
+        "zone_plate 3x",
+    ]
     texts = {t.get_text() for t in ax.texts}
     assert f"{table['psnr'].iloc[0]:.1f}" in texts
     # shift_add_2x has no 3x cells: 2 annotated cells instead of 4.
@@ -248,7 +288,12 @@ def test_crop_explorer_controls_and_updates(capsys):
     assert list(scale.options) == [2, 1.7]
     assert set(kernel.options) == set(available_kernels())
     # text_chart at 1.7 keeps 255 x 255 HR pixels: the window's corner goes up to 255 - 64.
-    assert (top.max, left.max, top.continuous_update, left.continuous_update) == (191, 191, False, False)
+    assert (top.max, left.max, top.continuous_update, left.continuous_update) == (
+        191,
+        191,
+        False,
+        False,
+    )
     capsys.readouterr()
     kernel.value = "bilinear"  # outside a kernel, the output area prints to stdout
     assert "bilinear" in capsys.readouterr().out
@@ -261,7 +306,10 @@ def test_crop_explorer_bad_input():
     with pytest.raises(ValueError, match=re.escape("images and scales must be non-empty")):
         crop_explorer([], settle_s=0)
     with pytest.raises(
-        ValueError, match=re.escape("crop_size must be between 8 and 255 pixels (the smallest HR image), got 300")
+        ValueError,
+        match=re.escape(
+            "crop_size must be between 8 and 255 pixels (the smallest HR image), got 300"
+        ),
     ):
         crop_explorer(["text_chart"], scales=[1.7], crop_size=300, settle_s=0)
     with pytest.raises(ValueError, match=re.escape("settle_s must be >= 0 seconds, got -1")):
