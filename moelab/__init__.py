@@ -1,22 +1,27 @@
 """moelab: a lab for serving several fine-tuned mixture-of-experts models cheaply.
 
-Loading models
+Concept -> module -> main names (``ARCHITECTURE.md`` has the layers and where new things go):
+
+Loading models (``loading``, ``checkpoint``)
     load_moe, MoEModel, LazyCheckpoint
-Family adapters (how each architecture stores its experts)
+Family adapters, the only code that knows how an architecture stores its experts (``families``)
     ExpertSlot, MoEFamily, available_families, get_family, detect_family, check_compatible
-The offline zoo (tiny trained models, the embedded default)
+The offline zoo of tiny trained models, the embedded default (``zoo``, corpora in ``corpora``)
     ensure_zoo, load_zoo, Zoo
-Expert similarity (figures in ``moelab.viz``)
+Expert similarity (``similarity``)
     expert_similarity, cross_slot_similarity, sum_over_pairs, match_experts, available_metrics,
     Calibration, capture_calibration, gaussian_calibration
-Consolidation, runtime reconfiguration, merging baselines and their comparison
-    plan_consolidation, ConsolidationPlan, ConsolidatedMoE, merge_models,
-    without_reconfiguration, compare_methods
-Errors
+Consolidation under a memory budget (``consolidation``)
+    plan_consolidation, ConsolidationPlan
+Runtime partial reconfiguration (``reconfigure``)
+    ConsolidatedMoE
+Merging baselines (``merging``) and the quality-vs-memory comparison (``compare``, ``quality``)
+    merge_models, without_reconfiguration, compare_methods
+Evaluation (``evaluate``): perplexity, exact match, ROUGE-1
+Figures and explorers (``viz``): heatmaps, profiles, quality vs memory, widgets
+Errors (``errors``) and optional dependencies (``extras``)
     UnsupportedModelError, IncompatibleModelsError, CorruptCheckpointError,
     CheckpointNotFoundError, MissingExtraError
-
-Everything else is importable from its module (``moelab.families``, ``moelab.checkpoint``).
 
 Names load lazily (``lazy_loader``, names listed in ``__init__.pyi``): ``import moelab`` imports
 neither torch nor transformers; a name imports its module on first use. The merging baselines

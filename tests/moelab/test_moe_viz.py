@@ -24,9 +24,11 @@ from moelab.similarity import (  # noqa: E402
     similarity_matrix,
 )
 from moelab.viz import (  # noqa: E402
+    budget_explorer,
     cross_slot_heatmap,
     layer_profile,
     similarity_clustermap,
+    similarity_explorer,
     similarity_heatmap,
     similarity_scatter,
     similarity_view,
@@ -157,3 +159,36 @@ def test_similarity_view_same_slot_and_cross_slot(tables):
         similarity_view(same, "cka", "base vs code", 5)
     with pytest.raises(ValueError, match="unknown pair 'a vs b'"):
         similarity_view(same, "cka", "a vs b", 0)
+
+
+# --- explorers: ipywidgets around the pure figure functions ---------------------------------
+
+
+def test_similarity_explorer_offers_the_tables_choices(tables):
+    same, _ = tables
+    box = similarity_explorer(same)
+    metric, pair, layer = box.children[0].children
+    assert list(metric.options) == ["l2", "cka"]
+    assert list(pair.options) == list(dict.fromkeys(same["pair"]))
+    assert (layer.min, layer.max) == (int(same["layer"].min()), int(same["layer"].max()))
+    assert layer.continuous_update is False
+    only = similarity_explorer(same, metrics=["cka"], pairs=["base vs code"])
+    assert list(only.children[0].children[0].options) == ["cka"]
+    with pytest.raises(ValueError, match=r"metrics \['cosine'\] are not in the table"):
+        similarity_explorer(same, metrics=["cosine"])
+    with pytest.raises(ValueError, match="the similarity table is empty"):
+        similarity_explorer(same.iloc[:0])
+
+
+def test_budget_explorer_slides_the_plans_budget(tiny_model):
+    from moelab.consolidation import plan_consolidation
+
+    tenants = {name: tiny_model("mixtral", seed) for seed, name in enumerate(["a", "b"])}
+    plan = plan_consolidation(tenants, 0.75)
+    slider = budget_explorer(plan, step=1 / 8).children[0]
+    assert (slider.value, slider.min, slider.max, slider.step) == (0.75, 0.5, 1.0, 0.125)
+    assert slider.continuous_update is False
+    with pytest.raises(ValueError, match="step must lie in"):
+        budget_explorer(plan, step=0)
+    with pytest.raises(ValueError, match="budget is in 'slots'"):
+        budget_explorer(plan_consolidation(tenants, 2, unit="slots"))

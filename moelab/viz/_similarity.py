@@ -1,22 +1,10 @@
-"""Figures of moelab's result tables: expert similarity and quality against memory.
+"""Figures of expert-similarity tables (:mod:`moelab.similarity`).
 
 Every function takes a table from :mod:`moelab.similarity` and returns a figure
 (``plotly.graph_objects.Figure``; the clustermap a seaborn ``ClusterGrid``) without showing it.
 Colours follow one rule whatever the metric: darker = more similar (distances use
 ``Viridis``, similarities the reversed scale), and every colour bar says which way its metric
 points.
-
-Functions
----------
-Same-slot tables (:func:`~moelab.similarity.expert_similarity`)
-    :func:`similarity_heatmap`, :func:`layer_profile`, :func:`similarity_scatter`,
-    :func:`similarity_clustermap`
-Cross-slot tables (:func:`~moelab.similarity.cross_slot_similarity`)
-    :func:`cross_slot_heatmap`
-Widgets
-    :func:`similarity_view` (a pure function for ``ipywidgets.interactive_output``)
-Quality against memory (:func:`~moelab.compare.compare_methods`)
-    :func:`quality_memory_figure`, :func:`scalability_figure`
 """
 
 from __future__ import annotations
@@ -29,7 +17,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from moelab.compare import summarize
 from moelab.similarity import (
     SAME_SLOT_COLUMNS,
     as_distance,
@@ -45,8 +32,6 @@ from moelab.similarity import (
 __all__ = [
     "cross_slot_heatmap",
     "layer_profile",
-    "quality_memory_figure",
-    "scalability_figure",
     "similarity_clustermap",
     "similarity_heatmap",
     "similarity_scatter",
@@ -513,86 +498,4 @@ def similarity_view(table: pd.DataFrame, metric: str, pair: str, layer: int) -> 
     fig.update_yaxes(autorange="reversed", type="category", row=1, col=1)
     fig.update_yaxes(title_text=metric, row=1, col=2)
     fig.update_layout(title=_axis_title(table, metric), showlegend=False, height=420)
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# Quality against memory (:func:`moelab.compare.compare_methods`).
-
-
-def _summary_of(table: pd.DataFrame, methods: Sequence[str] | None) -> pd.DataFrame:
-    summary = summarize(table)
-    if methods is not None:
-        summary = summary[summary["method"].isin(list(methods))]
-    if summary.empty:
-        raise ValueError(
-            f"no rows to draw for methods {methods}; the table has {sorted(set(table['method']))}"
-        )
-    return summary
-
-
-def quality_memory_figure(table: pd.DataFrame, methods: Sequence[str] | None = None) -> go.Figure:
-    """Mean per-tenant quality against true total memory, one marker per configuration.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`~moelab.compare.compare_methods`.
-    methods : sequence of str, optional
-        Draw only these methods (default: all in the table).
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        x: total MB; y: mean quality; one trace per method label, marker symbol by tenants.
-    """
-    summary = _summary_of(table, methods)
-    fig = go.Figure()
-    symbols = {2: "circle", 3: "square", 4: "diamond"}
-    for label, group in summary.groupby("label", sort=False):
-        fig.add_scatter(
-            x=group["total_mb"],
-            y=group["mean_quality"],
-            mode="markers+lines",
-            name=label,
-            marker={"symbol": [symbols.get(int(n), "x") for n in group["tenants"]], "size": 10},
-            text=[f"{int(n)} tenants" for n in group["tenants"]],
-            hovertemplate="%{text}<br>%{x:.3f} MB<br>%{y:.4g}<extra>" + label + "</extra>",
-        )
-    metric = summary["metric"].iloc[0]
-    fig.update_layout(
-        xaxis_title="total parameter memory (MB, measured)",
-        yaxis_title=f"mean per-tenant {metric}",
-        title="Quality vs memory (circle: 2 tenants, square: 3, diamond: 4)",
-    )
-    return fig
-
-
-def scalability_figure(table: pd.DataFrame, methods: Sequence[str] | None = None) -> go.Figure:
-    """Mean per-tenant quality against the number of tenants (the paper's Switch figure).
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`~moelab.compare.compare_methods`.
-    methods : sequence of str, optional
-        Draw only these methods (default: all in the table).
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        One line per method label over N = 2, 3, 4 tenants.
-    """
-    summary = _summary_of(table, methods).sort_values("tenants", kind="stable")
-    fig = go.Figure()
-    for label, group in summary.groupby("label", sort=False):
-        fig.add_scatter(
-            x=group["tenants"], y=group["mean_quality"], mode="lines+markers", name=label
-        )
-    metric = summary["metric"].iloc[0]
-    fig.update_layout(
-        xaxis={"title": "tenants", "dtick": 1},
-        yaxis_title=f"mean per-tenant {metric}",
-        title="Scalability: more tenants served by one model",
-    )
     return fig

@@ -1,0 +1,38 @@
+"""Figures and interactive explorers of moelab's result tables; nothing here calls ``.show()``.
+
+Expert similarity (``_similarity``; tables of :mod:`moelab.similarity`)
+    similarity_heatmap, layer_profile, similarity_scatter, similarity_clustermap,
+    cross_slot_heatmap, and similarity_view (the pure function behind the explorer)
+Quality against memory (``_quality``; tables of :func:`moelab.compare.compare_methods`)
+    quality_memory_figure, scalability_figure
+Explorers (``_widgets``; ipywidgets around the pure functions above)
+    similarity_explorer, budget_explorer
+
+The consolidation plan's own heatmap is :func:`moelab.consolidation.plan_heatmap`.
+"""
+
+from __future__ import annotations
+
+from moelab.viz._quality import quality_memory_figure, scalability_figure
+from moelab.viz._similarity import (
+    cross_slot_heatmap,
+    layer_profile,
+    similarity_clustermap,
+    similarity_heatmap,
+    similarity_scatter,
+    similarity_view,
+)
+from moelab.viz._widgets import budget_explorer, similarity_explorer
+
+__all__ = [
+    "budget_explorer",
+    "cross_slot_heatmap",
+    "layer_profile",
+    "quality_memory_figure",
+    "scalability_figure",
+    "similarity_clustermap",
+    "similarity_explorer",
+    "similarity_heatmap",
+    "similarity_scatter",
+    "similarity_view",
+]
