@@ -53,11 +53,13 @@ class Registry(Generic[T]):
         plural: str | None = None,
         sort: bool = True,
         duplicate_hint: str = "pass overwrite=True to replace it",
+        item_type: type | None = None,
     ) -> None:
         self.kind = kind
         self.plural = plural
         self.sort = sort
         self.duplicate_hint = duplicate_hint
+        self.item_type = item_type
         self._entries: dict[str, T] = {}
 
     def __repr__(self) -> str:
@@ -70,18 +72,40 @@ class Registry(Generic[T]):
         Raises
         ------
         TypeError
-            If ``name`` is not a str.
+            If ``name`` is not a str, or ``obj`` is not an instance of the registry's
+            ``item_type`` (when one is set).
         ValueError
             If ``name`` is empty, or already registered and ``overwrite`` is False.
         """
         if not isinstance(name, str):
             raise TypeError(f"{self.kind} name must be a str, got {type(name).__name__}")
+        self._check_type(obj)
         if not name:
             raise ValueError(f"{self.kind} name must not be empty")
         if name in self._entries and not overwrite:
             raise ValueError(f"{self.kind} {name!r} is already registered; {self.duplicate_hint}")
         self._entries[name] = obj
         return obj
+
+    def add_named(self, obj: T, *, overwrite: bool = False) -> T:
+        """Register ``obj`` under its own ``name`` attribute (a value object such as a metric).
+
+        Raises
+        ------
+        TypeError
+            If ``obj`` is not an instance of the registry's ``item_type`` (checked before its
+            name is read), or its name is not a str.
+        ValueError
+            If the name is empty, or already registered and ``overwrite`` is False.
+        """
+        self._check_type(obj)
+        return self.add(obj.name, obj, overwrite=overwrite)
+
+    def _check_type(self, obj: object) -> None:
+        if self.item_type is not None and not isinstance(obj, self.item_type):
+            raise TypeError(
+                f"a {self.kind} must be a {self.item_type.__name__}, got {type(obj).__name__}"
+            )
 
     def register(self, name: str | None = None, *, overwrite: bool = False) -> Callable[[T], T]:
         """Decorator that registers the decorated object and returns it unchanged.

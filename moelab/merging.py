@@ -208,7 +208,7 @@ def _dare(
 
 
 _METHODS: Registry[MergeMethod] = Registry(
-    "merge method", plural="methods", duplicate_hint="pick another name"
+    "merge method", plural="methods", duplicate_hint="pick another name", item_type=MergeMethod
 )
 
 
@@ -227,12 +227,12 @@ def register_merge_method(method: MergeMethod) -> MergeMethod:
 
     Raises
     ------
+    TypeError
+        If ``method`` is not a MergeMethod.
     ValueError
-        If ``method`` is not a MergeMethod or its name is taken.
+        If its name is taken.
     """
-    if not isinstance(method, MergeMethod):
-        raise ValueError(f"expected a MergeMethod, got {type(method).__name__}")
-    return _METHODS.add(method.name, method)
+    return _METHODS.add_named(method)
 
 
 def available_merge_methods() -> tuple[str, ...]:

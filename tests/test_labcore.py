@@ -128,3 +128,21 @@ def test_original_untouched_when_the_writer_raises(tmp_path: Path) -> None:
             raise RuntimeError("disk full")
     assert target.read_text() == "old"
     assert _leftovers(tmp_path) == ["keep.txt"]
+
+
+def test_typed_registry_refuses_other_types_with_type_error() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class Shape:
+        name: str
+
+    shapes: Registry[Shape] = Registry("shape", item_type=Shape)
+    square = shapes.add_named(Shape("square"))
+    assert shapes.get("square") is square
+    with pytest.raises(TypeError, match="a shape must be a Shape, got str"):
+        shapes.add_named("circle")  # checked before its name is read
+    with pytest.raises(TypeError, match="a shape must be a Shape, got int"):
+        shapes.add("one", 1)
+    with pytest.raises(ValueError, match="'square' is already registered"):
+        shapes.add_named(Shape("square"))

@@ -79,7 +79,7 @@ def _mean(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
 
 
 _OWNER_POLICIES: Registry[OwnerPolicy] = Registry(
-    "owner policy", plural="policies", duplicate_hint="pick another name"
+    "owner policy", plural="policies", duplicate_hint="pick another name", item_type=OwnerPolicy
 )
 
 
@@ -98,12 +98,12 @@ def register_owner_policy(policy: OwnerPolicy) -> OwnerPolicy:
 
     Raises
     ------
+    TypeError
+        If ``policy`` is not an OwnerPolicy.
     ValueError
-        If ``policy`` is not an OwnerPolicy or its name is taken.
+        If its name is taken.
     """
-    if not isinstance(policy, OwnerPolicy):
-        raise ValueError(f"expected an OwnerPolicy, got {type(policy).__name__}")
-    return _OWNER_POLICIES.add(policy.name, policy)
+    return _OWNER_POLICIES.add_named(policy)
 
 
 def available_owner_policies() -> tuple[str, ...]:

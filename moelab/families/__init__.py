@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 _FAMILIES: Registry[MoEFamily] = Registry(
-    "MoE family", plural="families", duplicate_hint="pick another name"
+    "MoE family", plural="families", duplicate_hint="pick another name", item_type=MoEFamily
 )
 
 
@@ -84,12 +84,12 @@ def register_family(family: MoEFamily) -> MoEFamily:
 
     Raises
     ------
+    TypeError
+        If ``family`` is not a MoEFamily.
     ValueError
-        If ``family`` is not a ``MoEFamily`` or its name is taken.
+        If its name is taken.
     """
-    if not isinstance(family, MoEFamily):
-        raise ValueError(f"expected a MoEFamily instance, got {type(family).__name__}")
-    return _FAMILIES.add(family.name, family)
+    return _FAMILIES.add_named(family)
 
 
 def available_families() -> tuple[str, ...]:

@@ -213,7 +213,10 @@ def _pearson(p: torch.Tensor, q: torch.Tensor) -> float:
 
 
 _METRICS: Registry[SimilarityMetric] = Registry(
-    "similarity metric", plural="metrics", duplicate_hint="pick another name"
+    "similarity metric",
+    plural="metrics",
+    duplicate_hint="pick another name",
+    item_type=SimilarityMetric,
 )
 
 
@@ -232,12 +235,12 @@ def register_metric(metric: SimilarityMetric) -> SimilarityMetric:
 
     Raises
     ------
+    TypeError
+        If ``metric`` is not a SimilarityMetric.
     ValueError
-        If ``metric`` is not a SimilarityMetric or its name is taken.
+        If its name is taken.
     """
-    if not isinstance(metric, SimilarityMetric):
-        raise ValueError(f"expected a SimilarityMetric, got {type(metric).__name__}")
-    return _METRICS.add(metric.name, metric)
+    return _METRICS.add_named(metric)
 
 
 def available_metrics() -> tuple[str, ...]:

@@ -75,7 +75,7 @@ def test_get_family_unknown_name_lists_known():
 def test_register_family_rejects_duplicate_and_non_family():
     with pytest.raises(ValueError, match="'mixtral' is already registered"):
         register_family(get_family("mixtral"))
-    with pytest.raises(ValueError, match="expected a MoEFamily instance, got str"):
+    with pytest.raises(TypeError, match="a MoE family must be a MoEFamily, got str"):
         register_family("mixtral")
 
 
