@@ -148,6 +148,20 @@ class Registry(Generic[T]):
         known = f"known {self.plural}" if self.plural else "known"
         return ValueError(f"unknown {self.kind} {name!r}; {known}: {', '.join(self.names())}")
 
+    def resolve(self, name_or_item: str | T) -> T:
+        """An item of the registry's ``item_type`` unchanged, else the entry of that name.
+
+        Lets a public lookup accept either a name or an already built object.
+
+        Raises
+        ------
+        ValueError
+            Unknown name; the message lists the known ones.
+        """
+        if self.item_type is not None and isinstance(name_or_item, self.item_type):
+            return name_or_item
+        return self.get(name_or_item)
+
     @overload
     def get(self, name: str) -> T: ...
     @overload

@@ -264,9 +264,7 @@ def get_merge_method(name: str | MergeMethod) -> MergeMethod:
     ValueError
         If no method has that name; the message lists the known ones.
     """
-    if isinstance(name, MergeMethod):
-        return name
-    return _METHODS.get(name)
+    return _METHODS.resolve(name)
 
 
 for _method in (

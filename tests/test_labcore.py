@@ -146,3 +146,8 @@ def test_typed_registry_refuses_other_types_with_type_error() -> None:
         shapes.add("one", 1)
     with pytest.raises(ValueError, match="'square' is already registered"):
         shapes.add_named(Shape("square"))
+    circle = Shape("circle")
+    assert shapes.resolve(circle) is circle  # an object passes through unregistered
+    assert shapes.resolve("square") is square
+    with pytest.raises(ValueError, match="unknown shape 'triangle'"):
+        shapes.resolve("triangle")

@@ -140,9 +140,7 @@ def get_owner_policy(name: str | OwnerPolicy) -> OwnerPolicy:
     >>> get_owner_policy("medoid").name
     'medoid'
     """
-    if isinstance(name, OwnerPolicy):
-        return name
-    return _OWNER_POLICIES.get(name)
+    return _OWNER_POLICIES.resolve(name)
 
 
 for _policy in (

@@ -277,9 +277,7 @@ def get_metric(name: str | SimilarityMetric) -> SimilarityMetric:
     >>> get_metric("l2").direction
     'distance'
     """
-    if isinstance(name, SimilarityMetric):
-        return name
-    return _METRICS.get(name)
+    return _METRICS.resolve(name)
 
 
 for _metric in (
