@@ -32,9 +32,14 @@ FixedPointResizer, stream_resize, estimate_cost, word_length_sweep, pareto_front
 
 Peers (OpenCV, Pillow) live in :mod:`srlab.peers`.
 
+Figures
+-------
+Kernel profiles, crops, quality bars, fixed-point difference maps and the word-length
+Pareto front, and the widgets notebooks display, are in :mod:`srlab.viz`.
+
 Names load lazily (``lazy_loader``, names listed in ``__init__.pyi``): ``import srlab`` is cheap,
-and a name imports its module on first use. Figures (:mod:`srlab.viz`,
-:mod:`srlab.fpga.figures`) are the only modules that import plotly; nothing in srlab imports torch.
+and a name imports its module on first use. The figures (:mod:`srlab.viz`) are the only
+modules that import plotly; nothing in srlab imports torch.
 """
 
 import lazy_loader as lazy

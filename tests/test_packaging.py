@@ -27,10 +27,10 @@ HEAVY = {
     "moelab": ("mergekit", "rouge_score", "torch", "transformers"),
 }
 # Resolving every public name: moelab's load torch and transformers (its models need them) but
-# not the extra; srlab.fpga's include its figures (plotly); srlab's do not.
+# not the extra; srlab's and srlab.fpga's load no plotly (figures live in srlab.viz).
 HEAVY_AFTER_NAMES = {
     "srlab": ("torch", "transformers", "plotly"),
-    "srlab.fpga": ("torch", "transformers"),
+    "srlab.fpga": ("torch", "transformers", "plotly"),
     "moelab": ("mergekit", "rouge_score"),
 }
 

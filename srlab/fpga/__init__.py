@@ -17,17 +17,15 @@ estimate_cost, cost_table, HardwareCostReport
     Multipliers, DSP slices, adders, registers, line buffers, BRAM, latency: an
     estimate (:mod:`srlab.fpga.cost`).
 word_length_sweep, pareto_front, float_reference, design_quality
-    Fraction bits -> PSNR against the float resize and cost (:mod:`srlab.fpga.sweep`).
-difference_figure, pareto_figure
-    Figures (:mod:`srlab.fpga.figures`).
+    Fraction bits -> PSNR against the float resize and cost (:mod:`srlab.fpga.sweep`);
+    its figures (``difference_figure``, ``pareto_figure``) are in :mod:`srlab.viz`.
 
 Hardware testbench
 ------------------
 export_test_vectors, read_test_vectors
     Hex files and a JSON manifest (:mod:`srlab.fpga.vectors`).
 
-Names load lazily (names listed in ``__init__.pyi``), so the datapath does not import plotly;
-the figures do, on first use.
+Names load lazily (names listed in ``__init__.pyi``); nothing here imports plotly.
 """
 
 import lazy_loader as lazy

@@ -11,12 +11,9 @@ __all__ = [
     "cost_table",
     "datapath",
     "design_quality",
-    "difference_figure",
     "estimate_cost",
     "export_test_vectors",
-    "figures",
     "float_reference",
-    "pareto_figure",
     "pareto_front",
     "read_test_vectors",
     "stream_resize",
@@ -27,10 +24,9 @@ __all__ = [
     "word_length_sweep",
 ]
 
-from . import cost, datapath, figures, streaming, sweep, vectors
+from . import cost, datapath, streaming, sweep, vectors
 from .cost import HardwareCostReport, cost_table, estimate_cost
 from .datapath import DatapathTrace, FixedPointResizer, PhaseDDA
-from .figures import difference_figure, pareto_figure
 from .streaming import StreamResult, StreamStats, stream_resize, streaming_agreement
 from .sweep import design_quality, float_reference, pareto_front, word_length_sweep
 from .vectors import export_test_vectors, read_test_vectors

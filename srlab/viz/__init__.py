@@ -13,6 +13,10 @@ Crops (``_crops``)
     :func:`crop_explorer` (the widget)
 Quality (``_quality``)
     :func:`quality_figure`, :func:`quality_heatmap`
+Fixed point (``_fpga``)
+    :func:`difference_figure` (error maps of :mod:`srlab.fpga` designs against the float
+    resize), :func:`pareto_figure` (the word-length Pareto front of
+    :func:`srlab.fpga.word_length_sweep`)
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from srlab.viz._crops import (
     crops_figure,
     kernel_crops_figure,
 )
+from srlab.viz._fpga import difference_figure, pareto_figure
 from srlab.viz._kernels import (
     DEFAULT_KERNELS,
     frequency_response,
@@ -38,12 +43,14 @@ __all__ = [
     "compare_crops",
     "crop_explorer",
     "crops_figure",
+    "difference_figure",
     "frequency_response",
     "frequency_response_figure",
     "hardware_figure",
     "hardware_table",
     "kernel_crops_figure",
     "kernel_shapes_figure",
+    "pareto_figure",
     "quality_figure",
     "quality_heatmap",
 ]

@@ -7,15 +7,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from srlab.fpga import (
-    FixedPointResizer,
-    difference_figure,
-    float_reference,
-    pareto_figure,
-    pareto_front,
-    word_length_sweep,
-)
+from srlab.fpga import FixedPointResizer, float_reference, pareto_front, word_length_sweep
 from srlab.metrics import psnr
+from srlab.viz import difference_figure, pareto_figure
 
 
 @pytest.fixture(scope="module")

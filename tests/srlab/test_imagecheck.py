@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from srlab.fpga.figures import difference_figure
 from srlab.imagecheck import check_crop
+from srlab.viz import difference_figure
 
 
 def test_check_crop_returns_ints():

@@ -1,4 +1,4 @@
-"""Figures of the fixed-point study: difference maps and the word-length Pareto front.
+"""Figures of the fixed-point study (:mod:`srlab.fpga`): difference maps and the word-length Pareto front.
 
 Both functions return a ``plotly.graph_objects.Figure`` and never show it.
 """
