@@ -69,6 +69,7 @@ from srlab._separable import (
     horizontal_transposed,
     vertical,
 )
+from srlab.imagecheck import check_image
 from srlab.kernels import Kernel, get_kernel
 
 __all__ = ["Border", "Convention", "available_borders", "available_conventions", "resize"]
@@ -270,30 +271,6 @@ def _integer_finisher(out: np.ndarray, add_half: bool) -> Callable[[np.ndarray, 
     return finish
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _check_image(image: Any) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim not in (2, 3):
-        raise ValueError(
-            f"image must be 2-D (H, W) or 3-D (H, W, C) with C channels, got shape {image.shape}"
-        )
-    if image.size == 0:
-        raise ValueError(f"image is empty (shape {image.shape}); give at least one pixel")
-    if image.dtype.kind == "f":
-        if not np.isfinite(image).all():
-            what = "NaN" if np.isnan(image).any() else "infinite"
-            raise ValueError(
-                f"image contains {what} values; replace them first (e.g. np.nan_to_num)"
-            )
-    elif image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(
-            f"image dtype {image.dtype} is not supported; use uint8, uint16 or a float dtype"
-        )
-    return image
-
-
 def _effective_scale(n_in: int, n_out: int, in_per_out: float, convention: str) -> float:
     if convention == "align_corners" and n_in > 1 and n_out > 1:
         return (n_out - 1) / (n_in - 1)
@@ -412,7 +389,8 @@ def resize(
     >>> resize(np.zeros((4, 5, 4), np.uint8), scale=2).shape  # RGBA
     (8, 10, 4)
     """
-    image = _check_image(image)
+    # Any number of channels; uint8, uint16 or any float dtype; one pixel; finite values.
+    image = check_image(image, dtypes=("uint8", "uint16", "float"), channels=None, min_side=1)
     if convention not in _CONVENTIONS:
         raise ValueError(
             f"unknown convention {convention!r}; known conventions: {', '.join(available_conventions())}"

@@ -8,7 +8,8 @@ Functions
 check_size
     A (height, width) pair of integers, each at least a minimum.
 check_image
-    An (H, W) or (H, W, C) image of a supported dtype, finite if float.
+    An (H, W) or (H, W, C) image of a supported dtype, finite if float; options say which
+    dtypes and channel counts, and how small an image may be.
 check_crop
     A (top, left, height, width) window inside an image.
 to_dtype
@@ -17,13 +18,13 @@ to_dtype
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import skimage.util
 
-__all__ = ["DType", "check_crop", "check_image", "check_size", "to_dtype"]
+__all__ = ["IMAGE_DTYPES", "DType", "check_crop", "check_image", "check_size", "to_dtype"]
 
 DType = Literal["uint8", "uint16", "float32", "float64"]
 
@@ -34,6 +35,9 @@ _FROM_UNIT_FLOAT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "float32": skimage.util.img_as_float32,
     "float64": skimage.util.img_as_float64,
 }
+
+#: The dtypes srlab makes images in (:func:`to_dtype`) and :func:`srlab.images.degrade` takes.
+IMAGE_DTYPES: tuple[str, ...] = tuple(_FROM_UNIT_FLOAT)
 
 
 def check_size(size: tuple[int, int], minimum: int = 8) -> tuple[int, int]:
@@ -79,13 +83,47 @@ def to_dtype(unit_image: np.ndarray, dtype: DType | str) -> np.ndarray:
     return _FROM_UNIT_FLOAT[key](np.clip(unit_image, 0.0, 1.0))
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    """``image`` as an ndarray if :func:`srlab.images.degrade` can take it.
+def _dtype_text(dtypes: Collection[str]) -> str:
+    # ("uint8", "uint16", "float") -> "uint8, uint16 or a float dtype"
+    names = [("a float dtype" if d == "float" else d) for d in dtypes]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def check_image(
+    image: Any,
+    *,
+    dtypes: Collection[str] | None = IMAGE_DTYPES,
+    channels: Collection[int] | None = (1, 3, 4),
+    min_side: int = 0,
+    needed_by: str = "",
+    dtype_hint: str = "",
+    finite: bool = True,
+    name: str = "image",
+) -> np.ndarray:
+    """``image`` as an ndarray if it is an image of the shape, size and dtype asked for.
+
+    The defaults are what :func:`srlab.images.degrade` takes; :func:`srlab.resize`, the
+    fixed-point datapath, the peers and the metrics pass their own options.
 
     Parameters
     ----------
-    image : (H, W) or (H, W, C) ndarray
-        uint8, uint16, float32 or float64, with C in 1, 3, 4; floats must be finite.
+    image : (H, W) or (H, W, C) array_like
+        The image.
+    dtypes : collection of str or None, default :data:`IMAGE_DTYPES`
+        Accepted dtype names, in the order the message lists them; ``"float"`` stands for
+        every float dtype. None accepts any dtype.
+    channels : collection of int or None, default (1, 3, 4)
+        Accepted channel counts ``C`` of a 3-D image; None accepts any.
+    min_side : int, default 0
+        Smallest height and width. From 1 up, an image without pixels is refused as empty.
+    needed_by : str, optional
+        What needs ``min_side`` pixels, for the message (e.g. "the 4-tap kernel 'bicubic'").
+    dtype_hint : str, optional
+        Appended to the message of an unsupported dtype, e.g. how to convert.
+    finite : bool, default True
+        Refuse NaN and infinite values in a float image.
+    name : str, default "image"
+        The argument's name, for the messages.
 
     Returns
     -------
@@ -94,24 +132,47 @@ def check_image(image: np.ndarray) -> np.ndarray:
     Raises
     ------
     ValueError
-        For another dtype, another shape, or a NaN or infinite value.
+        For another shape (the message names the channels accepted), an empty or too
+        small image, another dtype, or a NaN or infinite value.
 
     Examples
     --------
     >>> check_image(np.zeros((4, 4, 3), np.uint8)).shape
     (4, 4, 3)
+    >>> check_image(np.zeros((4, 4), np.float16), dtypes=("uint8", "float")).dtype
+    dtype('float16')
+    >>> check_image(np.zeros((2, 8), np.uint8), min_side=4, needed_by="the 4-tap kernel")
+    Traceback (most recent call last):
+        ...
+    ValueError: image of 2x8 pixels is smaller than the 4-tap kernel needs: at least 4x4 pixels
     """
     image = np.asarray(image)
-    if image.dtype.name not in _FROM_UNIT_FLOAT:
+    if image.ndim not in (2, 3) or (
+        image.ndim == 3 and channels is not None and image.shape[2] not in channels
+    ):
+        counts = "C channels" if channels is None else f"C in {', '.join(map(str, channels))}"
         raise ValueError(
-            f"image dtype {image.dtype} is not supported; use one of {sorted(_FROM_UNIT_FLOAT)}"
+            f"{name} must be 2-D (H, W) or 3-D (H, W, C) with {counts}, got shape {image.shape}"
         )
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+    if min_side >= 1 and image.size == 0:
+        raise ValueError(f"{name} is empty (shape {image.shape}); give at least one pixel")
+    height, width = image.shape[:2]
+    if min(height, width) < min_side:
+        needs = f"{needed_by} needs: at least " if needed_by else ""
         raise ValueError(
-            f"image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape {image.shape}"
+            f"{name} of {height}x{width} pixels is smaller than {needs}{min_side}x{min_side} pixels"
         )
-    if image.dtype.kind == "f" and not np.all(np.isfinite(image)):
-        raise ValueError("image contains NaN or infinite values; clean it before degrading")
+    if (
+        dtypes is not None
+        and image.dtype.name not in dtypes
+        and not ("float" in dtypes and image.dtype.kind == "f")
+    ):
+        raise ValueError(
+            f"{name} dtype {image.dtype} is not supported; use {_dtype_text(dtypes)}{dtype_hint}"
+        )
+    if finite and image.dtype.kind == "f" and not np.isfinite(image).all():
+        what = "NaN" if np.isnan(image).any() else "infinite"
+        raise ValueError(f"{name} contains {what} values; replace them first (e.g. np.nan_to_num)")
     return image
 
 

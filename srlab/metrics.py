@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import skimage.metrics
 
+from srlab.imagecheck import check_image
+
 __all__ = ["psnr", "resolve_data_range", "ssim"]
 
 # Wang et al. (2004): Gaussian window sigma 1.5, truncated at 3.5 sigma -> 11x11.
@@ -73,8 +75,7 @@ def _prepare(reference: np.ndarray, test: np.ndarray, border: int) -> tuple[np.n
             f"reference and test must have the same shape, got {reference.shape} and "
             f"{test.shape}; resize or crop one of them first"
         )
-    if reference.ndim not in (2, 3):
-        raise ValueError(f"images must be (H, W) or (H, W, C), got shape {reference.shape}")
+    check_image(reference, dtypes=None, channels=None, finite=False, name="images")
     if isinstance(border, bool) or int(border) != border or border < 0:
         raise ValueError(f"border must be an integer >= 0 pixels, got {border!r}")
     border = int(border)

@@ -39,6 +39,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from srlab.imagecheck import check_image
+
 __all__ = ["OPENCV_FLAGS", "PILLOW_FILTERS", "PeerKernel", "opencv_resize", "pillow_resize"]
 
 PeerKernel = Literal["nearest", "bilinear", "bicubic", "lanczos3", "lanczos4", "area"]
@@ -62,14 +64,16 @@ _OPENCV_GROUP = 4  # channels per cv2.resize call beyond 4 channels
 
 
 def _check(
-    image: np.ndarray, size: tuple[int, int], kernel: str, table: dict, library: str
+    image: np.ndarray,
+    size: tuple[int, int],
+    kernel: str,
+    table: dict,
+    library: str,
+    dtypes: tuple[str, ...] | None = None,
 ) -> tuple[int, int]:
     if kernel not in table:
         raise ValueError(f"{library} has no kernel {kernel!r}; it offers: {', '.join(table)}")
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(
-            f"image must be a non-empty (H, W) or (H, W, C) array, got shape {image.shape}"
-        )
+    check_image(image, dtypes=dtypes, channels=None, min_side=1, finite=False)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size must be (height, width) with positive integers, got {size!r}")
     return int(size[0]), int(size[1])
@@ -148,15 +152,13 @@ def pillow_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     >>> pillow_resize(np.zeros((4, 6, 3), np.uint8), (8, 12), "bilinear").shape
     (8, 12, 3)
     """
-    height, width = _check(image, size, kernel, PILLOW_FILTERS, "Pillow")
+    height, width = _check(image, size, kernel, PILLOW_FILTERS, "Pillow", ("uint8", "float"))
     resample = PILLOW_FILTERS[kernel]
     if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 3):
         out = np.asarray(
             Image.fromarray(np.ascontiguousarray(image)).resize((width, height), resample)
         )
         return out.reshape((height, width) + image.shape[2:])
-    if image.dtype != np.uint8 and image.dtype.kind != "f":
-        raise ValueError(f"pillow_resize supports uint8 and float images, got dtype {image.dtype}")
     channels = image[..., None] if image.ndim == 2 else image
     work = np.uint8 if image.dtype == np.uint8 else np.float32  # modes "L" and "F"
     planes = []

@@ -59,6 +59,7 @@ from srlab.fpga._checks import check_bits, check_choice
 from srlab.fpga.dda import MAX_DDA_FRAC_BITS, MAX_PHASE_BITS, PhaseDDA, PhaseRounding
 from srlab.fpga.fastpath import TAP_BY_TAP, coefficient_plan, finish_sums, pass_spec, pixel_floats
 from srlab.fpga.rom import build_rom, check_rom_fits, minimum_int_bits, prefix_bounds
+from srlab.imagecheck import check_image
 from srlab.kernels import Kernel, get_kernel
 
 # The DDA names and minimum_int_bits stay importable from here, where they were first.
@@ -459,28 +460,22 @@ class FixedPointResizer:
         return _run(self, self.check_image(image), keep=True, path=path)
 
     def check_image(self, image: Any) -> np.ndarray:
-        """Validate an input image; returns it as an ndarray.
+        """Validate an input image (:func:`srlab.imagecheck.check_image`); returns it as an ndarray.
 
         Raises
         ------
         ValueError
             If it is not uint8, not ``(H, W)`` or ``(H, W, C)``, or smaller than the kernel.
         """
-        image = np.asarray(image)
-        if image.dtype != np.uint8:
-            raise ValueError(
-                f"image dtype {image.dtype} is not supported: the datapath reads 8-bit pixels; convert with "
-                "skimage.util.img_as_ubyte (or np.clip(...).astype(np.uint8))"
-            )
-        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] < 1):
-            raise ValueError(f"image must be (H, W) or (H, W, C), got shape {image.shape}")
-        h, w = image.shape[:2]
-        if h < self.taps or w < self.taps:
-            raise ValueError(
-                f"image of {h}x{w} pixels is smaller than the {self.taps}-tap kernel {self.kernel.name!r} "
-                f"needs: at least {self.taps}x{self.taps} pixels"
-            )
-        return image
+        return check_image(
+            image,
+            dtypes=("uint8",),
+            channels=None,
+            min_side=self.taps,
+            needed_by=f"the {self.taps}-tap kernel {self.kernel.name!r}",
+            dtype_hint=" (the datapath reads 8-bit pixels; convert with skimage.util.img_as_ubyte "
+            "or np.clip(...).astype(np.uint8))",
+        )
 
 
 # --------------------------------------------------------------------------- tables and plans

@@ -23,6 +23,7 @@ from labcore.atomic import atomic_path
 from srlab._resize import resize
 from srlab.fpga.cost import estimate_cost
 from srlab.fpga.datapath import FixedPointResizer
+from srlab.imagecheck import check_image
 from srlab.images import load_image
 from srlab.kernels import Kernel, get_kernel
 from srlab.metrics import psnr
@@ -143,12 +144,11 @@ def _images(images: Mapping[str, np.ndarray] | Sequence[str]) -> dict[str, np.nd
         items = {name: load_image(name) for name in images}
     if not items:
         raise ValueError("images is empty; give at least one image name or {name: uint8 image}")
-    for name, image in items.items():
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-            raise ValueError(
-                f"image {name!r} must be a uint8 ndarray, got {getattr(image, 'dtype', type(image))}"
-            )
-    return items
+    # The designs check each image's size; here every image is refused up front if not uint8.
+    return {
+        name: check_image(image, dtypes=("uint8",), channels=None, name=f"image {name!r}")
+        for name, image in items.items()
+    }
 
 
 def _bit_list(name: str, values: Sequence[int]) -> list[int]:

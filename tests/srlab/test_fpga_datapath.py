@@ -348,7 +348,8 @@ def test_fixed_phase_kernel_needs_scale_two():
         (np.zeros((10, 2, 3), np.uint8), "image of 10x2 pixels is smaller than the 4-tap kernel"),
         (np.zeros((8, 8), np.float32), "image dtype float32 is not supported"),
         (np.zeros((8, 8), np.uint16), "image dtype uint16 is not supported"),
-        (np.zeros(8, np.uint8), r"must be \(H, W\) or \(H, W, C\)"),
+        (np.zeros(8, np.uint8), r"must be 2-D \(H, W\) or 3-D \(H, W, C\) with C channels"),
+        (np.zeros((8, 0), np.uint8), r"image is empty \(shape \(8, 0\)\)"),
     ],
 )
 def test_bad_images(image, message):

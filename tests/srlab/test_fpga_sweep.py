@@ -106,7 +106,7 @@ def test_sweep_bad_input(images):
         word_length_sweep(["nope"], progress=False)
     with pytest.raises(ValueError, match="coeff_frac_bits must be a non-empty list of integers"):
         word_length_sweep(images, coeff_frac_bits=[], progress=False)
-    with pytest.raises(ValueError, match="must be a uint8 ndarray"):
+    with pytest.raises(ValueError, match="image 'f' dtype float64 is not supported; use uint8"):
         word_length_sweep({"f": np.zeros((8, 8))}, progress=False)
     with pytest.raises(ValueError, match="unknown kernel 'cubic'"):
         word_length_sweep(images, ["cubic"], progress=False)

@@ -320,8 +320,14 @@ def test_degrade_bad_image():
         degrade(np.zeros((10, 10), dtype=np.int64), 2)
     with pytest.raises(
         ValueError,
-        match=re.escape("image must be (H, W) or (H, W, C) with C in 1, 3, 4; got shape (10,)"),
+        match=re.escape(
+            "image must be 2-D (H, W) or 3-D (H, W, C) with C in 1, 3, 4, got shape (10,)"
+        ),
     ):
         degrade(np.zeros(10), 2)
-    with pytest.raises(ValueError, match=re.escape("image contains NaN or infinite values")):
+    with pytest.raises(
+        ValueError, match=re.escape("image contains NaN values; replace them first")
+    ):
         degrade(np.full((10, 10), np.nan), 2)
+    with pytest.raises(ValueError, match=re.escape("image contains infinite values")):
+        degrade(np.full((10, 10), np.inf), 2)

@@ -163,7 +163,10 @@ def test_shape_mismatch(metric):
     with pytest.raises(ValueError, match=re.escape(message)):
         metric(np.zeros((16, 16)), np.zeros((16, 17)), data_range=1.0)
     with pytest.raises(
-        ValueError, match=re.escape("images must be (H, W) or (H, W, C), got shape (16,)")
+        ValueError,
+        match=re.escape(
+            "images must be 2-D (H, W) or 3-D (H, W, C) with C channels, got shape (16,)"
+        ),
     ):
         metric(np.zeros(16), np.zeros(16), data_range=1.0)
 
