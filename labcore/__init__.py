@@ -1,4 +1,4 @@
-"""Mechanisms both labs share: a registry of named things and atomic file writes.
+"""Mechanisms both labs share: a registry of named things, argument checks, atomic writes.
 
 ``moelab`` (mixture-of-experts, torch) and ``srlab`` (super-resolution, numpy + OpenCV)
 each look things up by name and write result files that must never be seen half-written.
@@ -10,12 +10,26 @@ Modules
 registry
     :class:`~labcore.registry.Registry`: register by decorator, look up by name, an
     unknown name raises ``ValueError`` listing the known ones.
+checks
+    :func:`~labcore.checks.check_type`, :func:`~labcore.checks.check_int`,
+    :func:`~labcore.checks.check_name`, :func:`~labcore.checks.check_callable`: a wrong type
+    raises ``TypeError``, a bad value ``ValueError``, with one message style.
 atomic
     :func:`~labcore.atomic.atomic_write_text`, :func:`~labcore.atomic.atomic_write_bytes`
     and :func:`~labcore.atomic.atomic_path`: write next to the target, then ``os.replace``.
 """
 
 from labcore.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from labcore.checks import check_callable, check_int, check_name, check_type
 from labcore.registry import Registry
 
-__all__ = ["Registry", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "Registry",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_callable",
+    "check_int",
+    "check_name",
+    "check_type",
+]

@@ -31,6 +31,9 @@ class Registry(Generic[T]):
         Whether :meth:`names` (and iteration) are sorted; False keeps registration order.
     duplicate_hint : str, default "pass overwrite=True to replace it"
         What the message for a name registered twice tells the caller to do.
+    item_type : type, optional
+        When given, entries must be instances of it (``TypeError`` otherwise), and
+        :meth:`resolve` passes such an instance through unchanged.
 
     Examples
     --------
@@ -89,6 +92,18 @@ class Registry(Generic[T]):
 
     def add_named(self, obj: T, *, overwrite: bool = False) -> T:
         """Register ``obj`` under its own ``name`` attribute (a value object such as a metric).
+
+        Parameters
+        ----------
+        obj : T
+            The entry; its ``name`` must be new unless ``overwrite``.
+        overwrite : bool, default False
+            Allow replacing an existing entry.
+
+        Returns
+        -------
+        T
+            The same object, so registering can be chained or used as an expression.
 
         Raises
         ------
@@ -153,6 +168,16 @@ class Registry(Generic[T]):
 
         Lets a public lookup accept either a name or an already built object.
 
+        Parameters
+        ----------
+        name_or_item : str or T
+            A name from :meth:`names`, or an entry.
+
+        Returns
+        -------
+        T
+            The entry.
+
         Raises
         ------
         ValueError
@@ -177,6 +202,11 @@ class Registry(Generic[T]):
         default : optional
             Returned for an unknown name instead of raising (as ``dict.get`` does).
 
+        Returns
+        -------
+        T
+            The entry (or ``default``).
+
         Raises
         ------
         ValueError
@@ -190,7 +220,13 @@ class Registry(Generic[T]):
             raise self.unknown(name) from None
 
     def names(self) -> tuple[str, ...]:
-        """Registered names, sorted or in registration order (see ``sort``)."""
+        """Registered names, sorted or in registration order (see ``sort``).
+
+        Returns
+        -------
+        tuple of str
+            The names, e.g. for a menu or an error message.
+        """
         return tuple(sorted(self._entries)) if self.sort else tuple(self._entries)
 
     def items(self) -> tuple[tuple[str, T], ...]:

@@ -193,20 +193,9 @@ for _serving in (
     _SERVING.add(_serving.name, _serving)
 
 
-def available_serving_methods() -> tuple[str, ...]:
-    """Names of the serving methods :func:`compare_methods` knows, in display order."""
-    return _SERVING.names()
-
-
-def get_serving_method(name: str) -> ServingMethod:
-    """Look a serving method up by name.
-
-    Raises
-    ------
-    ValueError
-        Unknown name; the message lists the known ones.
-    """
-    return _SERVING.get(name)
+#: Public faces of the registry: names in display order, and lookup by name.
+available_serving_methods = _SERVING.names
+get_serving_method = _SERVING.get
 
 
 # ================================================================================ the sweep

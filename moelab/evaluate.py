@@ -144,7 +144,7 @@ def _pairs(examples: Sequence) -> list[tuple[str, str]]:
         elif isinstance(example, (tuple, list)) and len(example) == 2:
             pairs.append((str(example[0]), str(example[1])))
         else:
-            raise ValueError(
+            raise TypeError(
                 f"each example must be a (source, target) pair or have .source and .target, "
                 f"got {example!r}"
             )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from labcore.checks import check_type
 from moelab.checkpoint import read_config, scan_safetensors
 from moelab.families import ExpertSlot, MoEFamily, detect_family, get_family
 
@@ -56,14 +57,8 @@ class MoEModel:
     tokenizer: Any = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, nn.Module):
-            raise ValueError(
-                f"MoEModel.model must be an nn.Module, got {type(self.model).__name__}"
-            )
-        if not isinstance(self.family, MoEFamily):
-            raise ValueError(
-                f"MoEModel.family must be a MoEFamily, got {type(self.family).__name__}"
-            )
+        check_type(self.model, nn.Module, "MoEModel.model")
+        check_type(self.family, MoEFamily, "MoEModel.family")
         self.family.check_config(self.model)
 
     def __repr__(self) -> str:
@@ -194,11 +189,12 @@ def load_moe(
             )
         adapter = get_family(family) if family is not None else detect_family(source)
         return MoEModel(model=source, family=adapter)
-    if not isinstance(source, (str, os.PathLike)):
-        raise ValueError(
-            f"load_moe expects a checkpoint folder path, a transformers model or a MoEModel, "
-            f"got {type(source).__name__}"
-        )
+    check_type(
+        source,
+        (str, os.PathLike),
+        "load_moe's source",
+        expected="a checkpoint folder path, a transformers model or a MoEModel",
+    )
     if from_pretrained_kwargs.pop("local_files_only", True) is not True:
         raise ValueError("load_moe only reads local folders; drop local_files_only=False")
     config = read_config(source)

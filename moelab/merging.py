@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 import torch
 
+from labcore.checks import check_callable, check_name
 from labcore.registry import Registry
 from moelab.consolidation import ConsolidationPlan, check_same_shapes
 from moelab.extras import require
@@ -95,10 +96,8 @@ class MergeMethod:
     requires: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"MergeMethod.name must be a non-empty str, got {self.name!r}")
-        if not callable(self.merge):
-            raise ValueError(f"MergeMethod.merge must be callable, got {self.merge!r}")
+        check_name(self.name, "MergeMethod.name")
+        check_callable(self.merge, "MergeMethod.merge")
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
         if isinstance(self.requires, str) or not all(isinstance(m, str) for m in self.requires):
             raise TypeError(
@@ -212,59 +211,11 @@ _METHODS: Registry[MergeMethod] = Registry(
 )
 
 
-def register_merge_method(method: MergeMethod) -> MergeMethod:
-    """Add a merge method to the registry.
-
-    Parameters
-    ----------
-    method : MergeMethod
-        The method; its name must be new.
-
-    Returns
-    -------
-    MergeMethod
-        The same method.
-
-    Raises
-    ------
-    TypeError
-        If ``method`` is not a MergeMethod.
-    ValueError
-        If its name is taken.
-    """
-    return _METHODS.add_named(method)
-
-
-def available_merge_methods() -> tuple[str, ...]:
-    """Names of the registered merge methods, sorted.
-
-    Returns
-    -------
-    tuple of str
-        ``("average", "dare", "task_arithmetic", "ties")`` plus any registered later.
-    """
-    return _METHODS.names()
-
-
-def get_merge_method(name: str | MergeMethod) -> MergeMethod:
-    """Look a merge method up by name.
-
-    Parameters
-    ----------
-    name : str or MergeMethod
-        A name from :func:`available_merge_methods` (a method is returned unchanged).
-
-    Returns
-    -------
-    MergeMethod
-        The method.
-
-    Raises
-    ------
-    ValueError
-        If no method has that name; the message lists the known ones.
-    """
-    return _METHODS.resolve(name)
+#: Public faces of the registry: ``register_merge_method(method)``,
+#: ``available_merge_methods()`` (sorted names), ``get_merge_method(name_or_method)``.
+register_merge_method = _METHODS.add_named
+available_merge_methods = _METHODS.names
+get_merge_method = _METHODS.resolve
 
 
 for _method in (

@@ -96,17 +96,6 @@ for _quality in (
     _QUALITY.add(_quality.name, _quality)
 
 
-def available_quality_metrics() -> tuple[str, ...]:
-    """Names of the quality metrics: ``("exact_match", "perplexity", "rouge1")``."""
-    return _QUALITY.names()
-
-
-def get_quality_metric(name: str) -> QualityMetric:
-    """Look a quality metric up by name.
-
-    Raises
-    ------
-    ValueError
-        Unknown name; the message lists the known ones.
-    """
-    return _QUALITY.get(name)
+#: Public faces of the registry: sorted names, and lookup by name.
+available_quality_metrics = _QUALITY.names
+get_quality_metric = _QUALITY.get

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from labcore import Registry, atomic_path, atomic_write_bytes, atomic_write_text
+from labcore import (
+    Registry,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_callable,
+    check_int,
+    check_name,
+    check_type,
+)
 
 
 @pytest.fixture
@@ -151,3 +160,27 @@ def test_typed_registry_refuses_other_types_with_type_error() -> None:
     assert shapes.resolve("square") is square
     with pytest.raises(ValueError, match="unknown shape 'triangle'"):
         shapes.resolve("triangle")
+
+
+def test_checks_raise_type_error_for_types_and_value_error_for_values() -> None:
+    import numpy as np
+
+    assert check_int(np.int64(4), "n", minimum=2) == 4
+    with pytest.raises(TypeError, match="n must be an int, got float 4.0"):
+        check_int(4.0, "n")
+    with pytest.raises(TypeError, match="n must be an int, got bool False"):
+        check_int(False, "n")
+    with pytest.raises(ValueError, match="n must be >= 2, got 1"):
+        check_int(1, "n", minimum=2)
+    assert check_int(-5, "offset", minimum=None) == -5
+    assert check_name("l2", "name") == "l2"
+    with pytest.raises(ValueError, match="name must not be empty"):
+        check_name("", "name")
+    with pytest.raises(TypeError, match="name must be a str, got int"):
+        check_name(3, "name")
+    with pytest.raises(TypeError, match="x must be an int or a str, got float"):
+        check_type(1.5, (int, str), "x")
+    with pytest.raises(TypeError, match="x must be an ExpertSlot-like pair, got float"):
+        check_type(1.5, tuple, "x", expected="an ExpertSlot-like pair")
+    with pytest.raises(TypeError, match="f must be callable, got int 3"):
+        check_callable(3, "f")

@@ -7,7 +7,8 @@ the tenants can be stored once and used by all of them. :func:`plan_consolidatio
 slots by a similarity metric of :mod:`moelab.similarity` (summed over the pairs of tenants when
 N > 2, as the serving paper does), then shares the most similar slots until the consolidated
 model fits the budget. The result is a frozen, inspectable :class:`ConsolidationPlan`;
-:class:`moelab.reconfigure.ConsolidatedMoE` builds the model it describes.
+:class:`moelab.reconfigure.ConsolidatedMoE` builds the model it describes and
+:func:`moelab.viz.plan_heatmap` draws it.
 
 Owner policies (``_owners``: a registry; see :func:`available_owner_policies`)
     ``"round_robin"`` (the paper's code), ``"medoid"``, ``"mean"``; OwnerPolicy,
@@ -16,7 +17,7 @@ Owner policies (``_owners``: a registry; see :func:`available_owner_policies`)
 Memory accounting and budgets (``_memory``)
     MemoryAccounting, resolve_budget, BudgetUnit, BUDGET_UNITS
 The plan (``_plan``)
-    plan_consolidation, ConsolidationPlan, SlotDecision, check_same_shapes, plan_heatmap
+    plan_consolidation, ConsolidationPlan, SlotDecision, check_same_shapes
 
 Examples
 --------
@@ -48,7 +49,6 @@ from moelab.consolidation._plan import (
     SlotDecision,
     check_same_shapes,
     plan_consolidation,
-    plan_heatmap,
 )
 
 __all__ = [
@@ -64,7 +64,6 @@ __all__ = [
     "check_same_shapes",
     "get_owner_policy",
     "plan_consolidation",
-    "plan_heatmap",
     "register_owner_policy",
     "resolve_budget",
 ]

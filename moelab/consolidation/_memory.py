@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -169,11 +170,13 @@ def resolve_budget(budget: float, unit: BudgetUnit, accounting: MemoryAccounting
     >>> resolve_budget(0.75, "fraction", acc), resolve_budget(300, "bytes", acc)
     (4, 6)
     """
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real):
+        raise TypeError(f"budget must be a real number, got {type(budget).__name__} {budget!r}")
     n_slots, n = accounting.n_slots, accounting.n_tenants
     non_expert, unshared, per_slot = _slot_cost(accounting)
     minimum_bytes = non_expert + n_slots * accounting.slot_bytes
     if unit == "slots":
-        if isinstance(budget, bool) or not float(budget).is_integer() or not 0 <= budget <= n_slots:
+        if not float(budget).is_integer() or not 0 <= budget <= n_slots:
             raise ValueError(
                 f"a 'slots' budget is the number of slots to share, an integer in [0, {n_slots}]; "
                 f"got {budget!r}"

@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from labcore.checks import check_callable, check_name
 from labcore.registry import Registry
 
 __all__ = [
@@ -57,10 +58,8 @@ class OwnerPolicy:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"OwnerPolicy.name must be a non-empty str, got {self.name!r}")
-        if not callable(self.choose):
-            raise ValueError(f"OwnerPolicy.choose must be callable, got {self.choose!r}")
+        check_name(self.name, "OwnerPolicy.name")
+        check_callable(self.choose, "OwnerPolicy.choose")
 
 
 def _round_robin(rank: int, distances: np.ndarray, tenants: tuple[str, ...]) -> str:
@@ -83,64 +82,11 @@ _OWNER_POLICIES: Registry[OwnerPolicy] = Registry(
 )
 
 
-def register_owner_policy(policy: OwnerPolicy) -> OwnerPolicy:
-    """Add an owner policy to the registry.
-
-    Parameters
-    ----------
-    policy : OwnerPolicy
-        The policy; its name must be new.
-
-    Returns
-    -------
-    OwnerPolicy
-        The same policy.
-
-    Raises
-    ------
-    TypeError
-        If ``policy`` is not an OwnerPolicy.
-    ValueError
-        If its name is taken.
-    """
-    return _OWNER_POLICIES.add_named(policy)
-
-
-def available_owner_policies() -> tuple[str, ...]:
-    """Names of the registered owner policies, sorted.
-
-    Returns
-    -------
-    tuple of str
-        ``("mean", "medoid", "round_robin")`` plus any registered later.
-    """
-    return _OWNER_POLICIES.names()
-
-
-def get_owner_policy(name: str | OwnerPolicy) -> OwnerPolicy:
-    """Look an owner policy up by name.
-
-    Parameters
-    ----------
-    name : str or OwnerPolicy
-        A name from :func:`available_owner_policies` (a policy is returned unchanged).
-
-    Returns
-    -------
-    OwnerPolicy
-        The policy.
-
-    Raises
-    ------
-    ValueError
-        If no policy has that name; the message lists the known ones.
-
-    Examples
-    --------
-    >>> get_owner_policy("medoid").name
-    'medoid'
-    """
-    return _OWNER_POLICIES.resolve(name)
+#: Public faces of the registry: ``register_owner_policy(policy)``,
+#: ``available_owner_policies()`` (sorted names), ``get_owner_policy(name_or_policy)``.
+register_owner_policy = _OWNER_POLICIES.add_named
+available_owner_policies = _OWNER_POLICIES.names
+get_owner_policy = _OWNER_POLICIES.resolve
 
 
 for _policy in (

@@ -4,7 +4,7 @@
 (summed over the pairs of tenants when N > 2, as the serving paper does), then shares the most
 similar slots until the consolidated model fits the budget (:func:`resolve_budget`). The result
 is a frozen, inspectable :class:`ConsolidationPlan`; :class:`moelab.reconfigure.ConsolidatedMoE`
-builds the model it describes, and :func:`plan_heatmap` draws it.
+builds the model it describes, and :func:`moelab.viz.plan_heatmap` draws it.
 
 Examples
 --------
@@ -19,12 +19,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
+from labcore.checks import check_type
 from moelab.consolidation._memory import BUDGET_UNITS, BudgetUnit, MemoryAccounting, resolve_budget
 from moelab.consolidation._owners import (
     MEAN_OWNER,
@@ -36,15 +37,11 @@ from moelab.errors import IncompatibleModelsError
 from moelab.families import ExpertSlot, MoEFamily, check_compatible
 from moelab.loading import MoEModel, load_moe
 
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
 __all__ = [
     "ConsolidationPlan",
     "SlotDecision",
     "check_same_shapes",
     "plan_consolidation",
-    "plan_heatmap",
 ]
 
 ModelSource = str | os.PathLike | MoEModel | nn.Module
@@ -86,8 +83,7 @@ class SlotDecision:
     stored_bytes: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.slot, ExpertSlot):
-            raise ValueError(f"SlotDecision.slot must be an ExpertSlot, got {self.slot!r}")
+        check_type(self.slot, ExpertSlot, "SlotDecision.slot")
         if self.rank < 0 or self.stored_bytes < 0:
             raise ValueError(f"SlotDecision rank and stored_bytes must be >= 0 ({self.slot})")
         if self.shared != bool(self.owner):
@@ -548,42 +544,3 @@ def plan_consolidation(
         memory=memory,
         pairwise=pairwise,
     )
-
-
-# ================================================================================= figures
-def plan_heatmap(plan: ConsolidationPlan) -> go.Figure:
-    """Layers x experts heatmap of the slot distances, shared slots marked with their owner.
-
-    Parameters
-    ----------
-    plan : ConsolidationPlan
-        The plan to draw.
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        Colour: summed distance; text in a cell: the owner of a shared slot (blank = private).
-    """
-    import plotly.graph_objects as go
-
-    dist = plan.grid("distance")
-    owner = plan.grid("owner").fillna("")
-    fig = go.Figure(
-        go.Heatmap(
-            z=dist.to_numpy(dtype=float),
-            x=[str(c) for c in dist.columns],
-            y=list(dist.index),
-            text=owner.to_numpy(),
-            texttemplate="%{text}",
-            colorscale="Viridis",
-            colorbar={"title": f"{plan.metric} distance"},
-            hovertemplate="%{y} expert %{x}<br>distance %{z:.4g}<br>owner %{text}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        title=f"{plan.n_shared} of {plan.memory.n_slots} slots shared (labelled by owner)",
-        xaxis_title="expert",
-        yaxis_title="MoE layer",
-        yaxis={"autorange": "reversed"},
-    )
-    return fig

@@ -69,64 +69,11 @@ _FAMILIES: Registry[MoEFamily] = Registry(
 )
 
 
-def register_family(family: MoEFamily) -> MoEFamily:
-    """Add a family adapter to the registry.
-
-    Parameters
-    ----------
-    family : MoEFamily
-        An adapter instance; its ``name`` must be new.
-
-    Returns
-    -------
-    MoEFamily
-        The same instance.
-
-    Raises
-    ------
-    TypeError
-        If ``family`` is not a MoEFamily.
-    ValueError
-        If its name is taken.
-    """
-    return _FAMILIES.add_named(family)
-
-
-def available_families() -> tuple[str, ...]:
-    """Names of the registered families, sorted.
-
-    Returns
-    -------
-    tuple of str
-        E.g. ``("mixtral", "olmoe", "switch_transformers")``.
-    """
-    return _FAMILIES.names()
-
-
-def get_family(name: str) -> MoEFamily:
-    """Look a family adapter up by name.
-
-    Parameters
-    ----------
-    name : str
-        A name from :func:`available_families`.
-
-    Returns
-    -------
-    MoEFamily
-        The adapter.
-
-    Raises
-    ------
-    ValueError
-        If no family has that name; the message lists the known ones.
-
-    Examples
-    --------
-    >>> get_family("switch_transformers").expert_matrix_names()
-    ('wi', 'wo')
-    """
-    return _FAMILIES.get(name)
+#: Public faces of the registry: ``register_family(adapter)``, ``available_families()``
+#: (sorted names), ``get_family(name)``; the errors are the registry's.
+register_family = _FAMILIES.add_named
+available_families = _FAMILIES.names
+get_family = _FAMILIES.get
 
 
 def detect_family(model_or_config: Any) -> MoEFamily:
@@ -135,7 +82,7 @@ def detect_family(model_or_config: Any) -> MoEFamily:
     Parameters
     ----------
     model_or_config : PreTrainedModel or PretrainedConfig
-        Anything :func:`config_of` accepts.
+        A model, or its config (anything :func:`config_of` accepts).
 
     Returns
     -------

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from labcore.checks import check_type
 from moelab.errors import UnsupportedModelError
 from moelab.families._types import (
     EXPERTS_GROUP,
@@ -546,10 +547,7 @@ class MoEFamily(ABC):
         return config
 
     def _check_model(self, model: nn.Module) -> PretrainedConfig:
-        if not isinstance(model, nn.Module):
-            raise ValueError(
-                f"expected a transformers model (nn.Module), got {type(model).__name__}"
-            )
+        check_type(model, nn.Module, "model", expected="a transformers model (nn.Module)")
         return self.check_config(model)
 
     def _check_layer(self, config: Any, layer: int) -> None:
@@ -562,8 +560,7 @@ class MoEFamily(ABC):
             )
 
     def _check_slot(self, config: Any, slot: ExpertSlot) -> None:
-        if not isinstance(slot, ExpertSlot):
-            raise ValueError(f"expected an ExpertSlot, got {type(slot).__name__}: {slot!r}")
+        check_type(slot, ExpertSlot, "slot")
         self._check_layer(config, slot.layer)
         n_experts = self.num_experts(config)
         if slot.expert >= n_experts:

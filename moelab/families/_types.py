@@ -15,6 +15,8 @@ import torch
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
 
+from labcore.checks import check_int, check_name, check_type
+
 __all__ = [
     "CHECKPOINT_LAYOUTS",
     "EXPERTS_GROUP",
@@ -62,9 +64,7 @@ OTHER_GROUP = "other"
 
 
 def check_index(value: Any, what: str) -> None:
-    # bool is an int subclass; True as a layer index is always a bug.
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{what} must be a non-negative int, got {value!r}")
+    check_int(value, what, minimum=0)
 
 
 @dataclass(frozen=True, order=True)
@@ -107,8 +107,7 @@ class ExpertSlot:
     def __post_init__(self) -> None:
         check_index(self.layer, "ExpertSlot.layer")
         check_index(self.expert, "ExpertSlot.expert")
-        if not isinstance(self.label, str):
-            raise ValueError(f"ExpertSlot.label must be a str, got {self.label!r}")
+        check_type(self.label, str, "ExpertSlot.label")
 
     def __str__(self) -> str:
         where = self.label or f"moe_layer.{self.layer}"
@@ -157,8 +156,7 @@ class TensorRef:
     rows: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, str) or not self.key:
-            raise ValueError(f"TensorRef.key must be a non-empty str, got {self.key!r}")
+        check_name(self.key, "TensorRef.key")
         if self.expert is not None:
             check_index(self.expert, "TensorRef.expert")
         if self.rows is not None:

@@ -36,7 +36,7 @@ storage (``untyped_storage().nbytes()``, each storage counted once), not element
 over-allocated or duplicated tensor shows up in both.
 
 Modules
-    the consolidated model and its figure (``_model``): ConsolidatedMoE, memory_figure,
+    the consolidated model (``_model``): ConsolidatedMoE,
     ReconfigureMode, RECONFIGURE_MODES; expert pools (``_pool``); non-expert sets
     (``_sets``); tensor storage (``_tensors``): storage_bytes
 
@@ -54,7 +54,6 @@ from moelab.reconfigure._model import (
     RECONFIGURE_MODES,
     ConsolidatedMoE,
     ReconfigureMode,
-    memory_figure,
 )
 from moelab.reconfigure._tensors import storage_bytes
 
@@ -62,6 +61,5 @@ __all__ = [
     "RECONFIGURE_MODES",
     "ConsolidatedMoE",
     "ReconfigureMode",
-    "memory_figure",
     "storage_bytes",
 ]

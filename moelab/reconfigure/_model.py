@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import pandas as pd
 import torch
 from torch import nn
 
+from labcore.checks import check_type
 from moelab.consolidation import ConsolidationPlan
 from moelab.reconfigure._pool import pool_builder
 from moelab.reconfigure._sets import (
@@ -26,10 +27,7 @@ from moelab.reconfigure._sets import (
 )
 from moelab.reconfigure._tensors import frozen, owned_copy, storage_bytes, storage_key
 
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
-__all__ = ["RECONFIGURE_MODES", "ConsolidatedMoE", "ReconfigureMode", "memory_figure"]
+__all__ = ["RECONFIGURE_MODES", "ConsolidatedMoE", "ReconfigureMode"]
 
 ReconfigureMode = Literal["swap", "copy"]
 """``"swap"``: all non-expert sets resident, parameters re-pointed; ``"copy"``: one live set,
@@ -116,8 +114,7 @@ class ConsolidatedMoE:
         """
         if mode not in RECONFIGURE_MODES:
             raise ValueError(f"unknown mode {mode!r}; known modes: {', '.join(RECONFIGURE_MODES)}")
-        if not isinstance(plan, ConsolidationPlan):
-            raise ValueError(f"expected a ConsolidationPlan, got {type(plan).__name__}")
+        check_type(plan, ConsolidationPlan, "plan")
         if non_expert_from is not None and non_expert_from not in plan.tenants:
             raise ValueError(
                 f"unknown tenant {non_expert_from!r} for non_expert_from; tenants: "
@@ -395,10 +392,6 @@ class ConsolidatedMoE:
         """
         return storage_bytes(self._held_tensors())
 
-    def memory_figure(self) -> go.Figure:
-        """Stacked bars: this model's memory against N separate models (see :func:`memory_figure`)."""
-        return memory_figure(self)
-
     def __repr__(self) -> str:
         return (
             f"ConsolidatedMoE(tenants={list(self.tenants)}, active={self.active!r}, "
@@ -408,38 +401,3 @@ class ConsolidatedMoE:
 
 
 _BUILD_TOKEN = object()
-
-
-def memory_figure(cmoe: ConsolidatedMoE) -> go.Figure:
-    """Stacked bars of a consolidated model's memory against N separate models.
-
-    Parameters
-    ----------
-    cmoe : ConsolidatedMoE
-        The consolidated model.
-
-    Returns
-    -------
-    plotly.graph_objects.Figure
-        Two bars in MB: the consolidated model (stacked by component, from
-        :meth:`ConsolidatedMoE.memory_report`) and N separate models (non-expert sets and
-        experts).
-    """
-    import plotly.graph_objects as go
-
-    report = cmoe.memory_report().groupby("component", sort=False, as_index=False)["bytes"].sum()
-    acc = cmoe.plan.memory
-    consolidated = f"consolidated ({cmoe.mode})"
-    separate = f"{acc.n_tenants} separate models"
-    parts = [(row.component, consolidated, row.bytes) for row in report.itertuples()]
-    parts += [
-        ("non-expert set", separate, sum(acc.non_expert_bytes)),
-        ("experts (separate)", separate, acc.naive_expert_bytes),
-    ]
-    fig = go.Figure()
-    for component in dict.fromkeys(p[0] for p in parts):
-        xs = [bar for c, bar, _ in parts if c == component]
-        ys = [b / 1e6 for c, _, b in parts if c == component]
-        fig.add_bar(name=component, x=xs, y=ys)
-    fig.update_layout(barmode="stack", yaxis_title="MB", title="Resident parameter memory")
-    return fig

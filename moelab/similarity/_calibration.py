@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from labcore.atomic import atomic_path
+from labcore.checks import check_int, check_type
 from moelab.checkpoint import read_config
 from moelab.families import MoEFamily, config_of, detect_family
 from moelab.loading import MoEModel, load_moe
@@ -33,24 +34,21 @@ DEFAULT_CALIBRATION_TOKENS = 512
 
 
 def _freeze_hidden(hidden: Mapping[int, torch.Tensor]) -> Mapping[int, torch.Tensor]:
-    if not isinstance(hidden, Mapping) or not hidden:
-        raise ValueError(
-            "Calibration.hidden must be a non-empty mapping {moe_layer: (N, hidden) Tensor}"
-        )
-    bad = [k for k in hidden if isinstance(k, bool) or not isinstance(k, int) or k < 0]
-    if bad:
-        raise ValueError(f"Calibration layers must be non-negative ints, got {bad[0]!r}")
+    shape = "a mapping {moe_layer: (N, hidden) Tensor}"
+    check_type(hidden, Mapping, "Calibration.hidden", expected=shape)
+    if not hidden:
+        raise ValueError(f"Calibration.hidden must be {shape} with at least one layer")
+    for key in hidden:
+        check_int(key, "a Calibration layer", minimum=0)
     frozen: dict[int, torch.Tensor] = {}
     sizes = set()
     for layer in sorted(hidden):
         tensor = hidden[layer]
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim != 2 or tensor.shape[0] < 2:
-            shape = (
-                tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
-            )
+        check_type(tensor, torch.Tensor, f"Calibration layer {layer}", expected="a Tensor")
+        if tensor.ndim != 2 or tensor.shape[0] < 2:
             raise ValueError(
                 f"Calibration layer {layer}: expected an (N, hidden) Tensor with N >= 2 tokens, "
-                f"got {shape}"
+                f"got {tuple(tensor.shape)}"
             )
         if not tensor.is_floating_point():
             raise ValueError(
@@ -92,8 +90,7 @@ class Calibration:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", _freeze_hidden(self.hidden))
-        if not isinstance(self.description, str):
-            raise ValueError(f"Calibration.description must be a str, got {self.description!r}")
+        check_type(self.description, str, "Calibration.description")
 
     def __repr__(self) -> str:
         tokens = sorted({t.shape[0] for t in self.hidden.values()})
@@ -113,12 +110,12 @@ class Calibration:
         Parameters
         ----------
         layer : int
-            Global MoE-layer index.
+            Global MoE-layer index, a key of :attr:`hidden`.
 
         Returns
         -------
         Tensor
-            The states.
+            The states that entered that layer's experts.
 
         Raises
         ------
@@ -277,8 +274,7 @@ def gaussian_calibration(
     --------
     >>> calib = gaussian_calibration("checkpoints/mixtral-base", n_tokens=256)  # doctest: +SKIP
     """
-    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 2:
-        raise ValueError(f"n_tokens must be an int >= 2, got {n_tokens!r}")
+    check_int(n_tokens, "n_tokens", minimum=2)
     config, family = _config_and_family(model_or_config)
     layers = resolve_layers(family, config, layers)
     width = _hidden_size(family, config)
@@ -415,11 +411,12 @@ def as_calibration(
         # Documented default: seeded Gaussian states, so lazy runs need no model in memory.
         calibration = gaussian_calibration(sources[0], layers=layers)
     elif not isinstance(calibration, Calibration):
-        if not isinstance(calibration, Mapping):
-            raise ValueError(
-                f"calibration must be a Calibration, a mapping {{moe_layer: (N, hidden) Tensor}} "
-                f"or None, got {type(calibration).__name__}"
-            )
+        check_type(
+            calibration,
+            Mapping,
+            "calibration",
+            expected="a Calibration, a mapping {moe_layer: (N, hidden) Tensor} or None",
+        )
         calibration = Calibration(calibration)
     calibration.check(family, sources[0].config, layers)
     return calibration

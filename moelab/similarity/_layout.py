@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from labcore.checks import check_type
+
 __all__ = [
     "CROSS_SLOT_COLUMNS",
     "SAME_SLOT_COLUMNS",
@@ -87,10 +89,9 @@ def check_table(table: Any, columns: Sequence[str], what: str) -> None:
         If ``table`` is not a DataFrame or lacks a column; the message names the missing ones
         and the functions that build such tables.
     """
-    if not isinstance(table, pd.DataFrame):
-        raise ValueError(
-            f"{what} expects a DataFrame from moelab.similarity, got {type(table).__name__}"
-        )
+    check_type(
+        table, pd.DataFrame, f"{what}'s table", expected="a DataFrame from moelab.similarity"
+    )
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(

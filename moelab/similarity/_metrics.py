@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import torch
 
+from labcore.checks import check_callable, check_name
 from labcore.registry import Registry
 
 __all__ = [
@@ -79,8 +80,7 @@ class SimilarityMetric:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"SimilarityMetric.name must be a non-empty str, got {self.name!r}")
+        check_name(self.name, "SimilarityMetric.name")
         if self.direction not in DIRECTIONS:
             raise ValueError(
                 f"SimilarityMetric.direction must be one of {DIRECTIONS}, got {self.direction!r}"
@@ -89,8 +89,7 @@ class SimilarityMetric:
             raise ValueError(
                 f"SimilarityMetric.needs must be one of {METRIC_INPUTS}, got {self.needs!r}"
             )
-        if not callable(self.compute):
-            raise ValueError(f"SimilarityMetric.compute must be callable, got {self.compute!r}")
+        check_callable(self.compute, "SimilarityMetric.compute")
 
     def as_distance(self, values: Any) -> Any:
         """Orient values so that lower = more similar.
@@ -220,64 +219,11 @@ _METRICS: Registry[SimilarityMetric] = Registry(
 )
 
 
-def register_metric(metric: SimilarityMetric) -> SimilarityMetric:
-    """Add a metric to the registry.
-
-    Parameters
-    ----------
-    metric : SimilarityMetric
-        The metric; its name must be new.
-
-    Returns
-    -------
-    SimilarityMetric
-        The same metric.
-
-    Raises
-    ------
-    TypeError
-        If ``metric`` is not a SimilarityMetric.
-    ValueError
-        If its name is taken.
-    """
-    return _METRICS.add_named(metric)
-
-
-def available_metrics() -> tuple[str, ...]:
-    """Names of the registered similarity metrics, sorted.
-
-    Returns
-    -------
-    tuple of str
-        ``("cka", "cosine", "l2", "router")`` plus any registered later.
-    """
-    return _METRICS.names()
-
-
-def get_metric(name: str | SimilarityMetric) -> SimilarityMetric:
-    """Look a metric up by name.
-
-    Parameters
-    ----------
-    name : str or SimilarityMetric
-        A name from :func:`available_metrics` (a metric object is returned unchanged).
-
-    Returns
-    -------
-    SimilarityMetric
-        The metric.
-
-    Raises
-    ------
-    ValueError
-        If no metric has that name; the message lists the known ones.
-
-    Examples
-    --------
-    >>> get_metric("l2").direction
-    'distance'
-    """
-    return _METRICS.resolve(name)
+#: Public faces of the registry: ``register_metric(metric)``, ``available_metrics()``
+#: (sorted names), ``get_metric(name_or_metric)`` (a metric passes through unchanged).
+register_metric = _METRICS.add_named
+available_metrics = _METRICS.names
+get_metric = _METRICS.resolve
 
 
 for _metric in (

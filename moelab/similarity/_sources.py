@@ -43,7 +43,7 @@ def open_model(source: Any) -> LazyCheckpoint | MoEModel:
         return LazyCheckpoint(source)
     if isinstance(source, nn.Module):
         return load_moe(source)
-    raise ValueError(
+    raise TypeError(
         f"expected a checkpoint folder path, a LazyCheckpoint, a MoEModel or a transformers "
         f"model, got {type(source).__name__}"
     )
@@ -90,7 +90,7 @@ def open_models(
         sources = [open_model(m) for m in models]
         names = _unique([s.name for s in sources])
     else:
-        raise ValueError(
+        raise TypeError(
             f"models must be a list of models/folders or a dict {{name: model or folder}}, got "
             f"{type(models).__name__}"
         )
@@ -108,10 +108,8 @@ def resolve_layers(family: MoEFamily, config: Any, layers: Sequence[int] | None)
 
     Parameters
     ----------
-    family : MoEFamily
-        The models' family.
-    config : PretrainedConfig
-        Their config.
+    family, config : MoEFamily, PretrainedConfig
+        The compared models' family and config.
     layers : int or sequence of int, optional
         Global MoE-layer indices; None for all.
 

@@ -142,17 +142,8 @@ def layer_summary(table: pd.DataFrame, metric: str | None = None) -> pd.DataFram
     ValueError
         If the table lacks the same-slot columns or ``metric`` is not in it.
     """
-    check_table(table, SAME_SLOT_COLUMNS, "layer_summary")
-    if metric is not None:
-        table = select_rows(table, "metric", metric, "layer_summary")
-    table = table.assign(distance=as_distance(table))
     keys = ["layer", "label", "pair", "metric", "direction"]
-    summary = table.groupby(keys, sort=False, as_index=False).agg(
-        mean=("value", "mean"),
-        min=("value", "min"),
-        max=("value", "max"),
-        distance_mean=("distance", "mean"),
-    )
+    summary = _slot_statistics(table, metric, keys, "layer_summary")
     return summary.sort_values(["metric", "pair", "layer"], kind="stable").reset_index(drop=True)
 
 
@@ -161,10 +152,8 @@ def pair_summary(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        From :func:`expert_similarity` or :func:`sum_over_pairs`.
-    metric : str, optional
-        Keep one metric only.
+    table, metric
+        As :func:`layer_summary`.
 
     Returns
     -------
@@ -178,11 +167,18 @@ def pair_summary(table: pd.DataFrame, metric: str | None = None) -> pd.DataFrame
     ValueError
         If the table lacks the same-slot columns or ``metric`` is not in it.
     """
-    check_table(table, SAME_SLOT_COLUMNS, "pair_summary")
-    if metric is not None:
-        table = select_rows(table, "metric", metric, "pair_summary")
-    table = table.assign(distance=as_distance(table))
     keys = ["pair", "model_a", "model_b", "metric", "direction"]
+    return _slot_statistics(table, metric, keys, "pair_summary")
+
+
+def _slot_statistics(
+    table: pd.DataFrame, metric: str | None, keys: list[str], caller: str
+) -> pd.DataFrame:
+    """Mean, min, max and mean distance of a same-slot table's values, grouped by ``keys``."""
+    check_table(table, SAME_SLOT_COLUMNS, caller)
+    if metric is not None:
+        table = select_rows(table, "metric", metric, caller)
+    table = table.assign(distance=as_distance(table))
     return table.groupby(keys, sort=False, as_index=False).agg(
         mean=("value", "mean"),
         min=("value", "min"),

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from labcore.checks import check_type
 from moelab.checkpoint import LazyCheckpoint
 from moelab.families import ExpertSlot, MoEFamily
 from moelab.loading import MoEModel
@@ -255,7 +256,9 @@ def cross_slot_similarity(
     >>> match_experts(cross)                                                        # doctest: +SKIP
     """
     if names is not None:
-        if len(names) != 2 or len(set(names)) != 2 or not all(isinstance(n, str) for n in names):
+        for name in names:
+            check_type(name, str, "each of names")
+        if len(names) != 2 or len(set(names)) != 2:
             raise ValueError(f"names must be two distinct strings, got {names!r}")
         models: Any = dict(zip(names, (a, b)))
     else:

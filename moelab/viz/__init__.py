@@ -5,14 +5,16 @@ Expert similarity (``_similarity``; tables of :mod:`moelab.similarity`)
     cross_slot_heatmap, and similarity_view (the pure function behind the explorer)
 Quality against memory (``_quality``; tables of :func:`moelab.compare.compare_methods`)
     quality_memory_figure, scalability_figure
+Consolidation (``_consolidation``; :mod:`moelab.consolidation` plans and their models)
+    plan_heatmap, memory_figure
 Explorers (``_widgets``; ipywidgets around the pure functions above)
     similarity_explorer, budget_explorer
 
-The consolidation plan's own heatmap is :func:`moelab.consolidation.plan_heatmap`.
 """
 
 from __future__ import annotations
 
+from moelab.viz._consolidation import memory_figure, plan_heatmap
 from moelab.viz._quality import quality_memory_figure, scalability_figure
 from moelab.viz._similarity import (
     cross_slot_heatmap,
@@ -28,6 +30,8 @@ __all__ = [
     "budget_explorer",
     "cross_slot_heatmap",
     "layer_profile",
+    "memory_figure",
+    "plan_heatmap",
     "quality_memory_figure",
     "scalability_figure",
     "similarity_clustermap",

@@ -65,10 +65,8 @@ def scalability_figure(table: pd.DataFrame, methods: Sequence[str] | None = None
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        From :func:`~moelab.compare.compare_methods`.
-    methods : sequence of str, optional
-        Draw only these methods (default: all in the table).
+    table, methods
+        As :func:`quality_memory_figure`.
 
     Returns
     -------

@@ -296,10 +296,9 @@ def similarity_scatter(
 
     Parameters
     ----------
-    table : pandas.DataFrame
-        A same-slot table holding both metrics.
-    x, y : str
-        The two metrics.
+    table, x, y
+        As :func:`~moelab.similarity.metric_correlation`: a same-slot table and two of its
+        metrics.
     pairs : str or list of str, optional
         Pairs to draw (default: all).
 

@@ -13,7 +13,8 @@ import ipywidgets
 import pandas as pd
 from IPython.display import display
 
-from moelab.consolidation import ConsolidationPlan, plan_heatmap
+from moelab.consolidation import ConsolidationPlan
+from moelab.viz._consolidation import plan_heatmap
 from moelab.viz._similarity import similarity_view
 
 __all__ = ["budget_explorer", "similarity_explorer"]

@@ -18,11 +18,11 @@ from moelab.consolidation import (
     available_owner_policies,
     get_owner_policy,
     plan_consolidation,
-    plan_heatmap,
     resolve_budget,
 )
 from moelab.errors import IncompatibleModelsError
 from moelab.families import ExpertSlot, get_family
+from moelab.viz import plan_heatmap
 
 
 def make_tenants(tiny_model, family: str, n: int, *, scale: float = 0.05, identical=()):
@@ -98,6 +98,10 @@ def test_budget_below_minimum_names_the_minimum():
         resolve_budget(0.4, "fraction", acc)
     with pytest.raises(ValueError, match=r"integer in \[0, 8\]"):
         resolve_budget(9, "slots", acc)
+    with pytest.raises(TypeError, match="budget must be a real number, got str '80GB'"):
+        resolve_budget("80GB", "bytes", acc)
+    with pytest.raises(TypeError, match="budget must be a real number, got bool True"):
+        resolve_budget(True, "slots", acc)
     with pytest.raises(ValueError, match="known units: fraction, bytes, slots"):
         resolve_budget(1, "gigabytes", acc)
 

@@ -158,7 +158,7 @@ def test_exact_match_accepts_objects_with_source_and_target(seq2seq, word_tokeni
 def test_exact_match_rejects_bad_input(seq2seq, word_tokenizer, causal_lm) -> None:
     with pytest.raises(ValueError, match="examples is empty"):
         exact_match(seq2seq, word_tokenizer, [], 4)
-    with pytest.raises(ValueError, match=r"\(source, target\) pair or have .source and .target"):
+    with pytest.raises(TypeError, match=r"\(source, target\) pair or have .source and .target"):
         exact_match(seq2seq, word_tokenizer, ["just a string"], 4)
     with pytest.raises(ValueError, match="need an encoder-decoder model, got MixtralForCausalLM"):
         exact_match(causal_lm, word_tokenizer, [("a", "b")], 4)

@@ -115,9 +115,9 @@ def test_expert_slot_equality_ignores_label_and_validates():
     assert len({ExpertSlot(1, 2), ExpertSlot(1, 2, "x")}) == 1
     assert str(ExpertSlot(0, 3, "encoder.block.1")) == "encoder.block.1/expert.3"
     assert ExpertSlot(0, 3, "a").as_dict() == {"layer": 0, "expert": 3, "label": "a"}
-    with pytest.raises(ValueError, match="ExpertSlot.layer must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="ExpertSlot.layer must be >= 0, got -1"):
         ExpertSlot(-1, 0)
-    with pytest.raises(ValueError, match="ExpertSlot.expert must be a non-negative int, got True"):
+    with pytest.raises(TypeError, match="ExpertSlot.expert must be an int, got bool True"):
         ExpertSlot(0, True)
 
 
@@ -127,8 +127,10 @@ def test_tensor_ref_take_and_validation():
     assert torch.equal(TensorRef("k").take({"k": fused}), fused)
     with pytest.raises(ValueError, match=r"TensorRef.rows must be a \(start, stop\) pair"):
         TensorRef("k", rows=(4, 2))
-    with pytest.raises(ValueError, match="TensorRef.key must be a non-empty str"):
+    with pytest.raises(ValueError, match="TensorRef.key must not be empty"):
         TensorRef("")
+    with pytest.raises(TypeError, match="TensorRef.key must be a str, got int"):
+        TensorRef(3)
 
 
 # -------------------------------------------------------------------------- structure
@@ -180,7 +182,7 @@ def test_out_of_range_layer_and_expert(name, tiny_model):
         match=rf"expert {EXPERTS} is out of range: this {name} model has {EXPERTS} experts",
     ):
         family.get_expert(model, ExpertSlot(0, EXPERTS))
-    with pytest.raises(ValueError, match="expected an ExpertSlot, got tuple"):
+    with pytest.raises(TypeError, match="slot must be an ExpertSlot, got tuple"):
         family.get_expert(model, (0, 0))
 
 

@@ -137,14 +137,15 @@ def test_kwargs_with_in_memory_model_and_bad_source(tiny_model):
     ):
         load_moe(tiny_model("mixtral"), dtype=torch.float16)
     with pytest.raises(
-        ValueError,
-        match="load_moe expects a checkpoint folder path, a transformers model or a MoEModel, got int",
+        TypeError,
+        match="load_moe's source must be a checkpoint folder path, a transformers model or a "
+        "MoEModel, got int",
     ):
         load_moe(42)
 
 
 def test_moe_model_validates_its_fields(tiny_model):
-    with pytest.raises(ValueError, match="MoEModel.model must be an nn.Module, got str"):
+    with pytest.raises(TypeError, match="MoEModel.model must be a Module, got str"):
         MoEModel(model="mixtral", family=get_family("mixtral"))
     with pytest.raises(UnsupportedModelError, match="'switch_transformers' adapter handles"):
         MoEModel(model=tiny_model("mixtral"), family=get_family("switch_transformers"))

@@ -14,6 +14,7 @@ from moelab.consolidation import MEAN_OWNER, plan_consolidation
 from moelab.families import ExpertSlot, get_family
 from moelab.merging import without_reconfiguration
 from moelab.reconfigure import ConsolidatedMoE, storage_bytes
+from moelab.viz import memory_figure
 
 FAMILIES = ["mixtral", "switch_transformers", "olmoe"]
 
@@ -284,7 +285,7 @@ def test_generate_matches_the_tenants_model(tiny_model):
 def test_memory_figure_has_both_bars(tiny_model):
     tenants = make_tenants(tiny_model, "mixtral", 2)
     cmoe = ConsolidatedMoE.from_plan(plan_consolidation(tenants, 0.5), device="cpu")
-    fig = cmoe.memory_figure()
+    fig = memory_figure(cmoe)
     assert isinstance(fig, go.Figure)
     bars = {x for trace in fig.data for x in trace.x}
     assert bars == {"consolidated (swap)", "2 separate models"}
@@ -308,6 +309,8 @@ def test_bad_input(tiny_model):
         ConsolidatedMoE.from_plan(plan, non_expert_from="x")
     with pytest.raises(TypeError, match="from_plan"):
         ConsolidatedMoE()
+    with pytest.raises(TypeError, match="plan must be a ConsolidationPlan, got dict"):
+        ConsolidatedMoE.from_plan(dict(tenants))
 
 
 def test_storage_bytes_counts_views_once():

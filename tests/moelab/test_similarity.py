@@ -268,13 +268,19 @@ def test_gaussian_calibration_is_seeded_and_saved(tiny_model, tmp_path):
     assert back.description == c1.description and all(
         torch.equal(back.layer(k), c1.layer(k)) for k in (0, 1)
     )
-    with pytest.raises(ValueError, match="n_tokens must be an int >= 2, got 1"):
+    with pytest.raises(ValueError, match="n_tokens must be >= 2, got 1"):
         gaussian_calibration(m, n_tokens=1)
+    with pytest.raises(TypeError, match="n_tokens must be an int, got float 8.0"):
+        gaussian_calibration(m, n_tokens=8.0)
 
 
 def test_calibration_validation(tiny_model):
-    with pytest.raises(ValueError, match="non-empty mapping"):
+    with pytest.raises(ValueError, match="with at least one layer"):
         Calibration({})
+    with pytest.raises(TypeError, match="Calibration.hidden must be a mapping"):
+        Calibration([torch.zeros(4, 3)])
+    with pytest.raises(TypeError, match="Calibration layer 0 must be a Tensor, got list"):
+        Calibration({0: [[0.0, 1.0]]})
     with pytest.raises(
         ValueError,
         match=re.escape("layer 0: expected an (N, hidden) Tensor with N >= 2 tokens, got (5,)"),
@@ -533,10 +539,10 @@ def test_bad_inputs_raise_clear_errors(tiny_model, save_tiny, tmp_path):
         expert_similarity([mix, folder], progress=False)
     with pytest.raises(ValueError, match="comparing experts needs at least 2 models, got 1"):
         expert_similarity([mix], progress=False)
-    with pytest.raises(ValueError, match="models must be a list of models/folders or a dict"):
+    with pytest.raises(TypeError, match="models must be a list of models/folders or a dict"):
         expert_similarity("some/folder", progress=False)
     with pytest.raises(
-        ValueError,
+        TypeError,
         match="expected a checkpoint folder path, a LazyCheckpoint, a MoEModel or a "
         "transformers model, got int",
     ):
