@@ -48,7 +48,7 @@ def center_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _scale_ratio(scale: float) -> Fraction:
     if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
-        raise ValueError(f"scale must be a number, got {scale!r}")  # noqa: TRY004 - project-wide ValueError
+        raise TypeError(f"scale must be a number, got {scale!r}")
     if not np.isfinite(scale) or scale < 1:
         raise ValueError(f"scale must be a finite number >= 1, got {scale!r}")
     ratio = Fraction(float(scale)).limit_denominator(_MAX_SCALE_DENOMINATOR)
@@ -140,6 +140,8 @@ def degrade(
 
     Raises
     ------
+    TypeError
+        If ``scale`` is not a number.
     ValueError
         For an unsupported image, a scale that is not a short ratio >= 1, an image smaller
         than the scale, an unknown PSF, a ``psf_sigma`` given with the box PSF or not
@@ -202,6 +204,8 @@ def pair_sizes(size: tuple[int, int], scale: float) -> tuple[tuple[int, int], tu
 
     Raises
     ------
+    TypeError
+        If ``scale`` is not a number.
     ValueError
         For a scale :func:`degrade` refuses or an image smaller than the scale needs.
 

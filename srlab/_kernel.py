@@ -50,6 +50,8 @@ class HardwareCost:
 
     Raises
     ------
+    TypeError
+        If a count or ``coefficient_bits_hint`` is not an integer.
     ValueError
         If a count is negative or ``coefficient_bits_hint`` is not positive.
 
@@ -69,13 +71,18 @@ class HardwareCost:
     def __post_init__(self) -> None:
         for name in ("taps", "multipliers", "adders", "shifts"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 0:
+            if not isinstance(value, (int, np.integer)):
+                raise TypeError(f"HardwareCost.{name} must be an integer >= 0, got {value!r}")
+            if value < 0:
                 raise ValueError(f"HardwareCost.{name} must be an integer >= 0, got {value!r}")
         hint = self.coefficient_bits_hint
-        if hint is not None and (not isinstance(hint, (int, np.integer)) or hint <= 0):
-            raise ValueError(
-                f"HardwareCost.coefficient_bits_hint must be a positive integer or None, got {hint!r}"
-            )
+        message = (
+            f"HardwareCost.coefficient_bits_hint must be a positive integer or None, got {hint!r}"
+        )
+        if hint is not None and not isinstance(hint, (int, np.integer)):
+            raise TypeError(message)
+        if hint is not None and hint <= 0:
+            raise ValueError(message)
 
 
 def csd_digits(n: int) -> tuple[int, ...]:
@@ -189,6 +196,8 @@ class Kernel:
 
     Raises
     ------
+    TypeError
+        If ``taps`` is not an integer.
     ValueError
         If ``taps`` is not a positive even number, or a fixed-phase table does not match
         ``phases`` and ``taps``.
@@ -211,8 +220,11 @@ class Kernel:
     fingerprint: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.taps, (int, np.integer)) or self.taps < 2 or self.taps % 2:
-            raise ValueError(f"Kernel.taps must be a positive even integer, got {self.taps!r}")
+        message = f"Kernel.taps must be a positive even integer, got {self.taps!r}"
+        if not isinstance(self.taps, (int, np.integer)):
+            raise TypeError(message)
+        if self.taps < 2 or self.taps % 2:
+            raise ValueError(message)
         if self.rule not in KERNEL_RULES:
             raise ValueError(f"Kernel.rule must be one of {KERNEL_RULES}, got {self.rule!r}")
         object.__setattr__(self, "support", self.taps / 2)

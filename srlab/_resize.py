@@ -57,6 +57,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from labcore.registry import Registry
 from srlab import polyphase
 from srlab._area import area_table, area_uses_footprints, nearest_index
 from srlab._separable import (
@@ -87,16 +88,22 @@ _KRON_MAX_CHANNELS = 4
 
 # Each maps (n_in, n_out, in_per_out) to the input coordinate of every output sample, where
 # in_per_out is the number of input pixels per output pixel (1 / scale).
-_CONVENTIONS: dict[str, Callable[[int, int, float], np.ndarray]] = {
-    "half_pixel": lambda n_in, n_out, in_per_out: (np.arange(n_out) + 0.5) * in_per_out - 0.5,
-    "align_corners": lambda n_in, n_out, in_per_out: (
+_CONVENTIONS: Registry[Callable[[int, int, float], np.ndarray]] = Registry(
+    "convention", plural="conventions"
+)
+_CONVENTIONS.add(
+    "half_pixel", lambda n_in, n_out, in_per_out: (np.arange(n_out) + 0.5) * in_per_out - 0.5
+)
+_CONVENTIONS.add(
+    "align_corners",
+    lambda n_in, n_out, in_per_out: (
         np.arange(n_out) * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(1)
     ),
-}
+)
 
 
 def available_conventions() -> list[str]:
-    """Names of the coordinate conventions.
+    """Names of the coordinate conventions, sorted (see the module notes).
 
     Returns
     -------
@@ -104,10 +111,10 @@ def available_conventions() -> list[str]:
 
     Examples
     --------
-    >>> available_conventions()
-    ['align_corners', 'half_pixel']
+    >>> available_conventions(), available_borders()
+    (['align_corners', 'half_pixel'], ['constant', 'reflect', 'renormalize', 'replicate'])
     """
-    return sorted(_CONVENTIONS)
+    return list(_CONVENTIONS.names())
 
 
 # --------------------------------------------------------------------------- borders
@@ -147,27 +154,19 @@ def _renormalize(
     return np.clip(idx, 0, n - 1), w / total, np.zeros(len(w))
 
 
-_BORDERS: dict[str, BorderRule] = {
-    "replicate": _replicate,
-    "reflect": _reflect101,
-    "constant": _constant,
-    "renormalize": _renormalize,
-}
+_BORDERS: Registry[BorderRule] = Registry("border", plural="borders")
+for _name, _rule in (
+    ("replicate", _replicate),
+    ("reflect", _reflect101),
+    ("constant", _constant),
+    ("renormalize", _renormalize),
+):
+    _BORDERS.add(_name, _rule)
 
 
 def available_borders() -> list[str]:
-    """Names of the border rules.
-
-    Returns
-    -------
-    list of str
-
-    Examples
-    --------
-    >>> available_borders()
-    ['constant', 'reflect', 'renormalize', 'replicate']
-    """
-    return sorted(_BORDERS)
+    """Names of the border rules, sorted (see the module notes), as :func:`available_conventions`."""
+    return list(_BORDERS.names())
 
 
 # --------------------------------------------------------------------------- per-axis plan
@@ -332,6 +331,9 @@ def resize(
 
     Raises
     ------
+    TypeError
+        A ``scale`` that is not a number or a pair of numbers, a ``size`` that is not a
+        sequence of integers, or a ``kernel`` that is neither a name nor a Kernel.
     ValueError
         Empty or 1-D image, unsupported dtype, NaN or infinite values, both or neither of
         ``scale``/``size``, scale <= 0, an unknown kernel, kernel parameter, convention or
@@ -391,14 +393,15 @@ def resize(
     """
     # Any number of channels; uint8, uint16 or any float dtype; one pixel; finite values.
     image = check_image(image, dtypes=("uint8", "uint16", "float"), channels=None, min_side=1)
-    if convention not in _CONVENTIONS:
-        raise ValueError(
-            f"unknown convention {convention!r}; known conventions: {', '.join(available_conventions())}"
-        )
-    if border not in _BORDERS:
-        raise ValueError(
-            f"unknown border {border!r}; known borders: {', '.join(available_borders())}"
-        )
+    for kind, name, table in (
+        ("convention", convention, _CONVENTIONS),
+        ("border", border, _BORDERS),
+    ):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"{kind} must be a name (str), got {name!r}; known {table.plural}: {', '.join(table)}"
+            )
+        table.get(name)  # an unknown name raises ValueError, listing the known ones
     k = get_kernel(kernel, **kernel_params)
     (h_out, w_out), (y_ratio, x_ratio) = geometry(image.shape[:2], scale, size)
     h_in, w_in = image.shape[:2]

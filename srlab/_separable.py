@@ -279,8 +279,10 @@ def check_scale(scale: float | Sequence[float]) -> tuple[float, float]:
 
     Raises
     ------
+    TypeError
+        If ``scale`` is not a number or a pair of numbers.
     ValueError
-        If ``scale`` is not a number or a pair of numbers, or not positive and finite.
+        If ``scale`` is a sequence of another length, or not positive and finite.
 
     Examples
     --------
@@ -292,8 +294,8 @@ def check_scale(scale: float | Sequence[float]) -> tuple[float, float]:
         raise ValueError(f"scale must be a number or a (sy, sx) pair, got {scale!r}")
     try:
         sy, sx = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(
+    except (TypeError, ValueError):  # float(None), float("two"): not numbers
+        raise TypeError(
             f"scale must be a number or a (sy, sx) pair of numbers, got {scale!r}"
         ) from None
     if not (math.isfinite(sy) and math.isfinite(sx)) or sy <= 0 or sx <= 0:
@@ -306,20 +308,23 @@ def check_size(size: Sequence[int]) -> tuple[int, int]:
 
     Raises
     ------
+    TypeError
+        If ``size`` is not a sequence of integers.
     ValueError
-        If ``size`` is not two positive integers.
+        If it is not two positive integers.
     """
     try:
         values = tuple(size)
     except TypeError:
-        raise ValueError(f"size must be a (height, width) pair, got {size!r}") from None
-    if len(values) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in values
-    ):
-        raise ValueError(
-            f"size must be (height, width) with two positive integers, got {size!r} "
-            "(note: OpenCV's dsize is (width, height))"
-        )
+        raise TypeError(f"size must be a (height, width) pair, got {size!r}") from None
+    message = (
+        f"size must be (height, width) with two positive integers, got {size!r} "
+        "(note: OpenCV's dsize is (width, height))"
+    )
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(message)
+    if len(values) != 2 or min(values) <= 0:
+        raise ValueError(message)
     return int(values[0]), int(values[1])
 
 

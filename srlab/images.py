@@ -136,6 +136,11 @@ def available_images(kind: ImageKind | None = None) -> list[str]:
 
 
 def _entry(name: str) -> _ImageEntry:
+    if not isinstance(name, str):
+        raise TypeError(
+            f"image name must be a str such as 'camera', got {type(name).__name__}; "
+            "pass an array where a function takes images themselves"
+        )
     return _REGISTRY.get(name)
 
 
@@ -144,6 +149,8 @@ def image_kind(name: str) -> ImageKind:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a string.
     ValueError
         If ``name`` is not in :func:`available_images`.
 
@@ -175,6 +182,8 @@ def load_image(name: str, gray: bool = False) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a string.
     ValueError
         If ``name`` is unknown (the message lists the known names).
 

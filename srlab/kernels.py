@@ -159,6 +159,8 @@ def get_kernel(name: str | Kernel, **params: Any) -> Kernel:
 
     Raises
     ------
+    TypeError
+        If ``name`` is neither a string nor a Kernel.
     ValueError
         If the name is unknown (the message lists the known ones), a parameter is unknown
         (the message lists the accepted ones) or has an invalid value.
@@ -174,6 +176,11 @@ def get_kernel(name: str | Kernel, **params: Any) -> Kernel:
                 f"parameters {sorted(params)} cannot be applied to an already built Kernel {name.name!r}"
             )
         return name
+    if not isinstance(name, str):
+        raise TypeError(
+            f"kernel must be a name such as 'bicubic' or a Kernel, got {type(name).__name__}; "
+            f"known kernels: {', '.join(available_kernels())}"
+        )
     factory = _KERNELS.get(name)
     accepted = list(inspect.signature(factory).parameters)
     unknown = sorted(set(params) - set(accepted))

@@ -47,6 +47,8 @@ def resolve_data_range(reference: np.ndarray, test: np.ndarray, data_range: floa
 
     Raises
     ------
+    TypeError
+        If ``data_range`` is not a number (a bool is not one).
     ValueError
         If ``data_range`` is missing for non-``uint8`` input, or not a positive finite number.
 
@@ -63,8 +65,11 @@ def resolve_data_range(reference: np.ndarray, test: np.ndarray, data_range: floa
             "as 255 only when both are uint8): pass data_range=1.0 for images in [0, 1] or "
             "data_range=255 for images in [0, 255]"
         )
-    if isinstance(data_range, bool) or not np.isfinite(data_range) or data_range <= 0:
-        raise ValueError(f"data_range must be a positive finite number, got {data_range!r}")
+    message = f"data_range must be a positive finite number, got {data_range!r}"
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)):
+        raise TypeError(message)
+    if not np.isfinite(data_range) or data_range <= 0:
+        raise ValueError(message)
     return float(data_range)
 
 
@@ -76,8 +81,11 @@ def _prepare(reference: np.ndarray, test: np.ndarray, border: int) -> tuple[np.n
             f"{test.shape}; resize or crop one of them first"
         )
     check_image(reference, dtypes=None, channels=None, finite=False, name="images")
-    if isinstance(border, bool) or int(border) != border or border < 0:
-        raise ValueError(f"border must be an integer >= 0 pixels, got {border!r}")
+    message = f"border must be an integer >= 0 pixels, got {border!r}"
+    if isinstance(border, bool) or not isinstance(border, (int, float, np.number)):
+        raise TypeError(message)
+    if int(border) != border or border < 0:
+        raise ValueError(message)
     border = int(border)
     if 2 * border >= min(reference.shape[:2]):
         raise ValueError(
@@ -116,6 +124,8 @@ def psnr(
 
     Raises
     ------
+    TypeError
+        If ``data_range`` or ``border`` is not a number.
     ValueError
         For a shape mismatch, a missing or bad ``data_range``, or a bad ``border``.
 
@@ -162,9 +172,10 @@ def ssim(
 
     Raises
     ------
+    TypeError
+        As :func:`psnr`.
     ValueError
-        For a shape mismatch, images smaller than the 11x11 window, a missing or bad
-        ``data_range``, or a bad ``border``.
+        As :func:`psnr`, or for images smaller than the 11x11 window after the border crop.
 
     Examples
     --------

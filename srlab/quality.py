@@ -131,7 +131,7 @@ def _our_method(spec: KernelSpec) -> Method:
     ):
         name, params = spec[0], dict(spec[1])
         return Method(method_label(name, params), "ours", get_kernel(name, **params), params)
-    raise ValueError(
+    raise TypeError(
         f"kernel spec must be a name, a Kernel or a (name, params) pair such as "
         f"('bicubic', {{'a': -0.75}}), got {spec!r}"
     )
@@ -165,9 +165,11 @@ def resolve_methods(
 
     Raises
     ------
+    TypeError
+        For a kernel spec that is not a name, a Kernel or a (name, params) pair.
     ValueError
-        For an unknown kernel, kernel parameter or peer, a malformed spec, no kernels, or
-        two methods with the same label.
+        For an unknown kernel, kernel parameter or peer, no kernels, or two methods with
+        the same label.
 
     Examples
     --------
@@ -253,7 +255,9 @@ def reconstruct(lr: np.ndarray, size: tuple[int, int], method: Method) -> np.nda
 def _border_pixels(border: BorderSpec, scale: float) -> int:
     if border == "scale":
         return math.ceil(scale)
-    if isinstance(border, bool) or not isinstance(border, (int, np.integer)) or border < 0:
+    if isinstance(border, bool) or not isinstance(border, (int, np.integer)):
+        raise TypeError(f"border must be 'scale' or an integer >= 0 pixels, got {border!r}")
+    if border < 0:
         raise ValueError(f"border must be 'scale' or an integer >= 0 pixels, got {border!r}")
     return int(border)
 
@@ -262,7 +266,7 @@ def _image_items(
     images: Sequence[str] | Mapping[str, np.ndarray],
 ) -> list[tuple[str, str | np.ndarray]]:
     if isinstance(images, str):
-        raise ValueError(  # noqa: TRY004 - bad input is a ValueError throughout the project
+        raise TypeError(
             f"images must be a list of names or a name -> array mapping, got the string {images!r}"
         )
     items = (
@@ -320,8 +324,11 @@ def kernel_quality_table(
 
     Raises
     ------
+    TypeError
+        For ``images`` given as one string, a malformed kernel spec, or a border that is
+        neither "scale" nor an integer.
     ValueError
-        For empty images, scales or kernels, unknown names, or a bad border.
+        For empty images, scales or kernels, unknown names, or a negative border.
 
     Examples
     --------

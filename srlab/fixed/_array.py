@@ -42,6 +42,8 @@ class FixedArray:
 
     Raises
     ------
+    TypeError
+        If ``fmt`` is not a QFormat.
     ValueError
         If ``codes`` is not an integer array or holds a code outside the format's range.
 
@@ -59,7 +61,7 @@ class FixedArray:
 
     def __post_init__(self) -> None:
         if not isinstance(self.fmt, QFormat):
-            raise ValueError(f"fmt must be a QFormat, got {type(self.fmt).__name__}")
+            raise TypeError(f"fmt must be a QFormat, got {type(self.fmt).__name__}")
         codes = np.asarray(self.codes)
         if codes.dtype.kind not in "iu":
             raise ValueError(
@@ -167,7 +169,7 @@ def cast(a: FixedArray, fmt: QFormat) -> FixedArray:
 
     Raises
     ------
-    ValueError
+    TypeError
         If ``a`` is not a FixedArray or ``fmt`` not a QFormat.
 
     Examples
@@ -179,11 +181,11 @@ def cast(a: FixedArray, fmt: QFormat) -> FixedArray:
     [1, 2, 2, -1]
     """
     if not isinstance(a, FixedArray):
-        raise ValueError(
+        raise TypeError(
             f"cast expects a FixedArray, got {type(a).__name__}; use quantize() for floats"
         )
     if not isinstance(fmt, QFormat):
-        raise ValueError(f"cast expects a QFormat target, got {type(fmt).__name__}")
+        raise TypeError(f"cast expects a QFormat target, got {type(fmt).__name__}")
     d = fmt.frac_bits - a.fmt.frac_bits
     if d > 0:
         return FixedArray._trusted(_shift_left_overflow(a, d, fmt), fmt)
@@ -254,6 +256,8 @@ def quantize(x: ArrayLike, fmt: QFormat) -> FixedArray:
 
     Raises
     ------
+    TypeError
+        If ``fmt`` is not a QFormat or ``x`` is a FixedArray (use :func:`cast`).
     ValueError
         If ``x`` holds NaN or infinity, is not real, or holds integers beyond ``+-2**61``.
 
@@ -264,9 +268,9 @@ def quantize(x: ArrayLike, fmt: QFormat) -> FixedArray:
     [2, 4, -7, 7]
     """
     if not isinstance(fmt, QFormat):
-        raise ValueError(f"quantize expects a QFormat, got {type(fmt).__name__}")
+        raise TypeError(f"quantize expects a QFormat, got {type(fmt).__name__}")
     if isinstance(x, FixedArray):
-        raise ValueError("quantize expects real numbers; use cast() to convert a FixedArray")
+        raise TypeError("quantize expects real numbers; use cast() to convert a FixedArray")
     values = np.asarray(x)
     if values.dtype.kind in "biu":
         return cast(_integer_source(values), fmt)
@@ -345,7 +349,7 @@ def _integer_source(values: NDArray[Any]) -> FixedArray:
 
 def _check_operands(verb: str, a: Any, b: Any) -> None:
     if not (isinstance(a, FixedArray) and isinstance(b, FixedArray)):
-        raise ValueError(
+        raise TypeError(
             f"{verb} expects two FixedArrays, got {type(a).__name__} and {type(b).__name__}; "
             "quantize() real numbers first"
         )
@@ -372,8 +376,10 @@ def add(a: FixedArray, b: FixedArray) -> FixedArray:
 
     Raises
     ------
+    TypeError
+        If an operand is not a FixedArray.
     ValueError
-        If an operand is not a FixedArray or the result needs more than 62 bits.
+        If the result needs more than 62 bits.
 
     Examples
     --------
@@ -391,20 +397,8 @@ def add(a: FixedArray, b: FixedArray) -> FixedArray:
 def sub(a: FixedArray, b: FixedArray) -> FixedArray:
     """Exact difference in the HLS result format (:func:`sub_format`); broadcasts like NumPy.
 
-    Parameters
-    ----------
-    a, b : FixedArray
-        Operands, broadcastable shapes.
-
-    Returns
-    -------
-    FixedArray
-        ``a - b`` exactly, format ``sub_format(a.fmt, b.fmt)`` (always signed).
-
-    Raises
-    ------
-    ValueError
-        If an operand is not a FixedArray or the result needs more than 62 bits.
+    Operands, errors and broadcasting as :func:`add`; the result is ``a - b`` exactly, in
+    ``sub_format(a.fmt, b.fmt)`` (always signed).
 
     Examples
     --------
@@ -420,20 +414,8 @@ def sub(a: FixedArray, b: FixedArray) -> FixedArray:
 def multiply(a: FixedArray, b: FixedArray) -> FixedArray:
     """Exact product in the HLS result format (:func:`multiply_format`); broadcasts like NumPy.
 
-    Parameters
-    ----------
-    a, b : FixedArray
-        Operands, broadcastable shapes.
-
-    Returns
-    -------
-    FixedArray
-        ``a * b`` exactly, format ``multiply_format(a.fmt, b.fmt)``.
-
-    Raises
-    ------
-    ValueError
-        If an operand is not a FixedArray or ``Wa + Wb > 62``.
+    Operands, errors and broadcasting as :func:`add`; the result is ``a * b`` exactly, in
+    ``multiply_format(a.fmt, b.fmt)``, which needs ``Wa + Wb <= 62``.
 
     Examples
     --------

@@ -21,9 +21,9 @@ MAX_ABS_INT_BITS = 512
 
 
 def _check_int(name: str, value: Any) -> int:
-    """Return ``value`` as a Python int, or raise if it is not an integer."""
+    """Return ``value`` as a Python int, or raise TypeError if it is not an integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     return int(value)
 
 
@@ -48,8 +48,10 @@ class QFormat:
 
     Raises
     ------
+    TypeError
+        If a width is not an integer, ``signed`` not a bool or a mode not a string.
     ValueError
-        If a width is out of range or not an integer, or a mode is unknown.
+        If a width is out of range or a mode is unknown.
 
     Examples
     --------
@@ -81,7 +83,7 @@ class QFormat:
                 "choose a format whose binary point lies within that many bits of the word"
             )
         if not isinstance(self.signed, (bool, np.bool_)):
-            raise ValueError(f"signed must be True or False, got {self.signed!r}")
+            raise TypeError(f"signed must be True or False, got {self.signed!r}")
         object.__setattr__(self, "word_bits", word_bits)
         object.__setattr__(self, "int_bits", int_bits)
         object.__setattr__(self, "signed", bool(self.signed))
@@ -147,6 +149,8 @@ class QFormat:
 
         Raises
         ------
+        TypeError
+            If ``text`` is not a string.
         ValueError
             If the text is not such a type, or uses saturation bits ``N != 0``.
 
@@ -155,6 +159,11 @@ class QFormat:
         >>> QFormat.parse("ap_fixed<16, 4, AP_RND, AP_SAT>")
         QFormat(word_bits=16, int_bits=4, signed=True, rounding='rnd', overflow='sat')
         """
+        if not isinstance(text, str):
+            raise TypeError(
+                f"QFormat.parse reads a string such as 'ap_fixed<16,4>', got {type(text).__name__}; "
+                "build a format from numbers with QFormat(word_bits, int_bits, ...)"
+            )
         match = _FORMAT_PATTERN.fullmatch(text.strip())
         if match is None:
             raise ValueError(
@@ -213,19 +222,8 @@ def add_format(a: QFormat, b: QFormat) -> QFormat:
 def sub_format(a: QFormat, b: QFormat) -> QFormat:
     """Exact result format of ``a - b`` under HLS rules: as :func:`add_format`, always signed.
 
-    Parameters
-    ----------
-    a, b : QFormat
-        Operand formats.
-
-    Returns
-    -------
-    QFormat
-
-    Raises
-    ------
-    ValueError
-        If the exact difference needs more than 62 bits.
+    Parameters and result as :func:`add_format`; a ValueError when the exact difference
+    needs more than 62 bits.
 
     Examples
     --------
@@ -250,20 +248,7 @@ def multiply_format(a: QFormat, b: QFormat) -> QFormat:
     """Exact result format of ``a * b`` under HLS rules.
 
     ``W = Wa + Wb``, ``I = Ia + Ib``, signed if either operand is; modes TRN, WRAP.
-
-    Parameters
-    ----------
-    a, b : QFormat
-        Operand formats.
-
-    Returns
-    -------
-    QFormat
-
-    Raises
-    ------
-    ValueError
-        If ``Wa + Wb > 62``.
+    Parameters and result as :func:`add_format`; a ValueError when ``Wa + Wb > 62``.
 
     Examples
     --------

@@ -32,9 +32,16 @@ Codes = NDArray[np.int64]
 
 
 def canonical_mode(kind: str, value: Any, known: tuple[str, ...]) -> str:
-    """Normalize a mode name (case-insensitive, optional ``AP_`` prefix) or raise."""
-    name = str(value).lower() if isinstance(value, str) else None
-    if name is not None and name.startswith("ap_"):
+    """Normalize a mode name (case-insensitive, optional ``AP_`` prefix) or raise.
+
+    TypeError for a value that is not a string, ValueError for an unknown name.
+    """
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{kind} mode must be a name (str), got {value!r}; known modes: {', '.join(known)}"
+        )
+    name = value.lower()
+    if name.startswith("ap_"):
         name = name[3:]
     if name not in known:
         raise ValueError(f"unknown {kind} mode {value!r}; known modes: {', '.join(known)}")

@@ -1,12 +1,59 @@
-"""Argument checks shared by the modules of :mod:`srlab.fpga`: bit counts and named choices."""
+"""Argument checks shared by the modules of :mod:`srlab.fpga`: types, bit counts, named choices.
+
+A value of the wrong type raises ``TypeError``; a value of the right type that is out of
+range or unknown raises ``ValueError``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["check_bits", "check_choice"]
+__all__ = ["check_bits", "check_choice", "check_designs", "check_instance"]
+
+T = TypeVar("T")
+
+
+def check_instance(name: str, value: Any, cls: type[T]) -> T:
+    """``value`` if it is an instance of ``cls``.
+
+    Raises
+    ------
+    TypeError
+        Otherwise, naming the argument ``name``, the type expected and the type given.
+
+    Examples
+    --------
+    >>> check_instance("scale", 2.0, float)
+    2.0
+    """
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
+    return value
+
+
+def check_designs(designs: Mapping[str, T], cls: type[T]) -> Mapping[str, T]:
+    """``designs`` if it is a non-empty mapping of labels to instances of ``cls``.
+
+    Raises
+    ------
+    TypeError
+        If a design is not an instance of ``cls`` (the message names its label).
+    ValueError
+        If ``designs`` is empty.
+
+    Examples
+    --------
+    >>> check_designs({"a": 1.0}, float)
+    {'a': 1.0}
+    """
+    if not designs:
+        raise ValueError(f"designs is empty; give at least one {{label: {cls.__name__}}}")
+    for label, design in designs.items():
+        check_instance(f"design {label!r}", design, cls)
+    return designs
 
 
 def check_choice(kind: str, value: Any, known: dict[str, Any]) -> str:
@@ -14,15 +61,21 @@ def check_choice(kind: str, value: Any, known: dict[str, Any]) -> str:
 
     Raises
     ------
+    TypeError
+        If ``value`` is not a string.
     ValueError
-        Otherwise, listing the known names.
+        If it is not a known name; both messages list the known names.
 
     Examples
     --------
     >>> check_choice("path", "taps", {"auto": None, "taps": None})
     'taps'
     """
-    if not isinstance(value, str) or value not in known:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{kind} must be a name (str), got {value!r}; known: {', '.join(sorted(known))}"
+        )
+    if value not in known:
         raise ValueError(f"unknown {kind} {value!r}; known: {', '.join(sorted(known))}")
     return value
 
@@ -32,18 +85,18 @@ def check_bits(name: str, value: Any, low: int, high: int) -> int:
 
     Raises
     ------
+    TypeError
+        If it is not an integer (a bool is not one).
     ValueError
-        Otherwise, naming the argument ``name`` and the range.
+        If it is outside ``low .. high``; both messages name the argument and the range.
 
     Examples
     --------
     >>> check_bits("phase_bits", np.int64(6), 0, 20)
     6
     """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not low <= value <= high
-    ):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    if not low <= value <= high:
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return int(value)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from srlab.fixed import multiply_format
+from srlab.fpga._checks import check_designs, check_instance
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.kernels import Kernel, csd_adders
 
@@ -330,9 +331,11 @@ def estimate_cost(
 
     Raises
     ------
+    TypeError
+        If ``resizer`` is not a FixedPointResizer or ``pixels_per_clock`` not an integer.
     ValueError
-        If ``resizer`` is not a FixedPointResizer, the shape is not ``(H, W[, C])`` with
-        sides of at least ``taps``, the DSP family is unknown or ``pixels_per_clock < 1``.
+        If the shape is not ``(H, W[, C])`` with sides of at least ``taps``, the DSP
+        family is unknown or ``pixels_per_clock < 1``.
 
     Examples
     --------
@@ -342,15 +345,12 @@ def estimate_cost(
     >>> estimate_cost(FixedPointResizer("bicubic", 2)).dsp_slices
     24
     """
-    if not isinstance(resizer, FixedPointResizer):
-        raise ValueError(f"resizer must be a FixedPointResizer, got {type(resizer).__name__}")
+    check_instance("resizer", resizer, FixedPointResizer)
     if dsp not in DSP_PORTS:
         raise ValueError(f"unknown DSP family {dsp!r}; known: {', '.join(sorted(DSP_PORTS))}")
-    if (
-        isinstance(pixels_per_clock, bool)
-        or not isinstance(pixels_per_clock, (int, np.integer))
-        or pixels_per_clock < 1
-    ):
+    if isinstance(pixels_per_clock, bool) or not isinstance(pixels_per_clock, (int, np.integer)):
+        raise TypeError(f"pixels_per_clock must be an integer >= 1, got {pixels_per_clock!r}")
+    if pixels_per_clock < 1:
         raise ValueError(f"pixels_per_clock must be an integer >= 1, got {pixels_per_clock!r}")
     shape = tuple(int(v) for v in input_shape)
     if (
@@ -444,6 +444,8 @@ def cost_table(
 
     Raises
     ------
+    TypeError
+        If a design is not a FixedPointResizer, or as :func:`estimate_cost`.
     ValueError
         If ``designs`` is empty, or as :func:`estimate_cost`.
 
@@ -453,13 +455,11 @@ def cost_table(
     >>> int(t.loc["bilinear", "multipliers"])
     12
     """
-    if not designs:
-        raise ValueError("designs is empty; give at least one {label: FixedPointResizer}")
     frames = [
         estimate_cost(r, input_shape, dsp=dsp, pixels_per_clock=pixels_per_clock)
         .to_frame()
         .assign(design=label)
-        for label, r in designs.items()
+        for label, r in check_designs(designs, FixedPointResizer).items()
     ]
     table = pd.concat(frames, ignore_index=True).set_index("design")
     table.attrs["note"] = (

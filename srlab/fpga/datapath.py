@@ -83,7 +83,7 @@ FormatLike = QFormat | str
 def _as_format(name: str, value: FormatLike) -> QFormat:
     fmt = QFormat.parse(value) if isinstance(value, str) else value
     if not isinstance(fmt, QFormat):
-        raise ValueError(
+        raise TypeError(
             f"{name} must be a QFormat or a string such as 'ap_fixed<16,4>', got {value!r}"
         )
     if fmt.word_bits < fmt.int_bits:
@@ -172,12 +172,16 @@ class FixedPointResizer:
 
     Raises
     ------
+    TypeError
+        A format that is neither a QFormat nor a string, a kernel that is neither a name
+        nor a Kernel, a bit count that is not an integer, a name that is not a string,
+        or a ``unity_gain`` that is not a bool.
     ValueError
-        A format that is not a QFormat or its HLS spelling, has ``word_bits < int_bits``
+        A format string that is not an HLS spelling, a format with ``word_bits < int_bits``
         or more than 62 bits, or an unknown mode; an output format other than an 8-bit
         unsigned integer; a coefficient format that cannot hold the kernel's weights (the
         message gives the minimum integer bits); a product or sum wider than 62 bits; a
-        fixed-phase kernel at a scale other than 2; bad bit counts or names.
+        fixed-phase kernel at a scale other than 2; bit counts out of range or unknown names.
 
     Examples
     --------
@@ -226,7 +230,7 @@ class FixedPointResizer:
                 "since the output is uint8; choose its rounding and overflow modes, e.g. 'ap_ufixed<8,8,RND,SAT>'"
             )
         if not isinstance(self.unity_gain, (bool, np.bool_)):
-            raise ValueError(f"unity_gain must be True or False, got {self.unity_gain!r}")
+            raise TypeError(f"unity_gain must be True or False, got {self.unity_gain!r}")
         if kernel.phases is not None and (abs(sy - 2.0) > 1e-12 or abs(sx - 2.0) > 1e-12):
             raise ValueError(
                 f"kernel {kernel.name!r} has fixed phases {kernel.phases} and only works at scale 2; got scale "
@@ -289,6 +293,8 @@ class FixedPointResizer:
 
         Raises
         ------
+        TypeError
+            For a bit count that is not an integer, or as the class does.
         ValueError
             For bit counts out of range, or as the class does.
 
@@ -444,6 +450,8 @@ class FixedPointResizer:
 
         Raises
         ------
+        TypeError
+            If ``path`` is not a string.
         ValueError
             If the image is not uint8, not 2-D or 3-D, or smaller than the kernel, or
             ``path`` is unknown.

@@ -86,6 +86,8 @@ class PhaseDDA:
 
     Raises
     ------
+    TypeError
+        If a bit count is not an integer or the rounding not a string.
     ValueError
         If ``in_per_out`` is not positive and finite, a bit count is out of range,
         ``phase_bits > frac_bits``, the step rounds to zero, or the rounding is unknown.

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize
+from srlab.fpga._checks import check_designs, check_instance
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.fpga.dda import PhaseDDA
 
@@ -257,9 +258,10 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
 
     Raises
     ------
+    TypeError
+        If ``resizer`` is not a FixedPointResizer.
     ValueError
-        If ``resizer`` is not a FixedPointResizer or the image is not valid for it
-        (:meth:`FixedPointResizer.check_image`).
+        If the image is not valid for it (:meth:`FixedPointResizer.check_image`).
 
     Examples
     --------
@@ -269,9 +271,7 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     >>> np.array_equal(res.output, r.run(img)), res.stats.line_buffer_rows
     (True, 4)
     """
-    if not isinstance(resizer, FixedPointResizer):
-        raise ValueError(f"resizer must be a FixedPointResizer, got {type(resizer).__name__}")
-    image = resizer.check_image(image)
+    image = check_instance("resizer", resizer, FixedPointResizer).check_image(image)
     h, w = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
     h_out, w_out = resizer.output_shape((h, w))
@@ -335,6 +335,8 @@ def streaming_agreement(
 
     Raises
     ------
+    TypeError
+        If a design is not a FixedPointResizer.
     ValueError
         If ``designs`` is empty or a design rejects the image.
 
@@ -346,10 +348,8 @@ def streaming_agreement(
     """
     from srlab.fpga.cost import estimate_cost  # the cost model imports the datapath too
 
-    if not designs:
-        raise ValueError("designs is empty; give at least one {label: FixedPointResizer}")
     rows = []
-    for label, design in designs.items():
+    for label, design in check_designs(designs, FixedPointResizer).items():
         streamed = stream_resize(design, image)
         vectorized = design.trace(image)
         rows.append(

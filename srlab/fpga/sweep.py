@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from labcore.atomic import atomic_path
 from srlab._resize import resize
+from srlab.fpga._checks import check_designs
 from srlab.fpga.cost import estimate_cost
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.imagecheck import check_image
@@ -99,8 +100,10 @@ def design_quality(
 
     Raises
     ------
+    TypeError
+        If a design is not a FixedPointResizer.
     ValueError
-        If ``designs`` is empty or a design rejects the image.
+        If there is no design, or as :meth:`FixedPointResizer.run` for a bad image.
 
     Examples
     --------
@@ -109,10 +112,8 @@ def design_quality(
     >>> round(float(table.loc["default", "psnr"]), 1)
     58.6
     """
-    if not designs:
-        raise ValueError("designs is empty; give at least one {label: FixedPointResizer}")
     rows, outputs = [], {}
-    for label, design in designs.items():
+    for label, design in check_designs(designs, FixedPointResizer).items():
         output = design.run(image)
         reference = float_reference(image, design.scale, design.kernel)
         rounded = np.floor(reference + 0.5)
@@ -137,7 +138,7 @@ def _images(images: Mapping[str, np.ndarray] | Sequence[str]) -> dict[str, np.nd
     if isinstance(images, Mapping):
         items = dict(images)
     elif isinstance(images, (str, bytes)):
-        raise ValueError(
+        raise TypeError(
             f"images must be a list of names or a {{name: image}} mapping, got the string {images!r}"
         )
     else:
@@ -153,9 +154,9 @@ def _images(images: Mapping[str, np.ndarray] | Sequence[str]) -> dict[str, np.nd
 
 def _bit_list(name: str, values: Sequence[int]) -> list[int]:
     values = list(values)
-    if not values or any(
-        isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values
-    ):
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+        raise TypeError(f"{name} must be a non-empty list of integers, got {values!r}")
+    if not values:
         raise ValueError(f"{name} must be a non-empty list of integers, got {values!r}")
     return [int(v) for v in values]
 
@@ -215,9 +216,11 @@ def word_length_sweep(
 
     Raises
     ------
+    TypeError
+        For ``images`` given as one string, or bit counts that are not integers.
     ValueError
-        For an empty or invalid list, an unknown image or kernel, or a design the
-        resizer rejects.
+        For an empty list, an unknown image or kernel, an image that is not uint8, or a
+        design the resizer rejects.
 
     Examples
     --------

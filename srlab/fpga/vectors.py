@@ -30,6 +30,7 @@ import numpy as np
 
 from labcore.atomic import atomic_write_bytes
 from srlab.fixed import QFormat
+from srlab.fpga._checks import check_instance
 from srlab.fpga.datapath import FixedPointResizer
 
 __all__ = ["MANIFEST_NAME", "export_test_vectors", "format_hex", "parse_hex", "read_test_vectors"]
@@ -120,9 +121,10 @@ def export_test_vectors(
 
     Raises
     ------
+    TypeError
+        If ``resizer`` is not a FixedPointResizer.
     ValueError
-        If ``resizer`` is not a FixedPointResizer, the image is not valid for it, or
-        ``folder`` exists and is not a folder.
+        If the image is not valid for it, or ``folder`` exists and is not a folder.
 
     Examples
     --------
@@ -132,8 +134,7 @@ def export_test_vectors(
     >>> m["sizes"]["output"], m["files"]["coefficients"]["values"]
     ([8, 8, 1], 128)
     """
-    if not isinstance(resizer, FixedPointResizer):
-        raise ValueError(f"resizer must be a FixedPointResizer, got {type(resizer).__name__}")
+    check_instance("resizer", resizer, FixedPointResizer)
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise ValueError(

@@ -239,9 +239,6 @@ def test_parse_accepts_hls_spellings():
         ({"word_bits": 0, "int_bits": 0}, r"word_bits=0 is outside 1\.\.62"),
         ({"word_bits": 63, "int_bits": 1}, r"word_bits=63 is outside 1\.\.62.*do not fit int64"),
         ({"word_bits": 8, "int_bits": 513}, r"int_bits=513 is outside -512\.\.512"),
-        ({"word_bits": 8.0, "int_bits": 3}, r"word_bits must be an integer, got 8\.0"),
-        ({"word_bits": 8, "int_bits": True}, r"int_bits must be an integer"),
-        ({"word_bits": 8, "int_bits": 3, "signed": "yes"}, r"signed must be True or False"),
         (
             {"word_bits": 8, "int_bits": 3, "rounding": "round"},
             r"unknown rounding mode 'round'; known modes: trn, trn_zero, rnd, rnd_zero, "
@@ -253,8 +250,27 @@ def test_parse_accepts_hls_spellings():
         ),
     ],
 )
-def test_format_rejects_bad_input(kwargs, message):
+def test_format_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
+        QFormat(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"word_bits": 8.0, "int_bits": 3}, r"word_bits must be an integer, got 8\.0"),
+        ({"word_bits": "8", "int_bits": 3}, r"word_bits must be an integer, got '8' \(str\)"),
+        ({"word_bits": 8, "int_bits": True}, r"int_bits must be an integer"),
+        ({"word_bits": 8, "int_bits": 3, "signed": "yes"}, r"signed must be True or False"),
+        (
+            {"word_bits": 8, "int_bits": 3, "rounding": 1},
+            r"rounding mode must be a name \(str\), got 1; known modes: trn, trn_zero",
+        ),
+        ({"word_bits": 8, "int_bits": 3, "overflow": None}, r"overflow mode must be a name"),
+    ],
+)
+def test_format_rejects_bad_types(kwargs, message):
+    with pytest.raises(TypeError, match=message):
         QFormat(**kwargs)
 
 
@@ -269,6 +285,12 @@ def test_format_rejects_bad_input(kwargs, message):
 def test_parse_rejects_bad_input(text, message):
     with pytest.raises(ValueError, match=message):
         QFormat.parse(text)
+
+
+@pytest.mark.parametrize("text", [16, None, QFormat(8, 4)])
+def test_parse_rejects_a_non_string(text):
+    with pytest.raises(TypeError, match=r"QFormat\.parse reads a string such as 'ap_fixed<16,4>'"):
+        QFormat.parse(text)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- quantize
@@ -418,7 +440,6 @@ def test_quantize_integers_exactly(dtype):
         ([1 + 2j], r"expects real numbers, got dtype complex128"),
         (["1.0"], r"expects real numbers, got dtype <U3"),
         (np.array([2**62], dtype=np.int64), r"integer input beyond \+-2\*\*61"),
-        (FixedArray(np.array([1]), QFormat(4, 4)), r"use cast\(\) to convert a FixedArray"),
     ],
 )
 def test_quantize_rejects_bad_input(value, message):
@@ -426,9 +447,11 @@ def test_quantize_rejects_bad_input(value, message):
         quantize(value, QFormat(8, 4))
 
 
-def test_quantize_rejects_a_non_format():
-    with pytest.raises(ValueError, match="quantize expects a QFormat, got str"):
+def test_quantize_rejects_a_non_format_and_a_fixed_array():
+    with pytest.raises(TypeError, match="quantize expects a QFormat, got str"):
         quantize([1.0], "ap_fixed<8,4>")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"use cast\(\) to convert a FixedArray"):
+        quantize(FixedArray(np.array([1]), QFormat(4, 4)), QFormat(8, 4))
 
 
 @EXAMPLES
@@ -530,9 +553,9 @@ def test_cast_to_a_wider_format_is_lossless(data):
 
 
 def test_cast_rejects_bad_input():
-    with pytest.raises(ValueError, match=r"cast expects a FixedArray, got ndarray; use quantize"):
+    with pytest.raises(TypeError, match=r"cast expects a FixedArray, got ndarray; use quantize"):
         cast(np.array([1.0]), QFormat(8, 4))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"cast expects a QFormat target, got str"):
+    with pytest.raises(TypeError, match=r"cast expects a QFormat target, got str"):
         cast(FixedArray(np.array([1]), QFormat(8, 4)), "ap_fixed<8,4>")  # type: ignore[arg-type]
 
 
@@ -652,7 +675,7 @@ def test_arithmetic_rejects_results_wider_than_int64():
     wide = FixedArray(np.array([1]), QFormat(62, 62))
     with pytest.raises(ValueError, match=r"cannot add .* needs 63 bits"):
         add(wide, wide)
-    with pytest.raises(ValueError, match=r"add expects two FixedArrays, got FixedArray and float"):
+    with pytest.raises(TypeError, match=r"add expects two FixedArrays, got FixedArray and float"):
         add(wide, 1.0)  # type: ignore[arg-type]
 
 
@@ -666,12 +689,16 @@ def test_arithmetic_rejects_results_wider_than_int64():
         (np.array([128]), QFormat(8, 4), r"codes outside \[-128, 127\], the range of ap_fixed<8"),
         (np.array([-1]), QFormat(8, 4, signed=False), r"codes outside \[0, 255\]"),
         (np.array([2**63], dtype=np.uint64), QFormat(8, 4), r"codes exceed the int64 range"),
-        (np.array([1]), "ap_fixed<8,4>", r"fmt must be a QFormat, got str"),
     ],
 )
 def test_fixed_array_rejects_bad_input(codes, fmt, message):
     with pytest.raises(ValueError, match=message):
         FixedArray(codes, fmt)
+
+
+def test_fixed_array_rejects_a_non_format():
+    with pytest.raises(TypeError, match=r"fmt must be a QFormat, got str"):
+        FixedArray(np.array([1]), "ap_fixed<8,4>")  # type: ignore[arg-type]
 
 
 def test_fixed_array_is_a_small_value():

@@ -164,9 +164,13 @@ def test_bad_input():
         estimate_cost(r, dsp="dsp58")
     with pytest.raises(ValueError, match="pixels_per_clock must be an integer >= 1"):
         estimate_cost(r, pixels_per_clock=0)
+    with pytest.raises(TypeError, match="pixels_per_clock must be an integer >= 1, got 1.0"):
+        estimate_cost(r, pixels_per_clock=1.0)
     with pytest.raises(ValueError, match="H, W >= 4"):
         estimate_cost(r, (3, 100))
-    with pytest.raises(ValueError, match="resizer must be a FixedPointResizer"):
+    with pytest.raises(TypeError, match="resizer must be a FixedPointResizer, got str"):
         estimate_cost("bicubic")
     with pytest.raises(ValueError, match="designs is empty"):
         cost_table({})
+    with pytest.raises(TypeError, match="design 'b' must be a FixedPointResizer, got str"):
+        cost_table({"a": r, "b": "bicubic"})

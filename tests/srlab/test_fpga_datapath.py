@@ -309,12 +309,27 @@ def test_hls_strings_and_formats_are_equivalent():
             "phase_bits=17 exceeds the DDA's 16 fraction bits",
         ),
         ({"coeff_fmt": "ap_fixed<40,2>", "mid_fmt": "ap_fixed<30,12>"}, "needs 70 bits"),
-        ({"coeff_fmt": 12}, "must be a QFormat or a string"),
     ],
 )
 def test_bad_formats_and_modes(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         FixedPointResizer("bicubic", 2, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"coeff_fmt": 12}, "coeff_fmt must be a QFormat or a string such as 'ap_fixed<16,4>'"),
+        ({"kernel": 3}, "kernel must be a name such as 'bicubic' or a Kernel, got int"),
+        ({"scale": None}, r"scale must be a number or a \(sy, sx\) pair of numbers, got None"),
+        ({"phase_bits": 6.0}, r"phase_bits must be an integer in 0\.\.20, got 6\.0"),
+        ({"phase_rounding": 1}, r"phase_rounding must be a name \(str\), got 1"),
+        ({"unity_gain": "yes"}, "unity_gain must be True or False, got 'yes'"),
+    ],
+)
+def test_bad_types(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        FixedPointResizer(**{"kernel": "bicubic", "scale": 2, **kwargs})
 
 
 def test_coefficient_format_too_small_names_the_minimum_integer_bits():
@@ -361,12 +376,16 @@ def test_bad_path_and_bits():
     r = FixedPointResizer("bilinear", 2)
     with pytest.raises(ValueError, match="unknown path 'fast'; known: auto, taps"):
         r.run(np.zeros((4, 4), np.uint8), path="fast")
+    with pytest.raises(TypeError, match=r"path must be a name \(str\), got None; known: auto"):
+        r.run(np.zeros((4, 4), np.uint8), path=None)
     with pytest.raises(ValueError, match="dda_frac_bits must be an integer in 1..40"):
         FixedPointResizer("bilinear", 2, dda_frac_bits=41)
     with pytest.raises(ValueError, match="scale must be > 0"):
         FixedPointResizer("bilinear", -1)
     with pytest.raises(ValueError, match="coeff_frac_bits must be an integer in 1..40"):
         FixedPointResizer.from_fraction_bits("bilinear", 2, coeff_frac_bits=0)
+    with pytest.raises(TypeError, match="acc_frac_bits must be an integer in 0..40, got '4'"):
+        FixedPointResizer.from_fraction_bits("bilinear", 2, acc_frac_bits="4")
 
 
 def test_gray_and_rgb_channels_are_independent():

@@ -132,7 +132,7 @@ def test_upscaling_needs_every_line_buffer():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="resizer must be a FixedPointResizer"):
+    with pytest.raises(TypeError, match="resizer must be a FixedPointResizer, got str"):
         stream_resize("bicubic", np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="image of 2x8 pixels is smaller than the 4-tap kernel"):
         stream_resize(FixedPointResizer("bicubic", 2), np.zeros((2, 8), np.uint8))
@@ -156,3 +156,5 @@ def test_streaming_agreement_table():
     assert table.loc["bicubic", "outputs"] == 12 * 14
     with pytest.raises(ValueError, match="designs is empty"):
         streaming_agreement({}, image)
+    with pytest.raises(TypeError, match="design 'x' must be a FixedPointResizer, got str"):
+        streaming_agreement({"x": "bicubic"}, image)

@@ -106,6 +106,10 @@ def test_sweep_bad_input(images):
         word_length_sweep(["nope"], progress=False)
     with pytest.raises(ValueError, match="coeff_frac_bits must be a non-empty list of integers"):
         word_length_sweep(images, coeff_frac_bits=[], progress=False)
+    with pytest.raises(TypeError, match=r"acc_frac_bits must be a non-empty list of integers"):
+        word_length_sweep(images, acc_frac_bits=[4, 4.5], progress=False)
+    with pytest.raises(TypeError, match="images must be a list of names or a {name: image}"):
+        word_length_sweep("camera", progress=False)
     with pytest.raises(ValueError, match="image 'f' dtype float64 is not supported; use uint8"):
         word_length_sweep({"f": np.zeros((8, 8))}, progress=False)
     with pytest.raises(ValueError, match="unknown kernel 'cubic'"):
@@ -159,6 +163,8 @@ def test_design_quality(images):
     assert np.array_equal(outputs["coarse"], designs["coarse"].run(images["noise"]))
     with pytest.raises(ValueError, match="designs is empty"):
         design_quality(images["noise"], {})
+    with pytest.raises(TypeError, match="design 'a' must be a FixedPointResizer, got dict"):
+        design_quality(images["noise"], {"a": {}})
 
 
 def test_sweep_line_buffer_bits_axis(images):

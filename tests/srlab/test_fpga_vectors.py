@@ -100,7 +100,7 @@ def test_corrupted_vectors_are_detected(tmp_path):
 
 def test_export_bad_input(tmp_path):
     r = FixedPointResizer("bicubic", 2)
-    with pytest.raises(ValueError, match="resizer must be a FixedPointResizer"):
+    with pytest.raises(TypeError, match="resizer must be a FixedPointResizer, got str"):
         export_test_vectors(tmp_path, "bicubic", np.zeros((8, 8), np.uint8))
     with pytest.raises(ValueError, match="image dtype float64 is not supported"):
         export_test_vectors(tmp_path, r, np.zeros((8, 8)))

@@ -75,6 +75,16 @@ def test_unknown_kernel_lists_known_ones() -> None:
         get_kernel("cubic")
 
 
+@pytest.mark.parametrize("name", [3, None, ("bicubic", {"a": -0.75})])
+def test_get_kernel_refuses_a_name_of_another_type(name: object) -> None:
+    with pytest.raises(
+        TypeError,
+        match=rf"kernel must be a name such as 'bicubic' or a Kernel, got {type(name).__name__}; "
+        r"known kernels: area, bicubic",
+    ):
+        get_kernel(name)  # type: ignore[arg-type]
+
+
 def test_unknown_parameter_lists_accepted_ones() -> None:
     with pytest.raises(
         ValueError, match=r"kernel 'bicubic' got unknown parameter\(s\) b; it accepts a"
@@ -129,6 +139,12 @@ def test_kernel_and_cost_validation() -> None:
         ValueError, match=r"Kernel.rule must be one of \(None, 'nearest', 'area'\), got 'box'"
     ):
         Kernel("bad", 4, True, cost, keys_cubic, rule="box")
+    with pytest.raises(TypeError, match="Kernel.taps must be a positive even integer, got 4.0"):
+        Kernel("float", 4.0, True, cost, keys_cubic)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="HardwareCost.taps must be an integer >= 0, got '4'"):
+        HardwareCost(taps="4", multipliers=4, adders=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="coefficient_bits_hint must be a positive integer or None"):
+        HardwareCost(taps=4, multipliers=4, adders=3, coefficient_bits_hint=8.0)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- laws, every kernel

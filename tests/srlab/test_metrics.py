@@ -182,6 +182,17 @@ def test_bad_border(metric):
         ValueError, match=re.escape("border=8 removes the whole 16x16 image; use a smaller border")
     ):
         metric(img, img, 1.0, border=8)
+    with pytest.raises(
+        TypeError, match=re.escape("border must be an integer >= 0 pixels, got True")
+    ):
+        metric(img, img, 1.0, border=True)
+
+
+@pytest.mark.parametrize("data_range", [True, "255"])
+def test_data_range_of_another_type(data_range):
+    img = np.zeros((16, 16))
+    with pytest.raises(TypeError, match="data_range must be a positive finite number"):
+        psnr(img, img, data_range=data_range)
 
 
 def test_ssim_too_small():

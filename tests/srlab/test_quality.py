@@ -81,13 +81,19 @@ def test_kernel_objects_are_labelled_by_their_non_default_params():
             [],
             "methods ['bicubic'] appear more than once; list each kernel once",
         ),
-        ([3], [], "kernel spec must be a name, a Kernel or a (name, params) pair"),
         ([], [], "kernels is empty; give at least one kernel name"),
     ],
 )
 def test_resolve_methods_bad_input(kernels, peers, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         resolve_methods(kernels, peers)
+
+
+@pytest.mark.parametrize("spec", [3, ("bicubic", -0.75), ("bicubic", {}, 1)])
+def test_resolve_methods_refuses_a_spec_of_another_type(spec):
+    message = "kernel spec must be a name, a Kernel or a (name, params) pair"
+    with pytest.raises(TypeError, match=re.escape(message)):
+        resolve_methods([spec], peers=())
 
 
 def test_make_pair_is_float_and_keeps_8_bit_quantization():
@@ -202,10 +208,6 @@ def test_progress_bar(capsys, small_images):
     ("kwargs", "message"),
     [
         ({"images": []}, "images is empty; give at least one image name"),
-        (
-            {"images": "camera"},
-            "images must be a list of names or a name -> array mapping, got the string 'camera'",
-        ),
         ({"scales": []}, "scales is empty; give at least one scale"),
         ({"border": -1}, "border must be 'scale' or an integer >= 0 pixels, got -1"),
         ({"images": ["lena"]}, "unknown image 'lena'; known images:"),
@@ -222,6 +224,23 @@ def test_table_bad_input(kwargs, message):
     }
     with pytest.raises(ValueError, match=re.escape(message)):
         kernel_quality_table(**args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"images": "camera"},
+            "images must be a list of names or a name -> array mapping, got the string 'camera'",
+        ),
+        ({"border": 1.5}, "border must be 'scale' or an integer >= 0 pixels, got 1.5"),
+        ({"border": True}, "border must be 'scale' or an integer >= 0 pixels, got True"),
+    ],
+)
+def test_table_refuses_arguments_of_another_type(kwargs, message):
+    args = {"images": ["gradient"], "scales": [2], "kernels": ["bilinear"], "progress": False}
+    with pytest.raises(TypeError, match=re.escape(message)):
+        kernel_quality_table(**{**args, **kwargs})
 
 
 # --------------------------------------------------------------------------- summaries

@@ -307,8 +307,6 @@ GOOD = np.zeros((4, 5), dtype=np.float32)
             r"size must be \(height, width\) with two positive integers, got \(8, 0\) "
             r"\(note: OpenCV's dsize is \(width, height\)\)",
         ),
-        (GOOD, {"size": (8.0, 10)}, r"size must be \(height, width\) with two positive integers"),
-        (GOOD, {"size": 8}, r"size must be a \(height, width\) pair, got 8"),
         (
             GOOD,
             {"scale": 2, "kernel": "cubic"},
@@ -340,6 +338,28 @@ def test_bad_input(image: np.ndarray, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message) as caught:
         srlab.resize(image, **kwargs)
     assert caught.type is ValueError
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": (8.0, 10)}, r"size must be \(height, width\) with two positive integers"),
+        ({"size": 8}, r"size must be a \(height, width\) pair, got 8"),
+        ({"scale": None, "size": "ab"}, r"size must be \(height, width\) with two positive"),
+        ({"scale": "two"}, r"scale must be a number or a \(sy, sx\) pair of numbers, got 'two'"),
+        ({"scale": (2, None)}, r"scale must be a number or a \(sy, sx\) pair of numbers"),
+        ({"scale": 2, "kernel": 3}, "kernel must be a name such as 'bicubic' or a Kernel, got int"),
+        ({"scale": 2, "kernel": ("bicubic", {})}, "kernel must be a name .* got tuple"),
+        (
+            {"scale": 2, "convention": 0},
+            r"convention must be a name \(str\), got 0; known conventions: align_corners, half",
+        ),
+        ({"scale": 2, "border": None}, r"border must be a name \(str\), got None; known borders"),
+    ],
+)
+def test_bad_types(kwargs: dict, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        srlab.resize(GOOD, **kwargs)
 
 
 @pytest.mark.parametrize("name", FIXED)
