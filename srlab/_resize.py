@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -193,47 +193,42 @@ def _tap_table(u: np.ndarray, kernel: Kernel, stretch: float) -> tuple[np.ndarra
     return idx, w / np.where(np.abs(total) < 1e-12, 1.0, total)
 
 
-def _table(
-    n_in: int,
-    n_out: int,
-    in_per_out: float,
-    kernel: Kernel,
-    convention: str,
-    border: str,
-    antialias: bool,
-    area: tuple[float, bool] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(idx, w, outside) of one axis, idx inside the image, the border rule applied."""
-    stretch = max(in_per_out, 1.0) if antialias else 1.0
-    if kernel.rule == "area":
-        idx, w = area_table(n_in, n_out, *area)
-        return idx, w, np.zeros(n_out)
-    if kernel.rule == "nearest" and convention == "half_pixel" and stretch == 1.0:
-        # The peers' own rule, ties included (srlab._area.nearest_index); maps by the sizes.
-        return nearest_index(n_in, n_out)[:, None], np.ones((n_out, 1)), np.zeros(n_out)
-    u = _CONVENTIONS[convention](n_in, n_out, in_per_out)
-    idx, w = _tap_table(u, kernel, stretch)
-    return _BORDERS[border](idx, w, n_in)
-
-
-@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
-def _axis_plan(
-    n_in: int,
-    n_out: int,
-    in_per_out: float,
-    kernel: Kernel,
-    convention: str,
-    border: str,
-    antialias: bool,
-    channels: int | None,
-    dtype: np.dtype,
-    area: tuple[float, bool] | None = None,
-) -> AxisPlan:
-    """Plan of one axis; ``channels=None`` for the vertical pass (and transposed horizontal).
+class _Axis(NamedTuple):
+    """What the table of one axis depends on (hashable: the key of the plan cache).
 
     ``area`` is ``(OpenCV's inv_scale, footprints)`` for the ``area`` kernel, else None.
     """
-    idx, w, outside = _table(n_in, n_out, in_per_out, kernel, convention, border, antialias, area)
+
+    n_in: int
+    n_out: int
+    in_per_out: float
+    kernel: Kernel
+    convention: str
+    border: str
+    antialias: bool
+    area: tuple[float, bool] | None
+
+
+def _table(axis: _Axis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(idx, w, outside) of one axis, idx inside the image, the border rule applied."""
+    n_in, n_out, kernel = axis.n_in, axis.n_out, axis.kernel
+    stretch = max(axis.in_per_out, 1.0) if axis.antialias else 1.0
+    if kernel.rule == "area":
+        idx, w = area_table(n_in, n_out, *axis.area)
+        return idx, w, np.zeros(n_out)
+    if kernel.rule == "nearest" and axis.convention == "half_pixel" and stretch == 1.0:
+        # The peers' own rule, ties included (srlab._area.nearest_index); maps by the sizes.
+        return nearest_index(n_in, n_out)[:, None], np.ones((n_out, 1)), np.zeros(n_out)
+    u = _CONVENTIONS[axis.convention](n_in, n_out, axis.in_per_out)
+    idx, w = _tap_table(u, kernel, stretch)
+    return _BORDERS[axis.border](idx, w, n_in)
+
+
+@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
+def _axis_plan(axis: _Axis, channels: int | None, dtype: np.dtype) -> AxisPlan:
+    """Plan of one axis; ``channels=None`` for the vertical pass (and transposed horizontal)."""
+    n_in, n_out = axis.n_in, axis.n_out
+    idx, w, outside = _table(axis)
     unit_rows = bool(np.allclose(w.sum(axis=1) + outside, 1.0, rtol=0.0, atol=1e-9))
     one_hot = (w == 1.0).sum(axis=1) == 1
     if np.all(one_hot & ((w == 0.0).sum(axis=1) == w.shape[1] - 1) & (outside == 0.0)):
@@ -243,7 +238,7 @@ def _axis_plan(
         return AxisPlan(
             n_out, 1, 1, np.zeros(0, np.int64), empty, np.zeros(0, dtype), False, True, gather
         )
-    return band_plan(idx, w, n_in, in_per_out, channels, dtype, outside, unit_rows)
+    return band_plan(idx, w, n_in, axis.in_per_out, channels, dtype, outside, unit_rows)
 
 
 # --------------------------------------------------------------------------- passes
@@ -447,13 +442,11 @@ def resize(
     integer = image.dtype.kind == "u"
     work = np.dtype(np.float32) if integer or image.dtype == np.float16 else image.dtype
     kron = channels <= _KRON_MAX_CHANNELS
-    plan_y = _axis_plan(h_in, h_out, y_ratio, k, convention, border, antialias, None, work, area_y)
-    layout = (
-        channels if kron else None
-    )  # None: the horizontal plan in vertical layout, applied transposed
-    plan_x = _axis_plan(
-        w_in, w_out, x_ratio, k, convention, border, antialias, layout, work, area_x
-    )
+    axis_y = _Axis(h_in, h_out, y_ratio, k, convention, border, antialias, area_y)
+    axis_x = _Axis(w_in, w_out, x_ratio, k, convention, border, antialias, area_x)
+    plan_y = _axis_plan(axis_y, None, work)
+    # layout None: the horizontal plan in vertical layout, applied transposed.
+    plan_x = _axis_plan(axis_x, channels if kron else None, work)
 
     # Axes that only copy pixels are gathers, exact in any dtype; the columns are gathered
     # on the fewer rows (np.take copies whole pixels, several times faster than indexing).

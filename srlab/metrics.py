@@ -159,12 +159,8 @@ def ssim(
 
     Parameters
     ----------
-    reference, test : (H, W) or (H, W, C) ndarray
-        Ground truth and estimate, same shape, at least 11x11 after the border crop.
-    data_range : float, optional
-        Required unless both images are ``uint8`` (then 255); see :func:`resolve_data_range`.
-    border : int
-        Pixels removed on each side of both spatial axes before scoring.
+    reference, test, data_range, border
+        As for :func:`psnr`; the images at least 11x11 after the border crop.
 
     Returns
     -------

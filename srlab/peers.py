@@ -131,15 +131,14 @@ def pillow_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     ----------
     image : (H, W) or (H, W, C) ndarray
         uint8 or float, any number of channels.
-    size : (height, width)
-        Output size (passed to Pillow as ``(width, height)``).
-    kernel : {"nearest", "bilinear", "bicubic", "lanczos3"}
-        See the module table.
+    size, kernel
+        As for :func:`opencv_resize` (Pillow is given the size as ``(width, height)``);
+        the kernels are "nearest", "bilinear", "bicubic" and "lanczos3".
 
     Returns
     -------
     ndarray
-        ``(height, width)`` or ``(height, width, C)``, dtype of ``image``.
+        As for :func:`opencv_resize`.
 
     Raises
     ------

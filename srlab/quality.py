@@ -437,12 +437,8 @@ def mean_by_scale(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame:
     """Mean of one score over the images, methods down, scales across.
 
     Every method is averaged over the same images, so a column compares methods fairly;
-    fixed-phase kernels have a value at scale 2 only.
-
-    Raises
-    ------
-    ValueError
-        If the table lacks the needed columns or ``metric`` is unknown.
+    fixed-phase kernels have a value at scale 2 only. The table and ``metric`` are checked
+    as :func:`score_pivot` checks them (ValueError).
 
     Examples
     --------
@@ -451,13 +447,7 @@ def mean_by_scale(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame:
     >>> mean_by_scale(t).values.tolist()
     [[25.0]]
     """
-    _check_table(table, metric)
-    grid = table.pivot_table(
-        index="method", columns="scale", values=metric, aggfunc="mean", sort=False
-    )
-    return grid.reindex(
-        index=list(dict.fromkeys(table["method"])), columns=list(dict.fromkeys(table["scale"]))
-    )
+    return _grid(table, metric, "scale")
 
 
 # The project kernel each peer filter computes (srlab.peers documents the filters): OpenCV's
@@ -476,20 +466,14 @@ def peer_agreement(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame
 
     Parameters
     ----------
-    table : DataFrame
-        Output of :func:`kernel_quality_table`.
-    metric : {"psnr", "ssim"}
-        Score to compare.
+    table, metric
+        The output of :func:`kernel_quality_table` and the score to compare, as for
+        :func:`best_methods` (which also says when ValueError is raised).
 
     Returns
     -------
     DataFrame
         Columns peer, ours, max_abs_diff, mean_abs_diff; one row per pair, in table order.
-
-    Raises
-    ------
-    ValueError
-        If the table lacks the needed columns or ``metric`` is unknown.
 
     Examples
     --------
@@ -535,10 +519,19 @@ def score_pivot(table: pd.DataFrame, metric: Metric = "psnr") -> pd.DataFrame:
     >>> score_pivot(t).values.tolist()
     [[30.0, 27.0]]
     """
+    return _grid(table, metric, ["image", "scale"])
+
+
+def _grid(table: pd.DataFrame, metric: str, columns: str | list[str]) -> pd.DataFrame:
+    """Mean of ``metric`` per method (rows) and ``columns`` value, both in table order."""
     _check_table(table, metric)
-    grid = table.pivot_table(index="method", columns=["image", "scale"], values=metric, sort=False)
-    methods = list(dict.fromkeys(table["method"]))
-    columns = list(dict.fromkeys(zip(table["image"], table["scale"])))
-    return grid.reindex(
-        index=methods, columns=pd.MultiIndex.from_tuples(columns, names=["image", "scale"])
+    grid = table.pivot_table(
+        index="method", columns=columns, values=metric, aggfunc="mean", sort=False
     )
+    if isinstance(columns, str):
+        order = pd.Index(dict.fromkeys(table[columns]), name=columns)
+    else:
+        order = pd.MultiIndex.from_tuples(
+            list(dict.fromkeys(zip(*(table[c] for c in columns)))), names=columns
+        )
+    return grid.reindex(index=list(dict.fromkeys(table["method"])), columns=order)

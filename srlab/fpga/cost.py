@@ -86,6 +86,7 @@ def dsp_slices_per_multiply(a_bits: int, b_bits: int, dsp: DspFamily = "dsp48e2"
     Returns
     -------
     int
+        Slices, at least one.
 
     Raises
     ------

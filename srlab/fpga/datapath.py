@@ -399,6 +399,10 @@ class FixedPointResizer:
         ValueError
             If a row is outside the ROM or holds no weights.
 
+        See Also
+        --------
+        tap_table : The ROM row each output sample reads.
+
         Examples
         --------
         >>> t = FixedPointResizer("bicubic", 2, phase_bits=2).coefficient_table([2])

@@ -86,10 +86,8 @@ def pass_spec(
     source, target : QFormat
         Formats of the pass's input and output words (``pixel_fmt`` and ``mid_fmt`` for
         the horizontal pass, ``mid_fmt`` and ``out_fmt`` for the vertical one).
-    axis : {"y", "x"}
-        Vertical or horizontal pass.
-    n_in : int
-        Input pixels along the axis.
+    axis, n_in
+        The pass and its input length, as in :meth:`FixedPointResizer.tap_table`.
 
     Returns
     -------

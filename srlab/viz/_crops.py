@@ -17,13 +17,13 @@ import PIL.Image
 import plotly.graph_objects as go
 import skimage.util
 from IPython.display import display
-from plotly.subplots import make_subplots
 
 from srlab.imagecheck import check_crop
 from srlab.images import load_image, pair_sizes
 from srlab.kernels import available_kernels
 from srlab.metrics import psnr
 from srlab.quality import KernelSpec, Method, make_pair, reconstruct, resolve_methods
+from srlab.viz._layout import panel_row
 
 __all__ = ["compare_crops", "crop_explorer", "crops_figure", "kernel_crops_figure"]
 
@@ -85,22 +85,12 @@ def crops_figure(
     if len(set(shapes.values())) > 1:
         raise ValueError(f"images must share one (height, width), got {shapes}")
     top, left, height, width = check_crop(crop, next(iter(shapes.values())))
-    fig = make_subplots(
-        rows=1, cols=len(images), subplot_titles=list(images), horizontal_spacing=0.02
-    )
+    fig = panel_row(list(images), min_width=320, title=title)
     for col, image in enumerate(images.values(), start=1):
         window = _display_rgb(image[top : top + height, left : left + width])
         fig.add_trace(
             go.Image(source=_png_source(window), zsmooth=False, name=f"panel {col}"), row=1, col=col
         )
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
-    fig.update_layout(
-        title=title,
-        height=320,
-        width=max(320, 260 * len(images)),
-        margin={"l": 10, "r": 10, "t": 70, "b": 10},
-    )
     return fig
 
 
@@ -205,11 +195,7 @@ def compare_crops(
     Returns
     -------
     plotly.graph_objects.Figure
-
-    Raises
-    ------
-    ValueError
-        As :func:`kernel_crops_figure`.
+        As :func:`kernel_crops_figure`, which also says what raises ValueError.
 
     Examples
     --------

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from srlab.fpga.sweep import pareto_front
 from srlab.imagecheck import check_crop
 from srlab.metrics import psnr
+from srlab.viz._layout import panel_row
 
 __all__ = ["difference_figure", "pareto_figure"]
 
@@ -45,6 +45,7 @@ def difference_figure(
     Returns
     -------
     plotly.graph_objects.Figure
+        One heatmap per image in a row of panels, on one red-blue scale of grey levels.
 
     Raises
     ------
@@ -79,7 +80,7 @@ def difference_figure(
         # float32 is far finer than a colour map shows and halves what a notebook stores.
         maps.append((window.mean(axis=2) if window.ndim == 3 else window).astype(np.float32))
     top = float(limit) if limit is not None else max(float(np.abs(m).max()) for m in maps) or 1.0
-    fig = make_subplots(rows=1, cols=len(maps), subplot_titles=titles, horizontal_spacing=0.02)
+    fig = panel_row(titles, min_width=420)
     for col, window in enumerate(maps, start=1):
         fig.add_trace(
             go.Heatmap(
@@ -94,13 +95,7 @@ def difference_figure(
             row=1,
             col=col,
         )
-        fig.update_yaxes(
-            autorange="reversed", scaleanchor=f"x{col}", showticklabels=False, row=1, col=col
-        )
-        fig.update_xaxes(showticklabels=False, row=1, col=col)
-    fig.update_layout(
-        height=320, width=max(420, 260 * len(maps)), margin={"t": 70, "b": 10, "l": 10, "r": 10}
-    )
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{col}", row=1, col=col)
     return fig
 
 
@@ -128,11 +123,16 @@ def pareto_figure(
     Returns
     -------
     plotly.graph_objects.Figure
+        Per colour group, the designs as markers and their front as a step line.
 
     Raises
     ------
     ValueError
         If a column is missing or the frame is empty.
+
+    See Also
+    --------
+    srlab.fpga.pareto_front : The front of one group, as a table.
 
     Examples
     --------
@@ -151,33 +151,26 @@ def pareto_figure(
     groups = list(df.groupby(color, sort=True)) if color else [(None, df)]
     fig = go.Figure()
     for key, group in groups:
-        prefix = f"{key}: " if color else ""
-        custom = group[hover].to_numpy() if hover else None
         template = "<br>".join(f"{h}=%{{customdata[{i}]}}" for i, h in enumerate(hover))
-        fig.add_trace(
-            go.Scatter(
-                x=group[x],
-                y=group[y],
-                mode="markers",
-                name=f"{prefix}designs",
-                legendgroup=str(key),
-                customdata=custom,
-                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y:.2f}}<br>{template}<extra></extra>",
-                marker={"opacity": 0.45, "size": 7},
+        designs = {
+            "mode": "markers",
+            "customdata": group[hover].to_numpy() if hover else None,
+            "hovertemplate": f"{x}=%{{x}}<br>{y}=%{{y:.2f}}<br>{template}<extra></extra>",
+            "marker": {"opacity": 0.45, "size": 7},
+        }
+        front = {
+            "mode": "lines+markers",
+            "line": {"shape": "hv", "width": 2},
+            "marker": {"size": 9},
+        }
+        for rows, name, style in (
+            (group, "designs", designs),
+            (pareto_front(group, x, y), "Pareto front", front),
+        ):
+            label = f"{key}: {name}" if color else name
+            fig.add_trace(
+                go.Scatter(x=rows[x], y=rows[y], name=label, legendgroup=str(key), **style)
             )
-        )
-        front = pareto_front(group, x, y)
-        fig.add_trace(
-            go.Scatter(
-                x=front[x],
-                y=front[y],
-                mode="lines+markers",
-                name=f"{prefix}Pareto front",
-                legendgroup=str(key),
-                line={"shape": "hv", "width": 2},
-                marker={"size": 9},
-            )
-        )
     fig.update_layout(
         xaxis_title=f"{x} (estimate)", yaxis_title=f"{y} (dB)" if y == "psnr" else y, height=420
     )

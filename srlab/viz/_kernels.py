@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from srlab.quality import KernelSpec, Method, resolve_methods
+from srlab.viz._layout import titled
 
 __all__ = [
     "DEFAULT_KERNELS",
@@ -80,13 +81,12 @@ def kernel_shapes_figure(
     fig = go.Figure(
         [go.Scatter(x=x, y=m.kernel.profile(x), mode="lines", name=m.label) for m in methods]
     )
-    fig.update_layout(
-        title="Kernel profiles",
+    return titled(
+        fig,
+        "Kernel profiles",
         xaxis_title="distance from the output sample (input pixels)",
         yaxis_title="weight k(x)",
-        template="plotly_white",
     )
-    return fig
 
 
 # --------------------------------------------------------------------------- frequency response
@@ -169,10 +169,8 @@ def frequency_response_figure(
 
     Parameters
     ----------
-    kernels : sequence of str, Kernel or (name, params), optional
-        Defaults to :data:`DEFAULT_KERNELS`.
-    max_frequency : float
-        Highest frequency shown, cycles per pixel.
+    kernels, max_frequency
+        As in :func:`frequency_response` (the highest frequency shown).
     db : bool
         Magnitude in dB (y axis from -60 dB) instead of linear.
 
@@ -200,11 +198,11 @@ def frequency_response_figure(
         ]
     )
     fig.add_vline(x=0.5, line_dash="dot", annotation_text="Nyquist")
-    fig.update_layout(
-        title="Frequency response |K(f)|",
+    titled(
+        fig,
+        "Frequency response |K(f)|",
         xaxis_title="frequency (cycles per input pixel)",
         yaxis_title="magnitude (dB)" if db else "magnitude",
-        template="plotly_white",
     )
     if db:
         fig.update_yaxes(range=[-60, 3])
@@ -266,6 +264,7 @@ def hardware_figure(table: pd.DataFrame) -> go.Figure:
     Returns
     -------
     plotly.graph_objects.Figure
+        Four bars per kernel, grouped.
 
     Raises
     ------
@@ -282,10 +281,6 @@ def hardware_figure(table: pd.DataFrame) -> go.Figure:
     if missing:
         raise ValueError(f"table lacks columns {missing}; pass the output of hardware_table")
     fig = go.Figure([go.Bar(x=table["kernel"], y=table[c], name=c) for c in counts])
-    fig.update_layout(
-        barmode="group",
-        title="Arithmetic per output sample of a 1-D pass",
-        yaxis_title="count",
-        template="plotly_white",
+    return titled(
+        fig, "Arithmetic per output sample of a 1-D pass", barmode="group", yaxis_title="count"
     )
-    return fig

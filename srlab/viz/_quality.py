@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import seaborn as sns
 
 from srlab.quality import Metric, score_pivot
+from srlab.viz._layout import titled
 
 __all__ = ["quality_figure", "quality_heatmap"]
 
@@ -30,6 +31,7 @@ def quality_figure(
     Returns
     -------
     plotly.graph_objects.Figure
+        Grouped bars in one row of panels per scale.
 
     Raises
     ------
@@ -67,11 +69,7 @@ def quality_figure(
         color_discrete_sequence=px.colors.qualitative.Alphabet,
         labels={"value": y_title},
     )
-    fig.update_layout(
-        title=f"{metric.upper()} per image and scale",
-        template="plotly_white",
-        height=280 * data["scale"].nunique() + 120,
-    )
+    titled(fig, f"{metric.upper()} per image and scale", height=280 * data["scale"].nunique() + 120)
     return go.Figure(fig)
 
 
