@@ -17,6 +17,9 @@ Fixed point (``_fpga``)
     :func:`difference_figure` (error maps of :mod:`srlab.fpga` designs against the float
     resize), :func:`pareto_figure` (the word-length Pareto front of
     :func:`srlab.fpga.word_length_sweep`)
+
+The look they share (a row of image panels, titled charts) is ``_layout``'s, private to
+this package.
 """
 
 from __future__ import annotations
