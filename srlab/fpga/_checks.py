@@ -1,7 +1,7 @@
-"""Argument checks shared by the modules of :mod:`srlab.fpga`: types, bit counts, named choices.
+"""Argument checks shared by the modules of :mod:`srlab.fpga`: bit counts, named choices, designs.
 
-A value of the wrong type raises ``TypeError``; a value of the right type that is out of
-range or unknown raises ``ValueError``.
+They keep :mod:`labcore.checks`' convention: a value of the wrong type raises ``TypeError``;
+a value of the right type that is out of range or unknown raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -11,27 +11,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["check_bits", "check_choice", "check_designs", "check_instance"]
+from labcore.checks import check_type
+
+__all__ = ["check_bits", "check_choice", "check_designs"]
 
 T = TypeVar("T")
-
-
-def check_instance(name: str, value: Any, cls: type[T]) -> T:
-    """``value`` if it is an instance of ``cls``.
-
-    Raises
-    ------
-    TypeError
-        Otherwise, naming the argument ``name``, the type expected and the type given.
-
-    Examples
-    --------
-    >>> check_instance("scale", 2.0, float)
-    2.0
-    """
-    if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
-    return value
 
 
 def check_designs(designs: Mapping[str, T], cls: type[T]) -> Mapping[str, T]:
@@ -52,7 +36,7 @@ def check_designs(designs: Mapping[str, T], cls: type[T]) -> Mapping[str, T]:
     if not designs:
         raise ValueError(f"designs is empty; give at least one {{label: {cls.__name__}}}")
     for label, design in designs.items():
-        check_instance(f"design {label!r}", design, cls)
+        check_type(design, cls, f"design {label!r}")
     return designs
 
 

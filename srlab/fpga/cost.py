@@ -18,8 +18,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from labcore.checks import check_type
 from srlab.fixed import multiply_format
-from srlab.fpga._checks import check_designs, check_instance
+from srlab.fpga._checks import check_designs
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.kernels import Kernel, csd_adders
 
@@ -346,7 +347,7 @@ def estimate_cost(
     >>> estimate_cost(FixedPointResizer("bicubic", 2)).dsp_slices
     24
     """
-    check_instance("resizer", resizer, FixedPointResizer)
+    check_type(resizer, FixedPointResizer, "resizer")
     if dsp not in DSP_PORTS:
         raise ValueError(f"unknown DSP family {dsp!r}; known: {', '.join(sorted(DSP_PORTS))}")
     if isinstance(pixels_per_clock, bool) or not isinstance(pixels_per_clock, (int, np.integer)):

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from labcore.checks import check_type
 from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize
-from srlab.fpga._checks import check_designs, check_instance
+from srlab.fpga._checks import check_designs
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.fpga.dda import PhaseDDA
 
@@ -271,7 +272,8 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     >>> np.array_equal(res.output, r.run(img)), res.stats.line_buffer_rows
     (True, 4)
     """
-    image = check_instance("resizer", resizer, FixedPointResizer).check_image(image)
+    check_type(resizer, FixedPointResizer, "resizer")
+    image = resizer.check_image(image)
     h, w = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
     h_out, w_out = resizer.output_shape((h, w))

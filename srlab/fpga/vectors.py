@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from labcore.atomic import atomic_write_bytes
+from labcore.checks import check_type
 from srlab.fixed import QFormat
-from srlab.fpga._checks import check_instance
 from srlab.fpga.datapath import FixedPointResizer
 
 __all__ = ["MANIFEST_NAME", "export_test_vectors", "format_hex", "parse_hex", "read_test_vectors"]
@@ -134,7 +134,7 @@ def export_test_vectors(
     >>> m["sizes"]["output"], m["files"]["coefficients"]["values"]
     ([8, 8, 1], 128)
     """
-    check_instance("resizer", resizer, FixedPointResizer)
+    check_type(resizer, FixedPointResizer, "resizer")
     target = Path(folder)
     if target.exists() and not target.is_dir():
         raise ValueError(
