@@ -2,6 +2,7 @@
 
 Examples
 --------
+``python -m moelab convert old-folder new-folder``  a ``pytorch_model.bin`` checkpoint to safetensors
 ``python -m moelab zoo``                       build or verify both zoos in the cache
 ``python -m moelab zoo --names switch-tiny``   only one
 ``python -m moelab zoo --root ./zoo-cache``    another cache root (or set MOELAB_ZOO_DIR)
@@ -44,25 +45,48 @@ def _zoo_command(args: argparse.Namespace) -> int:
     return status
 
 
-# subcommand -> (help, handler); one entry per command instead of an if-chain.
-_COMMANDS: Registry[tuple[str, Callable[[argparse.Namespace], int]]] = Registry(
-    "command", plural="commands", sort=False
+def _convert_command(args: argparse.Namespace) -> int:
+    from moelab.loading import convert_to_safetensors
+
+    out = convert_to_safetensors(args.source, args.target)
+    print(f"wrote {out}")
+    return 0
+
+
+def _zoo_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--names", nargs="+", default=["mixtral-tiny", "switch-tiny"], help="zoos to ensure"
+    )
+    cmd.add_argument(
+        "--root", default=None, help="cache root (default: $MOELAB_ZOO_DIR or user cache)"
+    )
+
+
+def _convert_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("source", help="folder with config.json and pytorch_model*.bin")
+    cmd.add_argument("target", help="new folder for the safetensors checkpoint")
+
+
+# subcommand -> (help, handler, arguments); one entry per command instead of an if-chain.
+_Command = tuple[
+    str, Callable[[argparse.Namespace], int], Callable[[argparse.ArgumentParser], None]
+]
+_COMMANDS: Registry[_Command] = Registry("command", plural="commands", sort=False)
+_COMMANDS.add(
+    "zoo", ("build or verify the offline zoo of tiny MoE models", _zoo_command, _zoo_arguments)
 )
-_COMMANDS.add("zoo", ("build or verify the offline zoo of tiny MoE models", _zoo_command))
+_COMMANDS.add(
+    "convert",
+    ("convert a pytorch_model.bin checkpoint to safetensors", _convert_command, _convert_arguments),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m moelab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, _) in _COMMANDS.items():
-        cmd = sub.add_parser(name, help=help_text)
-        cmd.add_argument(
-            "--names", nargs="+", default=["mixtral-tiny", "switch-tiny"], help="zoos to ensure"
-        )
-        cmd.add_argument(
-            "--root", default=None, help="cache root (default: $MOELAB_ZOO_DIR or user cache)"
-        )
+    for name, (help_text, _, arguments) in _COMMANDS.items():
+        arguments(sub.add_parser(name, help=help_text))
     args = parser.parse_args(argv)
     return _COMMANDS[args.command][1](args)
 

@@ -161,13 +161,32 @@ def scan_safetensors(path: str | os.PathLike[str]) -> dict[str, Path]:
     single = folder / SINGLE_FILE
     if single.is_file():
         return dict.fromkeys(_header_keys(single), single)
-    hint = (
-        " (found pytorch_model.bin: re-save the model with save_pretrained, which writes "
-        "safetensors)"
-        if (folder / "pytorch_model.bin").is_file()
-        else ""
-    )
-    raise CheckpointNotFoundError(f"no {SINGLE_FILE} or {INDEX_FILE} in {str(folder)!r}{hint}")
+    if any(folder.glob("pytorch_model*.bin")):
+        raise CheckpointNotFoundError(
+            f"{str(folder)!r} holds only pytorch_model*.bin weights, which cannot be read lazily "
+            f"(a .bin file is a pickle: reading one tensor loads the whole file). "
+            f"Convert it once to safetensors:\n"
+            f"    python -m moelab convert {str(folder)!r} {str(folder) + '-safetensors'!r}"
+        )
+    raise CheckpointNotFoundError(f"no {SINGLE_FILE} or {INDEX_FILE} in {str(folder)!r}")
+
+
+_SAFETENSORS_DTYPES = {
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F32": torch.float32,
+    "F64": torch.float64,
+}
+
+
+def _header_dtype(file: Path, key: str) -> torch.dtype:
+    from safetensors import safe_open
+
+    with safe_open(file, framework="pt") as handle:
+        name = handle.get_slice(key).get_dtype()
+    if name not in _SAFETENSORS_DTYPES:
+        raise CorruptCheckpointError(f"{key!r} in {str(file)!r} has dtype {name}, not a float")
+    return _SAFETENSORS_DTYPES[name]
 
 
 class LazyCheckpoint:
@@ -220,6 +239,7 @@ class LazyCheckpoint:
             self.family.check_config(self.config)  # raises if the adapter does not fit the config
         self._files = scan_safetensors(self.path)
         self.layout: CheckpointLayout = self._detect_layout()
+        self._renames: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -299,6 +319,43 @@ class LazyCheckpoint:
                     f"config and the weights do not belong together"
                 )
         return tensors
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the expert weights are stored in (read from a safetensors header)."""
+        ref = next(
+            iter(self.family.checkpoint_keys(self.config, ExpertSlot(0, 0))[self.layout].values())
+        )
+        return _header_dtype(self._files[ref.key], ref.key)
+
+    def has_tensor(self, name: str) -> bool:
+        """Whether the parameter of that transformers name is stored (under any layout's name)."""
+        return self._key_of(name) in self._files
+
+    def read_tensor(self, name: str) -> torch.Tensor:
+        """Read one parameter by its transformers name (e.g. ``"model.norm.weight"``).
+
+        The router is the only non-expert tensor whose name on disk depends on the layout; it
+        is translated through the family adapter.
+
+        Raises
+        ------
+        KeyError
+            If the checkpoint stores no such tensor.
+        """
+        key = self._key_of(name)
+        if key not in self._files:
+            raise KeyError(f"{self.name} stores no tensor {name!r}")
+        return self._read({name: TensorRef(key)})[name]
+
+    def _key_of(self, name: str) -> str:
+        if self._renames is None:
+            live, disk = self.family.expert_layout, self.layout
+            self._renames = {}
+            for layer in range(self.family.num_moe_layers(self.config)):
+                refs = self.family.router_checkpoint_keys(self.config, layer)
+                self._renames[refs[live].key] = refs[disk].key
+        return self._renames.get(name, name)
 
     def read_router_weight(self, layer: int) -> torch.Tensor:
         """Read one MoE layer's router weight ``[num_experts, hidden]`` from disk.

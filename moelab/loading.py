@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from transformers import PretrainedConfig
 
-__all__ = ["MoEModel", "load_moe"]
+__all__ = ["MoEModel", "convert_to_safetensors", "load_moe"]
 
 # Files whose presence means save_pretrained also wrote a tokenizer into the folder.
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model")
@@ -86,6 +86,32 @@ class MoEModel:
         """One expert's matrices as views (see :meth:`MoEFamily.get_expert`)."""
         return self.family.get_expert(self.model, slot)
 
+    # The WeightSource reading interface (moelab.sources), so a model in memory reads like a
+    # checkpoint folder.
+    read_expert = get_expert
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the expert weights."""
+        return next(iter(self.family.expert_parameters(self.model).values())).dtype
+
+    def has_tensor(self, name: str) -> bool:
+        """Whether the model has a parameter of that name."""
+        return name in dict(self.model.named_parameters(remove_duplicate=False))
+
+    def read_tensor(self, name: str) -> torch.Tensor:
+        """One parameter by name, detached (a view of the model's storage).
+
+        Raises
+        ------
+        KeyError
+            If the model has no such parameter.
+        """
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        if name not in params:
+            raise KeyError(f"{self.name} has no parameter {name!r}")
+        return params[name].detach()
+
     def set_expert(self, slot: ExpertSlot, tensors: Mapping[str, torch.Tensor]) -> None:
         """Overwrite one expert in place (see :meth:`MoEFamily.set_expert`)."""
         self.family.set_expert(self.model, slot, tensors)
@@ -107,6 +133,8 @@ class MoEModel:
     def router_weight(self, layer: int) -> torch.Tensor:
         """The router weight ``[num_experts, hidden]`` of one MoE layer, as a view."""
         return self.family.router_weight(self.model, layer)
+
+    read_router_weight = router_weight
 
     def non_expert_modules(self) -> dict[str, dict[str, nn.Module]]:
         """Non-expert modules by group (see :meth:`MoEFamily.non_expert_modules`)."""
@@ -213,3 +241,44 @@ def load_moe(
         path=folder,
         tokenizer=_load_tokenizer(folder) if tokenizer else None,
     )
+
+
+def convert_to_safetensors(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Re-save a ``pytorch_model*.bin`` checkpoint folder as safetensors, once.
+
+    Lazy reading (similarity, consolidation) needs safetensors: a ``.bin`` file is a pickle,
+    so reading one tensor loads the whole file. This loads the model with transformers
+    (``weights_only`` unpickling) and writes ``save_pretrained`` output, tokenizer included.
+
+    Parameters
+    ----------
+    source : str or PathLike
+        Folder with ``config.json`` and ``pytorch_model*.bin``.
+    target : str or PathLike
+        New folder; must not exist yet.
+
+    Returns
+    -------
+    Path
+        The target folder.
+
+    Raises
+    ------
+    FileExistsError
+        If ``target`` exists.
+    CheckpointNotFoundError
+        If ``source`` has no config.
+    """
+    folder, out = Path(source).expanduser(), Path(target).expanduser()
+    if out.exists():
+        raise FileExistsError(f"{str(out)!r} exists; pass a new folder to convert into")
+    config = read_config(folder)
+    adapter = detect_family(config)
+    model = adapter.auto_model_class().from_pretrained(
+        folder, local_files_only=True, use_safetensors=False, dtype="auto"
+    )
+    model.save_pretrained(out)
+    tokenizer = _load_tokenizer(folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    return out

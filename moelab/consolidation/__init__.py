@@ -14,10 +14,16 @@ Owner policies (``_owners``: a registry; see :func:`available_owner_policies`)
     ``"round_robin"`` (the paper's code), ``"medoid"``, ``"mean"``; OwnerPolicy,
     OwnerPolicyName, MEAN_OWNER, get_owner_policy, register_owner_policy,
     available_owner_policies
-Memory accounting and budgets (``_memory``)
-    MemoryAccounting, resolve_budget, BudgetUnit, BUDGET_UNITS
+Memory accounting, tiers and budgets (``_memory``)
+    MemoryAccounting (device and host bytes), Tier, TIERS, resolve_budget (fewest shared
+    slots that fit), fill_budget (most shared slots that fit), BudgetUnit, BUDGET_UNITS
+Placement policies (``_tiers``: a registry; see :func:`available_placements`)
+    ``"resident"`` (every copy on the device), ``"offload"`` (the paper's: unshared slots in
+    host memory, copied in on use); PlacementPolicy, PlacementName, PLACEMENTS, get_placement
+Tenant checks (``_tenants``)
+    check_same_shapes, check_dtypes
 The plan (``_plan``)
-    plan_consolidation, ConsolidationPlan, SlotDecision, check_same_shapes
+    plan_consolidation, ConsolidationPlan, SlotDecision
 
 Examples
 --------
@@ -32,8 +38,11 @@ from __future__ import annotations
 
 from moelab.consolidation._memory import (
     BUDGET_UNITS,
+    TIERS,
     BudgetUnit,
     MemoryAccounting,
+    Tier,
+    fill_budget,
     resolve_budget,
 )
 from moelab.consolidation._owners import (
@@ -44,25 +53,37 @@ from moelab.consolidation._owners import (
     get_owner_policy,
     register_owner_policy,
 )
-from moelab.consolidation._plan import (
-    ConsolidationPlan,
-    SlotDecision,
-    check_same_shapes,
-    plan_consolidation,
+from moelab.consolidation._plan import ConsolidationPlan, SlotDecision, plan_consolidation
+from moelab.consolidation._tenants import check_dtypes, check_same_shapes
+from moelab.consolidation._tiers import (
+    PLACEMENTS,
+    PlacementName,
+    PlacementPolicy,
+    available_placements,
+    get_placement,
 )
 
 __all__ = [
     "BUDGET_UNITS",
     "MEAN_OWNER",
+    "PLACEMENTS",
+    "TIERS",
     "BudgetUnit",
     "ConsolidationPlan",
     "MemoryAccounting",
     "OwnerPolicy",
     "OwnerPolicyName",
+    "PlacementName",
+    "PlacementPolicy",
+    "Tier",
     "SlotDecision",
     "available_owner_policies",
+    "available_placements",
+    "check_dtypes",
     "check_same_shapes",
+    "fill_budget",
     "get_owner_policy",
+    "get_placement",
     "plan_consolidation",
     "register_owner_policy",
     "resolve_budget",

@@ -16,35 +16,37 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from torch import nn
+import torch
 
 from labcore.checks import check_type
-from moelab.consolidation._memory import BUDGET_UNITS, BudgetUnit, MemoryAccounting, resolve_budget
+from moelab.consolidation._memory import (
+    TIERS,
+    BudgetUnit,
+    MemoryAccounting,
+    Tier,
+)
 from moelab.consolidation._owners import (
     MEAN_OWNER,
     OwnerPolicy,
     OwnerPolicyName,
     get_owner_policy,
 )
-from moelab.errors import IncompatibleModelsError
-from moelab.families import ExpertSlot, MoEFamily, check_compatible
-from moelab.loading import MoEModel, load_moe
+from moelab.consolidation._tenants import check_dtypes, check_same_shapes
+from moelab.consolidation._tiers import PlacementName, PlacementPolicy, get_placement, place
+from moelab.families import ExpertSlot, MoEFamily
+from moelab.sources import ModelSource, WeightSource, open_models
 
 __all__ = [
     "ConsolidationPlan",
     "SlotDecision",
-    "check_same_shapes",
     "plan_consolidation",
 ]
-
-ModelSource = str | os.PathLike | MoEModel | nn.Module
 
 
 # ============================================================================= value types
@@ -68,6 +70,8 @@ class SlotDecision:
         a private slot (each tenant keeps its own).
     stored_bytes : int
         Bytes the slot takes in the pool: one expert if shared, one per tenant otherwise.
+    tier : {"device", "host"}, default "device"
+        Where its copies live; a shared slot is always on the device.
 
     Raises
     ------
@@ -81,11 +85,17 @@ class SlotDecision:
     shared: bool
     owner: str
     stored_bytes: int
+    tier: Tier = "device"
 
     def __post_init__(self) -> None:
         check_type(self.slot, ExpertSlot, "SlotDecision.slot")
         if self.rank < 0 or self.stored_bytes < 0:
             raise ValueError(f"SlotDecision rank and stored_bytes must be >= 0 ({self.slot})")
+        if self.tier not in TIERS or (self.shared and self.tier != "device"):
+            raise ValueError(
+                f"SlotDecision for {self.slot}: tier must be one of {TIERS} and 'device' for a "
+                f"shared slot, got {self.tier!r}"
+            )
         if self.shared != bool(self.owner):
             raise ValueError(
                 f"SlotDecision for {self.slot}: a shared slot needs an owner and a private slot "
@@ -93,7 +103,7 @@ class SlotDecision:
             )
 
     def as_dict(self) -> dict[str, Any]:
-        """One tidy row: layer, label, expert, distance, rank, shared, owner, stored_bytes."""
+        """One tidy row: layer, label, expert, distance, rank, shared, owner, stored_bytes, tier."""
         return {
             **self.slot.as_dict(),
             "distance": self.distance,
@@ -101,6 +111,7 @@ class SlotDecision:
             "shared": self.shared,
             "owner": self.owner,
             "stored_bytes": self.stored_bytes,
+            "tier": self.tier,
         }
 
 
@@ -115,12 +126,21 @@ class ConsolidationPlan:
     ----------
     tenants : tuple of str
         Tenant names, in input order.
-    models : tuple of MoEModel
-        The tenants' models (used by :meth:`ConsolidatedMoE.from_plan`).
+    sources : tuple of WeightSource
+        Where each tenant's weights are read from (:meth:`ConsolidatedMoE.from_plan` streams
+        them); empty in a :meth:`detached` plan.
+    family : MoEFamily
+        The tenants' family adapter.
+    config : PretrainedConfig
+        Their config (the first tenant's).
+    dtype : torch.dtype
+        The dtype every stored tensor has.
     metric : str
         The similarity metric that ranked the slots.
     owner_policy : str
         The owner policy of the shared slots.
+    placement : {"resident", "offload"}
+        The placement policy (:func:`available_placements`).
     budget : float
         The budget as requested.
     budget_unit : {"fraction", "bytes", "slots"}
@@ -139,9 +159,13 @@ class ConsolidationPlan:
     """
 
     tenants: tuple[str, ...]
-    models: tuple[MoEModel, ...] = field(repr=False)
+    sources: tuple[WeightSource, ...] = field(repr=False)
+    family: MoEFamily
+    config: Any = field(repr=False)
+    dtype: torch.dtype
     metric: str
     owner_policy: str
+    placement: str
     budget: float
     budget_unit: BudgetUnit
     decisions: tuple[SlotDecision, ...] = field(repr=False)
@@ -149,8 +173,8 @@ class ConsolidationPlan:
     pairwise: pd.DataFrame = field(repr=False)
 
     def __post_init__(self) -> None:
-        if len(self.models) != len(self.tenants) or self.memory.tenants != self.tenants:
-            raise ValueError("ConsolidationPlan: tenants, models and memory disagree")
+        if len(self.sources) not in (0, len(self.tenants)) or self.memory.tenants != self.tenants:
+            raise ValueError("ConsolidationPlan: tenants, sources and memory disagree")
         if len(self.decisions) != self.memory.n_slots:
             raise ValueError(
                 f"ConsolidationPlan: {len(self.decisions)} decisions for {self.memory.n_slots} slots"
@@ -160,11 +184,6 @@ class ConsolidationPlan:
         bad = {d.owner for d in self.decisions if d.shared} - {*self.tenants, MEAN_OWNER}
         if bad:
             raise ValueError(f"ConsolidationPlan: owners {sorted(bad)} are not tenants")
-
-    @property
-    def family(self) -> MoEFamily:
-        """The tenants' family adapter."""
-        return self.models[0].family
 
     @property
     def n_shared(self) -> int:
@@ -200,17 +219,26 @@ class ConsolidationPlan:
                 return d
         raise ValueError(f"{slot!r} is not an expert slot of these models")
 
-    def model_of(self, tenant: str) -> MoEModel:
-        """The model of one tenant.
+    def source_of(self, tenant: str) -> WeightSource:
+        """Where one tenant's weights are read from.
 
         Raises
         ------
         ValueError
-            Unknown tenant; the message lists the known ones.
+            Unknown tenant (the message lists the known ones), or a detached plan.
         """
         if tenant not in self.tenants:
             raise ValueError(f"unknown tenant {tenant!r}; tenants: {', '.join(self.tenants)}")
-        return self.models[self.tenants.index(tenant)]
+        if not self.sources:
+            raise ValueError(
+                "this plan is detached from its sources (a consolidated model keeps no reference "
+                "to the tenants' weights); use the plan plan_consolidation returned"
+            )
+        return self.sources[self.tenants.index(tenant)]
+
+    def detached(self) -> ConsolidationPlan:
+        """The same plan without its sources, so that it keeps no tenant's weights alive."""
+        return dataclasses.replace(self, sources=())
 
     def table(self) -> pd.DataFrame:
         """One row per slot, ranked: layer, label, expert, distance, rank, shared, owner, stored_bytes."""
@@ -224,6 +252,7 @@ class ConsolidationPlan:
             "shared",
             "owner",
             "stored_bytes",
+            "tier",
         ]
         return pd.DataFrame(rows, columns=columns)
 
@@ -285,17 +314,18 @@ class ConsolidationPlan:
         12
         """
         policy = get_owner_policy(owner if owner is not None else self.owner_policy)
-        n_shared = resolve_budget(budget, unit, self.memory)
+        placement = get_placement(self.placement)
+        memory = place(placement, budget, unit, self.memory, self.family, self.config)
         matrices = _distance_matrices(self.pairwise, self.tenants, self.metric)
         slots = [d.slot for d in self.decisions]
-        decisions = _decide(slots, self.tenants, matrices, n_shared, policy, self.memory.slot_bytes)
+        decisions = _decide(slots, self.tenants, matrices, memory, policy)
         return dataclasses.replace(
             self,
             owner_policy=policy.name,
             budget=budget,
             budget_unit=unit,
             decisions=decisions,
-            memory=dataclasses.replace(self.memory, n_shared=n_shared),
+            memory=memory,
         )
 
     def summary(self) -> str:
@@ -323,6 +353,11 @@ class ConsolidationPlan:
                 f"{m.shared_expert_bytes:,} B, private experts {m.private_expert_bytes:,} B"
             ),
             (
+                f"placement {self.placement}: device {m.device_bytes:,} B, host {m.host_bytes:,} B "
+                f"(private experts on the {m.private_tier}, non-expert sets on the "
+                f"{m.non_expert_tier})"
+            ),
+            (
                 f"total {m.total_bytes:,} B vs {m.separate_bytes:,} B for {m.n_tenants} "
                 f"separate models ({m.saving:.1%} saved)"
             ),
@@ -331,70 +366,8 @@ class ConsolidationPlan:
 
 
 # ================================================================================ building
-def _open_models(
-    models: Mapping[str, ModelSource] | Sequence[ModelSource],
-) -> tuple[tuple[str, ...], tuple[MoEModel, ...]]:
-    if isinstance(models, Mapping):
-        names = tuple(str(n) for n in models)
-        loaded = tuple(load_moe(m) for m in models.values())
-    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
-        loaded = tuple(load_moe(m) for m in models)
-        names = tuple(m.name for m in loaded)
-        if len(set(names)) != len(names):
-            names = tuple(f"{n}[{i}]" for i, n in enumerate(names))
-    else:
-        raise ValueError(
-            f"models must be a list of models/folders or a dict {{tenant: model or folder}}, got "
-            f"{type(models).__name__}"
-        )
-    if len(loaded) < 2:
-        raise ValueError(f"consolidation needs at least 2 tenants, got {len(loaded)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"tenant names must be distinct, got {names}")
-    return names, loaded
-
-
-def check_same_shapes(models: Sequence[MoEModel], names: Sequence[str]) -> MoEFamily:
-    """Check that tenants share family, expert slots and every parameter's name, shape and dtype.
-
-    Parameters
-    ----------
-    models : sequence of MoEModel
-        The tenants.
-    names : sequence of str
-        Their names, for the message.
-
-    Returns
-    -------
-    MoEFamily
-        Their family.
-
-    Raises
-    ------
-    IncompatibleModelsError
-        Naming the first tenant and parameter that differ.
-    """
-    family = check_compatible(*models)
-    reference = {n: (tuple(p.shape), p.dtype) for n, p in models[0].model.named_parameters()}
-    for name, moe in zip(names[1:], models[1:]):
-        other = {n: (tuple(p.shape), p.dtype) for n, p in moe.model.named_parameters()}
-        if other.keys() != reference.keys():
-            diff = sorted(set(other) ^ set(reference))[:3]
-            raise IncompatibleModelsError(
-                f"tenants {names[0]!r} and {name!r} have different parameters (e.g. {diff}); "
-                f"consolidate fine-tunes of one base model"
-            )
-        for key, value in reference.items():
-            if other[key] != value:
-                raise IncompatibleModelsError(
-                    f"tenants {names[0]!r} and {name!r} differ in {key!r}: shape/dtype "
-                    f"{value} vs {other[key]}; consolidate fine-tunes of one base model"
-                )
-    return family
-
-
 def _pairwise_table(
-    models: Mapping[str, MoEModel], metric: str, similarity_kwargs: Mapping[str, Any]
+    models: Mapping[str, WeightSource], metric: str, similarity_kwargs: Mapping[str, Any]
 ) -> pd.DataFrame:
     from moelab.similarity import expert_similarity
 
@@ -423,11 +396,10 @@ def _decide(
     slots: Sequence[ExpertSlot],
     tenants: tuple[str, ...],
     matrices: Mapping[tuple[int, int], np.ndarray],
-    n_shared: int,
+    memory: MemoryAccounting,
     policy: OwnerPolicy,
-    slot_bytes: int,
 ) -> tuple[SlotDecision, ...]:
-    """Rank slots by summed distance, share the first ``n_shared``, pick their owners."""
+    """Rank slots by summed distance, share the first ``memory.n_shared``, pick their owners."""
     # Sum over pairs = the upper triangle of the symmetric matrix.
     distance = {key: float(np.triu(mat, 1).sum()) for key, mat in matrices.items()}
     # NaN (a metric undefined on a slot, e.g. CKA of constant outputs) ranks last: never shared
@@ -438,7 +410,7 @@ def _decide(
     decisions = []
     for rank, slot in enumerate(ranked):
         key = (slot.layer, slot.expert)
-        shared = rank < n_shared
+        shared = rank < memory.n_shared
         decisions.append(
             SlotDecision(
                 slot=slot,
@@ -446,7 +418,8 @@ def _decide(
                 rank=rank,
                 shared=shared,
                 owner=policy.choose(rank, matrices[key], tenants) if shared else "",
-                stored_bytes=slot_bytes if shared else slot_bytes * len(tenants),
+                stored_bytes=memory.slot_bytes * (1 if shared else len(tenants)),
+                tier="device" if shared else memory.private_tier,
             )
         )
     decisions.sort(key=lambda d: (d.slot.layer, d.slot.expert))
@@ -457,10 +430,6 @@ def _sort_key(value: float) -> float:
     return math.inf if math.isnan(value) else value
 
 
-def _slot_bytes(moe: MoEModel, slot: ExpertSlot) -> int:
-    return sum(t.numel() * t.element_size() for t in moe.get_expert(slot).values())
-
-
 def plan_consolidation(
     models: Mapping[str, ModelSource] | Sequence[ModelSource],
     budget: float,
@@ -468,19 +437,27 @@ def plan_consolidation(
     owner: OwnerPolicyName | str | OwnerPolicy = "round_robin",
     *,
     unit: BudgetUnit = "fraction",
+    placement: PlacementName | str | PlacementPolicy = "resident",
+    non_expert: Tier = "device",
+    dtype: torch.dtype | None = None,
     calibration: Any = None,
     progress: bool = False,
 ) -> ConsolidationPlan:
-    """Rank the expert slots of N tenants by similarity and share the closest ones to fit a budget.
+    """Rank the expert slots of N tenants by similarity and place them under a device budget.
+
+    Nothing is loaded: weights are read one expert at a time (checkpoint folders lazily), and
+    :meth:`ConsolidatedMoE.from_plan` later streams only what the plan keeps.
 
     Parameters
     ----------
-    models : dict of str to model, or list of models
-        N >= 2 fine-tunes of one base model (MoEModel, transformers model or checkpoint folder),
-        keyed by tenant name (a list takes the models' names).
+    models : dict of str to source, or list of sources
+        N >= 2 fine-tunes of one base model, keyed by tenant name (a list takes the sources'
+        names): checkpoint folders (read lazily), ``LazyCheckpoint``, ``MoEModel``,
+        :class:`~moelab.sources.PerturbedSource` or transformers models.
     budget : float or int
         Memory allowed, in ``unit``. With ``"fraction"``: expert bytes as a fraction of the N
-        models' expert bytes, from ``1/N`` (every slot shared) to 1 (nothing shared).
+        models' expert bytes, from ``1/N`` (every slot shared) to 1 (nothing shared). With
+        ``"bytes"``: device bytes.
     metric : str, default "l2"
         A metric of :func:`moelab.similarity.available_metrics`; similarities are turned into
         distances (``1 - s``) and summed over the pairs of tenants, as the paper sums L2
@@ -489,6 +466,17 @@ def plan_consolidation(
         Which expert a shared slot keeps (see :func:`available_owner_policies`).
     unit : {"fraction", "bytes", "slots"}, default "fraction"
         Unit of ``budget`` (see :data:`BudgetUnit`).
+    placement : {"resident", "offload"} or PlacementPolicy, default "resident"
+        ``"resident"``: every copy on the device, the fewest slots shared that fit.
+        ``"offload"`` (the paper's): the most similar slots shared on the device while the
+        budget lasts, the rest per tenant in host memory, copied in on use.
+    non_expert : {"device", "host"}, default "device"
+        ``"device"``: every tenant's non-expert set resident (reconfiguration re-points).
+        ``"host"``: the sets staged in host memory and one live set on the device (copied on
+        a tenant switch); the device budget then counts one set.
+    dtype : torch.dtype, optional
+        Cast every tensor to this dtype; by default the tenants' common dtype (tenants of
+        different dtypes are refused).
     calibration : Calibration, optional
         Hidden states for the ``"cka"`` and ``"router"`` metrics (see
         :func:`moelab.similarity.expert_similarity`).
@@ -498,14 +486,14 @@ def plan_consolidation(
     Returns
     -------
     ConsolidationPlan
-        Slots ranked by distance (ties by layer, then expert); the first
-        :func:`resolve_budget` slots are shared.
+        Slots ranked by distance (ties by layer, then expert); the first ``n_shared`` are
+        shared.
 
     Raises
     ------
     ValueError
-        Fewer than two tenants, an unknown metric, owner policy or unit, or a budget below the
-        minimum (the message states it).
+        Fewer than two tenants; an unknown metric, owner policy, placement or unit; a budget
+        below the minimum (the message states it); tenants of different dtypes.
     IncompatibleModelsError
         Tenants of different families or shapes.
 
@@ -516,28 +504,37 @@ def plan_consolidation(
     3
     """
     policy = get_owner_policy(owner)
-    if unit not in BUDGET_UNITS:
-        raise ValueError(f"unknown budget unit {unit!r}; known units: {', '.join(BUDGET_UNITS)}")
-    names, loaded = _open_models(models)
-    family = check_same_shapes(loaded, names)
-    slots = family.expert_slots(loaded[0].model)
-    slot_bytes = _slot_bytes(loaded[0], slots[0])
+    where = get_placement(placement)
+    names, sources, _ = open_models(models, purpose="consolidation")
+    if len(set(names)) != len(names):
+        raise ValueError(f"tenant names must be distinct, got {names}")
+    family = check_same_shapes(sources, names)
+    plan_dtype = check_dtypes(sources, names, dtype)
+    config = sources[0].config
+    meta = family.meta_model(config, plan_dtype)
+    shapes = family.expert_shapes(config)
+    slot_bytes = sum(a * b for a, b in shapes.values()) * plan_dtype.itemsize
+    slots = family.expert_slots(config)
+    set_bytes = family.non_expert_bytes(meta)
     accounting = MemoryAccounting(
-        names, tuple(m.non_expert_bytes() for m in loaded), slot_bytes, len(slots), 0
+        tuple(names), (set_bytes,) * len(names), slot_bytes, len(slots), 0, non_expert
     )
-    n_shared = resolve_budget(budget, unit, accounting)
+    memory = place(where, budget, unit, accounting, family, config)
     kwargs: dict[str, Any] = {"progress": progress}
     if calibration is not None:
         kwargs["calibration"] = calibration
-    pairwise = _pairwise_table(dict(zip(names, loaded)), metric, kwargs)
+    pairwise = _pairwise_table(dict(zip(names, sources)), metric, kwargs)
     matrices = _distance_matrices(pairwise, names, metric)
-    decisions = _decide(slots, names, matrices, n_shared, policy, slot_bytes)
-    memory = dataclasses.replace(accounting, n_shared=n_shared)
+    decisions = _decide(slots, tuple(names), matrices, memory, policy)
     return ConsolidationPlan(
-        tenants=names,
-        models=loaded,
+        tenants=tuple(names),
+        sources=tuple(sources),
+        family=family,
+        config=config,
+        dtype=plan_dtype,
         metric=str(metric),
         owner_policy=policy.name,
+        placement=where.name,
         budget=budget,
         budget_unit=unit,
         decisions=decisions,

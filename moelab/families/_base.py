@@ -52,6 +52,10 @@ class MoEFamily(ABC):
     * :meth:`get_expert` returns **views** that share storage with the model (detached from
       autograd): writing into them writes into the model; call ``.clone()`` for a copy;
     * :meth:`set_expert` copies in place under ``torch.no_grad()``, converting dtype and device.
+
+    Parameter names mean the same in every method: ``model`` is a transformers model of this
+    family, ``config`` its config (a model is accepted too), ``layer`` a global MoE-layer index
+    (0 .. :meth:`num_moe_layers` - 1) and ``slot`` an :class:`ExpertSlot`.
     """
 
     #: Registry name, e.g. ``"mixtral"``.
@@ -105,11 +109,6 @@ class MoEFamily(ABC):
     def num_experts(self, config: Any) -> int:
         """Number of experts per MoE layer.
 
-        Parameters
-        ----------
-        config : PretrainedConfig or PreTrainedModel
-            Config of this family.
-
         Returns
         -------
         int
@@ -117,13 +116,18 @@ class MoEFamily(ABC):
         """
 
     @abstractmethod
+    def experts_per_token(self, config: Any) -> int:
+        """How many experts the router picks per token (its top-k).
+
+        Returns
+        -------
+        int
+            ``k`` of the top-k routing.
+        """
+
+    @abstractmethod
     def layer_labels(self, config: Any) -> tuple[str, ...]:
         """Readable label of each MoE layer, indexed by the global MoE-layer index.
-
-        Parameters
-        ----------
-        config : PretrainedConfig or PreTrainedModel
-            Config of this family.
 
         Returns
         -------
@@ -134,11 +138,6 @@ class MoEFamily(ABC):
     def num_moe_layers(self, config: Any) -> int:
         """Number of layers that hold experts.
 
-        Parameters
-        ----------
-        config : PretrainedConfig or PreTrainedModel
-            Config of this family.
-
         Returns
         -------
         int
@@ -148,11 +147,6 @@ class MoEFamily(ABC):
 
     def expert_slots(self, model_or_config: Any) -> list[ExpertSlot]:
         """All expert slots, layer-major then expert, with labels filled in.
-
-        Parameters
-        ----------
-        model_or_config : PreTrainedModel or PretrainedConfig
-            A model or config of this family.
 
         Returns
         -------
@@ -186,11 +180,6 @@ class MoEFamily(ABC):
     def expert_shapes(self, config: Any) -> dict[str, tuple[int, int]]:
         """Shape ``[out, in]`` of each expert matrix.
 
-        Parameters
-        ----------
-        config : PretrainedConfig or PreTrainedModel
-            Config of this family.
-
         Returns
         -------
         dict of str to (int, int)
@@ -215,13 +204,6 @@ class MoEFamily(ABC):
         Register a forward hook on it to capture expert inputs (``args[0]``, shape
         ``(batch, seq, hidden)``) and the block's combined output.
 
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-        layer : int
-            Global MoE-layer index.
-
         Returns
         -------
         nn.Module
@@ -231,13 +213,6 @@ class MoEFamily(ABC):
     @abstractmethod
     def router(self, model: nn.Module, layer: int) -> nn.Module:
         """The router (gate) module of one MoE layer.
-
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-        layer : int
-            Global MoE-layer index.
 
         Returns
         -------
@@ -249,13 +224,6 @@ class MoEFamily(ABC):
     def router_weight(self, model: nn.Module, layer: int) -> torch.Tensor:
         """The router's weight, ``[num_experts, hidden]``, as a detached view.
 
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-        layer : int
-            Global MoE-layer index.
-
         Returns
         -------
         Tensor
@@ -265,13 +233,6 @@ class MoEFamily(ABC):
     @abstractmethod
     def get_expert(self, model: nn.Module, slot: ExpertSlot) -> dict[str, torch.Tensor]:
         """One expert's matrices as detached views into the model's parameters.
-
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-        slot : ExpertSlot
-            Which expert.
 
         Returns
         -------
@@ -291,11 +252,6 @@ class MoEFamily(ABC):
         """Every parameter that stores expert weights, by qualified name.
 
         Fused families return the whole ``[E, ...]`` tensors; used to account memory.
-
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
 
         Returns
         -------
@@ -332,13 +288,6 @@ class MoEFamily(ABC):
     ) -> dict[CheckpointLayout, dict[str, TensorRef]]:
         """Where one expert's matrices are stored on disk, for every layout this family uses.
 
-        Parameters
-        ----------
-        config : PretrainedConfig or PreTrainedModel
-            Config of this family.
-        slot : ExpertSlot
-            Which expert.
-
         Returns
         -------
         dict
@@ -350,13 +299,6 @@ class MoEFamily(ABC):
     def router_checkpoint_keys(self, config: Any, layer: int) -> dict[CheckpointLayout, TensorRef]:
         """Where one layer's router weight is stored on disk, for every layout.
 
-        Parameters
-        ----------
-        config : PretrainedConfig or PreTrainedModel
-            Config of this family.
-        layer : int
-            Global MoE-layer index.
-
         Returns
         -------
         dict
@@ -364,6 +306,51 @@ class MoEFamily(ABC):
         """
 
     # ------------------------------------------------------------- shared implementation
+    def meta_model(self, config: Any, dtype: torch.dtype | None = None) -> nn.Module:
+        """A model of this family with every tensor on the ``meta`` device (no memory).
+
+        Its parameter names, shapes and ties are those of a loaded model; a consolidated model
+        is built on it by binding real tensors, so no full model is ever allocated.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+            Parameter dtype (the config's by default).
+
+        Returns
+        -------
+        PreTrainedModel
+            In eval mode.
+        """
+        config = self.check_config(config)
+        with torch.device("meta"):
+            kwargs = {"dtype": dtype} if dtype is not None else {}
+            model = self.auto_model_class().from_config(config, **kwargs)
+        return model.eval()
+
+    def live_expert_refs(self, config: Any, slot: ExpertSlot) -> dict[str, TensorRef]:
+        """Where one expert's matrices live in the transformers model (its parameter names).
+
+        The transformers model stores experts in this family's :attr:`expert_layout`, which is
+        also the name of the checkpoint layout with the same tensor names.
+
+        Returns
+        -------
+        dict of str to TensorRef
+            ``{matrix name: TensorRef}``; ``ref.key`` is a name of ``model.named_parameters()``.
+        """
+        return self.checkpoint_keys(config, slot)[self.expert_layout]
+
+    def router_parameter_name(self, config: Any, layer: int) -> str:
+        """The transformers parameter name of one MoE layer's router weight.
+
+        Returns
+        -------
+        str
+            A name of ``model.named_parameters()``.
+        """
+        return self.router_checkpoint_keys(config, layer)[self.expert_layout].key
+
     def set_expert(
         self, model: nn.Module, slot: ExpertSlot, tensors: Mapping[str, torch.Tensor]
     ) -> None:
@@ -373,8 +360,6 @@ class MoEFamily(ABC):
         ----------
         model : PreTrainedModel
             A model of this family; changed in place.
-        slot : ExpertSlot
-            Which expert.
         tensors : mapping of str to Tensor
             Exactly the names of :meth:`expert_matrix_names`, each of the model's ``[out, in]``
             shape; values are converted to the model's dtype and device.
@@ -401,11 +386,6 @@ class MoEFamily(ABC):
         attention, norms, lm_head and router (plus, for Switch, the dense MLPs of the
         non-sparse blocks). Tied weights appear under every module that uses them.
 
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-
         Returns
         -------
         dict of str to dict of str to nn.Module
@@ -427,11 +407,6 @@ class MoEFamily(ABC):
 
         Tied parameters are listed once, under their first name, and belong to the first
         group (in :meth:`non_expert_groups` order) that holds them.
-
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
 
         Returns
         -------
@@ -459,11 +434,6 @@ class MoEFamily(ABC):
 
         Tied parameters are counted once, under the first group that holds them.
 
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-
         Returns
         -------
         pandas.DataFrame
@@ -490,11 +460,6 @@ class MoEFamily(ABC):
     def expert_bytes(self, model: nn.Module) -> int:
         """Bytes held by expert parameters.
 
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
-
         Returns
         -------
         int
@@ -505,11 +470,6 @@ class MoEFamily(ABC):
 
     def non_expert_bytes(self, model: nn.Module) -> int:
         """Bytes held by every parameter that is not an expert's.
-
-        Parameters
-        ----------
-        model : PreTrainedModel
-            A model of this family.
 
         Returns
         -------

@@ -62,6 +62,9 @@ class FusedGatedFamily(MoEFamily):
     def num_experts(self, config: Any) -> int:
         return int(getattr(self.check_config(config), self.num_experts_field))
 
+    def experts_per_token(self, config: Any) -> int:
+        return int(self.check_config(config).num_experts_per_tok)
+
     def layer_labels(self, config: Any) -> tuple[str, ...]:
         n_layers = self.check_config(config).num_hidden_layers
         return tuple(f"layers.{layer}" for layer in range(n_layers))

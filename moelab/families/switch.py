@@ -60,6 +60,10 @@ class SwitchTransformersFamily(MoEFamily):
     )
 
     # ------------------------------------------------------------------ structure
+    def experts_per_token(self, config: Any) -> int:
+        self.check_config(config)
+        return 1  # Switch routing is top-1 by design
+
     def _sparse_blocks(self, config: Any) -> list[tuple[str, int]]:
         config = self.check_config(config)
         stacks = (

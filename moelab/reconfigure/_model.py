@@ -6,7 +6,6 @@ mapping.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Literal, get_args
@@ -22,10 +21,11 @@ from moelab.reconfigure._sets import (
     expert_parameter_ids,
     live_buffers,
     param_sites,
-    staged_buffers,
-    tenant_params,
+    read_set,
+    staged_set,
+    unique_parameters,
 )
-from moelab.reconfigure._tensors import frozen, owned_copy, storage_bytes, storage_key
+from moelab.reconfigure._tensors import storage_bytes, storage_key
 
 __all__ = ["RECONFIGURE_MODES", "ConsolidatedMoE", "ReconfigureMode"]
 
@@ -43,6 +43,36 @@ def _default_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _resolve_mode(plan: ConsolidationPlan, mode: ReconfigureMode | None) -> ReconfigureMode:
+    """The plan's mode (its non-expert tier), or an explicit one that fits its device budget."""
+    planned: ReconfigureMode = "swap" if plan.memory.non_expert_tier == "device" else "copy"
+    if mode is None:
+        return planned
+    if mode not in RECONFIGURE_MODES:
+        raise ValueError(f"unknown mode {mode!r}; known modes: {', '.join(RECONFIGURE_MODES)}")
+    if mode == "swap" and planned == "copy":
+        raise ValueError(
+            "mode 'swap' keeps every tenant's non-expert set on the device, but this plan's "
+            "device budget counts one live set (non_expert='host'); use mode='copy', or plan "
+            "with non_expert='device'"
+        )
+    return mode
+
+
+def _materialize_buffers(model: nn.Module, device: torch.device) -> None:
+    """Give the meta model real buffers (rotary tables, ...), initialised as transformers does."""
+    for module in model.modules():
+        own = [(n, b) for n, b in module._buffers.items() if b is not None]
+        if not own:
+            continue
+        for name, buffer in own:
+            module._buffers[name] = torch.empty_like(buffer, device=device)
+        # Buffers are computed from the config by the model's own initialiser; parameters of
+        # such a module (none in the supported families) would stay meta and be caught later.
+        with torch.no_grad():
+            model._init_weights(module)
 
 
 class ConsolidatedMoE:
@@ -81,7 +111,7 @@ class ConsolidatedMoE:
         plan: ConsolidationPlan,
         *,
         device: str | torch.device | None = None,
-        mode: ReconfigureMode = "swap",
+        mode: ReconfigureMode | None = None,
         non_expert_from: str | None = None,
     ) -> ConsolidatedMoE:
         """Build the consolidated model a plan describes.
@@ -92,10 +122,11 @@ class ConsolidatedMoE:
             From :func:`moelab.consolidation.plan_consolidation`.
         device : str or torch.device, optional
             Where the live model and the pool live; CUDA when available, else CPU.
-        mode : {"swap", "copy"}, default "swap"
+        mode : {"swap", "copy"}, optional
             ``"swap"``: every non-expert set resident on ``device``, activation re-points
             parameters. ``"copy"``: one live set on ``device``, all sets staged in host memory
-            (pinned when CUDA is available) and copied in on activation.
+            (pinned when CUDA is available) and copied in on activation. By default the plan's
+            (``non_expert="device"`` -> swap, ``"host"`` -> copy).
         non_expert_from : str, optional
             Serve every tenant with this tenant's non-expert set (the paper's ablation
             "without reconfiguration"); only that set is stored.
@@ -112,47 +143,45 @@ class ConsolidatedMoE:
         IncompatibleModelsError
             If the tenants' non-expert parameters are not laid out alike.
         """
-        if mode not in RECONFIGURE_MODES:
-            raise ValueError(f"unknown mode {mode!r}; known modes: {', '.join(RECONFIGURE_MODES)}")
         check_type(plan, ConsolidationPlan, "plan")
+        mode = _resolve_mode(plan, mode)
         if non_expert_from is not None and non_expert_from not in plan.tenants:
             raise ValueError(
                 f"unknown tenant {non_expert_from!r} for non_expert_from; tenants: "
                 f"{', '.join(plan.tenants)}"
             )
+        sources = [plan.source_of(t) for t in plan.tenants]
         device = _default_device(device)
         family = plan.family
-        builder = pool_builder(family)
-        source = plan.models[0].model
-        # The live model starts as a structural copy that shares the first tenant's parameters
-        # (no weight is copied); every parameter is then re-bound to tensors owned here.
-        live = copy.deepcopy(source, memo={id(p): p for p in source.parameters()})
+        builder = pool_builder(family, plan.memory.private_tier == "host")
+        # The live model is built on the meta device: nothing of it is allocated until a real
+        # tensor (a tenant's non-expert set, the pool) is bound in place of a meta parameter.
+        live = family.meta_model(plan.config, plan.dtype)
+        _materialize_buffers(live, device)
         expert_ids = expert_parameter_ids(family, live)
         sites, unique_of = param_sites(live, expert_ids)
-        pool = builder(plan, live, device)
+        like, names = unique_parameters(live, expert_ids)
+        pool = builder(plan, sources, live, device)
         serving = plan.tenants if non_expert_from is None else (non_expert_from,)
-        unique_sets = {t: tenant_params(plan, t, unique_of) for t in serving}
         sets: dict[str, list[nn.Parameter]] = {}
         staged: dict[str, dict[torch.dtype, torch.Tensor]] = {}
         live_flat: dict[torch.dtype, torch.Tensor] = {}
         live_set: list[nn.Parameter] = []
-        if mode == "swap" or non_expert_from is not None:
-            sets = {t: [frozen(owned_copy(p, device)) for p in ps] for t, ps in unique_sets.items()}
-        else:
-            staged = {t: staged_buffers(ps) for t, ps in unique_sets.items()}
-            live_flat, live_set = live_buffers(unique_sets[serving[0]], device)
-        for module in live.modules():
-            for name, buffer in module._buffers.items():
-                if buffer is not None:
-                    module._buffers[name] = buffer.to(device)
-        live.eval()
+        for tenant in serving:
+            source = sources[plan.tenants.index(tenant)]
+            if mode == "swap":
+                sets[tenant] = read_set(source, tenant, like, names, plan.dtype, device)
+            else:
+                staged[tenant] = staged_set(source, tenant, like, names, plan.dtype)
+        if mode == "copy":
+            live_flat, live_set = live_buffers(like, plan.dtype, device)
         cmoe = cls(
             _token=_BUILD_TOKEN,
-            plan=plan,
+            plan=plan.detached(),
             model=live,
             family=family,
             tenants=plan.tenants,
-            mode=mode if non_expert_from is None else "swap",
+            mode=mode,
             device=device,
             non_expert_from=non_expert_from,
             _sites=sites,
@@ -163,14 +192,12 @@ class ConsolidatedMoE:
             _live_flat=live_flat,
             _pool=pool,
             _active=None,
+            _live_tenant=None,
             last_copy_bytes=0,
         )
-        if live_set:
-            cmoe._bind_non_expert(live_set)
-        elif non_expert_from is not None:
-            cmoe._bind_non_expert(sets[non_expert_from])
+        cmoe._bind_non_expert(live_set or sets[serving[0]])
         cmoe.activate(serving[0])
-        cmoe._check_owns_storage()
+        cmoe._check_built(sources)
         return cmoe
 
     # ---------------------------------------------------------------------------- internals
@@ -190,18 +217,20 @@ class ConsolidatedMoE:
             self._bind_non_expert(self._sets[tenant])
 
     def _activate_copy(self, tenant: str) -> None:
-        if tenant == self._active:
+        wanted = self.non_expert_from or tenant
+        if wanted == self._live_tenant:
             self.last_copy_bytes = 0
             return
         copied = 0
         with torch.no_grad():
             for dtype, dst in self._live_flat.items():
-                src = self._staged[tenant][dtype]
+                src = self._staged[wanted][dtype]
                 dst.copy_(src, non_blocking=True)
                 copied += _nbytes(src)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.last_copy_bytes = copied
+        self._live_tenant = wanted
 
     _ACTIVATORS: ClassVar[dict[str, str]] = {"swap": "_activate_swap", "copy": "_activate_copy"}
 
@@ -216,19 +245,25 @@ class ConsolidatedMoE:
         yield from self._live_flat.values()
         yield from self._pool.tensors
         yield from self._pool.tables
+        yield from self._pool.host
 
-    def _check_owns_storage(self) -> None:
-        # Honest accounting: nothing the live model uses may still be a source model's tensor.
-        source = {
-            p.untyped_storage().data_ptr() for m in self.plan.models for p in m.model.parameters()
-        }
-        leaked = [
-            name
-            for name, p in self.model.named_parameters()
-            if p.untyped_storage().data_ptr() in source
+    def _check_built(self, sources: Sequence[Any]) -> None:
+        # Nothing may stay on the meta device, and nothing may be a source model's tensor:
+        # either would make the live model wrong, or its memory report dishonest.
+        left = [
+            n for n, t in (*self.model.named_parameters(), *self.model.named_buffers()) if t.is_meta
         ]
+        if left:
+            raise RuntimeError(f"consolidated model left tensors unbuilt: {left[:3]}")
+        source = {
+            storage_key(p)
+            for s in sources
+            if isinstance(getattr(s, "model", None), nn.Module)
+            for p in s.model.parameters()
+        }
+        leaked = [t for t in self._held_tensors() if storage_key(t) in source]
         if leaked:
-            raise RuntimeError(f"consolidated model still uses source tensors: {leaked[:3]}")
+            raise RuntimeError("consolidated model still uses source tensors")
 
     # -------------------------------------------------------------------------------- API
     @property
@@ -309,7 +344,7 @@ class ConsolidatedMoE:
         return self.model.generate(**kwargs)
 
     def memory_report(self) -> pd.DataFrame:
-        """Measured bytes of every component the consolidated model holds.
+        """Measured bytes of every component the consolidated model holds, by location.
 
         Each component is the storage behind its tensors (``untyped_storage().nbytes()``),
         every storage counted once, in the first component that holds it; so a tensor that
@@ -321,9 +356,10 @@ class ConsolidatedMoE:
             Columns ``component``, ``tenant``, ``location`` (``"device"`` or ``"host"``),
             ``bytes``. Components: ``"non-expert set"`` (one per resident tenant, ``"swap"``),
             ``"live non-expert set"`` and ``"staged non-expert set"`` (``"copy"``),
-            ``"shared experts"``, ``"private experts"``, ``"buffers and index tables"``. A
-            fused pool's storage is split between shared and private experts by its rows.
-            The sum equals :meth:`resident_bytes`.
+            ``"shared experts"``, ``"private experts"`` (device tier, and host tier under
+            placement ``"offload"``), ``"expert cache rows"``, ``"buffers and index tables"``.
+            A fused pool's storage is split between its kinds of rows by row count. The sum
+            equals :meth:`resident_bytes`; the device rows sum to what lives on the device.
         """
         seen: set[tuple[str, int]] = set()
 
@@ -332,54 +368,35 @@ class ConsolidatedMoE:
             seen.update(storage_key(t) for t in fresh)
             return storage_bytes(fresh)
 
-        rows = [
-            {
-                "component": "non-expert set",
-                "tenant": t,
-                "location": "device",
-                "bytes": measured(params),
-            }
-            for t, params in self._sets.items()
-        ]
+        rows = [("non-expert set", t, "device", measured(ps)) for t, ps in self._sets.items()]
         if self._live_set:
-            rows.append(
-                {
-                    "component": "live non-expert set",
-                    "tenant": "active",
-                    "location": "device",
-                    "bytes": measured([*self._live_flat.values(), *self._live_set]),
-                }
-            )
+            live = measured([*self._live_flat.values(), *self._live_set])
+            rows.append(("live non-expert set", "active", "device", live))
         rows += [
-            {
-                "component": "staged non-expert set",
-                "tenant": t,
-                "location": "host",
-                "bytes": measured(flat.values()),
-            }
+            ("staged non-expert set", t, "host", measured(flat.values()))
             for t, flat in self._staged.items()
         ]
-        shared = private = 0
-        for tensor, (n_shared, n_rows) in zip(self._pool.tensors, self._pool.shared_rows):
-            nbytes = measured([tensor])
-            part = nbytes * n_shared // n_rows  # rows of one pool are equally long
-            shared, private = shared + part, private + nbytes - part
+        split = [0, 0, 0]
+        for tensor, kinds in zip(self._pool.tensors, self._pool.rows):
+            nbytes, total = measured([tensor]), sum(kinds)
+            parts = [nbytes * k // total for k in kinds]
+            parts[1] += nbytes - sum(parts)  # rows of one pool are equally long
+            split = [a + b for a, b in zip(split, parts)]
         rows += [
-            {"component": "shared experts", "tenant": "all", "location": "device", "bytes": shared},
-            {
-                "component": "private experts",
-                "tenant": "all",
-                "location": "device",
-                "bytes": private,
-            },
-            {
-                "component": "buffers and index tables",
-                "tenant": "all",
-                "location": "device",
-                "bytes": measured([*self.model.buffers(), *self._pool.tables]),
-            },
+            ("shared experts", "all", "device", split[0]),
+            ("private experts", "all", "device", split[1]),
         ]
+        if self._pool.host:
+            rows.append(("private experts", "all", "host", measured(self._pool.host)))
+        if split[2]:
+            rows.append(("expert cache rows", "all", "device", split[2]))
+        tables = measured([*self.model.buffers(), *self._pool.tables])
+        rows.append(("buffers and index tables", "all", "device", tables))
         return pd.DataFrame(rows, columns=["component", "tenant", "location", "bytes"])
+
+    def copied_expert_bytes(self) -> int:
+        """Bytes of host-tier experts copied into device cache rows since the build."""
+        return self._pool.copied_bytes()
 
     def resident_bytes(self) -> int:
         """Measured bytes of every tensor this object holds, deduplicated by storage.

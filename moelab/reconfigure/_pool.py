@@ -1,113 +1,116 @@
 """Expert pools: one copy of each shared slot, one per tenant of each private slot.
 
 The family adapter's ``expert_layout`` picks how a pool is built and bound to a tenant: a
-``"per_expert"`` family re-points each expert parameter, a ``"fused"`` family gets one
-``[P, ...]`` pool per layer and per-tenant index tables applied by a forward pre-hook.
+``"per_expert"`` family re-points each expert parameter; a ``"fused"`` family gets one
+``[P, ...]`` pool per layer and per-tenant index tables, copied in place into one live table
+that the experts' forward reads (so a captured CUDA graph stays valid across tenants).
+
+Host-tier slots (placement ``"offload"``) of a fused family live in host memory, one buffer
+per tenant and expert, and are copied into a layer's cache rows (an LRU cache) when the router
+picks them; that path reads the routing on the host, so it runs eagerly.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from moelab.consolidation import MEAN_OWNER, ConsolidationPlan
-from moelab.families import ExpertSlot, MoEFamily
+from moelab.families import ExpertSlot, MoEFamily, TensorRef
 from moelab.reconfigure._sets import expert_parameter_ids
-from moelab.reconfigure._tensors import frozen, owned_copy
+from moelab.reconfigure._tensors import frozen
+from moelab.sources import WeightSource
 
 __all__ = ["ExpertPool", "pool_builder"]
-
-
-def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    stacked = torch.stack([t.detach().to(torch.float32) for t in tensors])
-    return stacked.mean(dim=0).to(tensors[0].dtype)
 
 
 @dataclass
 class ExpertPool:
     """The expert pool of every layer and how to bind one tenant's expert mapping.
 
-    ``shared_rows[i]`` is ``(shared, rows)`` of ``tensors[i]``: how many of its expert rows
-    are shared slots (a per-expert tensor is one row, a fused pool has one row per entry).
+    ``rows[i]`` is ``(shared, private, cache)``: how many of ``tensors[i]``'s expert rows hold
+    shared slots, device-tier private slots and cache rows (a per-expert tensor is one row).
     """
 
     tensors: list[torch.Tensor]
-    shared_rows: list[tuple[int, int]]
+    rows: list[tuple[int, int, int]]
     tables: list[torch.Tensor]
     bind: Callable[[int], None]
+    host: list[torch.Tensor] = field(default_factory=list)
+    caches: list[_HostCache] = field(default_factory=list)
+
+    def copied_bytes(self) -> int:
+        """Bytes copied from host-tier slots into cache rows since the build."""
+        return sum(cache.copied_bytes for cache in self.caches)
 
 
-def _slot_entries(plan: ConsolidationPlan, slot: ExpertSlot) -> list[tuple[str, list[int]]]:
-    """Pool entries of one slot: ``(owner, tenants using it)``; owner is a tenant or MEAN_OWNER."""
+def _entries(plan: ConsolidationPlan, slot: ExpertSlot) -> list[tuple[str, list[int]]]:
+    """Device entries of one slot: ``(owner, tenants using it)``; owner is a tenant or MEAN_OWNER."""
     decision = plan.decision(slot)
     if decision.shared:
         return [(decision.owner, list(range(len(plan.tenants))))]
+    if decision.tier == "host":
+        return []
     return [(tenant, [t]) for t, tenant in enumerate(plan.tenants)]
 
 
-def _entry_value(
-    plan: ConsolidationPlan, owner: str, read: Callable[[int], torch.Tensor]
-) -> torch.Tensor:
-    """What a pool entry stores: one tenant's tensor, or the tenants' average."""
-    if owner == MEAN_OWNER:
-        return _average([read(i) for i in range(len(plan.tenants))])
-    return read(plan.tenants.index(owner))
+def _expert_value(
+    plan: ConsolidationPlan, sources: Sequence[WeightSource], owner: str, slot: ExpertSlot
+) -> dict[str, torch.Tensor]:
+    """What a pool entry stores: one tenant's expert, or the tenants' average."""
+    if owner != MEAN_OWNER:
+        return sources[plan.tenants.index(owner)].read_expert(slot)
+    experts = [source.read_expert(slot) for source in sources]
+    return {
+        m: torch.stack([e[m].float() for e in experts]).mean(0).to(experts[0][m].dtype)
+        for m in experts[0]
+    }
 
 
 def _build_per_expert_pool(
-    plan: ConsolidationPlan, live: nn.Module, device: torch.device
+    plan: ConsolidationPlan, sources: Sequence[WeightSource], live: nn.Module, device: torch.device
 ) -> ExpertPool:
     """One parameter per expert matrix: binding re-points the live model's expert parameters."""
-    family = plan.family
-    site_of: dict[int, tuple[dict[str, Any], str]] = {}
-    for _, module in live.named_modules():
-        for pname, param in module._parameters.items():
-            if param is not None:
-                site_of[param.data_ptr()] = (module._parameters, pname)
+    family, config = plan.family, plan.config
+    sites = dict(live.named_parameters())
+    owners = {name: module for name, module in live.named_modules()}
     bindings: list[list[tuple[dict[str, Any], str, nn.Parameter]]] = [[] for _ in plan.tenants]
     tensors: list[torch.Tensor] = []
-    shared_rows: list[tuple[int, int]] = []
-    for slot in family.expert_slots(live):
-        sites = {m: site_of[v.data_ptr()] for m, v in family.get_expert(live, slot).items()}
+    rows: list[tuple[int, int, int]] = []
+    for slot in family.expert_slots(config):
+        refs = family.live_expert_refs(config, slot)
         shared = plan.decision(slot).shared
-        for owner, users in _slot_entries(plan, slot):
-            for matrix, (params, pname) in sites.items():
-
-                def read(i: int, matrix: str = matrix, slot: ExpertSlot = slot) -> torch.Tensor:
-                    return plan.models[i].get_expert(slot)[matrix]
-
-                value = frozen(owned_copy(_entry_value(plan, owner, read), device))
-                tensors.append(value)
-                shared_rows.append((int(shared), 1))
+        for owner, users in _entries(plan, slot):
+            value = _expert_value(plan, sources, owner, slot)
+            for matrix, ref in refs.items():
+                module_name, _, pname = ref.key.rpartition(".")
+                like = sites[ref.key]
+                tensor = value[matrix].to(device=device, dtype=plan.dtype, copy=True)
+                param = frozen(tensor.reshape(like.shape))
+                tensors.append(param)
+                rows.append((1, 0, 0) if shared else (0, 1, 0))
                 for t in users:
-                    bindings[t].append((params, pname, value))
+                    bindings[t].append((owners[module_name]._parameters, pname, param))
 
     def bind(tenant: int) -> None:
         for params, pname, value in bindings[tenant]:
             params[pname] = value
 
-    return ExpertPool(tensors, shared_rows, [], bind)
+    return ExpertPool(tensors, rows, [], bind)
 
 
-def _index_keyword(experts: nn.Module) -> str:
-    # The fused experts module is called as experts(hidden, top_k_index, top_k_weights).
-    names = list(inspect.signature(experts.forward).parameters)
-    return names[1] if len(names) > 1 else "top_k_index"
-
-
-def _fused_experts_module(
-    family: MoEFamily, live: nn.Module, layer: int, expert_ids: set[int]
-) -> nn.Module:
+def _experts_module(family: MoEFamily, live: nn.Module, layer: int, ids: set[int]) -> nn.Module:
     block = family.moe_block(live, layer)
     holders = {
         id(m): m
         for m in block.modules()
-        if any(p is not None and id(p) in expert_ids for p in m._parameters.values())
+        if any(p is not None and id(p) in ids for p in m._parameters.values())
     }
     if len(holders) != 1:
         raise ValueError(
@@ -117,83 +120,182 @@ def _fused_experts_module(
     return next(iter(holders.values()))
 
 
-def _build_fused_pool(plan: ConsolidationPlan, live: nn.Module, device: torch.device) -> ExpertPool:
+def _write(store: dict[str, torch.Tensor], refs: dict[str, TensorRef], value: dict) -> None:
+    """Write one expert's matrices into one row of each fused tensor (``store[key]``)."""
+    for matrix, ref in refs.items():
+        row = store[ref.key]
+        target = row if ref.rows is None else row[ref.rows[0] : ref.rows[1]]
+        target.copy_(value[matrix])
+
+
+class _HostCache:
+    """A layer's device cache rows for host-tier experts, least recently used evicted first."""
+
+    def __init__(self, pools: dict[str, torch.Tensor], first_row: int, n_rows: int) -> None:
+        self.pools, self.free = pools, list(range(first_row + n_rows - 1, first_row - 1, -1))
+        self.used: OrderedDict[tuple[int, int], int] = OrderedDict()
+        self.copied_bytes = 0
+
+    def fetch(self, key: tuple[int, int], host: dict[str, torch.Tensor]) -> int:
+        if key in self.used:
+            self.used.move_to_end(key)
+            return self.used[key]
+        row = self.free.pop() if self.free else self.used.popitem(last=False)[1]
+        for name, tensor in host.items():
+            self.pools[name][row].copy_(tensor, non_blocking=True)
+            self.copied_bytes += tensor.numel() * tensor.element_size()
+        self.used[key] = row
+        return row
+
+
+class _PooledForward:
+    """The experts' forward over a pool: router indices mapped to pool rows by the live table."""
+
+    def __init__(self, experts: nn.Module, table: torch.Tensor) -> None:
+        self.original = type(experts).forward.__get__(experts)
+        names = list(inspect.signature(self.original).parameters)
+        self.index_name, self.weight_name = names[1], names[2]
+        self.table = table  # a view of the live [layers, experts] table: its address is fixed
+        self.host: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+        self.host_tenants: set[int] = set()
+        self.cache: _HostCache | None = None
+        self.tenant = 0
+
+    def _args(self, args: tuple, kwargs: dict) -> tuple[torch.Tensor, torch.Tensor, Callable]:
+        if len(args) >= 3:
+            return args[1], args[2], lambda i, w: self.original(args[0], i, w, *args[3:], **kwargs)
+        index, weights = kwargs[self.index_name], kwargs[self.weight_name]
+        rest = {k: v for k, v in kwargs.items() if k not in (self.index_name, self.weight_name)}
+        head = args[0] if args else rest.pop(next(iter(rest)))
+        return index, weights, lambda i, w: self.original(head, i, w, **rest)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        index, weights, run = self._args(args, kwargs)
+        rows = self.table[index]
+        if self.tenant not in self.host_tenants:
+            return run(rows, weights)
+        missing = sorted(set(index[rows < 0].tolist()))  # host sync: only on the offload path
+        if not missing:
+            return run(rows, weights)
+        return self._run_with_host_experts(index, weights, rows, missing, run)
+
+    def _run_with_host_experts(
+        self, index: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, missing: list, run
+    ) -> torch.Tensor:
+        # More host experts than cache rows: run the experts once per group of at most that
+        # many, each assignment counted in exactly one group (its weight is zero elsewhere).
+        size = len(self.cache.free) + len(self.cache.used)
+        out = None
+        for start in range(0, len(missing), size):
+            group = missing[start : start + size]
+            lookup = self.table.clone()
+            for expert in group:
+                key = (self.tenant, expert)
+                lookup[expert] = self.cache.fetch(key, self.host[key])
+            keep = torch.isin(index, torch.tensor(group, device=index.device))
+            if start == 0:
+                keep |= rows >= 0
+            group_rows = lookup[index].clamp_min(0)
+            part = run(group_rows, weights.masked_fill(~keep, 0))
+            out = part if out is None else out + part
+        return out
+
+
+def _build_fused_pool(
+    plan: ConsolidationPlan, sources: Sequence[WeightSource], live: nn.Module, device: torch.device
+) -> ExpertPool:
     """Fused ``[E, ...]`` experts: one ``[P, ...]`` pool per layer and per-tenant index tables."""
-    family = plan.family
-    n_tenants, n_experts = len(plan.tenants), family.num_experts(live)
-    expert_ids = expert_parameter_ids(family, live)
-    qualname = {id(m): name for name, m in live.named_modules()}
-    tensors: list[torch.Tensor] = []
-    tables: list[list[torch.Tensor]] = [[] for _ in plan.tenants]
-    live_tables: list[torch.Tensor] = []
-    shared_rows: list[tuple[int, int]] = []
-    for layer in range(family.num_moe_layers(live)):
-        experts = _fused_experts_module(family, live, layer, expert_ids)
-        entries: list[tuple[str, list[int], int]] = []  # (owner, users, expert index)
-        for expert in range(n_experts):
-            entries += [(o, u, expert) for o, u in _slot_entries(plan, ExpertSlot(layer, expert))]
-        index = [[0] * n_experts for _ in plan.tenants]
-        for row, (_, users, expert) in enumerate(entries):
-            for t in users:
-                index[t][expert] = row
-        n_shared_rows = sum(plan.decision(ExpertSlot(layer, e)).shared for e in range(n_experts))
-        fused_names = [
-            name for name, p in experts._parameters.items() if p is not None and id(p) in expert_ids
+    family, config = plan.family, plan.config
+    n_layers, n_experts = family.num_moe_layers(config), family.num_experts(config)
+    ids = expert_parameter_ids(family, live)
+    pin = torch.cuda.is_available()
+    cache_rows = plan.memory.cache_rows // n_layers
+    tables = torch.full((len(plan.tenants), n_layers, n_experts), -1, dtype=torch.long)
+    live_table = torch.zeros((n_layers, n_experts), dtype=torch.long, device=device)
+    pool = ExpertPool([], [], [live_table], lambda t: None)
+    forwards: list[_PooledForward] = []
+    for layer in range(n_layers):
+        experts = _experts_module(family, live, layer, ids)
+        like = {n: p for n, p in experts.named_parameters(recurse=False) if id(p) in ids}
+        prefix = next(k for k, v in live.named_parameters() if v is next(iter(like.values())))
+        prefix = prefix.rpartition(".")[0]
+        entries = [
+            (owner, users, e)
+            for e in range(n_experts)
+            for owner, users in _entries(plan, ExpertSlot(layer, e))
         ]
-        for pname in fused_names:
-            sources = [
-                m.model.get_submodule(qualname[id(experts)])._parameters[pname].detach()
-                for m in plan.models
-            ]
-            rows = [
-                _entry_value(plan, owner, lambda i, e=expert, src=sources: src[i][e])
-                for owner, _, expert in entries
-            ]
-            pool = frozen(torch.stack(rows).to(device))
-            experts._parameters[pname] = pool
-            tensors.append(pool)
-            shared_rows.append((n_shared_rows, len(entries)))
+        host = [
+            (t, e)
+            for e in range(n_experts)
+            if plan.decision(ExpertSlot(layer, e)).tier == "host"
+            for t in range(len(plan.tenants))
+        ]
+        n_rows = len(entries) + (cache_rows if host else 0)
+        store = {
+            f"{prefix}.{n}": torch.empty((n_rows, *p.shape[1:]), dtype=plan.dtype, device=device)
+            for n, p in like.items()
+        }
+        for row, (owner, users, e) in enumerate(entries):
+            slot = ExpertSlot(layer, e)
+            value = _expert_value(plan, sources, owner, slot)
+            _write(
+                {k: v[row] for k, v in store.items()}, family.live_expert_refs(config, slot), value
+            )
+            tables[users, layer, e] = row
+        forward = _PooledForward(experts, live_table[layer])
+        for t, e in host:
+            slot = ExpertSlot(layer, e)
+            buffers = {
+                k: torch.empty(v.shape[1:], dtype=plan.dtype, pin_memory=pin)
+                for k, v in store.items()
+            }
+            _write(buffers, family.live_expert_refs(config, slot), sources[t].read_expert(slot))
+            forward.host[(t, e)] = buffers
+            forward.host_tenants.add(t)
+            pool.host.extend(buffers.values())
+        if host:
+            forward.cache = _HostCache(store, len(entries), cache_rows)
+            pool.caches.append(forward.cache)
+        n_shared = sum(plan.decision(ExpertSlot(layer, e)).shared for e in range(n_experts))
+        for name, tensor in store.items():
+            experts._parameters[name.rpartition(".")[2]] = frozen(tensor)
+            pool.tensors.append(experts._parameters[name.rpartition(".")[2]])
+            pool.rows.append((n_shared, len(entries) - n_shared, n_rows - len(entries)))
         if hasattr(experts, "num_experts"):
             # The experts' own forward counts pool rows (grouped_mm histograms, eager one-hot).
-            experts.num_experts = len(entries)
-        for t in range(n_tenants):
-            tables[t].append(torch.tensor(index[t], dtype=torch.long, device=device))
-        live_tables.append(tables[0][layer])
-        keyword = _index_keyword(experts)
-
-        def remap(
-            module: nn.Module, args: tuple, kwargs: dict, layer: int = layer, keyword: str = keyword
-        ) -> tuple[tuple, dict]:
-            # Router indices name experts 0..E-1; the active tenant's table turns them into rows
-            # of the pool, so the experts module's own forward runs on the tenant's mapping.
-            table = live_tables[layer]
-            if len(args) > 1:
-                return (args[0], table[args[1]], *args[2:]), kwargs
-            return args, {**kwargs, keyword: table[kwargs[keyword]]}
-
-        experts.register_forward_pre_hook(remap, with_kwargs=True)
+            experts.num_experts = n_rows
+        experts.forward = forward
+        forwards.append(forward)
+    tenant_tables = tables.to(device)
+    pool.tables.append(tenant_tables)
 
     def bind(tenant: int) -> None:
-        live_tables[:] = tables[tenant]
+        live_table.copy_(tenant_tables[tenant])  # in place: the forward reads a fixed address
+        for forward in forwards:
+            forward.tenant = tenant
 
-    flat_tables = [table for per_tenant in tables for table in per_tenant]
-    return ExpertPool(tensors, shared_rows, flat_tables, bind)
+    pool.bind = bind
+    return pool
 
 
-_POOL_BUILDERS: dict[str, Callable[[ConsolidationPlan, nn.Module, torch.device], ExpertPool]] = {
+_POOL_BUILDERS: dict[str, Callable[..., ExpertPool]] = {
     "fused": _build_fused_pool,
     "per_expert": _build_per_expert_pool,
 }
 
 
-def pool_builder(
-    family: MoEFamily,
-) -> Callable[[ConsolidationPlan, nn.Module, torch.device], ExpertPool]:
+def pool_builder(family: MoEFamily, host_tier: bool) -> Callable[..., ExpertPool]:
     # The adapter says how its experts are laid out; a layout is how the pool is built.
     layout = getattr(family, "expert_layout", None)
     if layout not in _POOL_BUILDERS:
         raise ValueError(
             f"family {family.name!r} has expert_layout {layout!r}, for which no expert pool "
             f"is known; set it to one of {', '.join(sorted(_POOL_BUILDERS))}"
+        )
+    if host_tier and layout != "fused":
+        raise ValueError(
+            f"placement 'offload' copies host-tier experts into rows of a fused expert pool; "
+            f"family {family.name!r} keeps one module per expert, so plan it with "
+            f"placement='resident'"
         )
     return _POOL_BUILDERS[layout]

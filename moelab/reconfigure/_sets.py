@@ -1,8 +1,10 @@
-"""Non-expert sets: where each non-expert parameter is registered, and how a set is staged.
+"""Non-expert sets: where each non-expert parameter is registered, and how a set is read.
 
 A tenant's non-expert set is every parameter that is not an expert (embeddings, attention,
-norms, lm_head, router, dense MLPs). The live model binds one set at a time, at the sites
-:func:`param_sites` lists; ``"copy"`` mode keeps the sets as flat buffers (one per dtype).
+norms, lm_head, router, dense MLPs). The live model binds one set at a time at the sites
+:func:`param_sites` lists. Sets are streamed from their source one tensor at a time, straight
+to their tier: parameters on the device (``"swap"``), or one flat host buffer per dtype
+(``"copy"``: pinned when CUDA is available, so a switch is one asynchronous copy per dtype).
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from moelab.consolidation import ConsolidationPlan
 from moelab.errors import IncompatibleModelsError
 from moelab.families import MoEFamily
 from moelab.reconfigure._tensors import frozen
+from moelab.sources import WeightSource
 
 __all__ = [
     "ParamSite",
     "expert_parameter_ids",
     "live_buffers",
     "param_sites",
-    "staged_buffers",
-    "tenant_params",
+    "read_set",
+    "staged_set",
+    "unique_parameters",
 ]
 
 
@@ -58,66 +61,106 @@ def param_sites(model: nn.Module, exclude: set[int]) -> tuple[list[ParamSite], l
     return sites, unique_of
 
 
-def _unique_params(model: nn.Module, exclude: set[int]) -> list[nn.Parameter]:
-    """The non-excluded parameters of ``model`` in the unique order of :func:`param_sites`."""
-    out: list[nn.Parameter] = []
-    seen: set[int] = set()
-    for _, module in model.named_modules(remove_duplicate=False):
-        for param in module._parameters.values():
-            if param is None or id(param) in exclude or id(param) in seen:
-                continue
-            seen.add(id(param))
-            out.append(param)
-    return out
+def unique_parameters(
+    model: nn.Module, exclude: set[int]
+) -> tuple[list[nn.Parameter], list[list[str]]]:
+    """The non-excluded parameters in :func:`param_sites`' unique order, with all their names."""
+    sites, unique_of = param_sites(model, exclude)
+    params: list[nn.Parameter] = []
+    names: list[list[str]] = []
+    for site, k in zip(sites, unique_of):
+        if k == len(params):
+            params.append(site.params[site.name])
+            names.append([])
+        names[k].append(site.qualname)
+    return params, names
 
 
 def expert_parameter_ids(family: MoEFamily, model: nn.Module) -> set[int]:
     return {id(p) for p in family.expert_parameters(model).values()}
 
 
-def _flatten(tensors: Sequence[torch.Tensor]) -> dict[torch.dtype, torch.Tensor]:
-    """One contiguous 1-D buffer per dtype holding ``tensors`` back to back, in order."""
-    groups: dict[torch.dtype, list[torch.Tensor]] = {}
-    for tensor in tensors:
-        groups.setdefault(tensor.dtype, []).append(tensor.detach().reshape(-1))
-    return {dtype: torch.cat(parts) for dtype, parts in groups.items()}
+def _read_one(
+    source: WeightSource, names: Sequence[str], like: torch.Tensor, tenant: str
+) -> torch.Tensor:
+    """One unique tensor, under whichever of its tied names the source stores."""
+    for name in names:
+        if source.has_tensor(name):
+            tensor = source.read_tensor(name)
+            if tuple(tensor.shape) != tuple(like.shape):
+                raise IncompatibleModelsError(
+                    f"tenant {tenant!r}: {name!r} has shape {tuple(tensor.shape)}, but the "
+                    f"consolidated model expects {tuple(like.shape)}; consolidate fine-tunes of "
+                    f"one base model"
+                )
+            return tensor
+    raise IncompatibleModelsError(
+        f"tenant {tenant!r} stores no tensor {names[0]!r} (nor its tied names {list(names[1:])}); "
+        f"consolidate fine-tunes of one base model"
+    )
 
 
-def staged_buffers(tensors: Sequence[torch.Tensor]) -> dict[torch.dtype, torch.Tensor]:
-    """A tenant's non-expert set in host memory, one flat buffer per dtype."""
-    flat = {dtype: buf.to("cpu", copy=True) for dtype, buf in _flatten(tensors).items()}
+def read_set(
+    source: WeightSource,
+    tenant: str,
+    like: Sequence[nn.Parameter],
+    names: Sequence[Sequence[str]],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> list[nn.Parameter]:
+    """A tenant's non-expert set as frozen parameters on ``device``, read one tensor at a time.
+
+    Every tensor gets fresh storage (``copy=True``), so the set never aliases its source.
+    """
+    return [
+        frozen(_read_one(source, n, p, tenant).to(device=device, dtype=dtype, copy=True))
+        for p, n in zip(like, names)
+    ]
+
+
+def _layout(like: Sequence[torch.Tensor], dtype: torch.dtype) -> dict[torch.dtype, int]:
+    sizes: dict[torch.dtype, int] = {}
+    for tensor in like:
+        target = dtype if tensor.is_floating_point() else tensor.dtype
+        sizes[target] = sizes.get(target, 0) + tensor.numel()
+    return sizes
+
+
+def staged_set(
+    source: WeightSource,
+    tenant: str,
+    like: Sequence[nn.Parameter],
+    names: Sequence[Sequence[str]],
+    dtype: torch.dtype,
+) -> dict[torch.dtype, torch.Tensor]:
+    """A tenant's non-expert set in host memory: one flat buffer per dtype, filled in order."""
     # Pinned host memory makes host-to-device copies asynchronous and fast; it needs CUDA.
-    if torch.cuda.is_available():
-        flat = {dtype: buf.pin_memory() for dtype, buf in flat.items()}
+    pin = torch.cuda.is_available()
+    flat = {d: torch.empty(n, dtype=d, pin_memory=pin) for d, n in _layout(like, dtype).items()}
+    offsets = dict.fromkeys(flat, 0)
+    for param, aliases in zip(like, names):
+        target = dtype if param.is_floating_point() else param.dtype
+        start = offsets[target]
+        offsets[target] = start + param.numel()
+        tensor = _read_one(source, aliases, param, tenant)
+        flat[target][start : offsets[target]].copy_(tensor.reshape(-1))
     return flat
 
 
 def live_buffers(
-    tensors: Sequence[torch.Tensor], device: torch.device
+    like: Sequence[nn.Parameter], dtype: torch.dtype, device: torch.device
 ) -> tuple[dict[torch.dtype, torch.Tensor], list[nn.Parameter]]:
     """Flat device buffers plus one parameter view per tensor into them.
 
     Activation in ``"copy"`` mode then moves a whole non-expert set with one copy per dtype,
-    instead of one small copy per parameter.
+    into tensors whose addresses never change (a captured CUDA graph stays valid).
     """
-    flat = {dtype: buf.to(device, copy=True) for dtype, buf in _flatten(tensors).items()}
+    flat = {d: torch.empty(n, dtype=d, device=device) for d, n in _layout(like, dtype).items()}
     offsets = dict.fromkeys(flat, 0)
     views = []
-    for tensor in tensors:
-        start = offsets[tensor.dtype]
-        offsets[tensor.dtype] = start + tensor.numel()
-        views.append(frozen(flat[tensor.dtype][start : offsets[tensor.dtype]].view(tensor.shape)))
+    for param in like:
+        target = dtype if param.is_floating_point() else param.dtype
+        start = offsets[target]
+        offsets[target] = start + param.numel()
+        views.append(frozen(flat[target][start : offsets[target]].view(param.shape)))
     return flat, views
-
-
-def tenant_params(plan: ConsolidationPlan, tenant: str, unique_of: list[int]) -> list[nn.Parameter]:
-    """A tenant's non-expert parameters, in the live model's unique order, with the same ties."""
-    model = plan.model_of(tenant).model
-    exclude = expert_parameter_ids(plan.family, model)
-    _, tenant_unique_of = param_sites(model, exclude)
-    if tenant_unique_of != unique_of:
-        raise IncompatibleModelsError(
-            f"tenant {tenant!r} ties or orders its non-expert parameters differently from "
-            f"{plan.tenants[0]!r}; consolidate fine-tunes of one base model"
-        )
-    return _unique_params(model, exclude)

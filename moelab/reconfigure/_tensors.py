@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
-__all__ = ["frozen", "owned_copy", "storage_bytes", "storage_key"]
+__all__ = ["frozen", "storage_bytes", "storage_key"]
 
 
 def storage_bytes(tensors: Iterator[torch.Tensor] | Sequence[torch.Tensor]) -> int:
@@ -41,9 +41,3 @@ def storage_key(tensor: torch.Tensor) -> tuple[str, int]:
 
 def frozen(tensor: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(tensor, requires_grad=False)
-
-
-def owned_copy(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    # Always a fresh storage: the consolidated model must not keep the source models alive
-    # (or share memory with them), or its accounting would be wrong.
-    return tensor.detach().to(device=device, copy=True)

@@ -92,7 +92,6 @@ from moelab.similarity._metrics import (
     linear_cka,
     register_metric,
 )
-from moelab.similarity._sources import ModelSource
 from moelab.similarity._summaries import (
     CorrelationMethod,
     layer_summary,
@@ -102,6 +101,7 @@ from moelab.similarity._summaries import (
     sum_over_pairs,
 )
 from moelab.similarity._tables import cross_slot_similarity, expert_similarity
+from moelab.sources import ModelSource
 
 __all__ = [
     "CROSS_SLOT_COLUMNS",

@@ -16,39 +16,26 @@ import torch
 from tqdm.auto import tqdm
 
 from labcore.checks import check_type
-from moelab.checkpoint import LazyCheckpoint
 from moelab.families import ExpertSlot, MoEFamily
-from moelab.loading import MoEModel
 from moelab.similarity._calibration import Calibration, as_calibration
 from moelab.similarity._layout import CROSS_SLOT_COLUMNS, SAME_SLOT_COLUMNS, to_frame
 from moelab.similarity._metrics import MetricName, SimilarityMetric, resolve_metrics
-from moelab.similarity._sources import ModelSource, open_models, resolve_layers
+from moelab.similarity._sources import resolve_layers
+from moelab.sources import ModelSource, WeightSource, open_models
 
 __all__ = ["cross_slot_similarity", "expert_similarity"]
 
 
-def _read_expert(source: LazyCheckpoint | MoEModel, slot: ExpertSlot) -> dict[str, torch.Tensor]:
-    if isinstance(source, LazyCheckpoint):
-        return source.read_expert(slot)
-    return source.get_expert(slot)
-
-
-def _routing_probs(
-    source: LazyCheckpoint | MoEModel, layer: int, hidden: torch.Tensor
-) -> torch.Tensor:
+def _routing_probs(source: WeightSource, layer: int, hidden: torch.Tensor) -> torch.Tensor:
     # Every supported router is softmax(W x) over all experts in float32 before its top-k
     # (Mixtral, OLMoE, Switch; a Switch router bias, off in released models, is left out).
-    weight = (
-        source.read_router_weight(layer)
-        if isinstance(source, LazyCheckpoint)
-        else source.router_weight(layer)
-    )
+    weight = source.read_router_weight(layer)
     logits = hidden.to(weight.device, weight.dtype) @ weight.T
     return torch.softmax(logits.float(), dim=-1)
 
 
 def _expert_features(
-    source: LazyCheckpoint | MoEModel,
+    source: WeightSource,
     slot: ExpertSlot,
     needs: set[str],
     hidden: torch.Tensor | None,
@@ -56,7 +43,7 @@ def _expert_features(
 ) -> dict[str, Any]:
     features: dict[str, Any] = {}
     if needs & {"weights", "outputs"}:
-        tensors = _read_expert(source, slot)
+        tensors = source.read_expert(slot)
         if "weights" in needs:
             features["weights"] = tensors
         if "outputs" in needs:
@@ -102,7 +89,7 @@ def _rows(
 
 def _layer_inputs(
     metrics: Sequence[SimilarityMetric],
-    sources: Sequence[LazyCheckpoint | MoEModel],
+    sources: Sequence[WeightSource],
     family: MoEFamily,
     layers: Sequence[int],
     calibration: Any,

@@ -85,8 +85,9 @@ SLOT_BYTES = 1152 * 4  # 4608
 #   one model: 3792 + 8 slots x 1152 = 13008 floats
 ONE_MODEL_BYTES = 13008 * 4  # 52032
 #   consolidated extras: rotary inv_freq and original_inv_freq (4 floats each) and one int64
-#   index per expert, layer and tenant: 32 + 3 tenants x 2 layers x 4 x 8 = 32 + 192
-SMALL_BYTES_3 = 32 + 192
+#   index per expert and layer for each tenant and for the live table the experts read:
+#   32 + (3 tenants + 1 live) x 2 layers x 4 x 8 = 32 + 256
+SMALL_BYTES_3 = 32 + 256
 
 
 def test_rows_memory_and_quality(mixtral_zoo, tmp_path):

@@ -183,7 +183,7 @@ def test_tenants_of_different_shapes_are_rejected(tiny_model):
         plan_consolidation({"a": a, "b": tiny_model("mixtral", 1, vocab_size=80)}, 1.0)
     with pytest.raises(IncompatibleModelsError, match="different families"):
         plan_consolidation({"a": a, "b": tiny_model("olmoe", 1)}, 1.0)
-    with pytest.raises(ValueError, match="at least 2 tenants"):
+    with pytest.raises(ValueError, match="consolidation needs at least 2 models"):
         plan_consolidation({"a": a}, 1.0)
 
 

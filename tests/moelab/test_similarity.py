@@ -543,8 +543,8 @@ def test_bad_inputs_raise_clear_errors(tiny_model, save_tiny, tmp_path):
         expert_similarity("some/folder", progress=False)
     with pytest.raises(
         TypeError,
-        match="expected a checkpoint folder path, a LazyCheckpoint, a MoEModel or a "
-        "transformers model, got int",
+        match="expected a checkpoint folder path, a LazyCheckpoint, a MoEModel, a "
+        "PerturbedSource or a transformers model, got int",
     ):
         expert_similarity([mix, 3], progress=False)
     with pytest.raises(ValueError, match="unknown similarity metric 'cka2'"):

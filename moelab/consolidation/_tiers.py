@@ -1,0 +1,128 @@
+"""Placement policies: how a device budget becomes shared slots, and where the rest lives.
+
+``"resident"``
+    Every expert copy stays on the device; the budget decides the *fewest* slots that must be
+    shared to fit (each tenant keeps as many of its own experts as possible).
+``"offload"`` (the serving paper's)
+    The device takes the non-expert layers, then one copy of each slot, most similar first,
+    while the budget lasts; every other slot stays per tenant in host memory (pinned when CUDA
+    is available) and is copied into a small set of device rows when the router picks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from labcore.checks import check_callable, check_name
+from labcore.registry import Registry
+from moelab.consolidation._memory import (
+    BUDGET_UNITS,
+    BudgetUnit,
+    MemoryAccounting,
+    Tier,
+    fill_budget,
+    resolve_budget,
+)
+from moelab.families import MoEFamily
+
+__all__ = [
+    "PLACEMENTS",
+    "PlacementName",
+    "PlacementPolicy",
+    "available_placements",
+    "get_placement",
+    "place",
+]
+
+PlacementName = Literal["resident", "offload"]
+PLACEMENTS: tuple[str, ...] = get_args(PlacementName)
+
+#: ``(budget, unit, accounting, cache_rows) -> (n_shared, cache_rows kept)``
+SharedSlots = Callable[[float, BudgetUnit, MemoryAccounting, int], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class PlacementPolicy:
+    """A named way of placing expert copies under a device budget.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    private_tier : {"device", "host"}
+        Where the per-tenant copies of unshared slots live.
+    shared_slots : callable
+        ``(budget, unit, accounting, cache_rows) -> (n_shared, cache_rows)``.
+    description : str, optional
+        One line for tables and widgets.
+    """
+
+    name: str
+    private_tier: Tier
+    shared_slots: SharedSlots = field(repr=False)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "PlacementPolicy.name")
+        check_callable(self.shared_slots, "PlacementPolicy.shared_slots")
+        if self.private_tier not in ("device", "host"):
+            raise ValueError(
+                f"PlacementPolicy.private_tier must be 'device' or 'host', got {self.private_tier!r}"
+            )
+
+
+def _resident(
+    budget: float, unit: BudgetUnit, accounting: MemoryAccounting, cache_rows: int
+) -> tuple[int, int]:
+    return resolve_budget(budget, unit, accounting), 0
+
+
+_PLACEMENTS: Registry[PlacementPolicy] = Registry(
+    "placement", plural="placements", sort=False, item_type=PlacementPolicy
+)
+_PLACEMENTS.add_named(
+    PlacementPolicy(
+        "resident", "device", _resident, "all copies on the device; fewest slots shared to fit"
+    )
+)
+_PLACEMENTS.add_named(
+    PlacementPolicy(
+        "offload",
+        "host",
+        fill_budget,
+        "most similar slots shared on the device while the budget lasts; the rest per tenant "
+        "in host memory, copied in on use (the serving paper)",
+    )
+)
+
+#: Public faces of the registry: names in registration order; lookup by name or policy.
+available_placements = _PLACEMENTS.names
+get_placement = _PLACEMENTS.resolve
+
+
+def place(
+    placement: PlacementPolicy,
+    budget: float,
+    unit: BudgetUnit,
+    memory: MemoryAccounting,
+    family: MoEFamily,
+    config: Any,
+) -> MemoryAccounting:
+    """Apply a placement policy: how many slots are shared, and the tiers of the rest.
+
+    Returns
+    -------
+    MemoryAccounting
+        ``memory`` with ``n_shared``, ``private_tier`` and ``cache_rows`` set.
+    """
+    if unit not in BUDGET_UNITS:
+        raise ValueError(f"unknown budget unit {unit!r}; known units: {', '.join(BUDGET_UNITS)}")
+    # Host-tier experts are copied into device rows on use; a token needs its top-k experts
+    # of every MoE layer on the device at once.
+    rows = family.num_moe_layers(config) * family.experts_per_token(config)
+    tiers = dataclasses.replace(memory, private_tier=placement.private_tier, cache_rows=0)
+    n_shared, cache_rows = placement.shared_slots(budget, unit, tiers, rows)
+    return dataclasses.replace(tiers, n_shared=n_shared, cache_rows=cache_rows)
