@@ -3,7 +3,9 @@
 Concept -> module -> main names (``ARCHITECTURE.md`` has the layers and where new things go):
 
 Loading models (``loading``, ``checkpoint``)
-    load_moe, MoEModel, LazyCheckpoint
+    load_moe, MoEModel, LazyCheckpoint, convert_to_safetensors (``python -m moelab convert``)
+Weight sources, read one piece at a time (``sources``)
+    WeightSource, PerturbedSource (a base plus seeded noise), open_source
 Family adapters, the only code that knows how an architecture stores its experts (``families``)
     ExpertSlot, MoEFamily, available_families, get_family, detect_family, check_compatible
 The offline zoo of tiny trained models, the embedded default (``zoo``, corpora in ``corpora``)
@@ -11,10 +13,12 @@ The offline zoo of tiny trained models, the embedded default (``zoo``, corpora i
 Expert similarity (``similarity``)
     expert_similarity, cross_slot_similarity, sum_over_pairs, match_experts, available_metrics,
     Calibration, capture_calibration, gaussian_calibration
-Consolidation under a memory budget (``consolidation``)
-    plan_consolidation, ConsolidationPlan
-Runtime partial reconfiguration (``reconfigure``)
+Consolidation under a device budget, with device/host placement (``consolidation``)
+    plan_consolidation, ConsolidationPlan, available_placements
+Runtime partial reconfiguration, graph-safe (``reconfigure``)
     ConsolidatedMoE
+Routing counts (``routing``)
+    routing_counts
 Merging baselines (``merging``) and the quality-vs-memory comparison (``compare``, ``quality``)
     merge_models, without_reconfiguration, compare_methods
 Evaluation (``evaluate``): perplexity, exact match, ROUGE-1

@@ -12,6 +12,7 @@ __all__ = [
     "MissingExtraError",
     "MoEFamily",
     "MoEModel",
+    "PerturbedSource",
     "UnsupportedModelError",
     "Zoo",
     "available_families",
@@ -40,7 +41,10 @@ __all__ = [
     "merging",
     "plan_consolidation",
     "reconfigure",
+    "routing",
+    "routing_counts",
     "similarity",
+    "sources",
     "sum_over_pairs",
     "without_reconfiguration",
     "zoo",
@@ -57,7 +61,9 @@ from . import (
     loading,
     merging,
     reconfigure,
+    routing,
     similarity,
+    sources,
     zoo,
 )
 from .checkpoint import LazyCheckpoint
@@ -81,6 +87,7 @@ from .families import (
 from .loading import MoEModel, load_moe
 from .merging import merge_models, without_reconfiguration
 from .reconfigure import ConsolidatedMoE
+from .routing import routing_counts
 from .similarity import (
     Calibration,
     available_metrics,
@@ -91,4 +98,5 @@ from .similarity import (
     match_experts,
     sum_over_pairs,
 )
+from .sources import PerturbedSource
 from .zoo import Zoo, ensure_zoo, load_zoo

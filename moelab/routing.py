@@ -1,0 +1,67 @@
+"""How often the router picks each expert on given tokens.
+
+Routing counts say which experts a workload uses: how much copy traffic host-tier experts cost
+(consolidation's ``"offload"`` placement), and which experts matter least (quantization).
+The counts are taken where the router works: the hidden states entering each MoE block (the
+same forward hook as :func:`~moelab.similarity.capture_calibration`), the router's weight, a
+softmax and the family's top-k, so any supported family is counted the same way.
+
+Examples
+--------
+>>> counts = routing_counts(model, token_ids)                      # doctest: +SKIP
+>>> counts.pivot(index="layer", columns="expert", values="share")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+from moelab.loading import MoEModel, load_moe
+from moelab.similarity import capture_calibration
+
+__all__ = ["routing_counts"]
+
+
+def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
+    """Count the router's top-k choices per MoE layer and expert.
+
+    Parameters
+    ----------
+    model : MoEModel or PreTrainedModel
+        The model whose routing is counted (e.g. a tenant, or ``ConsolidatedMoE.model`` after
+        ``activate``).
+    token_ids : (seq,) or (batch, seq) int array-like
+        The tokens; every position is routed once per MoE layer.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, expert): ``layer``, ``expert``, ``count`` (tokens that picked it
+        among their top-k) and ``share`` (count / tokens, so a layer's shares sum to k).
+
+    Raises
+    ------
+    ValueError
+        If ``token_ids`` is not a non-empty integer array inside the vocabulary.
+
+    Examples
+    --------
+    >>> routing_counts(model, ids).groupby("layer")["share"].sum()  # doctest: +SKIP
+    """
+    moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
+    states = capture_calibration(moe, token_ids, description="routing")
+    k = moe.family.experts_per_token(moe.config)
+    n_experts = moe.family.num_experts(moe.config)
+    rows = []
+    for layer, hidden in states.hidden.items():
+        weight = moe.router_weight(layer).float().cpu()
+        # Every supported router is softmax(W x) over all experts before its top-k.
+        picked = torch.softmax(hidden @ weight.T, dim=-1).topk(k, dim=-1).indices
+        counts = torch.bincount(picked.reshape(-1), minlength=n_experts)
+        rows += [
+            (layer, e, int(c), float(c) / hidden.shape[0]) for e, c in enumerate(counts.tolist())
+        ]
+    return pd.DataFrame(rows, columns=["layer", "expert", "count", "share"])
