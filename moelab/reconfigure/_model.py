@@ -6,8 +6,10 @@ mapping.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import pandas as pd
@@ -59,6 +61,14 @@ def _resolve_mode(plan: ConsolidationPlan, mode: ReconfigureMode | None) -> Reco
             "with non_expert='device'"
         )
     return mode
+
+
+def _refuse_saving(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError(
+        "the live model of a ConsolidatedMoE holds a pooled expert layout (shared rows and "
+        "per-tenant index tables) that no checkpoint format describes; save one tenant with "
+        "ConsolidatedMoE.save_tenant(tenant, folder)"
+    )
 
 
 def _materialize_buffers(model: nn.Module, device: torch.device) -> None:
@@ -195,6 +205,7 @@ class ConsolidatedMoE:
             _live_tenant=None,
             last_copy_bytes=0,
         )
+        live.save_pretrained = _refuse_saving  # its pooled experts are no checkpoint layout
         cmoe._bind_non_expert(live_set or sets[serving[0]])
         cmoe.activate(serving[0])
         cmoe._check_built(sources)
@@ -408,6 +419,56 @@ class ConsolidatedMoE:
             set (resident or staged), the expert pool and its index tables.
         """
         return storage_bytes(self._held_tensors())
+
+    def _tenant_set(self, tenant: str) -> list[torch.Tensor]:
+        """A tenant's non-expert tensors in the unique order (staged ones viewed by shape)."""
+        wanted = self.non_expert_from or tenant
+        if self._sets:
+            return [p.detach() for p in self._sets[wanted]]
+        offsets = dict.fromkeys(self._staged[wanted], 0)
+        out = []
+        for like in self._live_set:
+            start = offsets[like.dtype]
+            offsets[like.dtype] = start + like.numel()
+            out.append(
+                self._staged[wanted][like.dtype][start : offsets[like.dtype]].view(like.shape)
+            )
+        return out
+
+    def save_tenant(self, tenant: str, folder: str | os.PathLike[str]) -> Path:
+        """Write what one tenant computes with as a checkpoint folder (``save_pretrained``).
+
+        The live model itself cannot be saved as a checkpoint: its experts are a pool with
+        per-tenant index tables, which no transformers model reads. This assembles the tenant's
+        model on the host (its non-expert set and, per slot, the expert it uses: its own, or the
+        shared owner's) and saves that; ``load_moe(folder)`` computes what :meth:`forward` does.
+
+        Parameters
+        ----------
+        tenant : str
+            One of :attr:`tenants`.
+        folder : str or PathLike
+            Where to write; created if missing.
+
+        Returns
+        -------
+        Path
+            The folder.
+        """
+        index = self._tenant_index(tenant)
+        family, config = self.family, self.plan.config
+        model = family.meta_model(config, self.plan.dtype)
+        model.to_empty(device="cpu")  # new Parameter objects: tie them again, then list them
+        model.tie_weights()
+        _materialize_buffers(model, torch.device("cpu"))
+        like, _ = unique_parameters(model, expert_parameter_ids(family, model))
+        with torch.no_grad():
+            for param, value in zip(like, self._tenant_set(tenant)):
+                param.copy_(value)
+            for slot in family.expert_slots(config):
+                family.set_expert(model, slot, self._pool.read(index, slot))
+        model.save_pretrained(folder)
+        return Path(folder)
 
     def __repr__(self) -> str:
         return (

@@ -44,6 +44,8 @@ class ExpertPool:
     bind: Callable[[int], None]
     host: list[torch.Tensor] = field(default_factory=list)
     caches: list[_HostCache] = field(default_factory=list)
+    #: ``read(tenant index, slot) -> {matrix: tensor}``: the expert a tenant computes with.
+    read: Callable[[int, ExpertSlot], dict[str, torch.Tensor]] = field(default=lambda t, s: {})
 
     def copied_bytes(self) -> int:
         """Bytes copied from host-tier slots into cache rows since the build."""
@@ -81,6 +83,7 @@ def _build_per_expert_pool(
     sites = dict(live.named_parameters())
     owners = {name: module for name, module in live.named_modules()}
     bindings: list[list[tuple[dict[str, Any], str, nn.Parameter]]] = [[] for _ in plan.tenants]
+    by_slot: dict[tuple[int, ExpertSlot, str], nn.Parameter] = {}
     tensors: list[torch.Tensor] = []
     rows: list[tuple[int, int, int]] = []
     for slot in family.expert_slots(config):
@@ -97,12 +100,16 @@ def _build_per_expert_pool(
                 rows.append((1, 0, 0) if shared else (0, 1, 0))
                 for t in users:
                     bindings[t].append((owners[module_name]._parameters, pname, param))
+                    by_slot[(t, slot, matrix)] = param
 
     def bind(tenant: int) -> None:
         for params, pname, value in bindings[tenant]:
             params[pname] = value
 
-    return ExpertPool(tensors, rows, [], bind)
+    def read(tenant: int, slot: ExpertSlot) -> dict[str, torch.Tensor]:
+        return {m: by_slot[(tenant, slot, m)].detach() for m in family.expert_matrix_names()}
+
+    return ExpertPool(tensors, rows, [], bind, read=read)
 
 
 def _experts_module(family: MoEFamily, live: nn.Module, layer: int, ids: set[int]) -> nn.Module:
@@ -213,6 +220,7 @@ def _build_fused_pool(
     tables = torch.full((len(plan.tenants), n_layers, n_experts), -1, dtype=torch.long)
     live_table = torch.zeros((n_layers, n_experts), dtype=torch.long, device=device)
     pool = ExpertPool([], [], [live_table], lambda t: None)
+    stores: list[dict[str, torch.Tensor]] = []
     forwards: list[_PooledForward] = []
     for layer in range(n_layers):
         experts = _experts_module(family, live, layer, ids)
@@ -266,6 +274,7 @@ def _build_fused_pool(
             experts.num_experts = n_rows
         experts.forward = forward
         forwards.append(forward)
+        stores.append(store)
     tenant_tables = tables.to(device)
     pool.tables.append(tenant_tables)
 
@@ -274,7 +283,18 @@ def _build_fused_pool(
         for forward in forwards:
             forward.tenant = tenant
 
-    pool.bind = bind
+    def read(tenant: int, slot: ExpertSlot) -> dict[str, torch.Tensor]:
+        row = int(tables[tenant, slot.layer, slot.expert])
+        if row < 0:
+            rows = forwards[slot.layer].host[(tenant, slot.expert)]
+        else:
+            rows = {key: pool_tensor[row] for key, pool_tensor in stores[slot.layer].items()}
+        return {
+            m: rows[ref.key] if ref.rows is None else rows[ref.key][ref.rows[0] : ref.rows[1]]
+            for m, ref in family.live_expert_refs(config, slot).items()
+        }
+
+    pool.bind, pool.read = bind, read
     return pool
 
 

@@ -225,3 +225,32 @@ def test_activation_changes_no_address_a_forward_reads(tiny_model, mode):
     if mode == "copy":
         # One live non-expert set and one live index table: one graph serves every tenant.
         assert first["t0"] == first["t1"] == first["t2"]
+
+
+@pytest.mark.parametrize(
+    ("family", "placement", "mode"),
+    [
+        ("mixtral", "resident", "swap"),
+        ("mixtral", "offload", "copy"),
+        ("switch_transformers", "resident", "copy"),
+    ],
+)
+def test_saved_tenant_is_a_checkpoint_of_what_it_computes(
+    tiny_model, tmp_path, family, placement, mode
+):
+    tenants = make_tenants(tiny_model, family, 2)
+    unit_budget = 3
+    plan = plan_consolidation(
+        tenants,
+        unit_budget,
+        unit="slots",
+        placement=placement,
+        non_expert="host" if mode == "copy" else "device",
+    )
+    cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
+    with pytest.raises(RuntimeError, match="save one tenant with ConsolidatedMoE.save_tenant"):
+        cmoe.model.save_pretrained(tmp_path / "live")
+    for name in plan.tenants:
+        folder = cmoe.save_tenant(name, tmp_path / name)
+        saved = load_moe(folder).model
+        assert torch.equal(logits(saved, family), logits(reference(plan, name), family)), name
