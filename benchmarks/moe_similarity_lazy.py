@@ -6,7 +6,8 @@ weights; hidden 1024, expert width 3584, 8 experts per layer, 5 layers: about 1.
 The shards are written directly in the original per-expert layout (``block_sparse_moe.experts.
 {j}.w1|w2|w3``), one layer at a time, so creating them never holds a whole model; their
 tensor names are checked against what ``save_pretrained`` writes for a tiny model of the same
-depth.
+depth. The writer and the memory readings are shared with the other memory benchmarks
+(``moe_checkpoints.py``).
 
 Then two child processes, one after the other so their peaks do not mix, compute the ``l2``
 table for every slot:
@@ -28,168 +29,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pickle
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
-
-from moelab.families import ExpertSlot, get_family
-
-HIDDEN = 1024
-INTERMEDIATE = 3584
-EXPERTS = 8
-VOCAB = 1024
-FINE_TUNE_NOISE = 0.1  # std of b - a, relative to the weights' std
-WEIGHT_STD = 0.02
-
-
-def make_config(num_layers: int, **overrides):
-    from transformers import MixtralConfig
-
-    kwargs = dict(
-        vocab_size=VOCAB,
-        hidden_size=HIDDEN,
-        intermediate_size=INTERMEDIATE,
-        num_hidden_layers=num_layers,
-        num_attention_heads=8,
-        num_key_value_heads=8,
-        num_local_experts=EXPERTS,
-        num_experts_per_tok=2,
-        max_position_embeddings=256,
-        dtype="float32",
-    )
-    return MixtralConfig(**{**kwargs, **overrides})
-
-
-def plan_tensors(config) -> dict[int | None, dict[str, tuple[int, ...]]]:
-    """Original (per-expert) tensor names and shapes, by decoder layer (None: the others)."""
-    from transformers import MixtralForCausalLM
-
-    family = get_family("mixtral")
-    with torch.device("meta"):
-        model = MixtralForCausalLM(config)
-    plan: dict[int | None, dict[str, tuple[int, ...]]] = {}
-    for key, tensor in model.state_dict().items():
-        if ".mlp.experts." in key or ".mlp.gate." in key:
-            continue  # written below under their original names
-        layer = int(key.split(".")[2]) if key.startswith("model.layers.") else None
-        plan.setdefault(layer, {})[key] = tuple(tensor.shape)
-    shapes = family.expert_shapes(config)
-    for layer in range(config.num_hidden_layers):
-        router = family.router_checkpoint_keys(config, layer)["per_expert"].key
-        plan[layer][router] = (config.num_local_experts, config.hidden_size)
-        for expert in range(config.num_local_experts):
-            refs = family.checkpoint_keys(config, ExpertSlot(layer, expert))["per_expert"]
-            for name, ref in refs.items():
-                plan[layer][ref.key] = shapes[name]
-    return plan
-
-
-def check_names_match_save_pretrained(num_layers: int) -> None:
-    """The planned names equal those save_pretrained writes (tiny model, same depth)."""
-    from transformers import MixtralForCausalLM
-
-    tiny = make_config(
-        num_layers,
-        hidden_size=16,
-        intermediate_size=24,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        vocab_size=64,
-    )
-    planned = {key for group in plan_tensors(tiny).values() for key in group}
-    with tempfile.TemporaryDirectory() as tmp:
-        MixtralForCausalLM(tiny).save_pretrained(tmp)
-        written = set()
-        for file in Path(tmp).glob("*.safetensors"):
-            with safe_open(file, framework="pt") as handle:
-                written |= set(handle.keys())
-    if planned != written:
-        raise RuntimeError(
-            f"planned names differ from save_pretrained: {sorted(planned ^ written)[:5]}"
-        )
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, tmp, metadata={"format": "pt"})
-    os.replace(tmp, path)
-
-
-def write_pair(folder_a: Path, folder_b: Path, num_layers: int, seed: int = 0) -> None:
-    """Write checkpoints a and b = a + noise, one shard per decoder layer plus one for the rest."""
-    config = make_config(num_layers)
-    plan = plan_tensors(config)
-    gen = torch.Generator().manual_seed(seed)
-    groups = [None, *range(num_layers)]
-    shard_names = {
-        g: f"model-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i, g in enumerate(groups)
-    }
-    for folder in (folder_a, folder_b):
-        folder.mkdir(parents=True)
-        config.save_pretrained(folder)
-    total = 0
-    for group in tqdm(groups, desc="writing checkpoints (per shard)"):
-        a: dict[str, torch.Tensor] = {}
-        b: dict[str, torch.Tensor] = {}
-        for key, shape in plan[group].items():
-            if key.endswith("norm.weight"):
-                a[key] = torch.ones(shape)
-                b[key] = a[key].clone()
-            else:
-                a[key] = WEIGHT_STD * torch.randn(shape, generator=gen)
-                b[key] = a[key] + FINE_TUNE_NOISE * WEIGHT_STD * torch.randn(shape, generator=gen)
-            total += a[key].numel() * a[key].element_size()
-        _atomic_save(a, folder_a / shard_names[group])
-        _atomic_save(b, folder_b / shard_names[group])
-        del a, b
-    weight_map = {key: shard_names[g] for g in groups for key in plan[g]}
-    index = json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=1)
-    for folder in (folder_a, folder_b):
-        (folder / "model.safetensors.index.json").write_text(index)
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(f.stat().st_size for f in folder.iterdir())
-
-
-def _proc_status_bytes(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024  # the kernel reports kB
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_bytes() -> int:
-    """Peak resident set size of this process.
-
-    Linux's ``VmHWM`` is the high-water mark of this process image alone. ``ru_maxrss`` is not
-    used there: when ``subprocess`` spawns the child with vfork, the kernel folds the
-    *parent's* peak into the child's ``ru_maxrss`` at exec, which would charge the checkpoint
-    writer's memory to both children.
-    """
-    hwm = _proc_status_bytes("VmHWM")
-    if hwm is not None:
-        return hwm
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # KiB on other Unixes
-
-
-def rss_bytes() -> int:
-    """Current resident set size (Linux), else the peak so far."""
-    return _proc_status_bytes("VmRSS") or peak_rss_bytes()
+from moe_checkpoints import (
+    EXPERTS,
+    HIDDEN,
+    INTERMEDIATE,
+    check_names_match_save_pretrained,
+    folder_bytes,
+    peak_rss_bytes,
+    rss_bytes,
+    write_pair,
+)
 
 
 def child(mode: str, folder_a: str, folder_b: str, out: str) -> None:
