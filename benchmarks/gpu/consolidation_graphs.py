@@ -72,7 +72,9 @@ ALLOCATOR_NOTE = (
     "memory_allocated counts the caching allocator's blocks: each request rounded up to 512 B, "
     "and a remainder of at most 1 MiB not split off a large block; requested_bytes is the "
     "allocator's own count of bytes asked for, before rounding; pinned_active_delta counts the "
-    "pinned host allocator's blocks, each rounded up to a power of two"
+    "pinned host allocator's blocks (each rounded up to a power of two): host rows are plain "
+    "allocations registered with cudaHostRegister instead, so it stays 0 and rss_delta, the "
+    "process's resident memory growth, is what they take"
 )
 
 
@@ -133,7 +135,15 @@ def allocator_state() -> dict[str, int | None]:
         "allocated": torch.cuda.memory_allocated(),
         "requested": torch.cuda.memory_stats().get("requested_bytes.all.current"),
         "pinned_active": None if host is None else host().get("active_bytes.current"),
+        "rss": rss_bytes(),
     }
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process (VmRSS), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(row for row in status if row.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
 
 
 def timed_build(plan, mode: str | None, reference: torch.nn.Module) -> tuple[ConsolidatedMoE, dict]:
@@ -165,6 +175,7 @@ def timed_build(plan, mode: str | None, reference: torch.nn.Module) -> tuple[Con
         "pinned_active_delta": None
         if host is None or before["pinned_active"] is None
         else host().get("active_bytes.current") - before["pinned_active"],
+        "rss_delta": rss_bytes() - before["rss"],
         "resident_bytes": cmoe.resident_bytes(),
         "components": report.to_dict(orient="records"),
     }

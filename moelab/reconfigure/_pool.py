@@ -24,7 +24,7 @@ from torch import nn
 from moelab.consolidation import MEAN_OWNER, ConsolidationPlan
 from moelab.families import ExpertSlot, MoEFamily, TensorRef
 from moelab.reconfigure._sets import expert_parameter_ids
-from moelab.reconfigure._tensors import frozen
+from moelab.reconfigure._tensors import frozen, host_buffer
 from moelab.sources import WeightSource
 
 __all__ = ["ExpertPool", "pool_builder"]
@@ -215,7 +215,6 @@ def _build_fused_pool(
     family, config = plan.family, plan.config
     n_layers, n_experts = family.num_moe_layers(config), family.num_experts(config)
     ids = expert_parameter_ids(family, live)
-    pin = torch.cuda.is_available()
     cache_rows = plan.memory.cache_rows // n_layers
     tables = torch.full((len(plan.tenants), n_layers, n_experts), -1, dtype=torch.long)
     live_table = torch.zeros((n_layers, n_experts), dtype=torch.long, device=device)
@@ -253,10 +252,7 @@ def _build_fused_pool(
         forward = _PooledForward(experts, live_table[layer])
         for t, e in host:
             slot = ExpertSlot(layer, e)
-            buffers = {
-                k: torch.empty(v.shape[1:], dtype=plan.dtype, pin_memory=pin)
-                for k, v in store.items()
-            }
+            buffers = {k: host_buffer(v.shape[1:], plan.dtype) for k, v in store.items()}
             _write(buffers, family.live_expert_refs(config, slot), sources[t].read_expert(slot))
             forward.host[(t, e)] = buffers
             forward.host_tenants.add(t)

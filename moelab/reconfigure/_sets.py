@@ -18,7 +18,7 @@ from torch import nn
 
 from moelab.errors import IncompatibleModelsError
 from moelab.families import MoEFamily
-from moelab.reconfigure._tensors import frozen
+from moelab.reconfigure._tensors import frozen, host_buffer
 from moelab.sources import WeightSource
 
 __all__ = [
@@ -134,9 +134,7 @@ def staged_set(
     dtype: torch.dtype,
 ) -> dict[torch.dtype, torch.Tensor]:
     """A tenant's non-expert set in host memory: one flat buffer per dtype, filled in order."""
-    # Pinned host memory makes host-to-device copies asynchronous and fast; it needs CUDA.
-    pin = torch.cuda.is_available()
-    flat = {d: torch.empty(n, dtype=d, pin_memory=pin) for d, n in _layout(like, dtype).items()}
+    flat = {d: host_buffer((n,), d) for d, n in _layout(like, dtype).items()}
     offsets = dict.fromkeys(flat, 0)
     for param, aliases in zip(like, names):
         target = dtype if param.is_floating_point() else param.dtype

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["frozen", "storage_bytes", "storage_key"]
+__all__ = ["frozen", "host_buffer", "storage_bytes", "storage_key"]
 
 
 def storage_bytes(tensors: Iterator[torch.Tensor] | Sequence[torch.Tensor]) -> int:
@@ -41,3 +42,23 @@ def storage_key(tensor: torch.Tensor) -> tuple[str, int]:
 
 def frozen(tensor: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(tensor, requires_grad=False)
+
+
+def host_buffer(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """An empty host tensor, page-locked when CUDA is available, that takes exactly its bytes.
+
+    Pinned memory makes host-to-device copies asynchronous and fast. ``pin_memory=True`` goes
+    through torch's caching host allocator, which rounds every block up to a power of two
+    (2.39 GB of staged non-expert sets took 4.29 GB of pinned memory on an H200 machine);
+    registering a plain allocation with ``cudaHostRegister`` pins just its own pages, so the
+    memory report of a consolidated model is what the process holds.
+    """
+    tensor = torch.empty(tuple(shape), dtype=dtype)
+    nbytes = tensor.numel() * tensor.element_size()
+    if not torch.cuda.is_available() or nbytes == 0:
+        return tensor
+    cudart = torch.cuda.cudart()
+    if int(cudart.cudaHostRegister(tensor.data_ptr(), nbytes, 0)) != 0:
+        return tensor.pin_memory()  # registration refused: the allocator's pinned copy
+    weakref.finalize(tensor, cudart.cudaHostUnregister, tensor.data_ptr())
+    return tensor
