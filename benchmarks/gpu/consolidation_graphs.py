@@ -53,7 +53,7 @@ from transformers import AutoModelForCausalLM, MixtralConfig
 
 from labcore.atomic import atomic_write_text
 from moelab.consolidation import plan_consolidation
-from moelab.reconfigure import ConsolidatedMoE
+from moelab.reconfigure import CapturedForward, ConsolidatedMoE
 from moelab.sources import PerturbedSource
 
 OUT = Path(__file__).with_suffix(".json")
@@ -241,36 +241,6 @@ def causal_mask(length: int) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool, device="cuda").tril()[None, None]
 
 
-def capture(
-    model: torch.nn.Module,
-    ids: torch.Tensor,
-    same_stream: bool = False,
-    mask: torch.Tensor | None = None,
-) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-    """One forward as a CUDA graph, warmed up on a side stream first (torch's recipe).
-
-    ``same_stream``: capture on that warm-up stream too, instead of torch's capture stream.
-    """
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            forward(model, ids, mask)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, stream=stream if same_stream else None):
-        logits = forward(model, ids, mask)
-    torch.cuda.synchronize()
-    return graph, logits
-
-
-def replay(graph: torch.cuda.CUDAGraph, logits: torch.Tensor) -> torch.Tensor:
-    logits.fill_(float("nan"))  # poisoned: the replay must write every logit
-    graph.replay()
-    torch.cuda.synchronize()
-    return logits
-
-
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
@@ -307,8 +277,10 @@ def graph_vs_eager(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, Any]:
         ("no_mask_same_stream_capture", True, None),
         ("explicit_mask", False, mask),
     ):
-        graph, logits = capture(model, ids, same_stream, with_mask)
-        out = replay(graph, logits)
+        step = CapturedForward(
+            lambda m=with_mask: forward(model, ids, m), warmup=2, same_stream=same_stream
+        )
+        out = step.replay()
         result[key] = {
             "graph_equals_eager": torch.equal(out, eager if with_mask is None else eager_masked),
             "rel_error_vs_eager": relative_error(out, eager if with_mask is None else eager_masked),
@@ -386,14 +358,14 @@ def graphs(cmoe: ConsolidatedMoE, ids: torch.Tensor, mask: torch.Tensor | None) 
     captured, first = {}, {}
     for name in names:
         cmoe.activate(name)
-        captured[name] = capture(cmoe.model, ids, mask=mask)
-        first[name] = replay(*captured[name]).clone()
+        captured[name] = CapturedForward(lambda: forward(cmoe.model, ids, mask), warmup=2)
+        first[name] = captured[name].replay().clone()
     per_tenant: dict[str, dict[str, Any]] = {}
     for name in [*names, *reversed(names)]:
         other = next(n for n in names if n != name)
         cmoe.activate(other)
         cmoe.activate(name)
-        out = replay(*captured[name])
+        out = captured[name].replay()
         seen = per_tenant.setdefault(name, {"replays_after_switching": 0})
         seen["replays_after_switching"] += 1
         for key, value in (
@@ -414,16 +386,16 @@ def graphs(cmoe: ConsolidatedMoE, ids: torch.Tensor, mask: torch.Tensor | None) 
         "tenants_rel_difference": relative_error(eager[names[0]], eager[names[1]]),
         "per_tenant_graph": per_tenant,
         "eager_forward_seconds": median_seconds(lambda: forward(cmoe.model, ids, mask)),
-        "graph_replay_seconds": median_seconds(captured[cmoe.active][0].replay),
+        "graph_replay_seconds": median_seconds(captured[cmoe.active].graph.replay),
     }
     del captured
     if cmoe.mode == "copy":
         cmoe.activate(names[-1])
-        graph, logits = capture(cmoe.model, ids, mask=mask)
+        step = CapturedForward(lambda: forward(cmoe.model, ids, mask), warmup=2)
         one = {}
         for name in [names[0], names[1], names[0], names[1]]:
             cmoe.activate(name)
-            out = replay(graph, logits)
+            out = step.replay()
             one[name] = {
                 "graph_equals_eager": torch.equal(out, eager[name]),
                 "graph_equals_eager_explicit_mask": torch.equal(out, eager_masked[name]),

@@ -38,7 +38,8 @@ over-allocated or duplicated tensor shows up in both.
 Modules
     the consolidated model (``_model``): ConsolidatedMoE,
     ReconfigureMode, RECONFIGURE_MODES; expert pools (``_pool``); non-expert sets
-    (``_sets``); tensor storage (``_tensors``): storage_bytes
+    (``_sets``); tensor storage (``_tensors``): storage_bytes; CUDA graphs of one forward
+    (``_graphs``): CapturedForward
 
 Examples
 --------
@@ -50,6 +51,7 @@ Examples
 
 from __future__ import annotations
 
+from moelab.reconfigure._graphs import CapturedForward
 from moelab.reconfigure._model import (
     RECONFIGURE_MODES,
     ConsolidatedMoE,
@@ -59,6 +61,7 @@ from moelab.reconfigure._tensors import storage_bytes
 
 __all__ = [
     "RECONFIGURE_MODES",
+    "CapturedForward",
     "ConsolidatedMoE",
     "ReconfigureMode",
     "storage_bytes",

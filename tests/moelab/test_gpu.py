@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, MixtralConfig
 
 from moelab.consolidation import plan_consolidation
 from moelab.families import get_family
-from moelab.reconfigure import ConsolidatedMoE, storage_bytes
+from moelab.reconfigure import CapturedForward, ConsolidatedMoE, storage_bytes
 from moelab.sources import PerturbedSource
 
 pytestmark = [
@@ -102,27 +102,8 @@ def eager_logits(cmoe: ConsolidatedMoE, tenant: str, ids: torch.Tensor) -> torch
     return logits
 
 
-def capture(model: torch.nn.Module, ids: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-    """One forward captured as a CUDA graph, after a warm-up on a side stream (torch's recipe)."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad():
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                model(input_ids=ids, use_cache=False)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            logits = model(input_ids=ids, use_cache=False).logits
-    torch.cuda.synchronize()
-    return graph, logits
-
-
-def replay(graph: torch.cuda.CUDAGraph, logits: torch.Tensor) -> torch.Tensor:
-    logits.fill_(float("nan"))  # poisoned: the replay must write every logit
-    graph.replay()
-    torch.cuda.synchronize()
-    return logits
+def capture(model: torch.nn.Module, ids: torch.Tensor) -> CapturedForward:
+    return CapturedForward(lambda: model(input_ids=ids, use_cache=False).logits)
 
 
 def assert_distinct(logits: dict[str, torch.Tensor]) -> None:
@@ -158,7 +139,7 @@ def test_a_graph_per_tenant_replays_its_eager_logits_after_other_tenants(
             if other != tenant:
                 cmoe.activate(other)
         cmoe.activate(tenant)
-        assert torch.equal(replay(*graphs[tenant]), expected[tenant]), tenant
+        assert torch.equal(graphs[tenant].replay(), expected[tenant]), tenant
     # Eager runs after the replays still give the same logits.
     assert all(torch.equal(eager_logits(cmoe, t, ids), expected[t]) for t in cmoe.tenants)
 
@@ -172,10 +153,10 @@ def test_one_graph_serves_every_tenant_when_addresses_are_shared(cuda_plan, mode
     expected = {t: eager_logits(cmoe, t, ids) for t in cmoe.tenants}
     assert_distinct(expected)
     cmoe.activate(cmoe.tenants[-1])
-    graph, logits = capture(cmoe.model, ids)
+    graph = capture(cmoe.model, ids)
     for tenant in ["t1", "t0", "t2", "t2", "t1", "t0"]:
         cmoe.activate(tenant)
-        assert torch.equal(replay(graph, logits), expected[tenant]), tenant
+        assert torch.equal(graph.replay(), expected[tenant]), tenant
 
 
 def test_consolidated_logits_are_the_tenants_own_on_cuda(cuda_tenants):

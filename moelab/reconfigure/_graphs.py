@@ -1,0 +1,71 @@
+"""One forward captured as a CUDA graph, replayed after a tenant switch.
+
+Reconfiguration changes no address a forward reads (see :mod:`moelab.reconfigure`), so a graph
+captured while a tenant is active replays that tenant's forward after any other tenant was
+active in between (``"swap"``: one graph per tenant), and in ``"copy"`` mode one graph serves
+every tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["CapturedForward"]
+
+
+class CapturedForward:
+    """A CUDA graph of ``forward()``, warmed up on a side stream first (torch's recipe).
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward() -> Tensor``: one forward over static input tensors (captured by closure);
+        it returns the output tensor the graph writes on every replay.
+    warmup : int, default 3
+        Eager calls on the side stream before capture (lazy initialisation, autotuning).
+    same_stream : bool, default False
+        Capture on the warm-up stream instead of the capture stream torch creates.
+
+    Attributes
+    ----------
+    graph : torch.cuda.CUDAGraph
+    output : Tensor
+        Overwritten by every :meth:`replay`.
+
+    Examples
+    --------
+    >>> cmoe.activate("code")                                                  # doctest: +SKIP
+    >>> step = CapturedForward(lambda: cmoe.model(input_ids=ids).logits)       # doctest: +SKIP
+    >>> cmoe.activate("prose"); cmoe.activate("code"); step.replay()           # doctest: +SKIP
+    """
+
+    def __init__(
+        self, forward: Callable[[], torch.Tensor], *, warmup: int = 3, same_stream: bool = False
+    ) -> None:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad():
+            with torch.cuda.stream(stream):
+                for _ in range(warmup):
+                    forward()
+            torch.cuda.current_stream().wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, stream=stream if same_stream else None):
+                self.output = forward()
+        torch.cuda.synchronize()
+
+    def replay(self) -> torch.Tensor:
+        """Run the graph and wait for it; the output is poisoned first, so every value is new.
+
+        Returns
+        -------
+        Tensor
+            :attr:`output`, rewritten.
+        """
+        if self.output.is_floating_point():
+            self.output.fill_(float("nan"))
+        self.graph.replay()
+        torch.cuda.synchronize()
+        return self.output
