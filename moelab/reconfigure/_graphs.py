@@ -28,6 +28,14 @@ class CapturedForward:
     same_stream : bool, default False
         Capture on the warm-up stream instead of the capture stream torch creates.
 
+    Notes
+    -----
+    Give a causal model an explicit attention mask in ``forward``: transformers (5.17) builds
+    one while a graph is captured but lets SDPA apply causality in eager mode, and the two
+    kernels round differently (relative error 1.6e-2 on a Mixtral-shaped model in bf16); with
+    the mask given, the replay equals the eager forward bit for bit
+    (``benchmarks/gpu/consolidation_graphs.json``).
+
     Attributes
     ----------
     graph : torch.cuda.CUDAGraph
