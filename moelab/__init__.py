@@ -19,6 +19,8 @@ Runtime partial reconfiguration, graph-safe (``reconfigure``)
     ConsolidatedMoE
 Routing counts (``routing``)
     routing_counts
+Serving request streams (``serving``)
+    Request, poisson_arrivals, ConsolidatedEngine, SingleEngine, SwapEngine, serve
 Merging baselines (``merging``) and the quality-vs-memory comparison (``compare``, ``quality``)
     merge_models, without_reconfiguration, compare_methods
 Evaluation (``evaluate``): perplexity, exact match, ROUGE-1

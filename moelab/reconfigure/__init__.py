@@ -38,7 +38,9 @@ over-allocated or duplicated tensor shows up in both.
 Modules
     the consolidated model (``_model``): ConsolidatedMoE,
     ReconfigureMode, RECONFIGURE_MODES; expert pools (``_pool``); non-expert sets
-    (``_sets``); tensor storage (``_tensors``): storage_bytes; CUDA graphs of one forward
+    (``_sets``: param_sites, unique_parameters, staged_set, live_buffers, which also
+    serve any engine that swaps whole weight sets); tensor storage (``_tensors``):
+    storage_bytes, host_buffer; CUDA graphs of one forward
     (``_graphs``): CapturedForward
 
 Examples
@@ -57,12 +59,18 @@ from moelab.reconfigure._model import (
     ConsolidatedMoE,
     ReconfigureMode,
 )
-from moelab.reconfigure._tensors import storage_bytes
+from moelab.reconfigure._sets import live_buffers, param_sites, staged_set, unique_parameters
+from moelab.reconfigure._tensors import host_buffer, storage_bytes
 
 __all__ = [
     "RECONFIGURE_MODES",
     "CapturedForward",
     "ConsolidatedMoE",
     "ReconfigureMode",
+    "host_buffer",
+    "live_buffers",
+    "param_sites",
+    "staged_set",
     "storage_bytes",
+    "unique_parameters",
 ]

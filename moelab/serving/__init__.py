@@ -1,0 +1,62 @@
+"""Serving several tenants from one device: requests, engines, schedulers and their metrics.
+
+Requests and streams (``_requests``)
+    Request, poisson_arrivals (independent Poisson arrivals per tenant), save_trace,
+    load_trace (CSV)
+Decoding (``_decode``)
+    greedy_decode (prefill + KV-cached greedy decode, timed to the first and last token),
+    Generation
+Engines (``_engines``: one interface, one live model)
+    Engine, ConsolidatedEngine (shared experts, partial reconfiguration), SingleEngine (one
+    model for everyone: the upper bound), SwapEngine (whole weights copied in per switch)
+Schedulers (``_schedulers``: a registry; see :func:`available_schedulers`)
+    ``"fifo"`` (the paper's), ``"tenant_grouping"`` (the active tenant first, bounded by a
+    fairness limit); Scheduler, FifoScheduler, TenantGroupingScheduler, get_scheduler
+Serving a stream (``_serve``)
+    serve -> ServingRun (``requests()`` per-request table: queue wait, time to first token,
+    time per output token, turnaround; ``summary()``), Outcome
+
+Every request gets an outcome: done, rejected with a reason (unknown tenant, longer than the
+context, queue full) or failed with its error; a failing request does not stop the engine.
+
+Examples
+--------
+>>> engine = ConsolidatedEngine(ConsolidatedMoE.from_plan(plan))            # doctest: +SKIP
+>>> stream = poisson_arrivals({"prose": 0.5, "code": 0.5}, 60, prompts, 25)  # doctest: +SKIP
+>>> serve(engine, stream, "tenant_grouping").summary()                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from moelab.serving._decode import Generation, greedy_decode
+from moelab.serving._engines import ConsolidatedEngine, Engine, SingleEngine, SwapEngine
+from moelab.serving._requests import Request, load_trace, poisson_arrivals, save_trace
+from moelab.serving._schedulers import (
+    FifoScheduler,
+    Scheduler,
+    TenantGroupingScheduler,
+    available_schedulers,
+    get_scheduler,
+)
+from moelab.serving._serve import Outcome, ServingRun, serve
+
+__all__ = [
+    "ConsolidatedEngine",
+    "Engine",
+    "FifoScheduler",
+    "Generation",
+    "Outcome",
+    "Request",
+    "Scheduler",
+    "ServingRun",
+    "SingleEngine",
+    "SwapEngine",
+    "TenantGroupingScheduler",
+    "available_schedulers",
+    "get_scheduler",
+    "greedy_decode",
+    "load_trace",
+    "poisson_arrivals",
+    "save_trace",
+    "serve",
+]

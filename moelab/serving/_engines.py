@@ -1,0 +1,170 @@
+"""Serving engines: one interface, several ways of holding N tenants on one device.
+
+``consolidated``
+    A :class:`~moelab.reconfigure.ConsolidatedMoE`: shared experts, each tenant's non-expert set
+    swapped in at run time (the serving paper).
+``single``
+    One model serves every request, whatever its tenant: the upper bound of throughput.
+``swap``
+    One whole model on the device; a request for another tenant copies that tenant's complete
+    weights in from host memory first (no sharing, no partial reconfiguration).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from labcore.checks import check_type
+from moelab.loading import load_moe
+from moelab.reconfigure import (
+    ConsolidatedMoE,
+    live_buffers,
+    param_sites,
+    staged_set,
+    unique_parameters,
+)
+from moelab.serving._decode import Generation, greedy_decode
+
+__all__ = ["ConsolidatedEngine", "Engine", "SingleEngine", "SwapEngine"]
+
+
+def _context_length(model: nn.Module) -> int:
+    config = getattr(model, "config", None)
+    return int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
+
+
+class Engine:
+    """Serves requests of known tenants one at a time on one live model.
+
+    Attributes
+    ----------
+    name : str
+        The engine's kind, for tables.
+    tenants : tuple of str
+        The tenants it serves.
+    active : str or None
+        The tenant the live model is configured for.
+    max_context : int
+        Prompt plus generated tokens allowed per request.
+    """
+
+    name = "engine"
+
+    def __init__(self, tenants: Sequence[str], model: nn.Module) -> None:
+        self.tenants = tuple(tenants)
+        self.active: str | None = None
+        self.max_context = _context_length(model)
+        self._model = model
+
+    @property
+    def device(self) -> torch.device:
+        """Where the live model runs."""
+        return next(self._model.parameters()).device
+
+    def switch(self, tenant: str) -> float:
+        """Configure the live model for ``tenant``; return the seconds it took (0 if active)."""
+        if tenant == self.active:
+            return 0.0
+        start = time.perf_counter()
+        self._configure(tenant)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.active = tenant
+        return time.perf_counter() - start
+
+    def _configure(self, tenant: str) -> None:
+        """Bind the live model to ``tenant`` (nothing for an engine with one model)."""
+
+    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int) -> Generation:
+        """Greedy-decode one request with the active tenant (see :func:`greedy_decode`)."""
+        return greedy_decode(self._model, prompt_ids, max_new_tokens)
+
+
+class ConsolidatedEngine(Engine):
+    """N tenants over one consolidated model (shared experts, partial reconfiguration).
+
+    Parameters
+    ----------
+    model : ConsolidatedMoE
+        Built with :meth:`ConsolidatedMoE.from_plan`.
+    """
+
+    name = "consolidated"
+
+    def __init__(self, model: ConsolidatedMoE) -> None:
+        check_type(model, ConsolidatedMoE, "model")
+        super().__init__(model.tenants, model.model)
+        self.consolidated = model
+
+    def _configure(self, tenant: str) -> None:
+        self.consolidated.activate(tenant)
+
+
+class SingleEngine(Engine):
+    """One model serves every tenant's requests: the throughput of a single model.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        The model.
+    tenants : sequence of str
+        The tenants whose requests it accepts.
+    """
+
+    name = "single"
+
+    def __init__(self, model: nn.Module, tenants: Sequence[str]) -> None:
+        check_type(model, nn.Module, "model")
+        super().__init__(tenants, model.eval())
+
+
+class SwapEngine(Engine):
+    """One whole model on the device; a tenant switch copies in all of that tenant's weights.
+
+    Every tenant's weights are staged in host memory (one flat buffer per dtype, pinned when
+    CUDA is available); the live model's parameters are views into one flat device buffer per
+    dtype, so a switch is one host-to-device copy per dtype of the whole model.
+
+    Parameters
+    ----------
+    models : dict of str to model or folder
+        The tenants (anything :func:`~moelab.loading.load_moe` accepts); each is read once.
+    device : str or torch.device, default "cpu"
+        Where the live model runs.
+    """
+
+    name = "swap"
+
+    def __init__(self, models: Mapping[str, Any], device: str | torch.device = "cpu") -> None:
+        device = torch.device(device)
+        names = list(models)
+        first = load_moe(models[names[0]], tokenizer=False)
+        live = copy.deepcopy(first.model).eval()
+        sites, unique_of = param_sites(live, set())
+        like, aliases = unique_parameters(live, set())
+        dtype = like[0].dtype
+        self._staged = {}
+        for name in names:
+            source = first if name == names[0] else load_moe(models[name], tokenizer=False)
+            self._staged[name] = staged_set(source, name, like, aliases, dtype)
+        self._flat, views = live_buffers(like, dtype, device)
+        for site, k in zip(sites, unique_of):
+            site.params[site.name] = views[k]
+        for module in live.modules():
+            for key, buffer in module._buffers.items():
+                if buffer is not None:
+                    module._buffers[key] = buffer.to(device)
+        super().__init__(names, live)
+        self.switched_bytes = 0
+
+    def _configure(self, tenant: str) -> None:
+        with torch.no_grad():
+            for dtype, flat in self._flat.items():
+                flat.copy_(self._staged[tenant][dtype], non_blocking=True)
+                self.switched_bytes += flat.numel() * flat.element_size()

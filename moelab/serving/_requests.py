@@ -1,0 +1,178 @@
+"""Requests and the streams they arrive in: Poisson arrivals per tenant, and trace files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labcore.atomic import atomic_write_text
+from labcore.checks import check_int, check_name, check_type
+
+__all__ = ["Request", "load_trace", "poisson_arrivals", "save_trace"]
+
+TRACE_COLUMNS = ("request_id", "tenant", "arrival_s", "max_new_tokens", "prompt_ids")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request.
+
+    Parameters
+    ----------
+    tenant : str
+        Which model it is for.
+    prompt_ids : tuple of int
+        The prompt's token ids.
+    max_new_tokens : int
+        Tokens to generate (greedy), at least 1.
+    arrival_s : float
+        When it arrives, in seconds from the start of the run.
+    request_id : int, default 0
+        Its number in the stream (arrival order).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a field of the wrong type or out of range (an empty prompt, a negative arrival).
+    """
+
+    tenant: str
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int
+    arrival_s: float
+    request_id: int = 0
+
+    def __post_init__(self) -> None:
+        check_name(self.tenant, "Request.tenant")
+        object.__setattr__(self, "prompt_ids", tuple(int(t) for t in self.prompt_ids))
+        if not self.prompt_ids:
+            raise ValueError(f"request {self.request_id}: the prompt is empty")
+        check_int(self.max_new_tokens, "Request.max_new_tokens", minimum=1)
+        check_type(self.arrival_s, (int, float), "Request.arrival_s")
+        if not self.arrival_s >= 0:
+            raise ValueError(f"Request.arrival_s must be >= 0, got {self.arrival_s}")
+        check_int(self.request_id, "Request.request_id", minimum=0)
+
+
+def poisson_arrivals(
+    rates: Mapping[str, float],
+    duration_s: float,
+    prompts: Mapping[str, Sequence[Sequence[int]]],
+    max_new_tokens: int,
+    seed: int = 0,
+) -> list[Request]:
+    """Independent Poisson arrivals per tenant, merged into one stream (the paper's workload).
+
+    Parameters
+    ----------
+    rates : dict of str to float
+        Requests per second of each tenant (0 for none).
+    duration_s : float
+        Arrivals fall in ``[0, duration_s)``.
+    prompts : dict of str to list of token-id sequences
+        Each tenant's prompt pool; every request draws one uniformly.
+    max_new_tokens : int
+        Tokens generated per request.
+    seed : int, default 0
+        Seeds the arrival times and the prompt draws.
+
+    Returns
+    -------
+    list of Request
+        Sorted by arrival; ``request_id`` is the position.
+
+    Raises
+    ------
+    ValueError
+        A negative rate or duration, or a tenant without prompts.
+
+    Examples
+    --------
+    >>> reqs = poisson_arrivals({"a": 2.0, "b": 1.0}, 10.0, {"a": [[1, 2]], "b": [[3]]}, 4)
+    >>> all(r.arrival_s < 10 for r in reqs), reqs[0].request_id
+    (True, 0)
+    """
+    if duration_s < 0 or any(rate < 0 for rate in rates.values()):
+        raise ValueError(f"rates and duration_s must be >= 0, got {dict(rates)} and {duration_s}")
+    rng = np.random.default_rng(seed)
+    drawn: list[tuple[float, str, tuple[int, ...]]] = []
+    for tenant, rate in rates.items():
+        pool = prompts.get(tenant) or []
+        if rate > 0 and not pool:
+            raise ValueError(f"tenant {tenant!r} has a rate but no prompts to draw from")
+        t = 0.0
+        while rate > 0:
+            t += rng.exponential(1.0 / rate)
+            if t >= duration_s:
+                break
+            drawn.append((t, tenant, tuple(pool[rng.integers(len(pool))])))
+    drawn.sort(key=lambda item: item[0])
+    return [
+        Request(tenant, prompt, max_new_tokens, arrival, request_id=i)
+        for i, (arrival, tenant, prompt) in enumerate(drawn)
+    ]
+
+
+def save_trace(requests: Sequence[Request], path: str | os.PathLike[str]) -> Path:
+    """Write requests to a CSV trace (atomically), to replay the same stream elsewhere.
+
+    Columns: ``request_id, tenant, arrival_s, max_new_tokens, prompt_ids`` (ids separated by
+    spaces).
+
+    Returns
+    -------
+    Path
+        The file.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TRACE_COLUMNS)
+    for r in requests:
+        prompt = " ".join(map(str, r.prompt_ids))
+        writer.writerow(
+            [r.request_id, r.tenant, repr(float(r.arrival_s)), r.max_new_tokens, prompt]
+        )
+    return atomic_write_text(path, out.getvalue())
+
+
+def load_trace(path: str | os.PathLike[str]) -> list[Request]:
+    """Read a CSV trace written by :func:`save_trace` (or by hand, with the same columns).
+
+    Returns
+    -------
+    list of Request
+        In arrival order.
+
+    Raises
+    ------
+    ValueError
+        Missing columns, or a row that is not a valid request (the message names the line).
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in TRACE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"trace {str(path)!r} lacks columns {missing}; expected {TRACE_COLUMNS}"
+            )
+        requests = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                requests.append(
+                    Request(
+                        row["tenant"],
+                        tuple(int(t) for t in row["prompt_ids"].split()),
+                        int(row["max_new_tokens"]),
+                        float(row["arrival_s"]),
+                        request_id=int(row["request_id"]),
+                    )
+                )
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"trace {str(path)!r}, line {line}: {err}") from err
+    return sorted(requests, key=lambda r: (r.arrival_s, r.request_id))

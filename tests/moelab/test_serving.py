@@ -1,0 +1,176 @@
+"""Serving: request streams, decoding, engines, schedulers, and an outcome for every request."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from test_reconfigure import make_tenants
+from torch import nn
+
+from moelab.consolidation import plan_consolidation
+from moelab.reconfigure import ConsolidatedMoE
+from moelab.serving import (
+    ConsolidatedEngine,
+    Engine,
+    Generation,
+    Request,
+    SingleEngine,
+    SwapEngine,
+    TenantGroupingScheduler,
+    available_schedulers,
+    greedy_decode,
+    load_trace,
+    poisson_arrivals,
+    save_trace,
+    serve,
+)
+
+
+class TimedEngine(Engine):
+    """Fixed service times, no model: switch 1 s, first token 2 s after start, 1 s per token."""
+
+    name = "timed"
+
+    def __init__(self, tenants=("a", "b"), context=64, fail_on=()):
+        super().__init__(tenants, nn.Linear(1, 1))
+        self.max_context, self.fail_on, self.switches = context, set(fail_on), 0
+
+    def switch(self, tenant):
+        if tenant == self.active:
+            return 0.0
+        self.active, self.switches = tenant, self.switches + 1
+        return 1.0
+
+    def generate(self, prompt_ids, max_new_tokens):
+        if prompt_ids[0] in self.fail_on:
+            raise RuntimeError("device lost")
+        return Generation(tuple(range(max_new_tokens)), 2.0, 2.0 + (max_new_tokens - 1))
+
+
+def req(tenant, arrival, i, prompt=(5,), new=3):
+    return Request(tenant, prompt, new, arrival, request_id=i)
+
+
+# ----------------------------------------------------------------------------- requests
+def test_request_validates_its_fields():
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        Request("a", (), 4, 0.0)
+    with pytest.raises(TypeError, match="Request.max_new_tokens must be an int"):
+        Request("a", (1,), 4.0, 0.0)
+    with pytest.raises(ValueError, match="Request.arrival_s must be >= 0"):
+        Request("a", (1,), 4, -1.0)
+
+
+def test_poisson_arrivals_are_seeded_and_have_their_rates():
+    prompts = {"a": [[1, 2], [3]], "b": [[4]]}
+    stream = poisson_arrivals({"a": 5.0, "b": 1.0}, 400.0, prompts, 8, seed=3)
+    assert stream == poisson_arrivals({"a": 5.0, "b": 1.0}, 400.0, prompts, 8, seed=3)
+    assert [r.request_id for r in stream] == list(range(len(stream)))
+    assert all(x.arrival_s <= y.arrival_s for x, y in zip(stream, stream[1:]))
+    counts = {t: sum(r.tenant == t for r in stream) for t in prompts}
+    # Poisson counts: 2000 +- 45 and 400 +- 20 (one standard deviation).
+    assert abs(counts["a"] - 2000) < 4 * 45 and abs(counts["b"] - 400) < 4 * 20
+    with pytest.raises(ValueError, match="tenant 'c' has a rate but no prompts"):
+        poisson_arrivals({"c": 1.0}, 10.0, prompts, 8)
+
+
+def test_trace_round_trip_and_bad_rows(tmp_path):
+    stream = poisson_arrivals({"a": 2.0, "b": 1.0}, 20.0, {"a": [[1, 2]], "b": [[7, 8, 9]]}, 4)
+    path = save_trace(stream, tmp_path / "trace.csv")
+    assert load_trace(path) == stream
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request_id,tenant,arrival_s,max_new_tokens,prompt_ids\n0,a,0.5,0,1 2\n")
+    with pytest.raises(ValueError, match="bad.csv', line 2: Request.max_new_tokens must be >= 1"):
+        load_trace(bad)
+    (tmp_path / "cols.csv").write_text("tenant,arrival_s\na,0\n")
+    with pytest.raises(ValueError, match="lacks columns"):
+        load_trace(tmp_path / "cols.csv")
+
+
+# ------------------------------------------------------------------------------ decoding
+def test_greedy_decode_equals_generate(tiny_model):
+    model = tiny_model("mixtral", 2)
+    prompt = [3, 9, 4, 1]
+    out = greedy_decode(model, prompt, 7)
+    with torch.no_grad():
+        expected = model.generate(torch.tensor([prompt]), max_new_tokens=7, do_sample=False)
+    assert list(out.tokens) == expected[0, len(prompt) :].tolist()
+    assert 0 <= out.first_token_s <= out.total_s
+    with pytest.raises(ValueError, match="is an encoder-decoder"):
+        greedy_decode(tiny_model("switch_transformers", 0), prompt, 2)
+
+
+# ------------------------------------------------------------------------------- engines
+def test_engines_generate_what_each_tenant_generates(tiny_model):
+    tenants = make_tenants(tiny_model, "mixtral", 2)
+    consolidated = ConsolidatedEngine(ConsolidatedMoE.from_plan(plan_consolidation(tenants, 1.0)))
+    swap = SwapEngine(tenants)
+    stream = [
+        req(t, 0.1 * i, i, prompt=(3, 1 + i), new=5) for i, t in enumerate("t0 t1 t1 t0".split())
+    ]
+    for engine in (consolidated, swap):
+        run = serve(engine, stream)
+        for outcome in run.outcomes:
+            own = greedy_decode(tenants[outcome.request.tenant], outcome.request.prompt_ids, 5)
+            assert outcome.status == "done" and outcome.tokens == own.tokens, engine.name
+        assert run.summary()["reconfigurations"] == 3  # t0 | t1 t1 | t0, the first included
+    assert swap.switched_bytes == 3 * sum(
+        p.numel() * p.element_size() for p in tenants["t0"].parameters()
+    )
+    single = serve(SingleEngine(tenants["t0"], ["t0", "t1"]), stream)
+    assert all(
+        o.tokens == greedy_decode(tenants["t0"], o.request.prompt_ids, 5).tokens
+        for o in single.outcomes
+    )
+
+
+# ------------------------------------------------------------------------------- serving
+def test_clock_and_metrics_follow_the_trace():
+    # a@0 runs 0..(1 switch + 2 + 2) = 5; b@1 waits, then 5..10; a@20 arrives to an idle engine.
+    run = serve(TimedEngine(), [req("a", 0.0, 0), req("b", 1.0, 1), req("a", 20.0, 2)])
+    table = run.requests().set_index("request_id")
+    assert table["start_s"].tolist() == [0.0, 5.0, 20.0]
+    assert table["first_token_s"].tolist() == [3.0, 8.0, 23.0]
+    assert table["finish_s"].tolist() == [5.0, 10.0, 25.0]
+    assert table["queue_wait_s"].tolist() == [0.0, 4.0, 0.0]
+    assert table["turnaround_s"].tolist() == [5.0, 9.0, 5.0]
+    assert table["tpot_s"].tolist() == [1.0, 1.0, 1.0]
+    summary = run.summary()
+    assert summary["done"] == 3 and summary["reconfigurations"] == 3
+    assert math.isclose(summary["tokens_per_s"], 9 / 25)
+
+
+def test_every_request_is_answered_with_a_reason():
+    stream = [
+        req("a", 0.0, 0),
+        req("nobody", 0.1, 1),
+        req("a", 0.2, 2, new=100),  # 1 + 100 tokens > context 64
+        req("b", 0.3, 3, prompt=(13,)),  # its generation raises
+        req("a", 0.4, 4),
+        req("a", 0.5, 5),
+        req("a", 0.6, 6),  # requests 3, 4, 5 fill the queue (max 3) while 0 runs
+    ]
+    run = serve(TimedEngine(fail_on={13}), stream, max_queue=3)
+    by_id = {o.request.request_id: o for o in run.outcomes}
+    assert [o.request.request_id for o in run.outcomes] == list(range(7))
+    assert by_id[1].status == "rejected" and "unknown tenant 'nobody'" in by_id[1].reason
+    assert by_id[2].status == "rejected" and "exceeds the model's context of 64" in by_id[2].reason
+    assert by_id[3].status == "failed" and by_id[3].reason == "RuntimeError: device lost"
+    assert by_id[6].status == "rejected" and by_id[6].reason == "queue full (3 requests waiting)"
+    assert [by_id[i].status for i in (0, 4, 5)] == ["done"] * 3
+
+
+def test_tenant_grouping_saves_switches_within_its_fairness_limit():
+    stream = [req("ab"[i % 2], 0.01 * i, i) for i in range(12)]  # a b a b ... all queued at once
+    fifo = serve(TimedEngine(), stream, "fifo")
+    grouped = serve(TimedEngine(), stream, TenantGroupingScheduler(fairness_limit=2))
+    assert fifo.summary()["reconfigurations"] == 12
+    assert grouped.summary()["reconfigurations"] < fifo.summary()["reconfigurations"]
+    order = [o.request.request_id for o in sorted(grouped.outcomes, key=lambda o: o.start_s)]
+    # No request is overtaken by more than 2 later ones.
+    assert all(sum(later > rid for later in order[: order.index(rid)]) <= 2 for rid in order)
+    assert available_schedulers() == ("fifo", "tenant_grouping")
+    with pytest.raises(ValueError, match="unknown scheduler 'lifo'"):
+        serve(TimedEngine(), stream, "lifo")
