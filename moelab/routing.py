@@ -30,9 +30,9 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
 
     Parameters
     ----------
-    model : MoEModel or PreTrainedModel
-        The model whose routing is counted (e.g. a tenant, or ``ConsolidatedMoE.model`` after
-        ``activate``).
+    model : MoEModel, PreTrainedModel or ConsolidatedMoE
+        The model whose routing is counted (e.g. a tenant, or a consolidated model: its active
+        tenant).
     token_ids : (seq,) or (batch, seq) int array-like
         The tokens; every position is routed once per MoE layer.
 
@@ -51,6 +51,9 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
     --------
     >>> routing_counts(model, ids).groupby("layer")["share"].sum()  # doctest: +SKIP
     """
+    live = getattr(model, "model", None)
+    if not isinstance(model, (MoEModel, torch.nn.Module)) and isinstance(live, torch.nn.Module):
+        model = live  # a ConsolidatedMoE: count its live model (the active tenant's routing)
     moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
     states = capture_calibration(moe, token_ids, description="routing")
     k = moe.family.experts_per_token(moe.config)

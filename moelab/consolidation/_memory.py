@@ -23,9 +23,10 @@ BudgetUnit = Literal["fraction", "bytes", "slots"]
 """How a budget is given.
 
 ``"fraction"``: the expert bytes allowed, as a fraction of the N separate models' expert bytes
-(from ``1/N``, every slot shared, to 1, nothing shared). ``"bytes"``: the total bytes allowed
-for everything (N non-expert sets plus the expert pool). ``"slots"``: the number of slots to
-share (0 to the number of slots).
+(from ``1/N``, every slot shared, to 1, nothing shared; placement ``"resident"`` only).
+``"bytes"``: the bytes allowed on the device: the non-expert sets there (N, or one live set with
+``non_expert="host"``), the device's expert copies and any cache rows; what stays in host memory
+is not counted. ``"slots"``: the number of slots to share (0 to the number of slots).
 """
 BUDGET_UNITS: tuple[str, ...] = get_args(BudgetUnit)
 

@@ -38,7 +38,13 @@ from moelab.consolidation._owners import (
     get_owner_policy,
 )
 from moelab.consolidation._tenants import check_dtypes, check_same_shapes
-from moelab.consolidation._tiers import PlacementName, PlacementPolicy, get_placement, place
+from moelab.consolidation._tiers import (
+    PlacementName,
+    PlacementPolicy,
+    check_layout,
+    get_placement,
+    place,
+)
 from moelab.families import ExpertSlot, MoEFamily
 from moelab.sources import ModelSource, WeightSource, open_models
 
@@ -284,8 +290,9 @@ class ConsolidationPlan:
     def with_budget(
         self,
         budget: float,
-        unit: BudgetUnit = "fraction",
+        unit: BudgetUnit | None = None,
         owner: OwnerPolicyName | str | OwnerPolicy | None = None,
+        placement: PlacementName | str | PlacementPolicy | None = None,
     ) -> ConsolidationPlan:
         """The same tenants and ranking under another budget (no similarity is recomputed).
 
@@ -293,10 +300,12 @@ class ConsolidationPlan:
         ----------
         budget : float or int
             The new budget, in ``unit``.
-        unit : {"fraction", "bytes", "slots"}, default "fraction"
-            See :data:`BudgetUnit`.
+        unit : {"fraction", "bytes", "slots"}, optional
+            See :data:`BudgetUnit`; this plan's by default.
         owner : str or OwnerPolicy, optional
             Another owner policy; this plan's by default.
+        placement : {"resident", "offload"} or PlacementPolicy, optional
+            Another placement policy; this plan's by default.
 
         Returns
         -------
@@ -314,14 +323,17 @@ class ConsolidationPlan:
         12
         """
         policy = get_owner_policy(owner if owner is not None else self.owner_policy)
-        placement = get_placement(self.placement)
-        memory = place(placement, budget, unit, self.memory, self.family, self.config)
+        where = get_placement(placement if placement is not None else self.placement)
+        unit = unit if unit is not None else self.budget_unit
+        memory = place(where, budget, unit, self.memory, self.family, self.config)
+        check_layout(self.family, memory)
         matrices = _distance_matrices(self.pairwise, self.tenants, self.metric)
         slots = [d.slot for d in self.decisions]
         decisions = _decide(slots, self.tenants, matrices, memory, policy)
         return dataclasses.replace(
             self,
             owner_policy=policy.name,
+            placement=where.name,
             budget=budget,
             budget_unit=unit,
             decisions=decisions,
@@ -357,11 +369,19 @@ class ConsolidationPlan:
                 f"(private experts on the {m.private_tier}, non-expert sets on the "
                 f"{m.non_expert_tier})"
             ),
-            (
+        ]
+        if m.private_tier == "host":  # what offloading saves is device memory
+            one_model = m.non_expert_bytes[0] + m.n_slots * m.slot_bytes
+            lines.append(
+                f"device {m.device_bytes:,} B = {m.device_bytes / one_model:.1%} of one separate "
+                f"model ({one_model:,} B); {m.n_tenants} separate models would need "
+                f"{m.separate_bytes:,} B on the device"
+            )
+        else:
+            lines.append(
                 f"total {m.total_bytes:,} B vs {m.separate_bytes:,} B for {m.n_tenants} "
                 f"separate models ({m.saving:.1%} saved)"
-            ),
-        ]
+            )
         return "\n".join(lines)
 
 
@@ -505,6 +525,8 @@ def plan_consolidation(
     """
     policy = get_owner_policy(owner)
     where = get_placement(placement)
+    if non_expert not in TIERS:
+        raise ValueError(f"non_expert must be one of {TIERS}, got {non_expert!r}")
     names, sources, _ = open_models(models, purpose="consolidation")
     if len(set(names)) != len(names):
         raise ValueError(f"tenant names must be distinct, got {names}")
@@ -520,6 +542,7 @@ def plan_consolidation(
         tuple(names), (set_bytes,) * len(names), slot_bytes, len(slots), 0, non_expert
     )
     memory = place(where, budget, unit, accounting, family, config)
+    check_layout(family, memory)  # before the similarity pass, the slow part on real models
     kwargs: dict[str, Any] = {"progress": progress}
     if calibration is not None:
         kwargs["calibration"] = calibration

@@ -33,6 +33,7 @@ __all__ = [
     "PlacementName",
     "PlacementPolicy",
     "available_placements",
+    "check_layout",
     "get_placement",
     "place",
 ]
@@ -126,3 +127,24 @@ def place(
     tiers = dataclasses.replace(memory, private_tier=placement.private_tier, cache_rows=0)
     n_shared, cache_rows = placement.shared_slots(budget, unit, tiers, rows)
     return dataclasses.replace(tiers, n_shared=n_shared, cache_rows=cache_rows)
+
+
+def check_layout(family: MoEFamily, memory: MemoryAccounting) -> None:
+    """Refuse host-tier slots for a family whose experts are not fused.
+
+    Host-tier experts are copied on use into cache rows of a layer's fused expert pool; a
+    family that keeps one module per expert has no such pool.
+
+    Raises
+    ------
+    ValueError
+        If some slots would stay on the host of such a family.
+    """
+    on_host = memory.private_tier == "host" and memory.n_shared < memory.n_slots
+    if on_host and family.expert_layout != "fused":
+        raise ValueError(
+            f"placement 'offload' would keep {memory.n_slots - memory.n_shared} slots in host "
+            f"memory, copied on use into rows of a fused expert pool; family {family.name!r} "
+            f"keeps one module per expert, so plan it with placement='resident' (or a device "
+            f"budget that shares every slot)"
+        )

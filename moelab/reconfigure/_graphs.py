@@ -27,9 +27,17 @@ class CapturedForward:
         Eager calls on the side stream before capture (lazy initialisation, autotuning).
     same_stream : bool, default False
         Capture on the warm-up stream instead of the capture stream torch creates.
+    guard : callable, optional
+        Called before every replay; raises if the graph would read the wrong weights (see
+        :meth:`ConsolidatedMoE.capture`, which sets it).
 
     Notes
     -----
+    A forward that reads the routing on the host cannot be captured: a consolidated model with
+    host-tier experts (placement ``"offload"``) is refused by :meth:`ConsolidatedMoE.capture`.
+    transformers' ``grouped_mm`` experts path (its default) copies between host and device for
+    float32 weights (torch 2.11), which capture refuses: capture bf16 or fp16 models.
+
     Give a causal model an explicit attention mask in ``forward``: transformers (5.17) builds
     one while a graph is captured but lets SDPA apply causality in eager mode, and the two
     kernels round differently (relative error 1.6e-2 on a Mixtral-shaped model in bf16); with
@@ -44,14 +52,20 @@ class CapturedForward:
 
     Examples
     --------
-    >>> cmoe.activate("code")                                                  # doctest: +SKIP
-    >>> step = CapturedForward(lambda: cmoe.model(input_ids=ids).logits)       # doctest: +SKIP
-    >>> cmoe.activate("prose"); cmoe.activate("code"); step.replay()           # doctest: +SKIP
+    >>> mask = torch.ones(1, 1, 16, 16, dtype=torch.bool, device="cuda").tril()  # doctest: +SKIP
+    >>> step = CapturedForward(lambda: model(input_ids=ids, attention_mask=mask).logits)  # doctest: +SKIP
+    >>> step.replay()                                                            # doctest: +SKIP
     """
 
     def __init__(
-        self, forward: Callable[[], torch.Tensor], *, warmup: int = 3, same_stream: bool = False
+        self,
+        forward: Callable[[], torch.Tensor],
+        *,
+        warmup: int = 3,
+        same_stream: bool = False,
+        guard: Callable[[], None] | None = None,
     ) -> None:
+        self.guard = guard
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.no_grad():
@@ -72,6 +86,8 @@ class CapturedForward:
         Tensor
             :attr:`output`, rewritten.
         """
+        if self.guard is not None:
+            self.guard()
         if self.output.is_floating_point():
             self.output.fill_(float("nan"))
         self.graph.replay()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
@@ -18,6 +18,7 @@ from torch import nn
 
 from labcore.checks import check_type
 from moelab.consolidation import ConsolidationPlan
+from moelab.reconfigure._graphs import CapturedForward
 from moelab.reconfigure._pool import pool_builder
 from moelab.reconfigure._sets import (
     expert_parameter_ids,
@@ -68,6 +69,15 @@ def _refuse_saving(*args: Any, **kwargs: Any) -> None:
         "the live model of a ConsolidatedMoE holds a pooled expert layout (shared rows and "
         "per-tenant index tables) that no checkpoint format describes; save one tenant with "
         "ConsolidatedMoE.save_tenant(tenant, folder)"
+    )
+
+
+def _refuse_conversion(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError(
+        "the live model of a ConsolidatedMoE cannot be converted in place (.to, .half, .cuda, "
+        "...): it would convert the active tenant's tensors and the shared pool but not the "
+        "other tenants' sets; build it again with ConsolidatedMoE.from_plan(plan, device=...) "
+        "from a plan made with plan_consolidation(..., dtype=...)"
     )
 
 
@@ -163,7 +173,7 @@ class ConsolidatedMoE:
         sources = [plan.source_of(t) for t in plan.tenants]
         device = _default_device(device)
         family = plan.family
-        builder = pool_builder(family, plan.memory.private_tier == "host")
+        builder = pool_builder(family, any(d.tier == "host" for d in plan.decisions))
         # The live model is built on the meta device: nothing of it is allocated until a real
         # tensor (a tenant's non-expert set, the pool) is bound in place of a meta parameter.
         live = family.meta_model(plan.config, plan.dtype)
@@ -206,6 +216,7 @@ class ConsolidatedMoE:
             last_copy_bytes=0,
         )
         live.save_pretrained = _refuse_saving  # its pooled experts are no checkpoint layout
+        live._apply = _refuse_conversion  # .to(), .half(), .cuda() would convert one tenant only
         cmoe._bind_non_expert(live_set or sets[serving[0]])
         cmoe.activate(serving[0])
         cmoe._check_built(sources)
@@ -315,6 +326,52 @@ class ConsolidatedMoE:
         elapsed = time.perf_counter() - start
         self._active = tenant
         return elapsed
+
+    def capture(self, forward: Callable[[], torch.Tensor], **kwargs: Any) -> CapturedForward:
+        """A CUDA graph of ``forward()`` on the live model, for the active tenant.
+
+        In ``"copy"`` mode of a fused family the graph serves every tenant (one live set, one
+        live index table); otherwise it reads the active tenant's re-pointed parameters, and
+        replaying it while another tenant is active raises: capture one graph per tenant.
+
+        Parameters
+        ----------
+        forward : callable
+            ``forward() -> Tensor`` over static inputs, e.g.
+            ``lambda: cmoe.model(input_ids=ids, attention_mask=mask).logits``.
+        **kwargs
+            Passed to :class:`CapturedForward` (``warmup``, ``same_stream``).
+
+        Returns
+        -------
+        CapturedForward
+
+        Raises
+        ------
+        ValueError
+            On a model that is not on CUDA, or one with host-tier experts (their copies read
+            the routing on the host, which a graph cannot do; plan with placement="resident").
+        """
+        if self.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a model on CUDA; this one is on {self.device}")
+        if self._pool.host:
+            raise ValueError(
+                "this model copies host-tier experts on use, after reading the routing on the "
+                "host, which a CUDA graph cannot do; plan it with placement='resident'"
+            )
+        tenant = self.active
+        fused = self.family.expert_layout == "fused"
+        shared = fused and (self.mode == "copy" or self.non_expert_from is not None)
+
+        def guard() -> None:
+            if not shared and self.active != tenant:
+                raise RuntimeError(
+                    f"this graph reads tenant {tenant!r}'s weights (they are re-pointed, not "
+                    f"copied, on a switch); activate({tenant!r}) before replaying it, or "
+                    f"capture one graph per tenant"
+                )
+
+        return CapturedForward(forward, guard=guard, **kwargs)
 
     def forward(self, tenant: str, *args: Any, **kwargs: Any) -> Any:
         """Activate ``tenant`` and run the live model's forward.

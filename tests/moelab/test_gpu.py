@@ -102,8 +102,8 @@ def eager_logits(cmoe: ConsolidatedMoE, tenant: str, ids: torch.Tensor) -> torch
     return logits
 
 
-def capture(model: torch.nn.Module, ids: torch.Tensor) -> CapturedForward:
-    return CapturedForward(lambda: model(input_ids=ids, use_cache=False).logits)
+def capture(cmoe: ConsolidatedMoE, ids: torch.Tensor) -> CapturedForward:
+    return cmoe.capture(lambda: cmoe.model(input_ids=ids, use_cache=False).logits)
 
 
 def assert_distinct(logits: dict[str, torch.Tensor]) -> None:
@@ -133,7 +133,7 @@ def test_a_graph_per_tenant_replays_its_eager_logits_after_other_tenants(
     graphs = {}
     for tenant in cmoe.tenants:
         cmoe.activate(tenant)
-        graphs[tenant] = capture(cmoe.model, ids)
+        graphs[tenant] = capture(cmoe, ids)
     for tenant in [*cmoe.tenants, *reversed(cmoe.tenants)]:
         for other in cmoe.tenants:
             if other != tenant:
@@ -153,10 +153,30 @@ def test_one_graph_serves_every_tenant_when_addresses_are_shared(cuda_plan, mode
     expected = {t: eager_logits(cmoe, t, ids) for t in cmoe.tenants}
     assert_distinct(expected)
     cmoe.activate(cmoe.tenants[-1])
-    graph = capture(cmoe.model, ids)
+    graph = capture(cmoe, ids)
     for tenant in ["t1", "t0", "t2", "t2", "t1", "t0"]:
         cmoe.activate(tenant)
         assert torch.equal(graph.replay(), expected[tenant]), tenant
+
+
+def test_a_per_tenant_graph_refuses_to_replay_for_another_tenant(cuda_plan):
+    cmoe = build(cuda_plan, "swap")
+    cmoe.activate("t0")
+    graph = capture(cmoe, input_ids())
+    cmoe.activate("t1")
+    with pytest.raises(RuntimeError, match="reads tenant 't0'.s weights.*activate\\('t0'\\)"):
+        graph.replay()
+    cmoe.activate("t0")
+    graph.replay()
+
+
+def test_offloaded_models_cannot_be_captured(cuda_tenants):
+    plan = plan_consolidation(
+        cuda_tenants, offload_budget(cuda_tenants, 12, "device"), unit="bytes", placement="offload"
+    )
+    cmoe = build(plan, "swap")
+    with pytest.raises(ValueError, match="plan it with placement='resident'"):
+        capture(cmoe, input_ids())
 
 
 def test_consolidated_logits_are_the_tenants_own_on_cuda(cuda_tenants):

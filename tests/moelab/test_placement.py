@@ -87,9 +87,13 @@ def test_offload_budget_errors_name_the_minimum(tiny_model):
     with pytest.raises(ValueError, match="unknown placement 'gpu'; known placements"):
         plan_consolidation(tenants, 0.5, placement="gpu")
     switch = make_tenants(tiny_model, "switch_transformers", 2)
-    plan = plan_consolidation(switch, 0, unit="slots", placement="offload")
-    with pytest.raises(ValueError, match="plan it with placement='resident'"):
-        ConsolidatedMoE.from_plan(plan, device="cpu")
+    # Refused when planned, before the similarity pass; sharing every slot leaves none on the host.
+    with pytest.raises(ValueError, match="keep 16 slots in host memory.*placement='resident'"):
+        plan_consolidation(switch, 0, unit="slots", placement="offload")
+    every = plan_consolidation(switch, 16, unit="slots", placement="offload")
+    assert ConsolidatedMoE.from_plan(every, device="cpu").memory_report()["bytes"].sum() > 0
+    with pytest.raises(ValueError, match="non_expert must be one of .*got 'cpu'"):
+        plan_consolidation(tenants, 1.0, non_expert="cpu")
     host_sets = plan_consolidation(tenants, 1.0, non_expert="host")
     with pytest.raises(ValueError, match="use mode='copy'"):
         ConsolidatedMoE.from_plan(host_sets, device="cpu", mode="swap")
@@ -254,3 +258,23 @@ def test_saved_tenant_is_a_checkpoint_of_what_it_computes(
         folder = cmoe.save_tenant(name, tmp_path / name)
         saved = load_moe(folder).model
         assert torch.equal(logits(saved, family), logits(reference(plan, name), family)), name
+
+
+def test_the_live_model_refuses_in_place_conversion_and_cpu_capture(tiny_model):
+    tenants = make_tenants(tiny_model, "mixtral", 2)
+    cmoe = ConsolidatedMoE.from_plan(plan_consolidation(tenants, 0.75), device="cpu")
+    for convert in (lambda m: m.to(torch.bfloat16), lambda m: m.half(), lambda m: m.float()):
+        with pytest.raises(RuntimeError, match="cannot be converted in place"):
+            convert(cmoe.model)
+    with pytest.raises(ValueError, match="CUDA graphs need a model on CUDA"):
+        cmoe.capture(lambda: cmoe.model(**inputs("mixtral")).logits)
+
+
+def test_with_budget_keeps_the_unit_and_can_change_the_placement(tiny_model):
+    tenants = make_tenants(tiny_model, "mixtral", 2)
+    plan = plan_consolidation(tenants, 3, unit="slots")
+    assert plan.with_budget(5).n_shared == 5 and plan.with_budget(5).budget_unit == "slots"
+    offload = plan.with_budget(2, placement="offload")
+    assert offload.placement == "offload" and offload.memory.private_tier == "host"
+    assert {d.tier for d in offload.decisions if not d.shared} == {"host"}
+    assert "of one separate model" in offload.summary()
