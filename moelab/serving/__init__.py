@@ -12,6 +12,9 @@ Engines (``_engines``: one interface, one live model)
 Schedulers (``_schedulers``: a registry; see :func:`available_schedulers`)
     ``"fifo"`` (the paper's), ``"tenant_grouping"`` (the active tenant first, bounded by a
     fairness limit); Scheduler, FifoScheduler, TenantGroupingScheduler, get_scheduler
+MIG-style partitions (``_partition``)
+    serve_partitioned (one tenant per slice, slices side by side, measured times stretched by
+    the slice's share of the device), MigProfile, available_mig_profiles, get_mig_profile
 Serving a stream (``_serve``)
     serve -> ServingRun (``requests()`` per-request table: queue wait, time to first token,
     time per output token, turnaround; ``summary()``), Outcome
@@ -30,6 +33,12 @@ from __future__ import annotations
 
 from moelab.serving._decode import Generation, greedy_decode
 from moelab.serving._engines import ConsolidatedEngine, Engine, SingleEngine, SwapEngine
+from moelab.serving._partition import (
+    MigProfile,
+    available_mig_profiles,
+    get_mig_profile,
+    serve_partitioned,
+)
 from moelab.serving._requests import Request, load_trace, poisson_arrivals, save_trace
 from moelab.serving._schedulers import (
     FifoScheduler,
@@ -44,6 +53,7 @@ __all__ = [
     "ConsolidatedEngine",
     "Engine",
     "FifoScheduler",
+    "MigProfile",
     "Generation",
     "Outcome",
     "Request",
@@ -52,11 +62,14 @@ __all__ = [
     "SingleEngine",
     "SwapEngine",
     "TenantGroupingScheduler",
+    "available_mig_profiles",
     "available_schedulers",
+    "get_mig_profile",
     "get_scheduler",
     "greedy_decode",
     "load_trace",
     "poisson_arrivals",
     "save_trace",
     "serve",
+    "serve_partitioned",
 ]

@@ -20,11 +20,13 @@ from moelab.serving import (
     SwapEngine,
     TenantGroupingScheduler,
     available_schedulers,
+    get_mig_profile,
     greedy_decode,
     load_trace,
     poisson_arrivals,
     save_trace,
     serve,
+    serve_partitioned,
 )
 
 
@@ -174,3 +176,23 @@ def test_tenant_grouping_saves_switches_within_its_fairness_limit():
     assert available_schedulers() == ("fifo", "tenant_grouping")
     with pytest.raises(ValueError, match="unknown scheduler 'lifo'"):
         serve(TimedEngine(), stream, "lifo")
+
+
+def test_partitioned_slices_run_side_by_side_at_their_share_of_the_device():
+    profile = get_mig_profile("3g.71gb")
+    assert (profile.prefill_slowdown, profile.decode_slowdown) == (7 / 3, 2.0)
+    stream = [req("a", 0.0, 0), req("b", 0.0, 1), req("a", 1.0, 2), req("x", 2.0, 3)]
+    run = serve_partitioned({"a": TimedEngine(("a",)), "b": TimedEngine(("b",))}, stream)
+    table = run.requests().set_index("request_id")
+    # On its slice: switch 1 s x 2 (a copy: bandwidth), first token 2 s x 7/3, 2 more tokens
+    # 2 s x 2: 2 + 14/3 + 4 = 32/3 s for a first request, 14/3 + 4 = 26/3 s once configured.
+    assert table.loc[[0, 1], "start_s"].tolist() == [0.0, 0.0]  # side by side
+    assert math.isclose(table.loc[0, "finish_s"], 32 / 3)
+    assert math.isclose(table.loc[2, "start_s"], 32 / 3)  # queued behind 0 on slice a
+    assert math.isclose(table.loc[2, "finish_s"], 32 / 3 + 26 / 3)
+    assert (
+        table.loc[3, "status"] == "rejected" and "the slices serve a, b" in table.loc[3, "reason"]
+    )
+    assert run.engine.startswith("partitioned (2 x 3g.71gb)")
+    with pytest.raises(ValueError, match="pick a smaller profile"):
+        serve_partitioned({t: TimedEngine((t,)) for t in "abc"}, stream)
