@@ -15,6 +15,10 @@ Schedulers (``_schedulers``: a registry; see :func:`available_schedulers`)
 MIG-style partitions (``_partition``)
     serve_partitioned (one tenant per slice, slices side by side, measured times stretched by
     the slice's share of the device), MigProfile, available_mig_profiles, get_mig_profile
+Simulation (``_simulate``)
+    calibrate (time an engine's primitives) -> CostModel; SimulatedEngine (computes nothing,
+    takes the predicted time): ``serve(SimulatedEngine(...), stream)`` is the discrete-event
+    simulation of the same loop
 Serving a stream (``_serve``)
     serve -> ServingRun (``requests()`` per-request table: queue wait, time to first token,
     time per output token, turnaround; ``summary()``), Outcome
@@ -48,9 +52,11 @@ from moelab.serving._schedulers import (
     get_scheduler,
 )
 from moelab.serving._serve import Outcome, ServingRun, serve
+from moelab.serving._simulate import CostModel, SimulatedEngine, calibrate
 
 __all__ = [
     "ConsolidatedEngine",
+    "CostModel",
     "Engine",
     "FifoScheduler",
     "MigProfile",
@@ -59,11 +65,13 @@ __all__ = [
     "Request",
     "Scheduler",
     "ServingRun",
+    "SimulatedEngine",
     "SingleEngine",
     "SwapEngine",
     "TenantGroupingScheduler",
     "available_mig_profiles",
     "available_schedulers",
+    "calibrate",
     "get_mig_profile",
     "get_scheduler",
     "greedy_decode",

@@ -123,6 +123,11 @@ class SingleEngine(Engine):
         check_type(model, nn.Module, "model")
         super().__init__(tenants, model.eval())
 
+    def switch(self, tenant: str) -> float:
+        """Nothing to reconfigure: the one model serves every tenant."""
+        self.active = tenant
+        return 0.0
+
 
 class SwapEngine(Engine):
     """One whole model on the device; a tenant switch copies in all of that tenant's weights.

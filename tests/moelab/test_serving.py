@@ -16,10 +16,12 @@ from moelab.serving import (
     Engine,
     Generation,
     Request,
+    SimulatedEngine,
     SingleEngine,
     SwapEngine,
     TenantGroupingScheduler,
     available_schedulers,
+    calibrate,
     get_mig_profile,
     greedy_decode,
     load_trace,
@@ -196,3 +198,20 @@ def test_partitioned_slices_run_side_by_side_at_their_share_of_the_device():
     assert run.engine.startswith("partitioned (2 x 3g.71gb)")
     with pytest.raises(ValueError, match="pick a smaller profile"):
         serve_partitioned({t: TimedEngine((t,)) for t in "abc"}, stream)
+
+
+def test_a_calibrated_simulation_reproduces_a_deterministic_engine():
+    cost = calibrate(TimedEngine(), [(1, 2), (1, 2, 3, 4, 5)], new_tokens=4)
+    assert (cost.prefill_s, cost.prefill_per_token_s, cost.decode_per_token_s, cost.switch_s) == (
+        pytest.approx(2.0),
+        pytest.approx(0.0, abs=1e-12),
+        1.0,
+        1.0,
+    )
+    stream = poisson_arrivals({"a": 0.3, "b": 0.2}, 60.0, {"a": [[5, 1]], "b": [[5]]}, 3, seed=1)
+    real = serve(TimedEngine(), stream, "tenant_grouping").requests()
+    simulated = serve(SimulatedEngine(cost, ("a", "b"), 64), stream, "tenant_grouping").requests()
+    for column in ("start_s", "first_token_s", "finish_s", "switch_s"):
+        assert simulated[column].tolist() == pytest.approx(real[column].tolist()), column
+    with pytest.raises(ValueError, match="prompts of two lengths at least"):
+        calibrate(TimedEngine(), [(1, 2), (3, 4)])
