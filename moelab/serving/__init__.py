@@ -3,9 +3,10 @@
 Requests and streams (``_requests``)
     Request, poisson_arrivals (independent Poisson arrivals per tenant), save_trace,
     load_trace (CSV)
-Decoding (``_decode``)
+Decoding (``_decode``, ``_static``)
     greedy_decode (prefill + KV-cached greedy decode, timed to the first and last token),
-    Generation
+    Generation; StaticDecoder (a static KV cache reset in place; on CUDA each decode step is
+    one replayed graph, per tenant where the weights are re-pointed)
 Engines (``_engines``: one interface, one live model)
     Engine, ConsolidatedEngine (shared experts, partial reconfiguration), SingleEngine (one
     model for everyone: the upper bound), SwapEngine (whole weights copied in per switch)
@@ -53,6 +54,7 @@ from moelab.serving._schedulers import (
 )
 from moelab.serving._serve import Outcome, ServingRun, serve
 from moelab.serving._simulate import CostModel, SimulatedEngine, calibrate
+from moelab.serving._static import StaticDecoder
 
 __all__ = [
     "ConsolidatedEngine",
@@ -67,6 +69,7 @@ __all__ = [
     "ServingRun",
     "SimulatedEngine",
     "SingleEngine",
+    "StaticDecoder",
     "SwapEngine",
     "TenantGroupingScheduler",
     "available_mig_profiles",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from torch import nn
 from labcore.checks import check_type
 from moelab.loading import load_moe
 from moelab.reconfigure import (
+    CapturedForward,
     ConsolidatedMoE,
     live_buffers,
     param_sites,
@@ -30,6 +31,7 @@ from moelab.reconfigure import (
     unique_parameters,
 )
 from moelab.serving._decode import Generation, greedy_decode
+from moelab.serving._static import StaticDecoder
 
 __all__ = ["ConsolidatedEngine", "Engine", "SingleEngine", "SwapEngine"]
 
@@ -56,11 +58,21 @@ class Engine:
 
     name = "engine"
 
-    def __init__(self, tenants: Sequence[str], model: nn.Module) -> None:
+    def __init__(
+        self,
+        tenants: Sequence[str],
+        model: nn.Module,
+        static_cache: int | None = None,
+        capture: Callable[..., CapturedForward] | None = None,
+    ) -> None:
         self.tenants = tuple(tenants)
         self.active: str | None = None
         self.max_context = _context_length(model)
         self._model = model
+        self.decoder = None
+        if static_cache is not None:
+            self.decoder = StaticDecoder(model, static_cache, capture=capture)
+            self.max_context = min(self.max_context, static_cache)
 
     @property
     def device(self) -> torch.device:
@@ -82,8 +94,18 @@ class Engine:
         """Bind the live model to ``tenant`` (nothing for an engine with one model)."""
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int) -> Generation:
-        """Greedy-decode one request with the active tenant (see :func:`greedy_decode`)."""
-        return greedy_decode(self._model, prompt_ids, max_new_tokens)
+        """Greedy-decode one request with the active tenant.
+
+        With ``static_cache`` set, through the :class:`StaticDecoder` (on CUDA: one captured
+        graph per :meth:`graph_key`); else :func:`greedy_decode`.
+        """
+        if self.decoder is None:
+            return greedy_decode(self._model, prompt_ids, max_new_tokens)
+        return self.decoder.generate(prompt_ids, max_new_tokens, self.graph_key())
+
+    def graph_key(self) -> Hashable:
+        """Which captured decode graph serves the active tenant (one for all by default)."""
+        return None
 
 
 class ConsolidatedEngine(Engine):
@@ -93,14 +115,21 @@ class ConsolidatedEngine(Engine):
     ----------
     model : ConsolidatedMoE
         Built with :meth:`ConsolidatedMoE.from_plan`.
+    static_cache : int, optional
+        Decode with a static KV cache of this many tokens (:class:`StaticDecoder`; on CUDA
+        with captured graphs: one per tenant in ``"swap"`` mode, one for all in ``"copy"``).
     """
 
     name = "consolidated"
 
-    def __init__(self, model: ConsolidatedMoE) -> None:
+    def __init__(self, model: ConsolidatedMoE, static_cache: int | None = None) -> None:
         check_type(model, ConsolidatedMoE, "model")
-        super().__init__(model.tenants, model.model)
+        super().__init__(model.tenants, model.model, static_cache, capture=model.capture)
         self.consolidated = model
+
+    def graph_key(self) -> Hashable:
+        shared = self.consolidated.mode == "copy" or self.consolidated.non_expert_from
+        return None if shared else self.active
 
     def _configure(self, tenant: str) -> None:
         self.consolidated.activate(tenant)
@@ -115,13 +144,17 @@ class SingleEngine(Engine):
         The model.
     tenants : sequence of str
         The tenants whose requests it accepts.
+    static_cache : int, optional
+        Decode with a static KV cache of this many tokens (:class:`StaticDecoder`).
     """
 
     name = "single"
 
-    def __init__(self, model: nn.Module, tenants: Sequence[str]) -> None:
+    def __init__(
+        self, model: nn.Module, tenants: Sequence[str], static_cache: int | None = None
+    ) -> None:
         check_type(model, nn.Module, "model")
-        super().__init__(tenants, model.eval())
+        super().__init__(tenants, model.eval(), static_cache)
 
     def switch(self, tenant: str) -> float:
         """Nothing to reconfigure: the one model serves every tenant."""
@@ -142,11 +175,19 @@ class SwapEngine(Engine):
         The tenants (anything :func:`~moelab.loading.load_moe` accepts); each is read once.
     device : str or torch.device, default "cpu"
         Where the live model runs.
+    static_cache : int, optional
+        Decode with a static KV cache of this many tokens (one graph serves every tenant: the
+        weights are copied in place).
     """
 
     name = "swap"
 
-    def __init__(self, models: Mapping[str, Any], device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        models: Mapping[str, Any],
+        device: str | torch.device = "cpu",
+        static_cache: int | None = None,
+    ) -> None:
         device = torch.device(device)
         names = list(models)
         first = load_moe(models[names[0]], tokenizer=False)
@@ -165,7 +206,7 @@ class SwapEngine(Engine):
             for key, buffer in module._buffers.items():
                 if buffer is not None:
                     module._buffers[key] = buffer.to(device)
-        super().__init__(names, live)
+        super().__init__(names, live, static_cache)
         self.switched_bytes = 0
 
     def _configure(self, tenant: str) -> None:

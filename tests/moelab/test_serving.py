@@ -18,6 +18,7 @@ from moelab.serving import (
     Request,
     SimulatedEngine,
     SingleEngine,
+    StaticDecoder,
     SwapEngine,
     TenantGroupingScheduler,
     available_schedulers,
@@ -215,3 +216,34 @@ def test_a_calibrated_simulation_reproduces_a_deterministic_engine():
         assert simulated[column].tolist() == pytest.approx(real[column].tolist()), column
     with pytest.raises(ValueError, match="prompts of two lengths at least"):
         calibrate(TimedEngine(), [(1, 2), (3, 4)])
+
+
+def test_static_decoder_generates_what_greedy_decoding_does(tiny_model):
+    model = tiny_model("mixtral", 4)
+    decoder = StaticDecoder(model, max_cache_len=32)
+    assert not decoder.use_graphs  # CPU: the same step, run eagerly
+    for prompt in ([3, 9, 4, 1], [7, 2], [5, 5, 5, 5, 5, 5]):  # the cache is reset in between
+        assert decoder.generate(prompt, 9).tokens == greedy_decode(model, prompt, 9).tokens
+    with pytest.raises(ValueError, match="do not fit the static cache of 32"):
+        decoder.generate([1] * 30, 5)
+
+
+def test_engines_with_a_static_cache_generate_the_same_tokens(tiny_model):
+    tenants = make_tenants(tiny_model, "mixtral", 2)
+    plan = plan_consolidation(tenants, 0.75)
+    stream = [
+        req(t, 0.1 * i, i, prompt=(3, 1 + i), new=6) for i, t in enumerate("t0 t1 t0".split())
+    ]
+    for mode in ("swap", "copy"):
+        eager = ConsolidatedEngine(ConsolidatedMoE.from_plan(plan, device="cpu", mode=mode))
+        static = ConsolidatedEngine(
+            ConsolidatedMoE.from_plan(plan, device="cpu", mode=mode), static_cache=16
+        )
+        assert [o.tokens for o in serve(static, stream).outcomes] == [
+            o.tokens for o in serve(eager, stream).outcomes
+        ]
+        assert static.max_context == 16
+    swap = SwapEngine(tenants, static_cache=16)
+    assert [o.tokens for o in serve(swap, stream).outcomes] == [
+        greedy_decode(tenants[r.tenant], r.prompt_ids, 6).tokens for r in stream
+    ]

@@ -1,0 +1,141 @@
+"""Decoding with a static KV cache, and on CUDA one captured graph per decode step.
+
+:func:`greedy_decode` grows a dynamic cache and launches every kernel of every token from
+Python. Here the cache is allocated once (``StaticCache``, sized for the longest request) and
+reset in place between requests, the decode step reads fixed input tensors (the last token and
+its position), and on CUDA that step is captured once as a CUDA graph and replayed for every
+token: one launch per token instead of hundreds. transformers' own modules run unchanged.
+
+With a :class:`~moelab.reconfigure.ConsolidatedMoE`, the graph is captured through
+:meth:`ConsolidatedMoE.capture`: one graph per tenant in ``"swap"`` mode (choosing the tenant's
+graph is the switch), one graph for every tenant in ``"copy"`` mode; the expert pool is shared
+by all graphs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Hashable, Sequence
+
+import torch
+from torch import nn
+
+from labcore.checks import check_int
+from moelab.reconfigure import CapturedForward
+from moelab.serving._decode import Generation
+
+__all__ = ["StaticDecoder"]
+
+
+class StaticDecoder:
+    """Greedy decoding of one model with a static KV cache and, on CUDA, graph-captured steps.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A causal language model (the live model of a consolidated model works too).
+    max_cache_len : int
+        Prompt plus generated tokens of the longest request.
+    graphs : bool, optional
+        Capture the decode step as a CUDA graph; by default when the model is on CUDA.
+    capture : callable, optional
+        ``capture(step) -> CapturedForward`` (e.g. ``ConsolidatedMoE.capture``, which guards
+        per-tenant graphs); plain :class:`~moelab.reconfigure.CapturedForward` by default.
+
+    Raises
+    ------
+    ValueError
+        For an encoder-decoder model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        max_cache_len: int,
+        *,
+        graphs: bool | None = None,
+        capture: Callable[..., CapturedForward] | None = None,
+    ) -> None:
+        if getattr(model.config, "is_encoder_decoder", False):
+            raise ValueError(f"{type(model).__name__} is an encoder-decoder; decode causal models")
+        from transformers import StaticCache
+
+        self.model, self.max_cache_len = model, check_int(max_cache_len, "max_cache_len", minimum=2)
+        self.device = next(model.parameters()).device
+        self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
+        self.token = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        self.position = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.use_graphs = self.device.type == "cuda" if graphs is None else graphs
+        self._capture = capture or CapturedForward
+        self._graphs: dict[Hashable, CapturedForward] = {}
+        # transformers renamed the cache argument (``past_key_values`` -> ``cache``, 5.2x).
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        out = self.model(
+            input_ids=ids, cache_position=positions, use_cache=True, **{self._cache_kw: self.cache}
+        )
+        return out.logits[:, -1].argmax(-1)
+
+    def _step(self) -> torch.Tensor:
+        return self._forward(self.token, self.position)
+
+    def generate(
+        self, prompt_ids: Sequence[int], max_new_tokens: int, graph_key: Hashable = None
+    ) -> Generation:
+        """Prefill eagerly, then decode greedily through the (captured) step.
+
+        Parameters
+        ----------
+        prompt_ids : sequence of int
+            The prompt.
+        max_new_tokens : int
+            Tokens to generate.
+        graph_key : hashable, optional
+            Which captured graph to replay (e.g. the tenant, for per-tenant graphs); a key
+            not seen before is captured on its first decode step.
+
+        Returns
+        -------
+        Generation
+
+        Raises
+        ------
+        ValueError
+            If the prompt plus the new tokens do not fit the cache.
+        """
+        length = len(prompt_ids) + max_new_tokens
+        if length > self.max_cache_len:
+            raise ValueError(
+                f"prompt ({len(prompt_ids)}) + max_new_tokens ({max_new_tokens}) = {length} "
+                f"tokens do not fit the static cache of {self.max_cache_len}"
+            )
+        ids = torch.tensor([list(prompt_ids)], device=self.device)
+        positions = torch.arange(len(prompt_ids), device=self.device)
+        start = self._now()
+        with torch.no_grad():
+            self.cache.reset()
+            token = int(self._forward(ids, positions))
+            first = time.perf_counter()
+            tokens = [token]
+            for step in range(1, max_new_tokens):
+                self.token.fill_(token)
+                self.position.fill_(len(prompt_ids) + step - 1)
+                token = int(self._decode(graph_key))
+                tokens.append(token)
+        return Generation(tuple(tokens), first - start, self._now() - start)
+
+    def _decode(self, key: Hashable) -> torch.Tensor:
+        if not self.use_graphs:
+            return self._step()
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = self._graphs[key] = self._capture(self._step)
+        return graph.replay()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
