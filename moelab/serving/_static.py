@@ -80,6 +80,13 @@ class StaticDecoder:
         return out.logits[:, -1].argmax(-1)
 
     def _step(self) -> torch.Tensor:
+        # transformers' static layers keep their own write position (``cumulative_length``, a
+        # tensor advanced in place by every update). Setting it from the step's position inside
+        # the step keeps warm-up runs and graph replays from drifting past the cache's end.
+        for layer in self.cache.layers:
+            counter = getattr(layer, "cumulative_length", None)
+            if isinstance(counter, torch.Tensor):
+                counter.copy_(self.position.reshape(counter.shape))
         return self._forward(self.token, self.position)
 
     def generate(
