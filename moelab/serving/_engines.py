@@ -64,6 +64,7 @@ class Engine:
         model: nn.Module,
         static_cache: int | None = None,
         capture: Callable[..., CapturedForward] | None = None,
+        compile: bool = False,
     ) -> None:
         self.tenants = tuple(tenants)
         self.active: str | None = None
@@ -71,7 +72,7 @@ class Engine:
         self._model = model
         self.decoder = None
         if static_cache is not None:
-            self.decoder = StaticDecoder(model, static_cache, capture=capture)
+            self.decoder = StaticDecoder(model, static_cache, capture=capture, compile=compile)
             self.max_context = min(self.max_context, static_cache)
 
     @property
@@ -146,15 +147,21 @@ class SingleEngine(Engine):
         The tenants whose requests it accepts.
     static_cache : int, optional
         Decode with a static KV cache of this many tokens (:class:`StaticDecoder`).
+    compile : bool, default False
+        Compile the decode step (see :class:`StaticDecoder`).
     """
 
     name = "single"
 
     def __init__(
-        self, model: nn.Module, tenants: Sequence[str], static_cache: int | None = None
+        self,
+        model: nn.Module,
+        tenants: Sequence[str],
+        static_cache: int | None = None,
+        compile: bool = False,
     ) -> None:
         check_type(model, nn.Module, "model")
-        super().__init__(tenants, model.eval(), static_cache)
+        super().__init__(tenants, model.eval(), static_cache, compile=compile)
 
     def switch(self, tenant: str) -> float:
         """Nothing to reconfigure: the one model serves every tenant."""

@@ -42,6 +42,9 @@ class StaticDecoder:
     capture : callable, optional
         ``capture(step) -> CapturedForward`` (e.g. ``ConsolidatedMoE.capture``, which guards
         per-tenant graphs); plain :class:`~moelab.reconfigure.CapturedForward` by default.
+    compile : bool, default False
+        Compile the decode step with ``torch.compile`` (inductor fuses the small kernels
+        around the matmuls) before it is captured; the first request pays the compile time.
 
     Raises
     ------
@@ -56,6 +59,7 @@ class StaticDecoder:
         *,
         graphs: bool | None = None,
         capture: Callable[..., CapturedForward] | None = None,
+        compile: bool = False,
     ) -> None:
         if getattr(model.config, "is_encoder_decoder", False):
             raise ValueError(f"{type(model).__name__} is an encoder-decoder; decode causal models")
@@ -68,6 +72,9 @@ class StaticDecoder:
         self.position = torch.zeros(1, dtype=torch.long, device=self.device)
         self.use_graphs = self.device.type == "cuda" if graphs is None else graphs
         self._capture = capture or CapturedForward
+        self._run_step = (
+            torch.compile(self._step, fullgraph=True, dynamic=False) if compile else self._step
+        )
         self._graphs: dict[Hashable, CapturedForward] = {}
         # transformers renamed the cache argument (``past_key_values`` -> ``cache``, 5.2x).
         params = inspect.signature(model.forward).parameters
@@ -136,10 +143,10 @@ class StaticDecoder:
 
     def _decode(self, key: Hashable) -> torch.Tensor:
         if not self.use_graphs:
-            return self._step()
+            return self._run_step()
         graph = self._graphs.get(key)
         if graph is None:
-            graph = self._graphs[key] = self._capture(self._step)
+            graph = self._graphs[key] = self._capture(self._run_step)
         return graph.replay()
 
     def _now(self) -> float:

@@ -334,3 +334,23 @@ def test_offload_one_token_logits_equal_the_resident_plan(cuda_tenants, mode):
     params = report[report["component"] != "buffers and index tables"]
     assert params.loc[params["location"] == "device", "bytes"].sum() == plan.memory.device_bytes
     assert plan.memory.device_bytes <= budget
+
+
+# ------------------------------------------------------------------------ static decode
+@pytest.mark.parametrize("mode", ["swap", "copy"])
+def test_graph_decoding_generates_what_eager_decoding_does(cuda_plan, mode):
+    from moelab.serving import ConsolidatedEngine, Request, greedy_decode, serve
+
+    cmoe = build(cuda_plan, mode)
+    engine = ConsolidatedEngine(cmoe, static_cache=48)
+    prompt = input_ids().tolist()[0]
+    stream = [
+        Request(t, prompt, 12, 0.0, request_id=i) for i, t in enumerate("t0 t1 t0 t2 t1".split())
+    ]
+    run = serve(engine, stream)
+    for outcome in run.outcomes:
+        cmoe.activate(outcome.request.tenant)
+        expected = greedy_decode(cmoe.model, prompt, 12).tokens
+        assert outcome.status == "done" and outcome.tokens == expected, outcome.reason
+    keys = set(engine.decoder._graphs)
+    assert keys == ({"t0", "t1", "t2"} if mode == "swap" else {None})
