@@ -243,6 +243,7 @@ def test_engines_with_a_static_cache_generate_the_same_tokens(tiny_model):
             o.tokens for o in serve(eager, stream).outcomes
         ]
         assert static.max_context == 16
+        assert static.warmup() >= 0 and static.active == "t0"
     swap = SwapEngine(tenants, static_cache=16)
     assert [o.tokens for o in serve(swap, stream).outcomes] == [
         greedy_decode(tenants[r.tenant], r.prompt_ids, 6).tokens for r in stream
