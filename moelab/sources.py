@@ -242,5 +242,5 @@ def open_models(
             f"{purpose} needs at least {at_least} models, got {len(sources)}; pass a list "
             f"or a dict of models or checkpoint folders"
         )
-    family = check_compatible(*sources)
+    family = check_compatible(*sources) if len(sources) > 1 else sources[0].family
     return names, sources, family

@@ -79,10 +79,10 @@ class MemoryAccounting:
     cache_rows: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.tenants) < 2 or len(self.tenants) != len(self.non_expert_bytes):
+        if not self.tenants or len(self.tenants) != len(self.non_expert_bytes):
             raise ValueError(
-                f"MemoryAccounting needs one non-expert size per tenant and at least two "
-                f"tenants, got {self.tenants} and {self.non_expert_bytes}"
+                f"MemoryAccounting needs one non-expert size per tenant and at least one "
+                f"tenant, got {self.tenants} and {self.non_expert_bytes}"
             )
         if not 0 <= self.n_shared <= self.n_slots or self.slot_bytes <= 0 or self.cache_rows < 0:
             raise ValueError(

@@ -421,6 +421,10 @@ def _decide(
 ) -> tuple[SlotDecision, ...]:
     """Rank slots by summed distance, share the first ``memory.n_shared``, pick their owners."""
     # Sum over pairs = the upper triangle of the symmetric matrix.
+    n = len(tenants)
+    matrices = {
+        (s.layer, s.expert): matrices.get((s.layer, s.expert), np.zeros((n, n))) for s in slots
+    }
     distance = {key: float(np.triu(mat, 1).sum()) for key, mat in matrices.items()}
     # NaN (a metric undefined on a slot, e.g. CKA of constant outputs) ranks last: never shared
     # before a slot known to be close. Ties go to the earlier layer, then expert.
@@ -471,7 +475,8 @@ def plan_consolidation(
     Parameters
     ----------
     models : dict of str to source, or list of sources
-        N >= 2 fine-tunes of one base model, keyed by tenant name (a list takes the sources'
+        N >= 2 fine-tunes of one base model (or one model alone with placement ``"offload"``:
+        it is placed under the device budget, slots in layer order), keyed by tenant name (a list takes the sources'
         names): checkpoint folders (read lazily), ``LazyCheckpoint``, ``MoEModel``,
         :class:`~moelab.sources.PerturbedSource` or transformers models.
     budget : float or int
@@ -527,7 +532,9 @@ def plan_consolidation(
     where = get_placement(placement)
     if non_expert not in TIERS:
         raise ValueError(f"non_expert must be one of {TIERS}, got {non_expert!r}")
-    names, sources, _ = open_models(models, purpose="consolidation")
+    # One tenant alone can be placed (e.g. a model larger than its device: a MIG slice).
+    alone = where.private_tier == "host"
+    names, sources, _ = open_models(models, at_least=1 if alone else 2, purpose="consolidation")
     if len(set(names)) != len(names):
         raise ValueError(f"tenant names must be distinct, got {names}")
     family = check_same_shapes(sources, names)
@@ -546,7 +553,12 @@ def plan_consolidation(
     kwargs: dict[str, Any] = {"progress": progress}
     if calibration is not None:
         kwargs["calibration"] = calibration
-    pairwise = _pairwise_table(dict(zip(names, sources)), metric, kwargs)
+    if len(names) > 1:
+        pairwise = _pairwise_table(dict(zip(names, sources)), metric, kwargs)
+    else:  # nothing to compare: slots go to the device in layer order
+        from moelab.similarity import SAME_SLOT_COLUMNS
+
+        pairwise = pd.DataFrame(columns=list(SAME_SLOT_COLUMNS))
     matrices = _distance_matrices(pairwise, names, metric)
     decisions = _decide(slots, tuple(names), matrices, memory, policy)
     return ConsolidationPlan(

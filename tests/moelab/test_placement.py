@@ -278,3 +278,21 @@ def test_with_budget_keeps_the_unit_and_can_change_the_placement(tiny_model):
     assert offload.placement == "offload" and offload.memory.private_tier == "host"
     assert {d.tier for d in offload.decisions if not d.shared} == {"host"}
     assert "of one separate model" in offload.summary()
+
+
+def test_one_model_alone_is_placed_under_a_device_budget(tiny_model):
+    model = tiny_model("mixtral", 5)
+    probe = plan_consolidation({"alone": model}, 0, unit="slots", placement="offload")
+    m = probe.memory
+    budget = m.device_non_expert_bytes + (m.cache_rows + 3) * m.slot_bytes
+    plan = plan_consolidation({"alone": model}, budget, unit="bytes", placement="offload")
+    assert plan.n_shared == 3 and plan.memory.device_bytes <= budget
+    assert [d.slot for d in plan.decisions if d.shared] == plan.family.expert_slots(model)[:3]
+    cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
+    one_token = torch.tensor([[7]])
+    with torch.no_grad():
+        assert torch.equal(
+            cmoe.forward("alone", input_ids=one_token).logits, model(input_ids=one_token).logits
+        )
+    with pytest.raises(ValueError, match="consolidation needs at least 2 models"):
+        plan_consolidation({"alone": model}, 1.0)
