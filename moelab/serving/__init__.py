@@ -20,6 +20,8 @@ Simulation (``_simulate``)
     calibrate (time an engine's primitives) -> CostModel; SimulatedEngine (computes nothing,
     takes the predicted time): ``serve(SimulatedEngine(...), stream)`` is the discrete-event
     simulation of the same loop
+Sweeps (``_sweep``)
+    sweep_loads (the same streams through several engines: one summary row per engine and rate)
 Serving a stream (``_serve``)
     serve -> ServingRun (``requests()`` per-request table: queue wait, time to first token,
     time per output token, turnaround; ``summary()``), Outcome
@@ -55,6 +57,7 @@ from moelab.serving._schedulers import (
 from moelab.serving._serve import Outcome, ServingRun, serve
 from moelab.serving._simulate import CostModel, SimulatedEngine, calibrate
 from moelab.serving._static import StaticDecoder
+from moelab.serving._sweep import sweep_loads
 
 __all__ = [
     "ConsolidatedEngine",
@@ -83,4 +86,5 @@ __all__ = [
     "save_trace",
     "serve",
     "serve_partitioned",
+    "sweep_loads",
 ]

@@ -7,6 +7,8 @@ Quality against memory (``_quality``; tables of :func:`moelab.compare.compare_me
     quality_memory_figure, scalability_figure
 Consolidation (``_consolidation``; :mod:`moelab.consolidation` plans and their models)
     plan_heatmap, memory_figure
+Serving (``_serving``; runs of :mod:`moelab.serving`)
+    serving_timeline, qos_figure
 Explorers (``_widgets``; ipywidgets around the pure functions above)
     similarity_explorer, budget_explorer
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from moelab.viz._consolidation import memory_figure, plan_heatmap
 from moelab.viz._quality import quality_memory_figure, scalability_figure
+from moelab.viz._serving import qos_figure, serving_timeline
 from moelab.viz._similarity import (
     cross_slot_heatmap,
     layer_profile,
@@ -32,8 +35,10 @@ __all__ = [
     "layer_profile",
     "memory_figure",
     "plan_heatmap",
+    "qos_figure",
     "quality_memory_figure",
     "scalability_figure",
+    "serving_timeline",
     "similarity_clustermap",
     "similarity_explorer",
     "similarity_heatmap",

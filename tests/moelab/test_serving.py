@@ -248,3 +248,36 @@ def test_engines_with_a_static_cache_generate_the_same_tokens(tiny_model):
     assert [o.tokens for o in serve(swap, stream).outcomes] == [
         greedy_decode(tenants[r.tenant], r.prompt_ids, 6).tokens for r in stream
     ]
+
+
+def test_sweep_and_figures_of_runs():
+    from moelab.serving import sweep_loads
+    from moelab.viz import qos_figure, serving_timeline
+
+    streams = {
+        rate: poisson_arrivals({"a": rate / 2, "b": rate / 2}, 30.0, {"a": [[5]], "b": [[5]]}, 3)
+        for rate in (0.05, 0.2)
+    }
+    table = sweep_loads(
+        {
+            "timed": lambda s: serve(TimedEngine(), s),
+            "partitioned": lambda s: serve_partitioned(
+                {"a": TimedEngine(("a",)), "b": TimedEngine(("b",))}, s
+            ),
+        },
+        streams,
+        progress=False,
+    )
+    assert list(table[["engine", "rate_per_s"]].itertuples(index=False, name=None)) == [
+        ("timed", 0.05),
+        ("partitioned", 0.05),
+        ("timed", 0.2),
+        ("partitioned", 0.2),
+    ]
+    assert (table["done"] == [len(streams[r]) for r in table["rate_per_s"]]).all()
+    fig = qos_figure(table)
+    assert [t.name for t in fig.data] == ["timed", "partitioned"]
+    with pytest.raises(ValueError, match="qos_figure needs columns"):
+        qos_figure(table, y="nope")
+    timeline = serving_timeline(serve(TimedEngine(), streams[0.2]))
+    assert {t.name for t in timeline.data} >= {"a served", "b waiting", "queue", "switch to a"}
