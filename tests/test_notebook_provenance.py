@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ZOO_NOTEBOOKS = ["01_expert_similarity.ipynb", "02_consolidation_and_reconfiguration.ipynb"]
+ZOO_NOTEBOOKS = [
+    "01_expert_similarity.ipynb",
+    "02_consolidation_and_reconfiguration.ipynb",
+    "03_multi_tenant_serving.ipynb",
+]
 RECORD = re.compile(r"zoo (\S+), trained with (\d+) thread\(s\) per job")
 
 
