@@ -66,14 +66,31 @@ class Engine:
         capture: Callable[..., CapturedForward] | None = None,
         compile: bool = False,
     ) -> None:
+        if isinstance(tenants, str):
+            raise TypeError(f"tenants must be a sequence of names, got the string {tenants!r}")
+        if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+            raise ValueError(
+                f"the serving engines decode causal language models; {type(model).__name__} is an "
+                f"encoder-decoder"
+            )
         self.tenants = tuple(tenants)
-        self.active: str | None = None
+        self._active: str | None = None
+        self.vocab_size = int(getattr(getattr(model, "config", None), "vocab_size", 0) or 0)
         self.max_context = _context_length(model)
         self._model = model
         self.decoder = None
         if static_cache is not None:
             self.decoder = StaticDecoder(model, static_cache, capture=capture, compile=compile)
             self.max_context = min(self.max_context, static_cache)
+
+    @property
+    def active(self) -> str | None:
+        """The tenant the live model is configured for (None before the first)."""
+        return self._active
+
+    @active.setter
+    def active(self, tenant: str | None) -> None:
+        self._active = tenant
 
     @property
     def device(self) -> torch.device:
@@ -115,6 +132,8 @@ class Engine:
         graph the tenants need, so the first real requests do not pay for it; elsewhere it
         warms the kernels and caches. The engine ends on its first tenant.
         """
+        if not self.tenants:
+            raise ValueError("this engine serves no tenants: nothing to warm up")
         start = time.perf_counter()
         for tenant in (*self.tenants, self.tenants[0]):
             self.switch(tenant)
@@ -132,14 +151,29 @@ class ConsolidatedEngine(Engine):
     static_cache : int, optional
         Decode with a static KV cache of this many tokens (:class:`StaticDecoder`; on CUDA
         with captured graphs: one per tenant in ``"swap"`` mode, one for all in ``"copy"``).
+    compile : bool, default False
+        Compile the decode step (see :class:`StaticDecoder`).
     """
 
     name = "consolidated"
 
-    def __init__(self, model: ConsolidatedMoE, static_cache: int | None = None) -> None:
+    def __init__(
+        self, model: ConsolidatedMoE, static_cache: int | None = None, compile: bool = False
+    ) -> None:
         check_type(model, ConsolidatedMoE, "model")
-        super().__init__(model.tenants, model.model, static_cache, capture=model.capture)
         self.consolidated = model
+        super().__init__(
+            model.tenants, model.model, static_cache, capture=model.capture, compile=compile
+        )
+
+    @property
+    def active(self) -> str | None:
+        """The consolidated model's own active tenant (whoever activated it)."""
+        return self.consolidated.active
+
+    @active.setter
+    def active(self, tenant: str | None) -> None:
+        pass  # ConsolidatedMoE.activate sets it
 
     def graph_key(self) -> Hashable:
         shared = self.consolidated.mode == "copy" or self.consolidated.non_expert_from
@@ -209,6 +243,9 @@ class SwapEngine(Engine):
         static_cache: int | None = None,
     ) -> None:
         device = torch.device(device)
+        check_type(models, Mapping, "models", expected="a dict {tenant: model or folder}")
+        if not models:
+            raise ValueError("SwapEngine needs at least one tenant")
         names = list(models)
         first = load_moe(models[names[0]], tokenizer=False)
         live = copy.deepcopy(first.model).eval()

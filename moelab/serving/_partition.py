@@ -129,13 +129,15 @@ def serve_partitioned(
     ValueError
         An unknown profile, or slices that need more memory slices than the device has.
     """
+    check_type(slices, Mapping, "slices", expected="a dict {tenant: Engine}")
     spec = profile if isinstance(profile, MigProfile) else get_mig_profile(profile)
     check_type(spec, MigProfile, "profile")
     if len(slices) * spec.memory_slices > 8 or len(slices) * spec.compute_slices > 7:
         raise ValueError(
             f"{len(slices)} slices of {spec.name} need {len(slices) * spec.compute_slices} of 7 "
-            f"compute and {len(slices) * spec.memory_slices} of 8 memory slices; pick a smaller "
-            f"profile (available: {', '.join(available_mig_profiles())})"
+            f"compute and {len(slices) * spec.memory_slices} of 8 memory slices; an H200 holds at "
+            f"most {min(7 // spec.compute_slices, 8 // spec.memory_slices)} of them (profiles: "
+            f"{', '.join(available_mig_profiles())})"
         )
     outcomes: list[Outcome] = []
     positions: dict[int, Outcome] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,13 +52,15 @@ class Request:
 
     def __post_init__(self) -> None:
         check_name(self.tenant, "Request.tenant")
+        if isinstance(self.prompt_ids, (str, bytes)):
+            raise TypeError("Request.prompt_ids must be token ids, got text; tokenize it first")
         object.__setattr__(self, "prompt_ids", tuple(int(t) for t in self.prompt_ids))
         if not self.prompt_ids:
             raise ValueError(f"request {self.request_id}: the prompt is empty")
         check_int(self.max_new_tokens, "Request.max_new_tokens", minimum=1)
-        check_type(self.arrival_s, (int, float), "Request.arrival_s")
-        if not self.arrival_s >= 0:
-            raise ValueError(f"Request.arrival_s must be >= 0, got {self.arrival_s}")
+        check_type(self.arrival_s, numbers.Real, "Request.arrival_s", expected="a number")
+        if not 0 <= self.arrival_s < math.inf:
+            raise ValueError(f"Request.arrival_s must be finite and >= 0, got {self.arrival_s}")
         check_int(self.request_id, "Request.request_id", minimum=0)
 
 
@@ -98,14 +102,22 @@ def poisson_arrivals(
     >>> all(r.arrival_s < 10 for r in reqs), reqs[0].request_id
     (True, 0)
     """
-    if duration_s < 0 or any(rate < 0 for rate in rates.values()):
-        raise ValueError(f"rates and duration_s must be >= 0, got {dict(rates)} and {duration_s}")
+    values = [duration_s, *rates.values()]
+    if not all(isinstance(v, numbers.Real) and 0 <= v < math.inf for v in values):
+        raise ValueError(
+            f"rates and duration_s must be finite numbers >= 0, got {dict(rates)} and {duration_s}"
+        )
     rng = np.random.default_rng(seed)
     drawn: list[tuple[float, str, tuple[int, ...]]] = []
     for tenant, rate in rates.items():
-        pool = prompts.get(tenant) or []
+        pool = list(prompts.get(tenant, []))
         if rate > 0 and not pool:
             raise ValueError(f"tenant {tenant!r} has a rate but no prompts to draw from")
+        if pool and isinstance(pool[0], numbers.Integral):
+            raise TypeError(
+                f"prompts[{tenant!r}] must be a list of prompts (token-id sequences), got one "
+                f"sequence of ints; wrap it: [ids]"
+            )
         t = 0.0
         while rate > 0:
             t += rng.exponential(1.0 / rate)

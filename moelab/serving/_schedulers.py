@@ -78,8 +78,8 @@ class TenantGroupingScheduler(Scheduler):
 
     def pick(self, queue: Sequence[Request], active: str | None) -> int:
         oldest = queue[0]
-        if oldest.request_id != self._oldest:
-            self._oldest, self._overtaken = oldest.request_id, 0
+        if id(oldest) != self._oldest:  # identity: hand-made requests may share their ids
+            self._oldest, self._overtaken = id(oldest), 0
         if oldest.tenant == active or self._overtaken >= self.fairness_limit:
             return 0
         for index, request in enumerate(queue):

@@ -40,7 +40,10 @@ class Outcome:
     tokens : tuple of int
         Generated tokens.
     switch_s : float
-        Seconds spent reconfiguring the engine for it (0 if its tenant was active).
+        Seconds spent configuring the engine for it (0 if its tenant was active).
+    reconfigured : bool
+        Whether the engine changed tenants for it (the first configuration of a fresh engine
+        is not a reconfiguration).
     """
 
     request: Request
@@ -51,6 +54,7 @@ class Outcome:
     finish_s: float = float("nan")
     tokens: tuple[int, ...] = ()
     switch_s: float = 0.0
+    reconfigured: bool = False
 
 
 @dataclass
@@ -103,9 +107,10 @@ class ServingRun:
                     "turnaround_s": o.finish_s - r.arrival_s,
                     "new_tokens": n,
                     "switch_s": o.switch_s,
+                    "reconfigured": o.reconfigured,
                 }
             )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=REQUEST_COLUMNS)
 
     def summary(self) -> pd.Series:
         """Per-run figures: counts by status, means, throughput and reconfigurations.
@@ -138,15 +143,28 @@ class ServingRun:
                 "mean_tpot_s": done["tpot_s"].mean(),
                 "requests_per_min": 60 * len(done) / span if span > 0 else float("nan"),
                 "tokens_per_s": done["new_tokens"].sum() / span if span > 0 else float("nan"),
-                "reconfigurations": int((table["switch_s"] > 0).sum()),
+                "reconfigurations": int(table["reconfigured"].sum()),
                 "switch_s": table["switch_s"].sum(),
             }
         )
 
 
+REQUEST_COLUMNS = [
+    "request_id", "tenant", "status", "reason", "arrival_s", "start_s", "first_token_s",
+    "finish_s", "queue_wait_s", "ttft_s", "tpot_s", "turnaround_s", "new_tokens", "switch_s",
+    "reconfigured",
+]  # fmt: skip
+
+
 def _rejection(request: Request, engine: Engine, queued: int, max_queue: int) -> str:
     if request.tenant not in engine.tenants:
         return f"unknown tenant {request.tenant!r}; this engine serves {', '.join(engine.tenants)}"
+    vocab = getattr(engine, "vocab_size", 0)
+    outside = [t for t in request.prompt_ids if t < 0 or (vocab and t >= vocab)]
+    if outside:
+        return (
+            f"token id {outside[0]} is outside the model's vocabulary of {vocab} (0..{vocab - 1})"
+        )
     length = len(request.prompt_ids) + request.max_new_tokens
     if length > engine.max_context:
         return (
@@ -213,6 +231,8 @@ def serve(
     while nxt < len(order) or queue:
         admit(clock)
         if not queue:
+            if nxt >= len(order):
+                break  # the last arrivals were rejected
             arrival = requests[order[nxt]].arrival_s
             if realtime and arrival > clock:
                 time.sleep(arrival - clock)
@@ -221,14 +241,23 @@ def serve(
         index = queue.pop(policy.pick([requests[i] for i in queue], engine.active))
         request, start = requests[index], clock
         timeline.append((start, len(queue)))
-        began = time.perf_counter()
+        began, before, switch_s = time.perf_counter(), engine.active, 0.0
+        reconfigured = before is not None and before != request.tenant
         try:
             switch_s = engine.switch(request.tenant)
             result = engine.generate(request.prompt_ids, request.max_new_tokens)
         except Exception as err:  # a failing request is answered, and the engine goes on
             clock = start + time.perf_counter() - began
             reason = f"{type(err).__name__}: {err}"
-            outcomes[index] = Outcome(request, "failed", reason, start_s=start, finish_s=clock)
+            outcomes[index] = Outcome(
+                request,
+                "failed",
+                reason,
+                start_s=start,
+                finish_s=clock,
+                switch_s=switch_s,
+                reconfigured=reconfigured,
+            )
             continue
         clock = start + switch_s + result.total_s
         outcomes[index] = Outcome(
@@ -239,5 +268,6 @@ def serve(
             finish_s=clock,
             tokens=result.tokens,
             switch_s=switch_s,
+            reconfigured=reconfigured,
         )
     return ServingRun(engine.name, policy.name, [o for o in outcomes if o is not None], timeline)

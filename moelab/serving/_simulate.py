@@ -94,8 +94,8 @@ def calibrate(
 
     Every prompt is generated ``repeats`` times, the tenants taking turns as they do while
     serving: the mean first-token times are fitted by least squares against the prompt lengths,
-    the later tokens give the mean time per token. Switches are timed between the first two
-    tenants (median).
+    the later tokens give the mean time per token, and the switches between them the mean
+    switch time.
 
     Parameters
     ----------
@@ -125,25 +125,23 @@ def calibrate(
     engine.switch(engine.tenants[0])
     engine.generate(prompts[0], new_tokens)  # warm-up: lazy initialisation, caches
     firsts: dict[int, list[float]] = {i: [] for i in range(len(prompts))}
-    per_token = []
+    per_token, switches = [], []
     for r in range(repeats):
         for i, prompt in enumerate(prompts):
-            # Tenants take turns, as they do while serving (caches see every tenant's weights).
-            engine.switch(engine.tenants[(r + i) % len(engine.tenants)])
+            # Tenants take turns, as they do while serving (caches see every tenant's weights);
+            # the switches between generations are the ones serving pays.
+            tenant = engine.tenants[(r + i) % len(engine.tenants)]
+            if tenant != engine.active:
+                switches.append(engine.switch(tenant))
             run = engine.generate(prompt, new_tokens)
             firsts[i].append(run.first_token_s)
             per_token.append((run.total_s - run.first_token_s) / (len(run.tokens) - 1))
     # Means, not medians: a turnaround is a sum of such times.
     mean_firsts = [statistics.mean(firsts[i]) for i in range(len(prompts))]
     slope, intercept = np.polyfit(np.array(lengths, float), np.array(mean_firsts), 1)
-    switches = []
-    if len(engine.tenants) > 1:
-        for _ in range(repeats):
-            for tenant in (engine.tenants[1], engine.tenants[0]):
-                switches.append(engine.switch(tenant))
     return CostModel(
         prefill_s=max(float(intercept), 0.0),
         prefill_per_token_s=max(float(slope), 0.0),
         decode_per_token_s=statistics.mean(per_token),
-        switch_s=statistics.median(switches) if switches else 0.0,
+        switch_s=statistics.mean(switches) if switches else 0.0,
     )
