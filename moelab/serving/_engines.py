@@ -211,8 +211,7 @@ class SingleEngine(Engine):
         super().__init__(tenants, model.eval(), static_cache, compile=compile)
 
     def switch(self, tenant: str) -> float:
-        """Nothing to reconfigure: the one model serves every tenant."""
-        self.active = tenant
+        """Nothing to reconfigure: the one model serves every tenant (``active`` stays None)."""
         return 0.0
 
 

@@ -125,6 +125,7 @@ def test_engines_generate_what_each_tenant_generates(tiny_model):
         p.numel() * p.element_size() for p in tenants["t0"].parameters()
     )
     single = serve(SingleEngine(tenants["t0"], ["t0", "t1"]), stream)
+    assert single.summary()["reconfigurations"] == 0
     assert all(
         o.tokens == greedy_decode(tenants["t0"], o.request.prompt_ids, 5).tokens
         for o in single.outcomes
