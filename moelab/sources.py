@@ -36,7 +36,14 @@ from moelab.checkpoint import LazyCheckpoint
 from moelab.families import ExpertSlot, MoEFamily, check_compatible
 from moelab.loading import load_moe
 
-__all__ = ["ModelSource", "PerturbedSource", "WeightSource", "open_models", "open_source"]
+__all__ = [
+    "ModelSource",
+    "PerturbedSource",
+    "WeightSource",
+    "load_into",
+    "open_models",
+    "open_source",
+]
 
 
 @runtime_checkable
@@ -244,3 +251,30 @@ def open_models(
         )
     family = check_compatible(*sources) if len(sources) > 1 else sources[0].family
     return names, sources, family
+
+
+def load_into(source: WeightSource, model: nn.Module) -> nn.Module:
+    """Copy every tensor a source holds into a model of its family, in place.
+
+    Materialises a source (e.g. a :class:`PerturbedSource` tenant) as an ordinary model, to
+    compare a consolidated model against it.
+
+    Parameters
+    ----------
+    source : WeightSource
+        Where the weights come from.
+    model : PreTrainedModel
+        A model of the source's family and shapes; overwritten.
+
+    Returns
+    -------
+    PreTrainedModel
+        ``model``.
+    """
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if source.has_tensor(name):
+                param.copy_(source.read_tensor(name))
+        for slot in source.family.expert_slots(model):
+            source.family.set_expert(model, slot, source.read_expert(slot))
+    return model

@@ -22,6 +22,7 @@ from moelab.reconfigure._graphs import CapturedForward
 from moelab.reconfigure._pool import pool_builder
 from moelab.reconfigure._sets import (
     expert_parameter_ids,
+    flat_layout,
     live_buffers,
     param_sites,
     read_set,
@@ -482,15 +483,12 @@ class ConsolidatedMoE:
         wanted = self.non_expert_from or tenant
         if self._sets:
             return [p.detach() for p in self._sets[wanted]]
-        offsets = dict.fromkeys(self._staged[wanted], 0)
-        out = []
-        for like in self._live_set:
-            start = offsets[like.dtype]
-            offsets[like.dtype] = start + like.numel()
-            out.append(
-                self._staged[wanted][like.dtype][start : offsets[like.dtype]].view(like.shape)
-            )
-        return out
+        _, slices = flat_layout(self._live_set, self.plan.dtype)
+        staged = self._staged[wanted]
+        return [
+            staged[target][start:stop].view(like.shape)
+            for like, (target, start, stop) in zip(self._live_set, slices)
+        ]
 
     def save_tenant(self, tenant: str, folder: str | os.PathLike[str]) -> Path:
         """Write what one tenant computes with as a checkpoint folder (``save_pretrained``).

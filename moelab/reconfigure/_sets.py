@@ -24,6 +24,7 @@ from moelab.sources import WeightSource
 __all__ = [
     "ParamSite",
     "expert_parameter_ids",
+    "flat_layout",
     "live_buffers",
     "param_sites",
     "read_set",
@@ -118,12 +119,26 @@ def read_set(
     ]
 
 
-def _layout(like: Sequence[torch.Tensor], dtype: torch.dtype) -> dict[torch.dtype, int]:
+def flat_layout(
+    like: Sequence[torch.Tensor], dtype: torch.dtype
+) -> tuple[dict[torch.dtype, int], list[tuple[torch.dtype, int, int]]]:
+    """How tensors lie back to back in one flat buffer per dtype (floats cast to ``dtype``).
+
+    Returns
+    -------
+    sizes : dict of dtype to int
+        Elements of each flat buffer.
+    slices : list of (dtype, start, stop)
+        Where each tensor of ``like`` lies, in order.
+    """
     sizes: dict[torch.dtype, int] = {}
+    slices = []
     for tensor in like:
         target = dtype if tensor.is_floating_point() else tensor.dtype
-        sizes[target] = sizes.get(target, 0) + tensor.numel()
-    return sizes
+        start = sizes.get(target, 0)
+        sizes[target] = start + tensor.numel()
+        slices.append((target, start, sizes[target]))
+    return sizes, slices
 
 
 def staged_set(
@@ -134,14 +149,11 @@ def staged_set(
     dtype: torch.dtype,
 ) -> dict[torch.dtype, torch.Tensor]:
     """A tenant's non-expert set in host memory: one flat buffer per dtype, filled in order."""
-    flat = {d: host_buffer((n,), d) for d, n in _layout(like, dtype).items()}
-    offsets = dict.fromkeys(flat, 0)
-    for param, aliases in zip(like, names):
-        target = dtype if param.is_floating_point() else param.dtype
-        start = offsets[target]
-        offsets[target] = start + param.numel()
+    sizes, slices = flat_layout(like, dtype)
+    flat = {d: host_buffer((n,), d) for d, n in sizes.items()}
+    for param, aliases, (target, start, stop) in zip(like, names, slices):
         tensor = _read_one(source, aliases, param, tenant)
-        flat[target][start : offsets[target]].copy_(tensor.reshape(-1))
+        flat[target][start:stop].copy_(tensor.reshape(-1))
     return flat
 
 
@@ -153,12 +165,10 @@ def live_buffers(
     Activation in ``"copy"`` mode then moves a whole non-expert set with one copy per dtype,
     into tensors whose addresses never change (a captured CUDA graph stays valid).
     """
-    flat = {d: torch.empty(n, dtype=d, device=device) for d, n in _layout(like, dtype).items()}
-    offsets = dict.fromkeys(flat, 0)
-    views = []
-    for param in like:
-        target = dtype if param.is_floating_point() else param.dtype
-        start = offsets[target]
-        offsets[target] = start + param.numel()
-        views.append(frozen(flat[target][start : offsets[target]].view(param.shape)))
+    sizes, slices = flat_layout(like, dtype)
+    flat = {d: torch.empty(n, dtype=d, device=device) for d, n in sizes.items()}
+    views = [
+        frozen(flat[target][start:stop].view(param.shape))
+        for param, (target, start, stop) in zip(like, slices)
+    ]
     return flat, views

@@ -26,9 +26,8 @@ import torch
 from transformers import AutoModelForCausalLM, MixtralConfig
 
 from moelab.consolidation import plan_consolidation
-from moelab.families import get_family
 from moelab.reconfigure import CapturedForward, ConsolidatedMoE, storage_bytes
-from moelab.sources import PerturbedSource
+from moelab.sources import PerturbedSource, load_into
 
 pytestmark = [
     pytest.mark.gpu,
@@ -183,17 +182,11 @@ def test_consolidated_logits_are_the_tenants_own_on_cuda(cuda_tenants):
     # Nothing shared: each tenant must compute its own model (materialised the obvious way).
     plan = plan_consolidation(cuda_tenants, 1.0)
     cmoe = build(plan, "swap")
-    family = get_family("mixtral")
     base = base_model("cuda")
     ids = input_ids()
     for name, source in cuda_tenants.items():
         with torch.no_grad():
-            for pname, param in base.named_parameters():
-                if source.has_tensor(pname):
-                    param.copy_(source.read_tensor(pname))
-            for slot in family.expert_slots(base):
-                family.set_expert(base, slot, source.read_expert(slot))
-            own = base(input_ids=ids, use_cache=False).logits.float()
+            own = load_into(source, base)(input_ids=ids, use_cache=False).logits.float()
         got = eager_logits(cmoe, name, ids).float()
         error = float((got - own).norm() / own.norm())
         print(f"{name}: relative error {error:.2e}, bitwise equal {torch.equal(got, own)}")

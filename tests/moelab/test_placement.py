@@ -17,7 +17,7 @@ from moelab.errors import CheckpointNotFoundError
 from moelab.families import ExpertSlot, get_family
 from moelab.loading import load_moe
 from moelab.reconfigure import ConsolidatedMoE
-from moelab.sources import PerturbedSource
+from moelab.sources import PerturbedSource, load_into
 
 
 def device_param_bytes(cmoe: ConsolidatedMoE) -> int:
@@ -126,15 +126,8 @@ def test_perturbed_source_is_seeded_and_builds_like_a_materialized_tenant(tiny_m
     tenants = {f"t{i}": PerturbedSource(base, seed=i) for i in range(2)}
     plan = plan_consolidation(tenants, 1.0)
     cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
-    family = get_family("mixtral")
     for name, source in tenants.items():
-        model = copy.deepcopy(base.model)
-        with torch.no_grad():
-            for pname, param in model.named_parameters():
-                if source.has_tensor(pname):
-                    param.copy_(source.read_tensor(pname))
-            for s in family.expert_slots(model):
-                family.set_expert(model, s, source.read_expert(s))
+        model = load_into(source, copy.deepcopy(base.model))
         assert torch.equal(logits(cmoe, "mixtral", name), logits(model, "mixtral"))
     with pytest.raises(ValueError, match="scale must be >= 0"):
         PerturbedSource(base, 1, scale=-1.0)
