@@ -172,7 +172,7 @@ def _rejection(request: Request, engine: Engine, queued: int, max_queue: int) ->
             f"{length} tokens exceeds the model's context of {engine.max_context}"
         )
     if queued >= max_queue:
-        return f"queue full ({max_queue} requests waiting)"
+        return f"queue full ({max_queue} request{'s' if max_queue != 1 else ''} waiting)"
     return ""
 
 
@@ -195,7 +195,9 @@ def serve(
     scheduler : str or Scheduler, default "fifo"
         See :func:`available_schedulers`.
     max_queue : int, default 256
-        Requests that may wait; one arriving to a full queue is rejected.
+        Requests that may wait; one arriving to a full queue is rejected. A request that
+        arrives at an idle engine starts at once and does not count as waiting, also when
+        others arrive at the same instant.
     realtime : bool, default False
         Sleep through idle gaps instead of jumping the clock to the next arrival.
 
@@ -217,11 +219,14 @@ def serve(
     clock, nxt = 0.0, 0
 
     def admit(until: float) -> None:
+        # The engine is idle from ``until`` on: one queued request leaves the queue now, so
+        # arrivals at that instant have one more place than those that came while it was busy.
         nonlocal nxt
         while nxt < len(order) and requests[order[nxt]].arrival_s <= until:
             index = order[nxt]
             nxt += 1
-            reason = _rejection(requests[index], engine, len(queue), max_queue)
+            starting = int(requests[index].arrival_s >= until)
+            reason = _rejection(requests[index], engine, len(queue) - starting, max_queue)
             if reason:
                 outcomes[index] = Outcome(requests[index], "rejected", reason)
             else:

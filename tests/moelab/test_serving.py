@@ -168,6 +168,18 @@ def test_every_request_is_answered_with_a_reason():
     assert [by_id[i].status for i in (0, 4, 5)] == ["done"] * 3
 
 
+def test_a_request_starting_at_an_idle_engine_is_not_counted_as_waiting():
+    # Three arrive at once at an idle engine with room for one waiting request: the first
+    # starts, the second waits, the third finds the queue full. One arriving later, while the
+    # engine is busy and the second waits, is rejected as well.
+    stream = [req("a", 0.0, i) for i in range(3)] + [req("a", 1.0, 3)]
+    run = serve(TimedEngine(), stream, max_queue=1)
+    assert [o.status for o in run.outcomes] == ["done", "done", "rejected", "rejected"]
+    assert run.outcomes[2].reason == "queue full (1 request waiting)"
+    table = run.requests()
+    assert table["start_s"].tolist()[:2] == [0.0, 5.0]
+
+
 def test_tenant_grouping_saves_switches_within_its_fairness_limit():
     stream = [req("ab"[i % 2], 0.01 * i, i) for i in range(12)]  # a b a b ... all queued at once
     fifo = serve(TimedEngine(), stream, "fifo")
