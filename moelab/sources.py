@@ -8,6 +8,10 @@ to hold a whole tenant in memory:
 * :class:`~moelab.loading.MoEModel`: a model already in memory;
 * :class:`PerturbedSource`: a base source plus seeded noise, computed on read where the base
   lives. It makes N Mixtral-8x7B-shaped tenants on a GPU whose disk cannot hold N checkpoints.
+* :class:`RandomSource`: a model of seeded random weights, drawn on read on a chosen device
+  and never stored: a Mixtral-8x7B-shaped base for tenants that need no checkpoint at all.
+
+:func:`materialize` turns any source into an ordinary model on a device.
 
 Tensors are named as the transformers model names its parameters (``model.named_parameters``);
 a checkpoint that stores them under other names (the original per-expert Mixtral layout) is
@@ -33,14 +37,16 @@ from torch import nn
 
 from labcore.checks import check_name, check_type
 from moelab.checkpoint import LazyCheckpoint
-from moelab.families import ExpertSlot, MoEFamily, check_compatible
+from moelab.families import ExpertSlot, MoEFamily, check_compatible, detect_family
 from moelab.loading import load_moe
 
 __all__ = [
     "ModelSource",
     "PerturbedSource",
+    "RandomSource",
     "WeightSource",
     "load_into",
+    "materialize",
     "open_models",
     "open_source",
 ]
@@ -162,8 +168,7 @@ class PerturbedSource:
     def _perturb(self, key: str, tensor: torch.Tensor) -> torch.Tensor:
         if self.scale == 0 or not tensor.is_floating_point():
             return tensor
-        generator = torch.Generator(device=tensor.device)
-        generator.manual_seed(zlib.crc32(f"{self.seed}:{key}".encode()))
+        generator = _seeded(self.seed, key, tensor.device)
         noise = torch.randn(
             tensor.shape, generator=generator, device=tensor.device, dtype=torch.float32
         )
@@ -193,6 +198,128 @@ class PerturbedSource:
     def read_tensor(self, name: str) -> torch.Tensor:
         """The base parameter plus noise."""
         return self._perturb(name, self.base.read_tensor(name))
+
+
+def _seeded(seed: int, key: str, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(zlib.crc32(f"{seed}:{key}".encode()))
+    return generator
+
+
+class RandomSource:
+    """A model of seeded random weights, drawn when a tensor is read and never stored.
+
+    Matrices read as ``normal(0, std)``, vectors (norm weights) as ones, each from a generator
+    seeded by ``(seed, tensor name)`` on ``device``: the same seed gives the same model on the
+    same device, and reading a 93 GB Mixtral-8x7B-shaped model costs one tensor at a time.
+
+    Parameters
+    ----------
+    config : PretrainedConfig
+        The architecture (any supported family), e.g. ``MixtralConfig(...)``.
+    seed : int, default 0
+        Selects the weights.
+    device : str or torch.device, default "cpu"
+        Where tensors are drawn (and returned).
+    dtype : torch.dtype, default torch.bfloat16
+        Their dtype.
+    std : float, optional
+        Standard deviation of the matrices; the config's ``initializer_range`` by default
+        (0.02 where the config has none).
+    name : str, optional
+        Default ``"random-{model_type}-seed{seed}"``.
+
+    Raises
+    ------
+    UnsupportedModelError
+        For a config of no supported family.
+
+    Examples
+    --------
+    >>> from transformers import MixtralConfig
+    >>> config = MixtralConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    ...                        num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+    >>> base = RandomSource(config, seed=0)
+    >>> base.read_expert(base.expert_slots()[0])["w1"].shape
+    torch.Size([128, 64])
+    >>> torch.equal(base.read_tensor("lm_head.weight"), base.read_tensor("lm_head.weight"))
+    True
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        seed: int = 0,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.bfloat16,
+        std: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.family = detect_family(config)
+        self.config = self.family.check_config(config)
+        check_type(seed, int, "seed")
+        check_type(dtype, torch.dtype, "dtype")
+        self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
+        default_std = getattr(self.config, "initializer_range", None) or 0.02
+        self.std = float(default_std if std is None else std)
+        if not self.std > 0:
+            raise ValueError(f"std must be > 0, got {self.std}")
+        default = f"random-{self.config.model_type}-seed{seed}"
+        self.name = check_name(name, "name") if name is not None else default
+        skeleton = self.family.meta_model(self.config, dtype)
+        experts = {id(p) for p in self.family.expert_parameters(skeleton).values()}
+        # Expert parameters are read per expert (read_expert), everything else by name.
+        self._shapes = {
+            n: tuple(p.shape)
+            for n, p in skeleton.named_parameters(remove_duplicate=False)
+            if id(p) not in experts
+        }
+        self._expert_shapes = self.family.expert_shapes(self.config)
+
+    def __repr__(self) -> str:
+        return f"RandomSource({self.name!r}, device={str(self.device)!r}, dtype={self.dtype})"
+
+    def _draw(self, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        if len(shape) == 1:
+            return torch.ones(shape, dtype=self.dtype, device=self.device)
+        out = torch.empty(shape, dtype=self.dtype, device=self.device)
+        return out.normal_(0.0, self.std, generator=_seeded(self.seed, key, self.device))
+
+    def expert_slots(self) -> list[ExpertSlot]:
+        """All expert slots, layer-major."""
+        return self.family.expert_slots(self.config)
+
+    def read_expert(self, slot: ExpertSlot) -> dict[str, torch.Tensor]:
+        """One expert's ``{matrix: [out, in]}`` tensors, drawn afresh."""
+        return {
+            m: self._draw(f"expert:{slot.layer}:{slot.expert}:{m}", shape)
+            for m, shape in self._expert_shapes.items()
+        }
+
+    def read_router_weight(self, layer: int) -> torch.Tensor:
+        """One MoE layer's router weight (the same tensor as its ``read_tensor``)."""
+        return self.read_tensor(self.family.router_parameter_name(self.config, layer))
+
+    def has_tensor(self, name: str) -> bool:
+        """Whether the model has a non-expert parameter of that name."""
+        return name in self._shapes
+
+    def read_tensor(self, name: str) -> torch.Tensor:
+        """One non-expert parameter by its transformers name, drawn afresh.
+
+        Raises
+        ------
+        KeyError
+            For a name the model does not have, or an expert parameter (read those with
+            :meth:`read_expert`).
+        """
+        if name not in self._shapes:
+            raise KeyError(
+                f"{self.name} has no non-expert parameter {name!r}; experts are read with "
+                f"read_expert"
+            )
+        return self._draw(name, self._shapes[name])
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -278,3 +405,26 @@ def load_into(source: WeightSource, model: nn.Module) -> nn.Module:
         for slot in source.family.expert_slots(model):
             source.family.set_expert(model, slot, source.read_expert(slot))
     return model
+
+
+def materialize(
+    source: WeightSource, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> nn.Module:
+    """A source as an ordinary transformers model on a device.
+
+    Parameters
+    ----------
+    source : WeightSource
+        E.g. a :class:`RandomSource` or :class:`PerturbedSource`.
+    device : str or torch.device, default "cpu"
+        Where the model is allocated (only once: no copy on another device first).
+    dtype : torch.dtype, optional
+        Parameter dtype; the source's by default.
+
+    Returns
+    -------
+    PreTrainedModel
+        In eval mode.
+    """
+    model = source.family.empty_model(source.config, device, dtype or source.dtype)
+    return load_into(source, model)

@@ -328,6 +328,52 @@ class MoEFamily(ABC):
             model = self.auto_model_class().from_config(config, **kwargs)
         return model.eval()
 
+    def init_buffers(self, model: nn.Module, device: str | torch.device) -> None:
+        """Give a meta model real buffers (rotary tables, ...), computed as transformers does.
+
+        Parameters
+        ----------
+        model : PreTrainedModel
+            A model of this family, e.g. from :meth:`meta_model`; changed in place.
+        device : str or torch.device
+            Where the buffers go.
+        """
+        for module in model.modules():
+            own = [(n, b) for n, b in module._buffers.items() if b is not None]
+            if not own:
+                continue
+            for name, buffer in own:
+                module._buffers[name] = torch.empty_like(buffer, device=device)
+            # Buffers are computed from the config by the model's own initialiser; parameters
+            # of such a module (none in the supported families) would stay uninitialised.
+            with torch.no_grad():
+                model._init_weights(module)
+
+    def empty_model(
+        self, config: Any, device: str | torch.device, dtype: torch.dtype | None = None
+    ) -> nn.Module:
+        """A model of this family allocated on ``device``: parameters uninitialised, buffers set.
+
+        Parameters
+        ----------
+        config : PretrainedConfig
+            The model's config.
+        device : str or torch.device
+            Where it is allocated.
+        dtype : torch.dtype, optional
+            Parameter dtype (the config's by default).
+
+        Returns
+        -------
+        PreTrainedModel
+            In eval mode, tied weights tied again; fill its parameters before use.
+        """
+        model = self.meta_model(config, dtype)
+        model.to_empty(device=device)  # new Parameter objects: tie them again
+        model.tie_weights()
+        self.init_buffers(model, device)
+        return model
+
     def live_expert_refs(self, config: Any, slot: ExpertSlot) -> dict[str, TensorRef]:
         """Where one expert's matrices live in the transformers model (its parameter names).
 

@@ -82,20 +82,6 @@ def _refuse_conversion(*args: Any, **kwargs: Any) -> None:
     )
 
 
-def _materialize_buffers(model: nn.Module, device: torch.device) -> None:
-    """Give the meta model real buffers (rotary tables, ...), initialised as transformers does."""
-    for module in model.modules():
-        own = [(n, b) for n, b in module._buffers.items() if b is not None]
-        if not own:
-            continue
-        for name, buffer in own:
-            module._buffers[name] = torch.empty_like(buffer, device=device)
-        # Buffers are computed from the config by the model's own initialiser; parameters of
-        # such a module (none in the supported families) would stay meta and be caught later.
-        with torch.no_grad():
-            model._init_weights(module)
-
-
 class ConsolidatedMoE:
     """N tenants served by one live model over a shared expert pool.
 
@@ -178,7 +164,7 @@ class ConsolidatedMoE:
         # The live model is built on the meta device: nothing of it is allocated until a real
         # tensor (a tenant's non-expert set, the pool) is bound in place of a meta parameter.
         live = family.meta_model(plan.config, plan.dtype)
-        _materialize_buffers(live, device)
+        family.init_buffers(live, device)
         expert_ids = expert_parameter_ids(family, live)
         sites, unique_of = param_sites(live, expert_ids)
         like, names = unique_parameters(live, expert_ids)
@@ -463,6 +449,15 @@ class ConsolidatedMoE:
         rows.append(("buffers and index tables", "all", "device", tables))
         return pd.DataFrame(rows, columns=["component", "tenant", "location", "bytes"])
 
+    @property
+    def copies_experts_on_use(self) -> bool:
+        """Whether some experts live in host memory and are copied in when routed to.
+
+        Such a model reads the routing on the host during its forward, so it cannot be
+        captured as a CUDA graph (:meth:`capture` refuses it).
+        """
+        return bool(self._pool.host)
+
     def copied_expert_bytes(self) -> int:
         """Bytes of host-tier experts copied into device cache rows since the build."""
         return self._pool.copied_bytes()
@@ -512,10 +507,7 @@ class ConsolidatedMoE:
         """
         index = self._tenant_index(tenant)
         family, config = self.family, self.plan.config
-        model = family.meta_model(config, self.plan.dtype)
-        model.to_empty(device="cpu")  # new Parameter objects: tie them again, then list them
-        model.tie_weights()
-        _materialize_buffers(model, torch.device("cpu"))
+        model = family.empty_model(config, "cpu", self.plan.dtype)
         like, _ = unique_parameters(model, expert_parameter_ids(family, model))
         with torch.no_grad():
             for param, value in zip(like, self._tenant_set(tenant)):

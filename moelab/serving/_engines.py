@@ -65,6 +65,7 @@ class Engine:
         static_cache: int | None = None,
         capture: Callable[..., CapturedForward] | None = None,
         compile: bool = False,
+        graphs: bool | None = None,
     ) -> None:
         if isinstance(tenants, str):
             raise TypeError(f"tenants must be a sequence of names, got the string {tenants!r}")
@@ -80,7 +81,9 @@ class Engine:
         self._model = model
         self.decoder = None
         if static_cache is not None:
-            self.decoder = StaticDecoder(model, static_cache, capture=capture, compile=compile)
+            self.decoder = StaticDecoder(
+                model, static_cache, graphs=graphs, capture=capture, compile=compile
+            )
             self.max_context = min(self.max_context, static_cache)
 
     @property
@@ -150,7 +153,9 @@ class ConsolidatedEngine(Engine):
         Built with :meth:`ConsolidatedMoE.from_plan`.
     static_cache : int, optional
         Decode with a static KV cache of this many tokens (:class:`StaticDecoder`; on CUDA
-        with captured graphs: one per tenant in ``"swap"`` mode, one for all in ``"copy"``).
+        with captured graphs: one per tenant in ``"swap"`` mode, one for all in ``"copy"``;
+        without graphs when experts are copied in from host memory on use, since those copies
+        follow the routing read on the host).
     compile : bool, default False
         Compile the decode step (see :class:`StaticDecoder`).
     """
@@ -161,9 +166,20 @@ class ConsolidatedEngine(Engine):
         self, model: ConsolidatedMoE, static_cache: int | None = None, compile: bool = False
     ) -> None:
         check_type(model, ConsolidatedMoE, "model")
+        if compile and model.copies_experts_on_use:
+            raise ValueError(
+                "a model that copies host-tier experts in on use reads the routing on the host "
+                "and cannot be compiled whole; pass compile=False, or plan it with "
+                "placement='resident'"
+            )
         self.consolidated = model
         super().__init__(
-            model.tenants, model.model, static_cache, capture=model.capture, compile=compile
+            model.tenants,
+            model.model,
+            static_cache,
+            capture=model.capture,
+            compile=compile,
+            graphs=False if model.copies_experts_on_use else None,
         )
 
     @property

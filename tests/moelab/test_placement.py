@@ -17,7 +17,7 @@ from moelab.errors import CheckpointNotFoundError
 from moelab.families import ExpertSlot, get_family
 from moelab.loading import load_moe
 from moelab.reconfigure import ConsolidatedMoE
-from moelab.sources import PerturbedSource, load_into
+from moelab.sources import PerturbedSource, RandomSource, load_into, materialize
 
 
 def device_param_bytes(cmoe: ConsolidatedMoE) -> int:
@@ -133,6 +133,37 @@ def test_perturbed_source_is_seeded_and_builds_like_a_materialized_tenant(tiny_m
         PerturbedSource(base, 1, scale=-1.0)
     with pytest.raises(TypeError, match="seed must be an int"):
         PerturbedSource(base, "1")
+
+
+@pytest.mark.parametrize("family", ["mixtral", "switch_transformers"])
+def test_random_source_is_seeded_and_builds_like_its_materialized_model(tiny_config, family):
+    config = tiny_config(family)
+    base = RandomSource(config, seed=3, dtype=torch.float32)
+    slot = base.expert_slots()[-1]
+    again, other = RandomSource(config, seed=3, dtype=torch.float32), RandomSource(config, seed=4)
+    for m, tensor in base.read_expert(slot).items():
+        assert torch.equal(tensor, again.read_expert(slot)[m])
+        assert not torch.equal(tensor.to(torch.bfloat16), other.read_expert(slot)[m])
+        assert abs(tensor.std().item() - base.std) < 0.2 * base.std
+    router = get_family(family).router_parameter_name(config, slot.layer)
+    assert torch.equal(base.read_router_weight(slot.layer), base.read_tensor(router))
+    model = materialize(base)
+    assert next(model.parameters()).dtype == torch.float32 and not model.training
+    for name, param in model.named_parameters():
+        if base.has_tensor(name):
+            assert torch.equal(param, base.read_tensor(name)), name
+    for s in base.expert_slots():
+        for m, tensor in get_family(family).get_expert(model, s).items():
+            assert torch.equal(tensor, base.read_expert(s)[m])
+    # Tenants of a random base: the consolidated model computes what each materialized one does.
+    tenants = {f"t{i}": PerturbedSource(base, seed=i + 1) for i in range(2)}
+    cmoe = ConsolidatedMoE.from_plan(plan_consolidation(tenants, 1.0), device="cpu")
+    for name, source in tenants.items():
+        assert torch.equal(logits(cmoe, family, name), logits(materialize(source), family))
+    with pytest.raises(KeyError, match="experts are read with read_expert"):
+        base.read_tensor(next(iter(get_family(family).expert_parameters(model))))
+    with pytest.raises(ValueError, match="std must be > 0"):
+        RandomSource(config, std=0.0)
 
 
 @pytest.mark.parametrize("family", ["mixtral", "switch_transformers"])

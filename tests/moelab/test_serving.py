@@ -132,6 +132,27 @@ def test_engines_generate_what_each_tenant_generates(tiny_model):
     )
 
 
+def test_a_partition_slice_with_host_tier_experts_serves_with_a_static_cache(tiny_model):
+    # One tenant alone under a device budget that leaves most experts in host memory, as in a
+    # MIG slice too small for the model: it decodes without graphs and copies experts on use.
+    tenant = make_tenants(tiny_model, "mixtral", 1)
+    probe = plan_consolidation(tenant, 10**12, unit="bytes", placement="offload")
+    config = tenant["t0"].config
+    rows = config.num_experts_per_tok * config.num_hidden_layers  # one token's experts
+    budget = probe.memory.device_non_expert_bytes + (rows + 2) * probe.memory.slot_bytes
+    cmoe = ConsolidatedMoE.from_plan(
+        plan_consolidation(tenant, budget, unit="bytes", placement="offload"), device="cpu"
+    )
+    assert cmoe.copies_experts_on_use and probe.memory.host_bytes == 0
+    engine = ConsolidatedEngine(cmoe, static_cache=16)
+    assert engine.decoder is not None and not engine.decoder.use_graphs
+    run = serve(engine, [req("t0", 0.0, 0, prompt=(3, 7, 1), new=6)])
+    assert run.outcomes[0].tokens == greedy_decode(tenant["t0"], (3, 7, 1), 6).tokens
+    assert cmoe.copied_expert_bytes() > 0
+    with pytest.raises(ValueError, match="cannot be compiled whole; pass compile=False"):
+        ConsolidatedEngine(cmoe, static_cache=16, compile=True)
+
+
 # ------------------------------------------------------------------------------- serving
 def test_clock_and_metrics_follow_the_trace():
     # a@0 runs 0..(1 switch + 2 + 2) = 5; b@1 waits, then 5..10; a@20 arrives to an idle engine.
