@@ -44,6 +44,7 @@ from moelab.consolidation._tiers import (
     check_layout,
     get_placement,
     place,
+    settle_cache_rows,
 )
 from moelab.families import ExpertSlot, MoEFamily
 from moelab.sources import ModelSource, WeightSource, open_models
@@ -329,7 +330,9 @@ class ConsolidationPlan:
         check_layout(self.family, memory)
         matrices = _distance_matrices(self.pairwise, self.tenants, self.metric)
         slots = [d.slot for d in self.decisions]
-        decisions = _decide(slots, self.tenants, matrices, memory, policy)
+        decisions, memory = _decide_placed(
+            slots, self.tenants, matrices, memory, policy, (budget, unit, self.family, self.config)
+        )
         return dataclasses.replace(
             self,
             owner_policy=policy.name,
@@ -450,6 +453,26 @@ def _decide(
     return tuple(decisions)
 
 
+def _decide_placed(
+    slots: Sequence[ExpertSlot],
+    tenants: tuple[str, ...],
+    matrices: Mapping[tuple[int, int], np.ndarray],
+    memory: MemoryAccounting,
+    policy: OwnerPolicy,
+    budget_of: tuple[float, BudgetUnit, MoEFamily, Any],
+) -> tuple[tuple[SlotDecision, ...], MemoryAccounting]:
+    """:func:`_decide`, then cache rows only where host-tier slots remain (see
+    :func:`settle_cache_rows`), deciding again if that shares more slots.
+    """
+    decisions = _decide(slots, tenants, matrices, memory, policy)
+    budget, unit, family, config = budget_of
+    ranked = [d.slot.layer for d in sorted(decisions, key=lambda d: d.rank)]
+    settled = settle_cache_rows(memory, ranked, budget, unit, family.experts_per_token(config))
+    if settled.n_shared != memory.n_shared:
+        decisions = _decide(slots, tenants, matrices, settled, policy)
+    return decisions, settled
+
+
 def _sort_key(value: float) -> float:
     return math.inf if math.isnan(value) else value
 
@@ -560,7 +583,9 @@ def plan_consolidation(
 
         pairwise = pd.DataFrame(columns=list(SAME_SLOT_COLUMNS))
     matrices = _distance_matrices(pairwise, names, metric)
-    decisions = _decide(slots, tuple(names), matrices, memory, policy)
+    decisions, memory = _decide_placed(
+        slots, tuple(names), matrices, memory, policy, (budget, unit, family, config)
+    )
     return ConsolidationPlan(
         tenants=tuple(names),
         sources=tuple(sources),

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -36,6 +36,7 @@ __all__ = [
     "check_layout",
     "get_placement",
     "place",
+    "settle_cache_rows",
 ]
 
 PlacementName = Literal["resident", "offload"]
@@ -127,6 +128,55 @@ def place(
     tiers = dataclasses.replace(memory, private_tier=placement.private_tier, cache_rows=0)
     n_shared, cache_rows = placement.shared_slots(budget, unit, tiers, rows)
     return dataclasses.replace(tiers, n_shared=n_shared, cache_rows=cache_rows)
+
+
+def settle_cache_rows(
+    memory: MemoryAccounting,
+    ranked_layers: Sequence[int],
+    budget: float,
+    unit: BudgetUnit,
+    experts_per_token: int,
+) -> MemoryAccounting:
+    """Keep cache rows only in layers with host-tier slots, and share the slots that frees.
+
+    :func:`place` reserves one token's experts in every MoE layer before the slots are ranked.
+    Once the ranking is known, a layer whose slots are all shared on the device needs no rows;
+    with a byte budget the rows given back hold more shared slots, which can free more layers.
+    The largest number of shared slots that fits is kept (rows counted for what it leaves on
+    the host).
+
+    Parameters
+    ----------
+    memory : MemoryAccounting
+        From :func:`place`.
+    ranked_layers : sequence of int
+        The layer of every slot, in ranking order (the first ``n_shared`` are shared).
+    budget : float
+        The budget, in ``unit``.
+    unit : {"bytes", "slots"}
+        Its unit (with ``"slots"`` the number of shared slots is kept as given).
+    experts_per_token : int
+        Rows one layer needs: the experts one token is routed to.
+
+    Returns
+    -------
+    MemoryAccounting
+        With ``n_shared`` and ``cache_rows`` settled; unchanged without host-tier slots.
+    """
+    if memory.private_tier != "host" or memory.cache_rows == 0:
+        return memory
+    # rows[n]: rows needed when the first n ranked slots are shared (k per layer left on host).
+    seen: set[int] = set()
+    rows = [0] * (len(ranked_layers) + 1)
+    for n in range(len(ranked_layers) - 1, -1, -1):
+        seen.add(ranked_layers[n])
+        rows[n] = experts_per_token * len(seen)
+    n_shared = memory.n_shared
+    if unit == "bytes":
+        device = memory.device_non_expert_bytes
+        fits = [n for n in range(len(rows)) if device + (n + rows[n]) * memory.slot_bytes <= budget]
+        n_shared = max([n_shared, *fits])
+    return dataclasses.replace(memory, n_shared=n_shared, cache_rows=rows[n_shared])
 
 
 def check_layout(family: MoEFamily, memory: MemoryAccounting) -> None:

@@ -215,7 +215,7 @@ def _build_fused_pool(
     family, config = plan.family, plan.config
     n_layers, n_experts = family.num_moe_layers(config), family.num_experts(config)
     ids = expert_parameter_ids(family, live)
-    cache_rows = plan.memory.cache_rows // n_layers
+    cache_rows = family.experts_per_token(config)  # per layer that keeps host-tier slots
     tables = torch.full((len(plan.tenants), n_layers, n_experts), -1, dtype=torch.long)
     live_table = torch.zeros((n_layers, n_experts), dtype=torch.long, device=device)
     pool = ExpertPool([], [], [live_table], lambda t: None)

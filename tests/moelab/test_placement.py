@@ -308,11 +308,15 @@ def test_one_model_alone_is_placed_under_a_device_budget(tiny_model):
     model = tiny_model("mixtral", 5)
     probe = plan_consolidation({"alone": model}, 0, unit="slots", placement="offload")
     m = probe.memory
+    assert m.cache_rows == 4  # before ranking: top-2 rows in both layers (4 experts each)
     budget = m.device_non_expert_bytes + (m.cache_rows + 3) * m.slot_bytes
     plan = plan_consolidation({"alone": model}, budget, unit="bytes", placement="offload")
-    assert plan.n_shared == 3 and plan.memory.device_bytes <= budget
-    assert [d.slot for d in plan.decisions if d.shared] == plan.family.expert_slots(model)[:3]
+    # Layer 0 wholly on the device needs no cache rows: their room holds two more slots.
+    assert (plan.n_shared, plan.memory.cache_rows) == (5, 2)
+    assert plan.memory.device_bytes == budget
+    assert [d.slot for d in plan.decisions if d.shared] == plan.family.expert_slots(model)[:5]
     cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
+    assert device_param_bytes(cmoe) == plan.memory.device_bytes  # what is built is what was planned
     one_token = torch.tensor([[7]])
     with torch.no_grad():
         assert torch.equal(
