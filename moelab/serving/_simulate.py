@@ -64,17 +64,26 @@ class SimulatedEngine(Engine):
         Prompt plus new tokens allowed.
     name : str, default "simulated"
         For tables (e.g. the name of the engine it models).
+    reconfigures : bool, default True
+        False models a :class:`SingleEngine`: one model serves every tenant, so nothing is
+        switched and no request counts as a reconfiguration.
     """
 
     def __init__(
-        self, cost: CostModel, tenants: Sequence[str], max_context: int, name: str = "simulated"
+        self,
+        cost: CostModel,
+        tenants: Sequence[str],
+        max_context: int,
+        name: str = "simulated",
+        *,
+        reconfigures: bool = True,
     ) -> None:
-        self.cost, self.name = cost, name
+        self.cost, self.name, self.reconfigures = cost, name, bool(reconfigures)
         self.tenants, self.max_context = tuple(tenants), check_int(max_context, "max_context")
         self.active: str | None = None
 
     def switch(self, tenant: str) -> float:
-        if tenant == self.active:
+        if tenant == self.active or not self.reconfigures:
             return 0.0
         self.active = tenant
         return self.cost.switch_s

@@ -64,7 +64,7 @@ def serving_timeline(run: ServingRun) -> go.Figure:
 
 
 def qos_figure(
-    table: pd.DataFrame, y: str = "mean_turnaround_s", x: str = "rate_per_s"
+    table: pd.DataFrame, y: str = "mean_turnaround_s", x: str = "rate_per_s", *, log: bool = False
 ) -> go.Figure:
     """A serving metric against the request rate, one line per engine.
 
@@ -77,6 +77,8 @@ def qos_figure(
         The metric.
     x : str, default "rate_per_s"
         The load.
+    log : bool, default False
+        Logarithmic axes (engines whose saturation rates differ by orders of magnitude).
 
     Returns
     -------
@@ -94,4 +96,7 @@ def qos_figure(
     for engine, rows in table.sort_values(x).groupby("engine", sort=False):
         fig.add_scatter(x=rows[x], y=rows[y], mode="lines+markers", name=str(engine))
     fig.update_layout(xaxis_title=x.replace("_", " "), yaxis_title=y.replace("_", " "))
+    if log:
+        fig.update_xaxes(type="log")
+        fig.update_yaxes(type="log")
     return fig

@@ -248,6 +248,10 @@ def test_a_calibrated_simulation_reproduces_a_deterministic_engine():
     simulated = serve(SimulatedEngine(cost, ("a", "b"), 64), stream, "tenant_grouping").requests()
     for column in ("start_s", "first_token_s", "finish_s", "switch_s"):
         assert simulated[column].tolist() == pytest.approx(real[column].tolist()), column
+    # A single model modelled: no switch is paid and none counts as a reconfiguration.
+    single = serve(SimulatedEngine(cost, ("a", "b"), 64, reconfigures=False), stream)
+    assert single.summary()["reconfigurations"] == 0 and single.summary()["switch_s"] == 0
+    assert single.outcomes[0].finish_s - single.outcomes[0].start_s == pytest.approx(2 + 2)
     with pytest.raises(ValueError, match="prompts of two lengths at least"):
         calibrate(TimedEngine(), [(1, 2), (3, 4)])
 
@@ -310,6 +314,7 @@ def test_sweep_and_figures_of_runs():
     ]
     assert (table["done"] == [len(streams[r]) for r in table["rate_per_s"]]).all()
     fig = qos_figure(table)
+    assert qos_figure(table, log=True).layout.xaxis.type == "log" and fig.layout.xaxis.type != "log"
     assert [t.name for t in fig.data] == ["timed", "partitioned"]
     with pytest.raises(ValueError, match="qos_figure needs columns"):
         qos_figure(table, y="nope")
