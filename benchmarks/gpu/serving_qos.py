@@ -9,21 +9,23 @@ take the same Poisson traces (16 prompt + 64 new tokens per request, batch 1):
     One :class:`~moelab.reconfigure.ConsolidatedMoE` under a 125 GB device budget: shared
     experts, every tenant's non-expert set resident, one decode graph per tenant (``"swap"``).
 ``partitioned``
-    MIG-style: each tenant alone on a 3g.71gb slice (two slices split an H200). A tenant does
-    not fit 71 GB, so the plan keeps what fits on the device and the rest of its experts in
-    host memory, copied in on use; measured times are stretched by the slice's share of the
-    device (``serve_partitioned``). Slice ``t0`` runs for real; slice ``t1`` has the same
-    shapes and placement and is served by a :class:`~moelab.serving.SimulatedEngine` with
-    ``t0``'s measured costs (two slices' host tiers do not fit this machine's memory at once).
+    MIG-style: each tenant alone on a slice, 3g.71gb for two tenants, 1g.35gb for four (the
+    largest profile of which N fit an H200). A tenant does not fit its slice, so the plan keeps
+    what fits on the device and the rest of its experts in host memory, copied in on use;
+    measured times are stretched by the slice's share of the device (``serve_partitioned``).
+    As many slices are built for real as the device and three quarters of the host memory
+    hold (their host tiers add up); the others have the same shapes and placement and are
+    served by a :class:`~moelab.serving.SimulatedEngine` with the first slice's measured costs.
 ``single``
     Tenant ``t0``'s model alone, serving every request: the throughput bound.
 
-Traces, all set from the consolidated engine's service time measured first by
-:func:`~moelab.serving.calibrate`: ``L50``, ``L90``, ``L150`` at 0.5, 0.9 and 1.5 times its
-capacity, and ``P`` at the rate that keeps a slice about half busy, taking a slice to be
-``SLICE_SLOWER`` times slower than consolidation (an estimate: its expert copies over PCIe
-dominate; the slice's service time is then measured and recorded, so P's true load is known).
-P is the first seeded trace that gives every tenant two requests at least. Every cost model
+Traces, all set from the two-tenant consolidated engine's service time measured first by
+:func:`~moelab.serving.calibrate`, for two tenants and (suffix ``x4``) four: ``L50``, ``L90``,
+``L150`` at 0.5, 0.9 and 1.5 times its capacity, and ``P`` at the rate that keeps a slice about
+half busy, taking a slice to be ``SLICE_SLOWER`` times slower than consolidation (an estimate:
+its expert copies over PCIe dominate; the slice's service time is then measured and recorded,
+so P's true load is known). P is the first seeded trace that gives every tenant
+``SLICE_REQUESTS`` requests at least (rounded down). Every cost model
 measured here is written out, so sweeps too long to run are simulated from them (notebook 03).
 Each phase writes the JSON as it ends; one that no longer fits ``--deadline`` is skipped.
 
@@ -93,11 +95,16 @@ TINY = dict(
     max_position_embeddings=256,
 )
 CONSOLIDATED_BUDGET_GB = 125.0  # of the H200's ~150 GB: room for caches, graphs and reads
-SLICE = "3g.71gb"
+TENANT_COUNTS = (2, 4)
+SLICES = {2: "3g.71gb", 4: "1g.35gb"}  # the largest profile of which N fit one H200
 SLICE_HEADROOM_GB = 1.0  # of the slice's memory, for the KV cache and activations
 LOADS = {"L50": 0.5, "L90": 0.9, "L150": 1.5}
 LOAD_SECONDS = 8.0
-SLICE_LOAD, SLICE_SLOWER, SLICE_REQUESTS = 0.5, 25.0, 2  # trace P (see above)
+# Trace P per tenant count (see above): load of a slice, slice / consolidated service time
+# (estimates), requests per tenant expected and at least.
+SLICE_LOAD = 0.5
+SLICE_SLOWER = {2: 25.0, 4: 80.0}
+SLICE_REQUESTS = {2: 2.0, 4: 1.5}
 
 
 class Deadline:
@@ -124,10 +131,8 @@ class Bench:
             for p in base.family.meta_model(self.config, base.dtype).parameters()
         )
         # Budgets in bytes; on the tiny shape, the same fractions of one model.
-        scale = self.one_model / 93.4e9 if tiny else 1.0
-        self.consolidated_budget = int(CONSOLIDATED_BUDGET_GB * 1e9 * scale)
-        profile = get_mig_profile(SLICE)
-        self.slice_budget = int((profile.memory_gb - SLICE_HEADROOM_GB) * 1e9 * scale)
+        self.scale = self.one_model / 93.4e9 if tiny else 1.0
+        self.consolidated_budget = int(CONSOLIDATED_BUDGET_GB * 1e9 * self.scale)
         generator = torch.Generator().manual_seed(0)
         vocab = self.config.vocab_size
         self.prompts = {
@@ -145,10 +150,28 @@ class Bench:
             "prompt_tokens": PROMPT,
             "new_tokens": NEW,
             "consolidated_budget_bytes": self.consolidated_budget,
-            "slice": {"profile": SLICE, "budget_bytes": self.slice_budget},
+            "slices": {n: SLICES[n] for n in TENANT_COUNTS},
             "traces": {},
             "phases": {},
         }
+
+    def slice_budget(self, profile: Any) -> int:
+        """Device bytes for one tenant on a slice: its memory less the headroom."""
+        return int((profile.memory_gb - SLICE_HEADROOM_GB) * 1e9 * self.scale)
+
+    def room_for_another(self, memory: dict[str, Any], slices: int) -> bool:
+        """Whether ``slices`` slices like this one fit the device and 3/4 of the host memory."""
+        with open("/proc/meminfo") as f:
+            host = int(next(line for line in f if line.startswith("MemTotal")).split()[1]) * 1024
+        device = (
+            torch.cuda.get_device_properties(self.device).total_memory
+            if self.device.type == "cuda"
+            else host
+        )
+        return (
+            slices * memory["plan_host_bytes"] <= 0.75 * host
+            and slices * memory["plan_device_bytes"] <= device - 8e9 * self.scale
+        )
 
     def tenants(self, n: int) -> dict[str, PerturbedSource]:
         return {f"t{i}": PerturbedSource(self.base, seed=i + 1, scale=0.02) for i in range(n)}
@@ -267,17 +290,34 @@ def calibration_prompts(bench: Bench) -> list[list[int]]:
 
 
 # ------------------------------------------------------------------------------ phases
-def partition_phase(bench: Bench, state: dict[str, Any]) -> dict[str, Any]:
-    """Slice t0 (3g.71gb): build with host-tier experts, calibrate, serve trace P for real."""
-    profile = get_mig_profile(SLICE)
-    tenants = bench.tenants(2)
+def trace_name(base: str, n: int) -> str:
+    """Two tenants' traces keep their plain names; others carry the count: ``L50x4``."""
+    return base if n == 2 else f"{base}x{n}"
+
+
+def define_traces(bench: Bench, state: dict[str, Any], service: float) -> None:
+    """Every trace, from the consolidated engine's measured service time (see the docstring)."""
+    for n in TENANT_COUNTS:
+        for name, load in LOADS.items():
+            state[trace_name(name, n)] = bench.trace(
+                trace_name(name, n), load / service / n, LOAD_SECONDS, n
+            )
+        rate = SLICE_LOAD / (SLICE_SLOWER[n] * service)
+        state[trace_name("P", n)] = bench.trace(
+            trace_name("P", n), rate, SLICE_REQUESTS[n] / rate, n, int(SLICE_REQUESTS[n])
+        )
+
+
+def traces_of(state: dict[str, Any], n: int) -> list[str]:
+    return [t for t in (trace_name(b, n) for b in ("P", *LOADS)) if t in state]
+
+
+def build_slice(bench: Bench, source: PerturbedSource, tenant: str, budget: int):
+    """One tenant alone under a slice's device budget, its other experts in host memory."""
     start = time.perf_counter()
-    plan = plan_consolidation(
-        {"t0": tenants["t0"]}, bench.slice_budget, unit="bytes", placement="offload"
-    )
+    plan = plan_consolidation({tenant: source}, budget, unit="bytes", placement="offload")
     before, rss = bench.allocated(), rss_bytes()
     cmoe = ConsolidatedMoE.from_plan(plan, device=bench.device)
-    build = time.perf_counter() - start
     memory = {
         "plan_device_bytes": plan.memory.device_bytes,
         "plan_host_bytes": plan.memory.host_bytes,
@@ -286,39 +326,57 @@ def partition_phase(bench: Bench, state: dict[str, Any]) -> dict[str, Any]:
         "cache_rows": plan.memory.cache_rows,
         "device_slots": plan.n_shared,
         "slots": plan.memory.n_slots,
+        "build_seconds": time.perf_counter() - start,
     }
-    engine = ConsolidatedEngine(cmoe, static_cache=PROMPT + NEW)
-    copied = cmoe.copied_expert_bytes()
-    t0 = time.perf_counter()
-    cost = calibrate(engine, calibration_prompts(bench)[::2], new_tokens=8, repeats=1)
-    calibrate_s = time.perf_counter() - t0
-    copied = cmoe.copied_expert_bytes() - copied
-    state["slice_cost"] = cost
-    first, total = cost.generation(PROMPT, NEW)
-    slice_service = first * profile.prefill_slowdown + (total - first) * profile.decode_slowdown
-    trace = state["P"]
-    rate = bench.results["traces"]["P"]["rate_per_tenant_per_s"]
+    return ConsolidatedEngine(cmoe, static_cache=PROMPT + NEW), memory
+
+
+def partition_phase(bench: Bench, state: dict[str, Any], n: int, reserve_s: float) -> dict:
+    """N slices of the profile for N tenants: as many built for real as the host holds, the
+    first one calibrated; the others served by its costs. Serves trace P for real if time
+    allows (``reserve_s`` kept for the later phases)."""
+    profile = get_mig_profile(SLICES[n])
+    budget = bench.slice_budget(profile)
+    tenants = bench.tenants(n)
+    engines: dict[str, Engine] = {}
+    memory: dict[str, Any] = {}
+    for tenant, source in tenants.items():
+        engine, memory[tenant] = build_slice(bench, source, tenant, budget)
+        engines[tenant] = engine
+        if not bench.room_for_another(memory[tenant], len(engines) + 1):
+            break
+    first = engines["t0"]
+    copied = first.consolidated.copied_expert_bytes()
+    start = time.perf_counter()
+    cost = calibrate(first, calibration_prompts(bench)[::2], new_tokens=8, repeats=1)
+    calibrate_s = time.perf_counter() - start
+    first_s, total_s = cost.generation(PROMPT, NEW)
+    service = first_s * profile.prefill_slowdown + (total_s - first_s) * profile.decode_slowdown
+    name = trace_name("P", n)
+    trace = state[name]
+    rate = bench.results["traces"][name]["rate_per_tenant_per_s"]
     out: dict[str, Any] = {
-        "build_seconds": build,
+        "profile": profile.name,
+        "budget_bytes": budget,
         "memory": memory,
         "cost_full_device": cost_dict(cost),
         "calibration_seconds": calibrate_s,
-        "calibration_copied_bytes": copied,
-        "slice_service_s": slice_service,
-        "trace_P_slice_load": rate * slice_service,
+        "calibration_copied_bytes": first.consolidated.copied_expert_bytes() - copied,
+        "slice_service_s": service,
+        "trace_slice_load": rate * service,
     }
-    t0_requests = sum(r.tenant == "t0" for r in trace)
-    real_s = t0_requests * total
-    if bench.deadline.left() < real_s + 45:  # keep room for the four-tenant build
-        out["P_real"] = f"skipped: {t0_requests} requests need ~{real_s:.0f} s"
-        sliced: dict[str, Engine] = {"t0": SimulatedEngine(cost, ["t0"], engine.max_context)}
-    else:
-        sliced = {"t0": engine}
-    sliced["t1"] = SimulatedEngine(cost, ["t1"], engine.max_context)
-    run = serve_partitioned(sliced, trace, SLICE)
-    out["P"] = run_record(run)
-    out["P"]["t0_slice"] = "measured" if sliced["t0"] is engine else "simulated"
-    out["P"]["t1_slice"] = "simulated from t0's measured costs"
+    real_s = sum(r.tenant in engines for r in trace) * total_s
+    if bench.deadline.left() < real_s + reserve_s:
+        out["real_run"] = f"skipped: the real slices' requests need ~{real_s:.0f} s"
+        engines = {}
+    sliced = {
+        t: engines.get(t) or SimulatedEngine(cost, [t], first.max_context, name="simulated slice")
+        for t in tenants
+    }
+    run = serve_partitioned(sliced, trace, profile)
+    out[name] = run_record(run)
+    out[name]["measured_slices"] = sorted(engines)
+    out[name]["simulated_slices"] = sorted(set(tenants) - set(engines))
     return out
 
 
@@ -346,33 +404,23 @@ def consolidated_phase(bench: Bench, state: dict[str, Any], n: int) -> dict[str,
     out["warmup_seconds"] = engine.warmup(bench.prompts["t0"][0][:4], 3)
     cost = calibrate(engine, calibration_prompts(bench), new_tokens=32, repeats=2)
     out["cost"] = cost_dict(cost)
-    key = f"consolidated{n}_cost"
-    state[key] = cost
-    if n == 2:
-        first, total = cost.generation(PROMPT, NEW)
-        service = total + cost.switch_s / 2
+    if not state:  # the first phase: the traces follow this engine's service time
+        service = cost.generation(PROMPT, NEW)[1] + cost.switch_s / 2
         out["service_s"] = service
-        for name, load in LOADS.items():
-            state[name] = bench.trace(name, load / service / 2, LOAD_SECONDS, 2)
-        rate = SLICE_LOAD / (SLICE_SLOWER * service)
-        state["P"] = bench.trace("P", rate, SLICE_REQUESTS / rate, 2, SLICE_REQUESTS)
-    runs = {}
-    for name in ("P", *LOADS) if n == 2 else ():
-        if name in state:
-            runs[name] = serve(engine, state[name])
+        define_traces(bench, state, service)
+    runs = {name: serve(engine, state[name]) for name in traces_of(state, n)}
     out["runs"] = {name: run_record(run) for name, run in runs.items()}
     out["simulated_vs_measured"] = simulated_vs_measured(cost, engine, runs, state)
     switches = [o.switch_s for run in runs.values() for o in run.outcomes if o.reconfigured]
-    if not switches:  # four tenants: time the switches alone
-        for i in range(4 * n):
-            switches.append(engine.switch(f"t{(i + 1) % n}"))
+    if not switches:  # no run: time the switches alone
+        switches = [engine.switch(f"t{(i + 1) % n}") for i in range(4 * n)]
     out["switch_ms_median"] = statistics.median(switches) * 1e3
     out["switch_ms_max"] = max(switches) * 1e3
     return out
 
 
 def single_phase(bench: Bench, state: dict[str, Any]) -> dict[str, Any]:
-    """Tenant t0's model alone serving every request of the same traces."""
+    """Tenant t0's model alone serving every request of every trace."""
     start = time.perf_counter()
     before = bench.allocated()
     model = materialize(bench.tenants(1)["t0"], bench.device)
@@ -380,44 +428,53 @@ def single_phase(bench: Bench, state: dict[str, Any]) -> dict[str, Any]:
         "build_seconds": time.perf_counter() - start,
         "memory_allocated_delta": bench.allocated() - before,
     }
-    engine = SingleEngine(model, ["t0", "t1"], static_cache=PROMPT + NEW)
+    everyone = [f"t{i}" for i in range(max(TENANT_COUNTS))]
+    engine = SingleEngine(model, everyone, static_cache=PROMPT + NEW)
     out["warmup_seconds"] = engine.warmup(bench.prompts["t0"][0][:4], 3)
     cost = calibrate(engine, calibration_prompts(bench), new_tokens=32, repeats=1)
     out["cost"] = cost_dict(cost)
-    runs = {name: serve(engine, state[name]) for name in ("P", *LOADS) if name in state}
-    out["runs"] = {name: run_record(run) for name, run in runs.items()}
+    names = [name for n in TENANT_COUNTS for name in traces_of(state, n)]
+    out["runs"] = {name: run_record(serve(engine, state[name])) for name in names}
     return out
 
 
 def headline(results: dict[str, Any]) -> dict[str, Any]:
-    """The issue's claims, from what was measured (missing parts give None)."""
+    """The issue's claims, from what was measured (absent where a phase did not run)."""
     phases = results["phases"]
 
     def summary(phase: str, trace: str) -> dict[str, Any] | None:
+        where = phases.get(phase, {})
         record = (
-            phases.get(phase, {}).get("runs", {}).get(trace)
-            if phase != "partition"
-            else (phases.get("partition", {}).get(trace))
+            where.get(trace) if phase.startswith("partition") else where.get("runs", {}).get(trace)
         )
         return record["summary"] if isinstance(record, dict) else None
 
     out: dict[str, Any] = {}
-    c, p = summary("consolidated2", "P"), summary("partition", "P")
-    if c and p:
-        out["P_turnaround_cut"] = 1 - c["mean_turnaround_s"] / p["mean_turnaround_s"]
-    for trace in LOADS:
-        c, s = summary("consolidated2", trace), summary("single", trace)
-        if c and s:
-            out[f"{trace}_throughput_vs_single"] = c["tokens_per_s"] / s["tokens_per_s"]
-    runs = phases.get("consolidated2", {}).get("runs", {})
-    switch = sum(r["summary"]["switch_s"] for r in runs.values())
-    done = sum(r["summary"]["done"] for r in runs.values())
-    ttft = [r["summary"]["mean_ttft_s"] * r["summary"]["done"] for r in runs.values()]
-    if done:
-        out["switch_share_of_mean_ttft"] = (switch / done) / (sum(ttft) / done)
-    sims = phases.get("consolidated2", {}).get("simulated_vs_measured", {})
-    if sims:
-        out["simulator_worst_error"] = max(abs(v["ratio"] - 1) for v in sims.values())
+    for n in TENANT_COUNTS:
+        suffix = "" if n == 2 else f"x{n}"
+        partition = "partition" if n == 2 else f"partition{n}"
+        c, p = (
+            summary(f"consolidated{n}", trace_name("P", n)),
+            summary(partition, trace_name("P", n)),
+        )
+        if c and p:
+            out[f"P{suffix}_turnaround_cut"] = 1 - c["mean_turnaround_s"] / p["mean_turnaround_s"]
+        for trace in LOADS:
+            c = summary(f"consolidated{n}", trace_name(trace, n))
+            s = summary("single", trace_name(trace, n))
+            if c and s:
+                out[f"{trace_name(trace, n)}_throughput_vs_single"] = (
+                    c["tokens_per_s"] / s["tokens_per_s"]
+                )
+        runs = phases.get(f"consolidated{n}", {}).get("runs", {})
+        done = sum(r["summary"]["done"] for r in runs.values())
+        if done:
+            switch = sum(r["summary"]["switch_s"] for r in runs.values())
+            ttft = sum(r["summary"]["mean_ttft_s"] * r["summary"]["done"] for r in runs.values())
+            out[f"switch_share_of_mean_ttft{suffix}"] = switch / ttft
+        sims = phases.get(f"consolidated{n}", {}).get("simulated_vs_measured", {})
+        if sims:
+            out[f"simulator_worst_error{suffix}"] = max(abs(v["ratio"] - 1) for v in sims.values())
     return out
 
 
@@ -429,10 +486,12 @@ def main() -> int:
     args = parser.parse_args()
     bench = Bench(args.tiny, args.out, args.deadline)
     state: dict[str, Any] = {}
+    # Most important first; each phase frees the device for the next.
     bench.phase("consolidated2", 45, lambda: consolidated_phase(bench, state, 2))
-    bench.phase("single", 30, lambda: single_phase(bench, state))
-    bench.phase("partition", 40, lambda: partition_phase(bench, state))
-    bench.phase("consolidated4", 30, lambda: consolidated_phase(bench, state, 4))
+    bench.phase("single", 40, lambda: single_phase(bench, state))
+    bench.phase("partition", 60, lambda: partition_phase(bench, state, 2, reserve_s=150))
+    bench.phase("consolidated4", 45, lambda: consolidated_phase(bench, state, 4))
+    bench.phase("partition4", 60, lambda: partition_phase(bench, state, 4, reserve_s=0))
     bench.results["headline"] = headline(bench.results)
     bench.save()
     print(json.dumps(bench.results["headline"], indent=1))
