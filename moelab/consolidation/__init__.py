@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+from moelab.consolidation._decisions import SlotDecision
 from moelab.consolidation._memory import (
     BUDGET_UNITS,
     TIERS,
@@ -53,7 +54,7 @@ from moelab.consolidation._owners import (
     get_owner_policy,
     register_owner_policy,
 )
-from moelab.consolidation._plan import ConsolidationPlan, SlotDecision, plan_consolidation
+from moelab.consolidation._plan import ConsolidationPlan, plan_consolidation
 from moelab.consolidation._tenants import check_dtypes, check_same_shapes
 from moelab.consolidation._tiers import (
     PLACEMENTS,
