@@ -1,0 +1,73 @@
+"""Computing the routed experts at decode time: each selected expert's weights read once.
+
+At batch 1 a Mixtral-8x7B-shaped layer needs two of its eight experts per token; transformers'
+fused-expert paths either gather those experts' weights into a new tensor (``batched_mm``) or
+run grouped GEMMs over mostly empty groups (``grouped_mm``). :func:`routed_experts_forward`
+reads the expert index on the device and streams only the selected rows (a Triton kernel on
+CUDA, a torch loop elsewhere), with no host synchronisation, so a decode step stays one
+captured graph.
+
+It plugs in through transformers' experts-implementation registry under the name
+``"moelab_routed"``: any model whose experts module is built with
+``@use_experts_implementation`` (Mixtral, OLMoE, ...) and a :class:`ConsolidatedMoE`'s live
+model (whose pool rows the index tables pick) use it after :func:`use_routed_experts`.
+
+Examples
+--------
+>>> model = use_routed_experts(model)  # doctest: +SKIP
+>>> model.config._experts_implementation  # doctest: +SKIP
+'moelab_routed'
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
+
+from moelab.experts._routed import MAX_ROUTED_ASSIGNMENTS, routed_experts_forward, routed_linear
+from moelab.experts._triton import routed_gemv, triton_available
+
+__all__ = [
+    "MAX_ROUTED_ASSIGNMENTS",
+    "ROUTED",
+    "routed_experts_forward",
+    "routed_gemv",
+    "routed_linear",
+    "triton_available",
+    "use_routed_experts",
+]
+
+#: The name the routed path is registered under in transformers' ``ExpertsInterface``.
+ROUTED = "moelab_routed"
+ALL_EXPERTS_FUNCTIONS.register(ROUTED, routed_experts_forward)
+
+
+def use_routed_experts(model: nn.Module) -> nn.Module:
+    """Switch a transformers MoE model to the routed experts path, in place.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A model whose experts support transformers' experts implementations (for a
+        :class:`~moelab.reconfigure.ConsolidatedMoE`, pass its ``.model``).
+
+    Returns
+    -------
+    PreTrainedModel
+        ``model``.
+
+    Raises
+    ------
+    ValueError
+        For a model whose experts cannot switch implementation (e.g. one module per expert).
+    """
+    from moelab.families import detect_family
+
+    family = detect_family(model)
+    if not hasattr(model, "set_experts_implementation") or family.expert_layout != "fused":
+        raise ValueError(
+            f"{type(model).__name__} keeps one module per expert; the routed path reads fused "
+            f"expert weights (Mixtral, OLMoE)"
+        )
+    model.set_experts_implementation(ROUTED)
+    return model

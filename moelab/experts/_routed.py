@@ -1,0 +1,122 @@
+"""The routed-expert step for decoding: only the selected experts' weights, each read once.
+
+:func:`routed_linear` is a torch custom op (``moelab::routed_linear``), so captured graphs and
+``torch.compile(fullgraph=True)`` treat it as one opaque call: on CUDA with Triton it is the
+kernel of :mod:`moelab.experts._triton`; elsewhere a torch loop over the distinct experts
+selected (one ``F.linear`` each on a view of its weights).
+
+:func:`routed_experts_forward` is an experts implementation in transformers' sense (the
+signature of ``ExpertsInterface`` functions): gate-up projection, gating, down projection and
+the routing-weighted sum, through :func:`routed_linear`. Steps with more (token, expert)
+assignments than :data:`MAX_ROUTED_ASSIGNMENTS` (prefill) go to ``grouped_mm``, which reads each
+expert once for all its tokens; so do layouts the kernel does not read (transposed weights,
+biases, experts without a gate, a post-expert norm, expert parallelism).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from moelab.experts._triton import routed_gemv, triton_available
+
+__all__ = ["MAX_ROUTED_ASSIGNMENTS", "routed_experts_forward", "routed_linear"]
+
+#: Most (token, expert) assignments of one step served by the routed path: batch 8 at top-2.
+MAX_ROUTED_ASSIGNMENTS = 16
+
+
+@torch.library.custom_op("moelab::routed_linear", mutates_args=())
+def routed_linear(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``out[s] = weight[ids[s]] @ x[s]``: each row of ``x`` through the expert it is routed to.
+
+    Parameters
+    ----------
+    x : Tensor ``[S, K]``
+        One row per (token, expert) assignment.
+    weight : Tensor ``[E, N, K]``
+        The fused expert weights (``nn.Linear`` orientation per expert).
+    ids : Tensor ``[S]``, integer
+        The expert of each row, on ``x``'s device.
+
+    Returns
+    -------
+    Tensor ``[S, N]``
+        In ``x``'s dtype; products accumulated in float32.
+
+    Examples
+    --------
+    >>> w = torch.randn(4, 3, 5); x = torch.randn(2, 5); ids = torch.tensor([3, 0])
+    >>> torch.allclose(routed_linear(x, w, ids), torch.stack([w[3] @ x[0], w[0] @ x[1]]))
+    True
+    """
+    if x.is_cuda and weight.stride(-1) == 1 and triton_available():
+        return routed_gemv(x, weight, ids)
+    return _routed_linear_torch(x, weight, ids)
+
+
+@routed_linear.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((x.shape[0], weight.shape[1]))
+
+
+def _routed_linear_torch(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    # Reads the routing on the host: the path for CPUs (and GPUs without Triton, uncaptured).
+    out = x.new_empty((x.shape[0], weight.shape[1]))
+    for expert in ids.unique().tolist():
+        rows = (ids == expert).nonzero().flatten()
+        product = F.linear(x[rows].float(), weight[expert].float())
+        out[rows] = product.to(out.dtype)
+    return out
+
+
+def _routable(experts: nn.Module) -> bool:
+    """Whether the kernel reads this layout: [E, N, K] weights, a gate, no bias or extras."""
+    return (
+        getattr(experts, "has_gate", True)
+        and not getattr(experts, "has_bias", False)
+        and not getattr(experts, "is_transposed", False)
+        and not getattr(experts, "has_post_expert_norm", False)
+        and not getattr(experts, "_is_expert_parallel", False)
+        and getattr(experts, "is_concatenated", True)
+        and hasattr(experts, "gate_up_proj")
+        and hasattr(experts, "down_proj")
+    )
+
+
+def routed_experts_forward(
+    self: nn.Module,
+    hidden_states: torch.Tensor,
+    top_k_index: torch.Tensor,
+    top_k_weights: torch.Tensor,
+) -> torch.Tensor:
+    """A transformers experts implementation that reads only the routed experts' weights.
+
+    Parameters
+    ----------
+    self : nn.Module
+        A fused experts module (``gate_up_proj`` ``[E, 2F, H]``, ``down_proj`` ``[E, H, F]``).
+    hidden_states : Tensor ``[T, H]``
+    top_k_index : Tensor ``[T, k]``
+        Experts (pool rows in a consolidated model) of each token.
+    top_k_weights : Tensor ``[T, k]``
+        Their routing weights.
+
+    Returns
+    -------
+    Tensor ``[T, H]``
+    """
+    n_tokens, top_k = top_k_index.shape
+    if top_k_index.numel() > MAX_ROUTED_ASSIGNMENTS or not _routable(self):
+        from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
+
+        grouped = ALL_EXPERTS_FUNCTIONS["grouped_mm"]
+        return grouped(self, hidden_states, top_k_index, top_k_weights)
+    ids = top_k_index.reshape(-1)
+    x = hidden_states.repeat_interleave(top_k, dim=0)  # one row per assignment
+    gated = self._apply_gate(routed_linear(x, self.gate_up_proj, ids))
+    out = routed_linear(gated, self.down_proj, ids)
+    weighted = out * top_k_weights.reshape(-1, 1)
+    # Sum over k in float32, as transformers' batched path does.
+    return weighted.view(n_tokens, top_k, -1).float().sum(dim=1).to(hidden_states.dtype)
