@@ -7,6 +7,10 @@ reads the expert index on the device and streams only the selected rows (a Trito
 CUDA, a torch loop elsewhere), with no host synchronisation, so a decode step stays one
 captured graph.
 
+Experts can be stored in 4 bits (:func:`quantize_int4`: group-wise affine codes, HQQ's format),
+all or some of a layer's (:func:`quantize_experts`, :class:`MixedExperts`), and decode through
+the same path (a 4-bit Triton kernel that unpacks in registers).
+
 It plugs in through transformers' experts-implementation registry under the name
 ``"moelab_routed"``: any model whose experts module is built with
 ``@use_experts_implementation`` (Mixtral, OLMoE, ...) and a :class:`ConsolidatedMoE`'s live
@@ -24,15 +28,30 @@ from __future__ import annotations
 from torch import nn
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
-from moelab.experts._routed import MAX_ROUTED_ASSIGNMENTS, routed_experts_forward, routed_linear
-from moelab.experts._triton import routed_gemv, triton_available
+from moelab.experts._int4 import Int4Experts, quantize_int4
+from moelab.experts._mixed import MixedExperts, quantize_experts
+from moelab.experts._routed import (
+    MAX_ROUTED_ASSIGNMENTS,
+    routed_experts_forward,
+    routed_linear,
+    routed_linear_int4,
+    routed_linear_mixed,
+)
+from moelab.experts._triton import routed_gemv, routed_gemv_int4, triton_available
 
 __all__ = [
     "MAX_ROUTED_ASSIGNMENTS",
     "ROUTED",
+    "Int4Experts",
+    "MixedExperts",
+    "quantize_experts",
+    "quantize_int4",
     "routed_experts_forward",
     "routed_gemv",
+    "routed_gemv_int4",
     "routed_linear",
+    "routed_linear_int4",
+    "routed_linear_mixed",
     "triton_available",
     "use_routed_experts",
 ]

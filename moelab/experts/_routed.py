@@ -19,9 +19,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moelab.experts._triton import routed_gemv, triton_available
+from moelab.experts._int4 import Int4Experts
+from moelab.experts._mixed import MixedExperts
+from moelab.experts._triton import routed_gemv, routed_gemv_int4, triton_available
 
-__all__ = ["MAX_ROUTED_ASSIGNMENTS", "routed_experts_forward", "routed_linear"]
+__all__ = [
+    "MAX_ROUTED_ASSIGNMENTS",
+    "routed_experts_forward",
+    "routed_linear",
+    "routed_linear_int4",
+    "routed_linear_mixed",
+]
 
 #: Most (token, expert) assignments of one step served by the routed path: batch 8 at top-2.
 MAX_ROUTED_ASSIGNMENTS = 16
@@ -38,7 +46,7 @@ def routed_linear(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> t
     weight : Tensor ``[E, N, K]``
         The fused expert weights (``nn.Linear`` orientation per expert).
     ids : Tensor ``[S]``, integer
-        The expert of each row, on ``x``'s device.
+        The expert of each row, on ``x``'s device; below 0: none (a row of zeros).
 
     Returns
     -------
@@ -61,13 +69,68 @@ def _(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return x.new_empty((x.shape[0], weight.shape[1]))
 
 
-def _routed_linear_torch(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def _routed_linear_torch(x: torch.Tensor, weight, ids: torch.Tensor) -> torch.Tensor:
     # Reads the routing on the host: the path for CPUs (and GPUs without Triton, uncaptured).
-    out = x.new_empty((x.shape[0], weight.shape[1]))
+    # ``weight`` is a dense [E, N, K] tensor or an Int4Experts (dequantized per expert used).
+    out = x.new_zeros((x.shape[0], weight.shape[1]))
     for expert in ids.unique().tolist():
+        if expert < 0:
+            continue
         rows = (ids == expert).nonzero().flatten()
-        product = F.linear(x[rows].float(), weight[expert].float())
-        out[rows] = product.to(out.dtype)
+        matrix = weight[expert] if isinstance(weight, torch.Tensor) else weight.dequantize(expert)
+        out[rows] = F.linear(x[rows].float(), matrix.float()).to(out.dtype)
+    return out
+
+
+@torch.library.custom_op("moelab::routed_linear_int4", mutates_args=())
+def routed_linear_int4(
+    x: torch.Tensor,
+    packed: torch.Tensor,
+    scale: torch.Tensor,
+    zero: torch.Tensor,
+    ids: torch.Tensor,
+    group_size: int,
+) -> torch.Tensor:
+    """:func:`routed_linear` over 4-bit experts (the fields of an :class:`Int4Experts`).
+
+    Parameters
+    ----------
+    x : Tensor ``[S, K]``
+    packed, scale, zero : Tensor
+        ``Int4Experts.packed`` ``[E, N, K/2]``, ``.scale`` and ``.zero`` ``[E, N, K/G]``.
+    ids : Tensor ``[S]``
+        Row of each assignment; below 0: none (a row of zeros).
+    group_size : int
+        ``G``.
+
+    Returns
+    -------
+    Tensor ``[S, N]`` in ``x``'s dtype.
+    """
+    weights = Int4Experts(packed, scale, zero, group_size)
+    if x.is_cuda and triton_available():
+        return routed_gemv_int4(x, weights, ids)
+    return _routed_linear_torch(x, weights, ids)
+
+
+@routed_linear_int4.register_fake
+def _(x, packed, scale, zero, ids, group_size):  # noqa: ANN001, ANN202
+    return x.new_empty((x.shape[0], packed.shape[1]))
+
+
+def routed_linear_mixed(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor) -> torch.Tensor:
+    """:func:`routed_linear` over a layer whose experts are in two pools (full and 4-bit).
+
+    Each pool's kernel runs over every assignment and writes zeros for the other pool's, so
+    the sum is every assignment through its own expert.
+    """
+    out = None
+    if weight.dense is not None:
+        out = routed_linear(x, weight.dense, weight.dense_rows[ids])
+    if weight.int4 is not None:
+        q = weight.int4
+        part = routed_linear_int4(x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size)
+        out = part if out is None else out + part
     return out
 
 
@@ -108,15 +171,17 @@ def routed_experts_forward(
     Tensor ``[T, H]``
     """
     n_tokens, top_k = top_k_index.shape
-    if top_k_index.numel() > MAX_ROUTED_ASSIGNMENTS or not _routable(self):
+    mixed = isinstance(self.gate_up_proj, MixedExperts)  # only this path reads those pools
+    if not mixed and (top_k_index.numel() > MAX_ROUTED_ASSIGNMENTS or not _routable(self)):
         from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
         grouped = ALL_EXPERTS_FUNCTIONS["grouped_mm"]
         return grouped(self, hidden_states, top_k_index, top_k_weights)
     ids = top_k_index.reshape(-1)
     x = hidden_states.repeat_interleave(top_k, dim=0)  # one row per assignment
-    gated = self._apply_gate(routed_linear(x, self.gate_up_proj, ids))
-    out = routed_linear(gated, self.down_proj, ids)
+    linear = routed_linear_mixed if mixed else routed_linear
+    gated = self._apply_gate(linear(x, self.gate_up_proj, ids))
+    out = linear(gated, self.down_proj, ids)
     weighted = out * top_k_weights.reshape(-1, 1)
     # Sum over k in float32, as transformers' batched path does.
     return weighted.view(n_tokens, top_k, -1).float().sum(dim=1).to(hidden_states.dtype)

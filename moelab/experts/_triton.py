@@ -22,7 +22,7 @@ import torch
 
 
 @functools.cache
-def _kernel() -> Any:
+def _kernels() -> tuple[Any, Any]:
     import triton
     import triton.language as tl
 
@@ -39,10 +39,13 @@ def _kernel() -> Any:
         BLOCK_N: tl.constexpr,
         BLOCK_K: tl.constexpr,
     ):
-        # Program (s, nb): rows nb*BLOCK_N.. of expert ids[s] times x[s], accumulated in fp32.
+        # Program (s, nb): rows nb*BLOCK_N.. of expert ids[s] times x[s], accumulated in fp32;
+        # an id below 0 (an assignment served by another pool) reads nothing and writes zeros.
         s = tl.program_id(0)
         nb = tl.program_id(1)
         expert = tl.load(ids_ptr + s).to(tl.int64)
+        valid = expert >= 0
+        expert = tl.maximum(expert, 0)
         rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
         acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
@@ -50,13 +53,59 @@ def _kernel() -> Any:
             x = tl.load(x_ptr + s * K + cols, mask=cols < K, other=0.0).to(tl.float32)
             w = tl.load(
                 w_ptr + expert * stride_we + rows[:, None].to(tl.int64) * stride_wn + cols[None, :],
-                mask=(rows[:, None] < N) & (cols[None, :] < K),
+                mask=valid & (rows[:, None] < N) & (cols[None, :] < K),
                 other=0.0,
             ).to(tl.float32)
             acc += tl.sum(w * x[None, :], axis=1)
         tl.store(out_ptr + s * N + rows, acc.to(out_ptr.dtype.element_ty), mask=rows < N)
 
-    return routed_gemv
+    @triton.jit
+    def routed_gemv_int4(
+        x_ptr,
+        q_ptr,
+        scale_ptr,
+        zero_ptr,
+        ids_ptr,
+        out_ptr,
+        N: tl.constexpr,
+        K: tl.constexpr,
+        GROUP: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        # Program (s, nb) over one group of K per step: the group's codes (GROUP // 2 bytes per
+        # row), its scale and zero; even columns in the low nibbles, odd in the high ones.
+        s = tl.program_id(0)
+        nb = tl.program_id(1)
+        expert = tl.load(ids_ptr + s).to(tl.int64)
+        valid = expert >= 0
+        expert = tl.maximum(expert, 0)
+        rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+        row_ok = valid & (rows < N)
+        half = tl.arange(0, GROUP // 2)
+        acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
+        for g in range(0, K // GROUP):
+            x_even = tl.load(x_ptr + s * K + g * GROUP + 2 * half).to(tl.float32)
+            x_odd = tl.load(x_ptr + s * K + g * GROUP + 2 * half + 1).to(tl.float32)
+            byte = tl.load(
+                q_ptr
+                + expert * (N * K // 2)
+                + rows[:, None].to(tl.int64) * (K // 2)
+                + g * (GROUP // 2)
+                + half[None, :],
+                mask=row_ok[:, None],
+                other=0,
+            )
+            lo = (byte & 0xF).to(tl.float32)
+            hi = (byte >> 4).to(tl.float32)
+            meta = expert * (N * (K // GROUP)) + rows * (K // GROUP) + g
+            scale = tl.load(scale_ptr + meta, mask=row_ok, other=0.0).to(tl.float32)
+            zero = tl.load(zero_ptr + meta, mask=row_ok, other=0.0).to(tl.float32)
+            dot = tl.sum(lo * x_even[None, :] + hi * x_odd[None, :], axis=1)
+            # sum((q - z) s x) = s (sum(q x) - z sum(x))
+            acc += scale * (dot - zero * (tl.sum(x_even) + tl.sum(x_odd)))
+        tl.store(out_ptr + s * N + rows, acc.to(out_ptr.dtype.element_ty), mask=rows < N)
+
+    return routed_gemv, routed_gemv_int4
 
 
 def triton_available() -> bool:
@@ -100,7 +149,7 @@ def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> tor
     weight : Tensor ``[E, N, K]``
         Contiguous along K (transformers' fused layout).
     ids : Tensor ``[S]``
-        Expert of each row of ``x``.
+        Expert of each row of ``x``; below 0: not this pool's (zeros written).
 
     Returns
     -------
@@ -110,7 +159,7 @@ def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> tor
     out = torch.empty((x.shape[0], n_rows), dtype=x.dtype, device=x.device)
     block_n, block_k = block_sizes(x.shape[0], n_rows, n_cols)
     grid = (x.shape[0], -(-n_rows // block_n))
-    _kernel()[grid](
+    _kernels()[0][grid](
         x.contiguous(),
         weight,
         ids.contiguous(),
@@ -121,5 +170,39 @@ def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> tor
         K=n_cols,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
+    )
+    return out
+
+
+def routed_gemv_int4(x: torch.Tensor, weights: Any, ids: torch.Tensor) -> torch.Tensor:
+    """``out[s] = dequantize(weights, ids[s]) @ x[s]`` with the 4-bit Triton kernel.
+
+    Parameters
+    ----------
+    x : Tensor ``[S, K]``
+    weights : Int4Experts
+        Codes, scales and zeros of ``[E, N, K]`` (contiguous).
+    ids : Tensor ``[S]``
+        Row of each assignment in ``weights``; below 0: not this pool's (zeros written).
+
+    Returns
+    -------
+    Tensor ``[S, N]`` in ``x``'s dtype.
+    """
+    _, n_rows, n_cols = weights.shape
+    out = torch.empty((x.shape[0], n_rows), dtype=x.dtype, device=x.device)
+    block_n, _ = block_sizes(x.shape[0], n_rows, n_cols)
+    grid = (x.shape[0], -(-n_rows // block_n))
+    _kernels()[1][grid](
+        x.contiguous(),
+        weights.packed,
+        weights.scale,
+        weights.zero,
+        ids.contiguous(),
+        out,
+        N=n_rows,
+        K=n_cols,
+        GROUP=weights.group_size,
+        BLOCK_N=block_n,
     )
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -17,10 +18,14 @@ from moelab.consolidation import plan_consolidation
 from moelab.experts import (
     MAX_ROUTED_ASSIGNMENTS,
     ROUTED,
+    MixedExperts,
+    quantize_experts,
+    quantize_int4,
     routed_linear,
     triton_available,
     use_routed_experts,
 )
+from moelab.families import ExpertSlot, get_family
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.serving import Request, SingleEngine, greedy_decode, serve
 
@@ -132,3 +137,101 @@ def test_the_engine_decodes_on_the_routed_path(tiny_model):
 def test_models_with_one_module_per_expert_are_refused(tiny_model):
     with pytest.raises(ValueError, match="keeps one module per expert; the routed path reads"):
         use_routed_experts(tiny_model("switch_transformers", 0))
+
+
+# ------------------------------------------------------------------------------- 4 bits
+def test_int4_codes_round_trip_and_count_their_bytes():
+    generator = torch.Generator().manual_seed(2)
+    weight = torch.randn(3, 10, 32, generator=generator)
+    q = quantize_int4(weight, group_size=8)
+    assert q.shape == (3, 10, 32) and q.packed.shape == (3, 10, 16) and q.scale.shape == (3, 10, 4)
+    assert q.nbytes == 3 * 10 * 16 + 2 * (3 * 10 * 4 * 4)  # codes + float32 scales and zeros
+    codes = q.codes(1)
+    assert codes.max() <= 15 and codes.min() >= 0
+    # Round to nearest: every weight within half a step of its group.
+    step = q.scale[1].repeat_interleave(8, dim=1)
+    assert ((q.dequantize(1) - weight[1]).abs() <= step / 2 + 1e-6).all()
+    for bad, message in ((5, "must be even and divide the 32"), (12, "divide the 32 input")):
+        with pytest.raises(ValueError, match=message):
+            quantize_int4(weight, group_size=bad)
+
+
+def dequantized_copy(model, group_size, slots):
+    """The obvious reference: the model with chosen experts replaced by their 4-bit values."""
+    family = get_family(model.config.model_type)
+    reference = copy.deepcopy(model)
+    for layer in range(family.num_moe_layers(model.config)):
+        experts = family.moe_block(reference, layer).experts
+        chosen = sorted(s.expert for s in slots if s.layer == layer)
+        for name in ("gate_up_proj", "down_proj"):
+            weight = getattr(experts, name)
+            if chosen:
+                q = quantize_int4(weight.detach()[chosen], group_size)
+                with torch.no_grad():
+                    for row, expert in enumerate(chosen):
+                        weight[expert] = q.dequantize(row)
+    return reference.eval()
+
+
+@pytest.mark.parametrize("family", ["mixtral", "olmoe"])
+@pytest.mark.parametrize("share", ["all", "half"])
+def test_quantized_experts_decode_as_their_dequantized_weights(tiny_model, family, share):
+    model = tiny_model(family, 4)
+    slots = get_family(family).expert_slots(model.config)
+    chosen = slots if share == "all" else slots[::2]  # half: both pools in every layer
+    reference = dequantized_copy(model, 8, chosen)
+    reference.set_experts_implementation("eager")
+    before = sum(p.numel() * p.element_size() for p in model.parameters())
+    quantize_experts(model, "all" if share == "all" else chosen, group_size=8)
+    layer = get_family(family).moe_block(model, 0).experts
+    assert isinstance(layer.gate_up_proj, MixedExperts)
+    assert layer.gate_up_proj.int4 is not None
+    assert (layer.gate_up_proj.dense is None) == (share == "all")
+    after = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert after < before  # the fused expert parameters are gone from the model
+    for ids in (torch.tensor([[9]]), torch.randint(1, 60, (1, 12))):  # decode, and a prefill
+        with torch.no_grad():
+            torch.testing.assert_close(
+                model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+            )
+    assert greedy_decode(model, [5, 2], 5).tokens == greedy_decode(reference, [5, 2], 5).tokens
+    with pytest.raises(ValueError, match="quantized already; start from a fresh model"):
+        quantize_experts(model)
+
+
+def test_quantize_experts_refuses_what_it_cannot_hold(tiny_model):
+    with pytest.raises(ValueError, match="are not in this model"):
+        quantize_experts(tiny_model("mixtral", 0), [ExpertSlot(5, 0)], group_size=8)
+    with pytest.raises(ValueError, match="must be even and divide the 16 input columns"):
+        quantize_experts(tiny_model("mixtral", 0), group_size=32)
+    with pytest.raises(ValueError, match="keeps one module per expert"):
+        quantize_experts(tiny_model("switch_transformers", 0))
+
+
+@pytest.mark.skipif(not triton_available(), reason="needs triton (the dev extra on Linux x86-64)")
+def test_the_int4_kernel_computes_the_same_in_the_interpreter():
+    script = textwrap.dedent(
+        """
+        import torch
+        from moelab.experts import quantize_int4, routed_gemv, routed_gemv_int4
+        generator = torch.Generator().manual_seed(3)
+        for dtype, tolerance in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+            weight = torch.randn(5, 72, 256, generator=generator).to(dtype)
+            q = quantize_int4(weight, 64)
+            x = torch.randn(4, 256, generator=generator).to(dtype)
+            ids = torch.tensor([2, -1, 4, 2])  # -1: an assignment of the other pool
+            out = routed_gemv_int4(x, q, ids)
+            rows = [q.dequantize(e).double() @ x[s].double() if e >= 0 else torch.zeros(72, dtype=torch.double)
+                    for s, e in enumerate(ids.tolist())]
+            expected = torch.stack(rows)
+            error = (out.double() - expected).abs().max().item() / expected.abs().max().item()
+            assert out.dtype == dtype and error <= tolerance, (dtype, error)
+            assert routed_gemv(x, weight, ids)[1].abs().max() == 0  # the dense kernel skips -1 too
+        print("ok")
+        """
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -1,0 +1,129 @@
+"""Experts in 4 bits: group-wise affine quantization and its packed layout.
+
+One fused expert matrix ``[E, N, K]`` is stored as unsigned 4-bit codes ``q`` with one scale
+``s`` and one zero point ``z`` per row and per group of ``group_size`` input columns, and reads
+back as ``w = (q - z) * s``: HQQ's affine format (axis 1), so codes, scales and zeros computed
+by HQQ's optimiser load into it unchanged. :func:`quantize_int4` computes them by round to
+nearest from each group's minimum and maximum. Two codes share a byte along K (low nibble: even
+column, high nibble: odd column), the layout the Triton kernel reads without unpacking a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from labcore.checks import check_int
+
+__all__ = ["Int4Experts", "quantize_int4"]
+
+
+@dataclass(frozen=True)
+class Int4Experts:
+    """One fused expert matrix of a layer in 4 bits.
+
+    Attributes
+    ----------
+    packed : Tensor ``[E, N, K // 2]``, uint8
+        Two codes per byte: column ``2j`` in the low nibble, ``2j + 1`` in the high one.
+    scale, zero : Tensor ``[E, N, K // group_size]``
+        Per row and group: ``w = (q - zero) * scale``, in the compute dtype.
+    group_size : int
+        Input columns per scale and zero.
+    """
+
+    packed: torch.Tensor
+    scale: torch.Tensor
+    zero: torch.Tensor
+    group_size: int
+
+    def __post_init__(self) -> None:
+        e, n, half = self.packed.shape
+        groups = (e, n, 2 * half // self.group_size)
+        if self.packed.dtype != torch.uint8 or tuple(self.scale.shape) != groups:
+            raise ValueError(
+                f"Int4Experts needs uint8 codes [E, N, K/2] and scales [E, N, K/group_size]; got "
+                f"{self.packed.dtype} {tuple(self.packed.shape)} and {tuple(self.scale.shape)}"
+            )
+        if self.zero.shape != self.scale.shape:
+            raise ValueError(f"zero {tuple(self.zero.shape)} != scale {tuple(self.scale.shape)}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(E, N, K)`` of the dense matrix it stands for."""
+        e, n, half = self.packed.shape
+        return e, n, 2 * half
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype (of the scales)."""
+        return self.scale.dtype
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes stored: codes, scales and zeros."""
+        return sum(t.numel() * t.element_size() for t in (self.packed, self.scale, self.zero))
+
+    def codes(self, expert: int) -> torch.Tensor:
+        """One expert's unpacked codes ``[N, K]`` (uint8, 0..15)."""
+        packed = self.packed[expert]
+        return torch.stack((packed & 0xF, packed >> 4), dim=-1).flatten(-2)
+
+    def dequantize(self, expert: int) -> torch.Tensor:
+        """One expert's matrix ``[N, K]`` in the compute dtype."""
+        n, k = self.shape[1:]
+        groups = self.codes(expert).view(n, k // self.group_size, self.group_size).float()
+        scale = self.scale[expert].float().unsqueeze(-1)
+        zero = self.zero[expert].float().unsqueeze(-1)
+        return ((groups - zero) * scale).view(n, k).to(self.dtype)
+
+
+def quantize_int4(weight: torch.Tensor, group_size: int = 64) -> Int4Experts:
+    """Quantize fused expert weights ``[E, N, K]`` to 4 bits, round to nearest per group.
+
+    Parameters
+    ----------
+    weight : Tensor ``[E, N, K]``
+        Floating point; its dtype becomes the scales' (the compute dtype).
+    group_size : int, default 64
+        Input columns per scale and zero; must divide K and be even.
+
+    Returns
+    -------
+    Int4Experts
+
+    Raises
+    ------
+    ValueError
+        A group size that does not divide K, or an odd one; a tensor that is not 3-D float.
+
+    Examples
+    --------
+    >>> w = torch.randn(2, 8, 128)
+    >>> q = quantize_int4(w, group_size=64)
+    >>> error = (q.dequantize(1) - w[1]).abs().max() / w[1].abs().max()
+    >>> bool(error < 0.1), q.nbytes < w.numel() * w.element_size() / 4
+    (True, True)
+    """
+    check_int(group_size, "group_size", minimum=2)
+    if weight.ndim != 3 or not weight.is_floating_point():
+        raise ValueError(
+            f"expected fused float expert weights [E, N, K], got {weight.dtype} {tuple(weight.shape)}"
+        )
+    e, n, k = weight.shape
+    if k % group_size or group_size % 2:
+        raise ValueError(
+            f"group_size {group_size} must be even and divide the {k} input columns of the "
+            f"experts; pick a divisor of {k}"
+        )
+    groups = weight.detach().float().reshape(e, n, k // group_size, group_size)
+    low, high = groups.amin(-1), groups.amax(-1)
+    scale = ((high - low) / 15).clamp_min(torch.finfo(torch.float32).tiny)
+    zero = -low / scale
+    codes = torch.clamp(torch.round(groups / scale.unsqueeze(-1) + zero.unsqueeze(-1)), 0, 15)
+    codes = codes.to(torch.uint8).reshape(e, n, k)
+    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    return Int4Experts(
+        packed.contiguous(), scale.to(weight.dtype), zero.to(weight.dtype), group_size
+    )

@@ -1,0 +1,129 @@
+"""Mixed precision per expert in one layer: some experts in bf16, others in 4 bits.
+
+:func:`quantize_experts` converts the chosen experts of a fused-experts model (Mixtral, OLMoE)
+in place: each layer's ``gate_up_proj`` and ``down_proj`` become :class:`MixedExperts`, a
+dense pool of the experts kept as they are plus an :class:`~moelab.experts.Int4Experts` pool of
+the quantized ones, and two index tables (expert -> row in its pool, -1 elsewhere). The routed
+path runs both pools over every assignment; each kernel writes zeros for the assignments of
+the other pool, so one step stays one graph with no host synchronisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from moelab.experts._int4 import Int4Experts, quantize_int4
+from moelab.families import ExpertSlot, detect_family
+
+__all__ = ["MixedExperts", "quantize_experts"]
+
+FUSED_MATRICES = ("gate_up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class MixedExperts:
+    """One fused expert matrix of a layer, each expert in full precision or in 4 bits.
+
+    Attributes
+    ----------
+    dense : Tensor ``[E_dense, N, K]`` or None
+        The experts kept as they were.
+    int4 : Int4Experts or None
+        The quantized experts.
+    dense_rows, int4_rows : Tensor ``[E]``, int64
+        Row of each expert in ``dense`` / ``int4``; -1 where it lives in the other pool.
+    """
+
+    dense: torch.Tensor | None
+    int4: Int4Experts | None
+    dense_rows: torch.Tensor
+    int4_rows: torch.Tensor
+
+    @property
+    def num_experts(self) -> int:
+        """Experts of the layer."""
+        return int(self.dense_rows.numel())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of both pools."""
+        dense = 0 if self.dense is None else self.dense.numel() * self.dense.element_size()
+        return dense + (0 if self.int4 is None else self.int4.nbytes)
+
+    def dequantize(self, expert: int) -> torch.Tensor:
+        """One expert's matrix ``[N, K]`` as the forward sees it."""
+        row = int(self.dense_rows[expert])
+        if row >= 0:
+            return self.dense[row]
+        return self.int4.dequantize(int(self.int4_rows[expert]))
+
+
+def _mixed(weight: torch.Tensor, quantized: list[int], group_size: int) -> MixedExperts:
+    n_experts = weight.shape[0]
+    kept = [e for e in range(n_experts) if e not in set(quantized)]
+    device = weight.device
+    dense_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
+    int4_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
+    dense_rows[kept] = torch.arange(len(kept), device=device)
+    int4_rows[quantized] = torch.arange(len(quantized), device=device)
+    with torch.no_grad():
+        dense = weight.detach()[kept].contiguous() if kept else None
+        int4 = quantize_int4(weight.detach()[quantized], group_size) if quantized else None
+    return MixedExperts(dense, int4, dense_rows, int4_rows)
+
+
+def quantize_experts(
+    model: nn.Module, int4: Iterable[ExpertSlot] | str = "all", group_size: int = 64
+) -> nn.Module:
+    """Quantize chosen experts of a model to 4 bits, in place, and decode them on the routed path.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A fused-experts model (Mixtral, OLMoE), on the device it will run on.
+    int4 : iterable of ExpertSlot or "all", default "all"
+        The experts to store in 4 bits; the others keep their dtype.
+    group_size : int, default 64
+        Input columns per scale and zero (must divide the hidden and intermediate sizes).
+
+    Returns
+    -------
+    PreTrainedModel
+        ``model``, its experts implementation set to the routed path (the only one that reads
+        :class:`MixedExperts`). Meant for inference: its state dict no longer holds the experts.
+
+    Raises
+    ------
+    ValueError
+        A model with one module per expert, an expert slot out of range, or a group size that
+        does not divide the matrices.
+    """
+    from moelab.experts import use_routed_experts
+
+    family = detect_family(model)
+    use_routed_experts(model)  # refuses models with one module per expert
+    config = family.check_config(model)
+    slots = family.expert_slots(config)
+    chosen = set(slots) if int4 == "all" else set(int4)
+    unknown = chosen - set(slots)
+    if unknown:
+        raise ValueError(
+            f"expert slots {sorted(unknown)[:3]} are not in this model (layers 0.."
+            f"{family.num_moe_layers(config) - 1}, experts 0..{family.num_experts(config) - 1})"
+        )
+    for layer in range(family.num_moe_layers(config)):
+        experts = family.moe_block(model, layer).experts
+        quantized = sorted(s.expert for s in chosen if s.layer == layer)
+        for name in FUSED_MATRICES:
+            weight = getattr(experts, name)
+            if isinstance(weight, MixedExperts):
+                raise ValueError(
+                    "this model's experts are quantized already; start from a fresh model"
+                )
+            experts._parameters.pop(name)
+            setattr(experts, name, _mixed(weight, quantized, group_size))
+    return model
