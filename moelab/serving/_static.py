@@ -45,6 +45,14 @@ class StaticDecoder:
     compile : bool, default False
         Compile the decode step with ``torch.compile`` (inductor fuses the small kernels
         around the matmuls) before it is captured; the first request pays the compile time.
+    batch_size : int, default 1
+        Prompts decoded together by :meth:`generate_batch` (one cache row each).
+
+    Notes
+    -----
+    The step writes its token back into its own input and into a device buffer of the
+    generated tokens, so decoding reads nothing back until the request is done: one host
+    synchronisation for the first token (its time) and one for the tokens at the end.
 
     Raises
     ------
@@ -60,6 +68,7 @@ class StaticDecoder:
         graphs: bool | None = None,
         capture: Callable[..., CapturedForward] | None = None,
         compile: bool = False,
+        batch_size: int = 1,
     ) -> None:
         if getattr(model.config, "is_encoder_decoder", False):
             raise ValueError(f"{type(model).__name__} is an encoder-decoder; decode causal models")
@@ -67,9 +76,14 @@ class StaticDecoder:
 
         self.model, self.max_cache_len = model, check_int(max_cache_len, "max_cache_len", minimum=2)
         self.device = next(model.parameters()).device
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.cache = StaticCache(config=model.config, max_cache_len=max_cache_len)
-        self.token = torch.zeros((1, 1), dtype=torch.long, device=self.device)
+        self.token = torch.zeros((batch_size, 1), dtype=torch.long, device=self.device)
         self.position = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.slot = torch.zeros(1, dtype=torch.long, device=self.device)
+        self.generated = torch.zeros(
+            (batch_size, max_cache_len), dtype=torch.long, device=self.device
+        )
         self.use_graphs = self.device.type == "cuda" if graphs is None else graphs
         self._capture = capture or CapturedForward
         self._run_step = (
@@ -94,7 +108,10 @@ class StaticDecoder:
             counter = getattr(layer, "cumulative_length", None)
             if isinstance(counter, torch.Tensor):
                 counter.copy_(self.position.reshape(counter.shape))
-        return self._forward(self.token, self.position)
+        token = self._forward(self.token, self.position).view(-1, 1)
+        self.token.copy_(token)  # the next step's input, without a trip to the host
+        self.generated.index_copy_(1, self.slot, token)
+        return token
 
     def generate(
         self, prompt_ids: Sequence[int], max_new_tokens: int, graph_key: Hashable = None
@@ -118,35 +135,73 @@ class StaticDecoder:
         Raises
         ------
         ValueError
-            If the prompt plus the new tokens do not fit the cache.
+            If the prompt plus the new tokens do not fit the cache, or this decoder decodes
+            batches (use :meth:`generate_batch`).
         """
-        length = len(prompt_ids) + max_new_tokens
-        if length > self.max_cache_len:
+        if self.batch_size != 1:
             raise ValueError(
-                f"prompt ({len(prompt_ids)}) + max_new_tokens ({max_new_tokens}) = {length} "
-                f"tokens do not fit the static cache of {self.max_cache_len}"
+                f"this decoder decodes batches of {self.batch_size}; call generate_batch"
             )
-        ids = torch.tensor([list(prompt_ids)], device=self.device)
-        positions = torch.arange(len(prompt_ids), device=self.device)
+        return self.generate_batch([prompt_ids], max_new_tokens, graph_key)[0]
+
+    def generate_batch(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new_tokens: int,
+        graph_key: Hashable = None,
+    ) -> list[Generation]:
+        """Greedy-decode ``batch_size`` prompts of one length together.
+
+        Returns
+        -------
+        list of Generation
+            One per prompt; they share the first-token and total times.
+
+        Raises
+        ------
+        ValueError
+            Not ``batch_size`` prompts, prompts of different lengths, or more tokens than the
+            cache holds.
+        """
+        lengths = {len(p) for p in prompts}
+        if len(prompts) != self.batch_size or len(lengths) != 1:
+            raise ValueError(
+                f"expected {self.batch_size} prompts of one length, got {len(prompts)} of lengths "
+                f"{sorted(lengths)}"
+            )
+        length = lengths.pop()
+        if length + max_new_tokens > self.max_cache_len:
+            raise ValueError(
+                f"prompt ({length}) + max_new_tokens ({max_new_tokens}) = "
+                f"{length + max_new_tokens} tokens do not fit the static cache of "
+                f"{self.max_cache_len}"
+            )
+        ids = torch.tensor([list(p) for p in prompts], device=self.device)
+        positions = torch.arange(length, device=self.device)
         start = self._now()
         with torch.no_grad():
             self.cache.reset()
-            token = int(self._forward(ids, positions))
-            first = time.perf_counter()
-            tokens = [token]
+            token = self._forward(ids, positions).view(-1, 1)
+            self.token.copy_(token)
+            self.generated[:, :1] = token
+            first = self._now()
             for step in range(1, max_new_tokens):
-                self.token.fill_(token)
-                self.position.fill_(len(prompt_ids) + step - 1)
-                token = int(self._decode(graph_key))
-                tokens.append(token)
-        return Generation(tuple(tokens), first - start, self._now() - start)
+                self.position.fill_(length + step - 1)
+                self.slot.fill_(step)
+                self._decode(graph_key)
+            rows = self.generated[:, :max_new_tokens].tolist()
+        total = self._now() - start
+        return [Generation(tuple(row), first - start, total) for row in rows]
 
     def _decode(self, key: Hashable) -> torch.Tensor:
         if not self.use_graphs:
             return self._run_step()
         graph = self._graphs.get(key)
         if graph is None:
+            # The capture's warm-up runs advance the token: start the replay from this one.
+            token = self.token.clone()
             graph = self._graphs[key] = self._capture(self._run_step)
+            self.token.copy_(token)
         return graph.replay()
 
     def _now(self) -> float:

@@ -256,6 +256,22 @@ def test_a_calibrated_simulation_reproduces_a_deterministic_engine():
         calibrate(TimedEngine(), [(1, 2), (3, 4)])
 
 
+def test_static_decoder_decodes_a_batch_as_each_prompt_alone(tiny_model):
+    model = tiny_model("mixtral", 6)
+    prompts = [[3, 9, 4, 1], [7, 2, 2, 8], [5, 5, 6, 1]]
+    decoder = StaticDecoder(model, max_cache_len=20, batch_size=3)
+    for _ in range(2):  # the cache and the token buffer are reset in between
+        out = decoder.generate_batch(prompts, 8)
+        assert [o.tokens for o in out] == [greedy_decode(model, p, 8).tokens for p in prompts]
+    assert 0 <= out[0].first_token_s <= out[0].total_s
+    with pytest.raises(ValueError, match="expected 3 prompts of one length, got 2 of lengths"):
+        decoder.generate_batch(prompts[:2], 4)
+    with pytest.raises(ValueError, match=r"of lengths \[2, 4\]"):
+        decoder.generate_batch([[1, 2], *prompts[1:]], 4)
+    with pytest.raises(ValueError, match="decodes batches of 3; call generate_batch"):
+        decoder.generate(prompts[0], 4)
+
+
 def test_static_decoder_generates_what_greedy_decoding_does(tiny_model):
     model = tiny_model("mixtral", 4)
     decoder = StaticDecoder(model, max_cache_len=32)
