@@ -5,7 +5,9 @@ A Mixtral-8x7B-shaped model (random bf16 weights drawn on the GPU by ``RandomSou
 cache, each decode step one replayed CUDA graph, the engine's bookkeeping included), with each
 experts implementation in turn: transformers' ``grouped_mm`` (its default) and ``batched_mm``,
 and ``moelab_routed`` (:mod:`moelab.experts`: only the selected experts' weights, read once);
-then the step compiled first, for ``grouped_mm`` and ``moelab_routed``. transformers'
+then the step compiled first, for ``grouped_mm`` and ``moelab_routed``; then batch 4 (a
+``StaticDecoder`` of four rows, graphs) for both; then every expert in 4 bits
+(``quantize_experts``, group 64) on the routed path, at batch 1 and 4. transformers'
 ``generate`` with its dynamic cache is the peer, measured in the same run. The one-token logits
 of the routed path are compared with ``batched_mm``'s, and two consolidated tenants (16 layers)
 decode on the routed path with a tenant switch before every request.
@@ -36,9 +38,9 @@ from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
 from labcore.atomic import atomic_write_text  # noqa: E402
 from moelab.consolidation import plan_consolidation  # noqa: E402
-from moelab.experts import ROUTED, use_routed_experts  # noqa: E402
+from moelab.experts import ROUTED, quantize_experts, use_routed_experts  # noqa: E402
 from moelab.reconfigure import ConsolidatedMoE  # noqa: E402
-from moelab.serving import ConsolidatedEngine, SingleEngine, serve  # noqa: E402
+from moelab.serving import ConsolidatedEngine, SingleEngine, StaticDecoder, serve  # noqa: E402
 from moelab.sources import PerturbedSource, RandomSource, materialize  # noqa: E402
 
 OUT = Path(__file__).with_suffix(".json")
@@ -80,6 +82,19 @@ def engine_rate(model, implementation: str, compile: bool) -> dict[str, Any]:
     return {**rate, "first_request_s": first}
 
 
+def batch_rate(model, batch: int, repeats: int = 3) -> dict[str, float]:
+    """Decode tokens/s of ``batch`` prompts decoded together (graphs on CUDA)."""
+    decoder = StaticDecoder(model, PROMPT + NEW, batch_size=batch)
+    prompts = [list(range(1 + i, PROMPT + 1 + i)) for i in range(batch)]
+    decoder.generate_batch(prompts, NEW)  # captures the step
+    per_token = []
+    for _ in range(repeats):
+        out = decoder.generate_batch(prompts, NEW)[0]
+        per_token.append((out.total_s - out.first_token_s) / (NEW - 1))
+    ms = statistics.median(per_token) * 1e3
+    return {"batch": batch, "ms_per_step": ms, "tokens_per_s": batch * 1e3 / ms}
+
+
 def logits_agreement(model, device: torch.device) -> dict[str, float]:
     ids = torch.tensor([[7]], device=device)
     with torch.no_grad():
@@ -115,10 +130,30 @@ def single(config: MixtralConfig, device: torch.device, tiny: bool) -> dict[str,
     for key, (implementation, compiled) in zip(keys, paths):
         out[key] = engine_rate(model, implementation, compiled)
         print(f"  {key}: {out[key]['tokens_per_s']:.1f} tok/s", flush=True)
+    for implementation in ("grouped_mm", ROUTED):
+        model.set_experts_implementation(implementation)
+        out[f"{implementation} batch 4"] = batch_rate(model, 4)
+    use_routed_experts(model)
+    with torch.no_grad():
+        reference = model(input_ids=torch.tensor([[7]], device=device)).logits.float()
+    start = time.perf_counter()
+    quantize_experts(model, "all", group_size=64)
+    sync(device)
+    out["int4_quantize_s"] = time.perf_counter() - start
+    with torch.no_grad():
+        quantized = model(input_ids=torch.tensor([[7]], device=device)).logits.float()
+    out["int4_logits_relative_change"] = (
+        (quantized - reference).norm() / reference.norm()
+    ).item()  # random weights: no quality to state here (see moe_int4_quality.py)
+    out["int4"] = engine_rate(model, ROUTED, False)
+    out["int4 batch 4"] = batch_rate(model, 4)
     floor = BANDWIDTH / active_bytes(config.num_hidden_layers)
     out["bandwidth_floor_tokens_per_s"] = floor
     out["routed_fraction_of_floor"] = out[ROUTED]["tokens_per_s"] / floor
     best = max(out[key]["tokens_per_s"] for key in keys)
+    out["int4_vs_generate"] = (
+        out["int4"]["tokens_per_s"] / out["generate_dynamic_cache"]["tokens_per_s"]
+    )
     out["best_tokens_per_s"] = best
     out["best_vs_generate"] = best / out["generate_dynamic_cache"]["tokens_per_s"]
     del model
@@ -176,7 +211,8 @@ def main() -> int:
         f"{results['device']}: generate {s['generate_dynamic_cache']['tokens_per_s']:.1f} tok/s; "
         f"routed {s[ROUTED]['tokens_per_s']:.1f} tok/s ({s['routed_fraction_of_floor']:.0%} of the "
         f"{s['bandwidth_floor_tokens_per_s']:.0f} tok/s floor); best {s['best_tokens_per_s']:.1f} "
-        f"= {s['best_vs_generate']:.2f}x generate; consolidated routed "
+        f"= {s['best_vs_generate']:.2f}x generate; all experts 4-bit {s['int4']['tokens_per_s']:.1f} "
+        f"tok/s; batch 4 routed {s[ROUTED + ' batch 4']['tokens_per_s']:.1f} tok/s; consolidated routed "
         f"{c['routed']['tokens_per_s']:.1f} tok/s, switch {c['switch_ms_median']:.3f} ms"
     )
     return 0

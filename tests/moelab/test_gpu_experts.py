@@ -6,7 +6,9 @@ The small bf16 Mixtral of ``test_gpu.py``:
 * a model on the routed path gives the logits of transformers' ``batched_mm`` within bf16
   tolerance (the same products, accumulated in another order);
 * a decode step captured as a CUDA graph replays the routed path's eager tokens exactly, and a
-  consolidated model's per-tenant graphs on the routed path replay each tenant's eager logits.
+  consolidated model's per-tenant graphs on the routed path replay each tenant's eager logits;
+* the 4-bit kernel computes each assignment through its dequantized expert (skipping the other
+  pool's), and a model with every expert in 4 bits decodes a batch of 4 in a graph as eagerly.
 
 Run with ``python -m pytest -m gpu tests/moelab/test_gpu_experts.py``; without CUDA every test
 is skipped.
@@ -19,7 +21,15 @@ import torch
 from test_gpu import CONFIG, base_model, input_ids, make_tenants
 
 from moelab.consolidation import plan_consolidation
-from moelab.experts import routed_gemv, routed_linear, triton_available, use_routed_experts
+from moelab.experts import (
+    quantize_experts,
+    quantize_int4,
+    routed_gemv,
+    routed_gemv_int4,
+    routed_linear,
+    triton_available,
+    use_routed_experts,
+)
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.serving import StaticDecoder
 
@@ -86,3 +96,29 @@ def test_consolidated_tenants_replay_their_graphs_on_the_routed_path():
     for name in reversed(cmoe.tenants):  # after the other tenants were active
         cmoe.activate(name)
         assert torch.equal(graphs[name].replay(), eager[name]), name
+
+
+def test_the_int4_kernel_is_each_row_through_its_dequantized_expert():
+    generator = torch.Generator(device="cuda").manual_seed(1)
+    weight = torch.randn(8, 4096, 14336, device="cuda", dtype=torch.bfloat16, generator=generator)
+    q = quantize_int4(weight, 64)
+    x = torch.randn(4, 14336, device="cuda", dtype=torch.bfloat16, generator=generator)
+    ids = torch.tensor([3, -1, 7, 3], device="cuda")
+    out = routed_gemv_int4(x, q, ids)
+    expected = torch.stack(
+        [
+            q.dequantize(e).float() @ x[s].float() if e >= 0 else torch.zeros(4096, device="cuda")
+            for s, e in enumerate(ids.tolist())
+        ]
+    )
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(out.float(), expected, rtol=2e-2, atol=2e-2 * scale)
+
+
+def test_quantized_experts_decode_in_a_captured_graph_as_eagerly():
+    model = quantize_experts(base_model("cuda"), group_size=64)
+    prompts = [input_ids(length=8, seed=s)[0].tolist() for s in range(4)]
+    eager = StaticDecoder(model, 40, graphs=False, batch_size=4).generate_batch(prompts, 16)
+    graphed = StaticDecoder(model, 40, graphs=True, batch_size=4)
+    for _ in range(2):  # captured, then replayed
+        assert [g.tokens for g in graphed.generate_batch(prompts, 16)] == [e.tokens for e in eager]
