@@ -21,7 +21,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,merging]"
+	DISABLE_CUDA=1 $(PY) -m pip install --quiet -e ".[dev,merging,quant]"
 	touch $@
 
 ## Build the offline zoo if missing, then execute every notebook headless into reports/NAME.html.

@@ -208,7 +208,7 @@ def test_require_imports_or_names_the_extra(monkeypatch):
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
     assert info.value.name == "rouge_score.rouge_scorer"
     with pytest.raises(
-        ValueError, match="'numpy' is not a known optional dependency; known: mergekit"
+        ValueError, match="'numpy' is not a known optional dependency; known: hqq, mergekit"
     ):
         require("numpy.linalg", "a test")
 

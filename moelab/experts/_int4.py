@@ -3,8 +3,8 @@
 One fused expert matrix ``[E, N, K]`` is stored as unsigned 4-bit codes ``q`` with one scale
 ``s`` and one zero point ``z`` per row and per group of ``group_size`` input columns, and reads
 back as ``w = (q - z) * s``: HQQ's affine format (axis 1), so codes, scales and zeros computed
-by HQQ's optimiser load into it unchanged. :func:`quantize_int4` computes them by round to
-nearest from each group's minimum and maximum. Two codes share a byte along K (low nibble: even
+by HQQ's optimiser load into it unchanged. :func:`quantize_int4` computes them with a backend of
+:mod:`moelab.quant` (round to nearest by default). Two codes share a byte along K (low nibble: even
 column, high nibble: odd column), the layout the Triton kernel reads without unpacking a copy.
 """
 
@@ -79,8 +79,8 @@ class Int4Experts:
         return ((groups - zero) * scale).view(n, k).to(self.dtype)
 
 
-def quantize_int4(weight: torch.Tensor, group_size: int = 64) -> Int4Experts:
-    """Quantize fused expert weights ``[E, N, K]`` to 4 bits, round to nearest per group.
+def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rtn") -> Int4Experts:
+    """Quantize fused expert weights ``[E, N, K]`` to 4 bits, one expert at a time.
 
     Parameters
     ----------
@@ -88,6 +88,9 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64) -> Int4Experts:
         Floating point; its dtype becomes the scales' (the compute dtype).
     group_size : int, default 64
         Input columns per scale and zero; must divide K and be even.
+    backend : str, default "rtn"
+        How scales and zeros are chosen (:func:`moelab.quant.available_backends`: ``"rtn"``
+        round to nearest, ``"hqq"`` half-quadratic).
 
     Returns
     -------
@@ -106,24 +109,23 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64) -> Int4Experts:
     >>> bool(error < 0.1), q.nbytes < w.numel() * w.element_size() / 4
     (True, True)
     """
+    from moelab.quant import quantize_matrix
+
     check_int(group_size, "group_size", minimum=2)
     if weight.ndim != 3 or not weight.is_floating_point():
         raise ValueError(
-            f"expected fused float expert weights [E, N, K], got {weight.dtype} {tuple(weight.shape)}"
+            f"expected fused float expert weights [E, N, K], got {weight.dtype} "
+            f"{tuple(weight.shape)}"
         )
-    e, n, k = weight.shape
+    k = weight.shape[2]
     if k % group_size or group_size % 2:
         raise ValueError(
             f"group_size {group_size} must be even and divide the {k} input columns of the "
             f"experts; pick a divisor of {k}"
         )
-    groups = weight.detach().float().reshape(e, n, k // group_size, group_size)
-    low, high = groups.amin(-1), groups.amax(-1)
-    scale = ((high - low) / 15).clamp_min(torch.finfo(torch.float32).tiny)
-    zero = -low / scale
-    codes = torch.clamp(torch.round(groups / scale.unsqueeze(-1) + zero.unsqueeze(-1)), 0, 15)
-    codes = codes.to(torch.uint8).reshape(e, n, k)
+    matrices = [quantize_matrix(w, 4, group_size, backend) for w in weight.detach()]
+    codes = torch.stack([m.codes for m in matrices])
     packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
-    return Int4Experts(
-        packed.contiguous(), scale.to(weight.dtype), zero.to(weight.dtype), group_size
-    )
+    scale = torch.stack([m.scale for m in matrices])
+    zero = torch.stack([m.zero for m in matrices])
+    return Int4Experts(packed.contiguous(), scale, zero, group_size)

@@ -62,7 +62,9 @@ class MixedExperts:
         return self.int4.dequantize(int(self.int4_rows[expert]))
 
 
-def _mixed(weight: torch.Tensor, quantized: list[int], group_size: int) -> MixedExperts:
+def _mixed(
+    weight: torch.Tensor, quantized: list[int], group_size: int, backend: str
+) -> MixedExperts:
     n_experts = weight.shape[0]
     kept = [e for e in range(n_experts) if e not in set(quantized)]
     device = weight.device
@@ -72,12 +74,15 @@ def _mixed(weight: torch.Tensor, quantized: list[int], group_size: int) -> Mixed
     int4_rows[quantized] = torch.arange(len(quantized), device=device)
     with torch.no_grad():
         dense = weight.detach()[kept].contiguous() if kept else None
-        int4 = quantize_int4(weight.detach()[quantized], group_size) if quantized else None
+        int4 = quantize_int4(weight.detach()[quantized], group_size, backend) if quantized else None
     return MixedExperts(dense, int4, dense_rows, int4_rows)
 
 
 def quantize_experts(
-    model: nn.Module, int4: Iterable[ExpertSlot] | str = "all", group_size: int = 64
+    model: nn.Module,
+    int4: Iterable[ExpertSlot] | str = "all",
+    group_size: int = 64,
+    backend: str = "rtn",
 ) -> nn.Module:
     """Quantize chosen experts of a model to 4 bits, in place, and decode them on the routed path.
 
@@ -89,6 +94,8 @@ def quantize_experts(
         The experts to store in 4 bits; the others keep their dtype.
     group_size : int, default 64
         Input columns per scale and zero (must divide the hidden and intermediate sizes).
+    backend : str, default "rtn"
+        How scales and zeros are chosen (:func:`moelab.quant.available_backends`).
 
     Returns
     -------
@@ -125,5 +132,5 @@ def quantize_experts(
                     "this model's experts are quantized already; start from a fresh model"
                 )
             experts._parameters.pop(name)
-            setattr(experts, name, _mixed(weight, quantized, group_size))
+            setattr(experts, name, _mixed(weight, quantized, group_size, backend))
     return model

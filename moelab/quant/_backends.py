@@ -1,0 +1,220 @@
+"""Quantizing one expert matrix: backends behind a registry, one affine format, exact bytes.
+
+Every backend returns the same thing, a :class:`QuantizedMatrix`: unsigned ``bits``-bit codes
+``q``, and per row and group of ``group_size`` input columns a scale ``s`` and a zero point
+``z``, read back as ``w = (q - z) * s`` (HQQ's affine format along the input axis). Backends
+differ in how they choose ``s`` and ``z``:
+
+``"rtn"``
+    Round to nearest from each group's minimum and maximum (built in).
+``"hqq"``
+    Half-quadratic optimisation of the zero point (``hqq``, the ``quant`` extra): a lower
+    error at the same bits, with no calibration data.
+
+Storage is counted exactly: codes packed at ``bits`` bits each, plus one scale and one zero
+per group in the compute dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from labcore.checks import check_callable, check_int, check_name
+from labcore.registry import Registry
+from moelab.extras import require
+
+__all__ = [
+    "SUPPORTED_BITS",
+    "QuantBackend",
+    "QuantizedMatrix",
+    "available_backends",
+    "get_backend",
+    "quantize_matrix",
+]
+
+#: Bit widths every backend supports.
+SUPPORTED_BITS = (2, 3, 4, 8)
+
+
+@dataclass(frozen=True)
+class QuantizedMatrix:
+    """One ``[N, K]`` matrix as ``bits``-bit codes with a scale and zero per group.
+
+    Attributes
+    ----------
+    codes : Tensor ``[N, K]``, uint8
+        Unpacked codes, ``0 .. 2**bits - 1``.
+    scale, zero : Tensor ``[N, K // group_size]``
+        In the compute dtype: ``w = (q - zero) * scale``.
+    bits, group_size : int
+    backend : str
+        Which backend chose the scales and zeros.
+    """
+
+    codes: torch.Tensor
+    scale: torch.Tensor
+    zero: torch.Tensor
+    bits: int
+    group_size: int
+    backend: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(N, K)``."""
+        return tuple(self.codes.shape)  # type: ignore[return-value]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes stored: codes packed at ``bits`` bits, scales and zeros."""
+        n, k = self.shape
+        meta = (self.scale.numel() + self.zero.numel()) * self.scale.element_size()
+        return math.ceil(n * k * self.bits / 8) + meta
+
+    def dequantize(self) -> torch.Tensor:
+        """The matrix ``[N, K]`` in the compute dtype."""
+        n, k = self.shape
+        groups = self.codes.view(n, k // self.group_size, self.group_size).float()
+        values = (groups - self.zero.float().unsqueeze(-1)) * self.scale.float().unsqueeze(-1)
+        return values.view(n, k).to(self.scale.dtype)
+
+
+#: ``(weight [N, K] float32, bits, group_size) -> (codes [N, K], scale, zero [N, K/g])``.
+QuantizeFn = Callable[[torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class QuantBackend:
+    """A named way of choosing codes, scales and zeros.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    quantize : callable
+        ``(weight [N, K] float32, bits, group_size) -> (codes, scale, zero)``, scales and
+        zeros in float32.
+    description : str, optional
+        One line for tables.
+    """
+
+    name: str
+    quantize: QuantizeFn = field(repr=False)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "QuantBackend.name")
+        check_callable(self.quantize, "QuantBackend.quantize")
+
+
+def _round_to_nearest(
+    weight: torch.Tensor, bits: int, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    n, k = weight.shape
+    top = 2**bits - 1
+    groups = weight.reshape(n, k // group_size, group_size)
+    low, high = groups.amin(-1), groups.amax(-1)
+    scale = ((high - low) / top).clamp_min(torch.finfo(torch.float32).tiny)
+    zero = -low / scale
+    codes = torch.clamp(torch.round(groups / scale.unsqueeze(-1) + zero.unsqueeze(-1)), 0, top)
+    return codes.reshape(n, k), scale, zero
+
+
+def _half_quadratic(
+    weight: torch.Tensor, bits: int, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    quantize = require("hqq.core.quantize", "the 'hqq' quantization backend")
+    n, k = weight.shape
+    codes, meta = quantize.Quantizer.quantize(
+        weight,
+        nbits=bits,
+        group_size=group_size,
+        optimize=True,
+        axis=1,
+        bitpack=False,
+        compute_dtype=torch.float32,
+        device=str(weight.device),
+    )
+    # HQQ groups rows of the flattened matrix: group j of row r is its row r * (K / g) + j.
+    return (
+        codes.reshape(n, k),
+        meta["scale"].reshape(n, k // group_size).float(),
+        meta["zero"].reshape(n, k // group_size).float(),
+    )
+
+
+_BACKENDS: Registry[QuantBackend] = Registry(
+    "quantization backend", plural="backends", sort=False, item_type=QuantBackend
+)
+_BACKENDS.add_named(
+    QuantBackend("rtn", _round_to_nearest, "round to nearest from each group's min and max")
+)
+_BACKENDS.add_named(
+    QuantBackend("hqq", _half_quadratic, "HQQ: half-quadratic optimisation of the zero point")
+)
+
+#: Names of the registered backends; a backend by name (a backend passes through).
+available_backends = _BACKENDS.names
+get_backend = _BACKENDS.resolve
+
+
+def quantize_matrix(
+    weight: torch.Tensor, bits: int = 4, group_size: int = 64, backend: str | QuantBackend = "rtn"
+) -> QuantizedMatrix:
+    """Quantize one matrix ``[N, K]`` (an expert's ``nn.Linear`` weight) per group of inputs.
+
+    Parameters
+    ----------
+    weight : Tensor ``[N, K]``
+        Floating point; its dtype becomes the compute dtype of the scales and zeros.
+    bits : {2, 3, 4, 8}, default 4
+    group_size : int, default 64
+        Input columns per scale and zero; must divide K.
+    backend : str or QuantBackend, default "rtn"
+        See :func:`available_backends`.
+
+    Returns
+    -------
+    QuantizedMatrix
+
+    Raises
+    ------
+    ValueError
+        Bits outside :data:`SUPPORTED_BITS`, a group size that does not divide K, a tensor
+        that is not a 2-D float matrix, an unknown backend.
+    MissingExtraError
+        For ``"hqq"`` without the ``quant`` extra.
+
+    Examples
+    --------
+    >>> w = torch.randn(8, 128)
+    >>> q = quantize_matrix(w, bits=4, group_size=64)
+    >>> q.nbytes  # 8 x 128 codes at 4 bits + 8 x 2 scales and zeros in float32
+    640
+    """
+    spec = get_backend(backend)
+    check_int(bits, "bits")
+    check_int(group_size, "group_size", minimum=1)
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
+    if weight.ndim != 2 or not weight.is_floating_point():
+        raise ValueError(
+            f"expected a float matrix [N, K], got {weight.dtype} {tuple(weight.shape)}"
+        )
+    k = weight.shape[1]
+    if k % group_size:
+        raise ValueError(
+            f"group_size {group_size} does not divide the {k} input columns; pick a divisor of {k}"
+        )
+    codes, scale, zero = spec.quantize(weight.detach().float(), bits, group_size)
+    return QuantizedMatrix(
+        codes.to(torch.uint8),
+        scale.to(weight.dtype),
+        zero.to(weight.dtype),
+        bits,
+        group_size,
+        spec.name,
+    )

@@ -1,0 +1,122 @@
+"""Quantization backends, their byte accounting, and Pareto fronts."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moelab.errors import MissingExtraError
+from moelab.experts import quantize_experts
+from moelab.quant import (
+    SUPPORTED_BITS,
+    available_backends,
+    pareto_front,
+    quantize_matrix,
+)
+
+
+def matrix(seed: int = 0, rows: int = 64, cols: int = 256) -> torch.Tensor:
+    return torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("bits", SUPPORTED_BITS)
+def test_round_to_nearest_codes_stay_within_half_a_step(bits):
+    w = matrix()
+    q = quantize_matrix(w, bits, 32, "rtn")
+    assert q.codes.dtype == torch.uint8 and int(q.codes.max()) <= 2**bits - 1
+    step = q.scale.repeat_interleave(32, dim=1)
+    assert ((q.dequantize() - w).abs() <= step / 2 + 1e-5).all()
+    # Codes packed at `bits` bits, a float32 scale and zero per group of 32.
+    assert q.nbytes == 64 * 256 * bits // 8 + 2 * 64 * (256 // 32) * 4
+    assert quantize_matrix(w.to(torch.bfloat16), bits, 32).nbytes == (
+        64 * 256 * bits // 8 + 2 * 64 * 8 * 2
+    )
+
+
+def test_more_bits_lose_less():
+    w = matrix(1)
+    errors = [(quantize_matrix(w, b, 64).dequantize() - w).norm() for b in SUPPORTED_BITS]
+    assert errors == sorted(errors, reverse=True)
+
+
+@pytest.mark.parametrize("bits", [3, 4])
+def test_hqq_loses_less_than_round_to_nearest(bits):
+    pytest.importorskip("hqq", reason="the hqq backend needs the 'quant' extra")
+    w = matrix(2)
+    rtn = (quantize_matrix(w, bits, 64, "rtn").dequantize() - w).abs().mean()
+    hqq = quantize_matrix(w, bits, 64, "hqq")
+    assert hqq.backend == "hqq" and int(hqq.codes.max()) <= 2**bits - 1
+    assert (hqq.dequantize() - w).abs().mean() < rtn
+
+
+def test_bad_input_is_refused_with_the_fix():
+    w = matrix()
+    with pytest.raises(ValueError, match=r"bits must be one of \(2, 3, 4, 8\), got 5"):
+        quantize_matrix(w, 5)
+    with pytest.raises(ValueError, match="group_size 48 does not divide the 256 input columns"):
+        quantize_matrix(w, 4, 48)
+    with pytest.raises(ValueError, match="expected a float matrix"):
+        quantize_matrix(w[None], 4)
+    with pytest.raises(ValueError, match="unknown quantization backend 'gptq'"):
+        quantize_matrix(w, 4, 64, "gptq")
+    assert available_backends() == ("rtn", "hqq")
+
+
+def test_hqq_without_its_extra_names_the_extra(monkeypatch):
+    for name in ("hqq", "hqq.core", "hqq.core.quantize"):  # each import raises ImportError
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'moe-sr-lab\[quant\]'"):
+        quantize_matrix(matrix(), 4, 64, "hqq")
+
+
+def test_experts_quantized_by_hqq_decode_on_the_routed_path(tiny_model):
+    pytest.importorskip("hqq", reason="the hqq backend needs the 'quant' extra")
+    ids = torch.tensor([[9, 4, 2]])
+    errors = {}
+    with torch.no_grad():
+        exact = tiny_model("mixtral", 5)(input_ids=ids).logits
+        for backend in ("rtn", "hqq"):
+            model = quantize_experts(tiny_model("mixtral", 5), group_size=8, backend=backend)
+            errors[backend] = (model(input_ids=ids).logits - exact).abs().mean()
+    assert 0 < errors["hqq"] < errors["rtn"]
+
+
+# ------------------------------------------------------------------------------ fronts
+def dominated(values: np.ndarray, i: int) -> bool:
+    """By the definition: some row no worse on every objective and better on one."""
+    no_worse = (values <= values[i]).all(axis=1)
+    better = (values < values[i]).any(axis=1)
+    return bool((no_worse & better).any())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=30
+    )
+)
+def test_the_front_is_exactly_the_non_dominated_rows(rows):
+    table = pd.DataFrame(rows, columns=["ppl", "gpu_bytes", "tokens_per_s"])
+    front = pareto_front(table, minimize=["ppl", "gpu_bytes"], maximize=["tokens_per_s"])
+    values = np.column_stack([table["ppl"], table["gpu_bytes"], -table["tokens_per_s"]])
+    expected = [i for i in range(len(table)) if not dominated(values, i)]
+    assert front.index.tolist() == expected
+    assert len(front) >= 1
+
+
+def test_pareto_front_refuses_what_it_cannot_rank():
+    table = pd.DataFrame({"ppl": [1.0, float("nan")], "tok": [2.0, 3.0]})
+    with pytest.raises(ValueError, match="at least one column"):
+        pareto_front(table)
+    with pytest.raises(ValueError, match=r"no column \['speed'\]"):
+        pareto_front(table, maximize=["speed"])
+    with pytest.raises(ValueError, match="both minimized and maximized"):
+        pareto_front(table, minimize=["tok"], maximize=["tok"])
+    with pytest.raises(ValueError, match="NaN in the objectives"):
+        pareto_front(table, minimize=["ppl"])
