@@ -5,6 +5,11 @@ Backends (``_backends``: a registry; see :func:`available_backends`)
     :func:`quantize_matrix` -> :class:`QuantizedMatrix` (``bits``-bit codes, a scale and zero
     per group, exact bytes); the 4-bit ones decode on the routed path
     (:func:`moelab.experts.quantize_experts`).
+Choosing experts (``_selection``: a registry; see :func:`available_selections`)
+    :func:`expert_scores` (routing share and output sensitivity per slot, on calibration
+    tokens), :func:`select_experts` (``random``, ``frequency``, ``sensitivity``, ``layer``,
+    ``combined``), :func:`fake_quantize` (the quantized values in place, for quality at any
+    bit width).
 Fronts (``_pareto``)
     :func:`pareto_front`: the non-dominated rows of a sweep table.
 """
@@ -20,13 +25,27 @@ from moelab.quant._backends import (
     quantize_matrix,
 )
 from moelab.quant._pareto import pareto_front
+from moelab.quant._selection import (
+    SelectionPolicy,
+    available_selections,
+    expert_scores,
+    fake_quantize,
+    get_selection,
+    select_experts,
+)
 
 __all__ = [
     "SUPPORTED_BITS",
     "QuantBackend",
     "QuantizedMatrix",
+    "SelectionPolicy",
     "available_backends",
+    "available_selections",
+    "expert_scores",
+    "fake_quantize",
     "get_backend",
+    "get_selection",
     "pareto_front",
     "quantize_matrix",
+    "select_experts",
 ]

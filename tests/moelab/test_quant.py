@@ -13,11 +13,16 @@ from hypothesis import strategies as st
 
 from moelab.errors import MissingExtraError
 from moelab.experts import quantize_experts
+from moelab.families import get_family
 from moelab.quant import (
     SUPPORTED_BITS,
     available_backends,
+    available_selections,
+    expert_scores,
+    fake_quantize,
     pareto_front,
     quantize_matrix,
+    select_experts,
 )
 
 
@@ -120,3 +125,46 @@ def test_pareto_front_refuses_what_it_cannot_rank():
         pareto_front(table, minimize=["tok"], maximize=["tok"])
     with pytest.raises(ValueError, match="NaN in the objectives"):
         pareto_front(table, minimize=["ppl"])
+
+
+# --------------------------------------------------------------------------- selection
+def test_expert_scores_and_the_orders_of_every_policy(tiny_model):
+    model = tiny_model("mixtral", 7)
+    ids = torch.randint(1, 60, (2, 24), generator=torch.Generator().manual_seed(0))
+    scores = expert_scores(model, ids, bits=3, group_size=8)
+    slots = get_family("mixtral").expert_slots(model.config)
+    assert len(scores) == len(slots) and (scores["sensitivity"] > 0).all()
+    assert np.allclose(scores.groupby("layer")["share"].sum(), model.config.num_experts_per_tok)
+    assert available_selections() == ("random", "frequency", "sensitivity", "layer", "combined")
+    for policy in available_selections():
+        order = select_experts(scores, len(slots), policy, seed=1)
+        assert sorted(order) == sorted(slots), policy  # a permutation of every slot
+    key = {(r.layer, r.expert): r for r in scores.itertuples()}
+    sensitive = [
+        key[(s.layer, s.expert)].sensitivity for s in select_experts(scores, 8, "sensitivity")
+    ]
+    assert sensitive == sorted(sensitive)
+    shares = [key[(s.layer, s.expert)].share for s in select_experts(scores, 8, "frequency")]
+    assert shares == sorted(shares)
+    assert [s.layer for s in select_experts(scores, 8, "layer")] == [1] * 4 + [0] * 4
+    assert select_experts(scores, 5, "random", seed=3) == select_experts(
+        scores, 5, "random", seed=3
+    )
+    assert select_experts(scores, 5, "random", seed=3) != select_experts(
+        scores, 5, "random", seed=4
+    )
+    with pytest.raises(ValueError, match="n = 9 exceeds the 8 expert slots"):
+        select_experts(scores, 9)
+
+
+def test_fake_quantization_writes_the_quantized_values(tiny_model):
+    model = tiny_model("olmoe", 1)
+    family = get_family("olmoe")
+    slot = family.expert_slots(model.config)[3]
+    before = {m: w.clone() for m, w in family.get_expert(model, slot).items()}
+    untouched = family.expert_slots(model.config)[0]
+    kept = {m: w.clone() for m, w in family.get_expert(model, untouched).items()}
+    fake_quantize(model, [slot], bits=2, group_size=8)
+    for m, w in family.get_expert(model, slot).items():
+        assert torch.equal(w, quantize_matrix(before[m], 2, 8).dequantize()), m
+    assert all(torch.equal(w, kept[m]) for m, w in family.get_expert(model, untouched).items())

@@ -1,0 +1,230 @@
+"""Which experts to quantize first: scores measured on calibration tokens, policies over them.
+
+:func:`expert_scores` measures, for every expert slot of a model, how often the router picks it
+on calibration tokens (``share``: a layer's shares sum to top-k) and how much its output moves
+when its weights are quantized (``sensitivity``: relative squared error of the expert's output
+on the layer's calibration states). A selection policy orders the slots, first to quantize
+first:
+
+``random``       a seeded permutation (the mixed-precision paper's choice)
+``frequency``    least routed first
+``sensitivity``  smallest output error first
+``layer``        whole layers, last layer first
+``combined``     smallest share x sensitivity first: how often an error occurs times its size
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from labcore.checks import check_callable, check_int, check_name
+from labcore.registry import Registry
+from moelab.families import ExpertSlot
+from moelab.quant._backends import quantize_matrix
+
+__all__ = [
+    "SelectionPolicy",
+    "available_selections",
+    "expert_scores",
+    "fake_quantize",
+    "get_selection",
+    "select_experts",
+]
+
+#: ``(scores table, seed) -> slots in the order to quantize them``.
+OrderFn = Callable[[pd.DataFrame, int], list[ExpertSlot]]
+
+
+@dataclass(frozen=True)
+class SelectionPolicy:
+    """A named order in which expert slots are quantized.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    order : callable
+        ``(scores, seed) -> list of ExpertSlot``, from :func:`expert_scores`' table.
+    description : str, optional
+        One line for tables and widgets.
+    """
+
+    name: str
+    order: OrderFn = field(repr=False)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "SelectionPolicy.name")
+        check_callable(self.order, "SelectionPolicy.order")
+
+
+def _slots(table: pd.DataFrame) -> list[ExpertSlot]:
+    return [ExpertSlot(int(r.layer), int(r.expert)) for r in table.itertuples(index=False)]
+
+
+def _by(*columns: str) -> OrderFn:
+    def order(scores: pd.DataFrame, seed: int) -> list[ExpertSlot]:
+        return _slots(scores.sort_values([*columns, "layer", "expert"], kind="stable"))
+
+    return order
+
+
+def _random(scores: pd.DataFrame, seed: int) -> list[ExpertSlot]:
+    permutation = np.random.default_rng(seed).permutation(len(scores))
+    return _slots(scores.iloc[permutation])
+
+
+def _layer(scores: pd.DataFrame, seed: int) -> list[ExpertSlot]:
+    return _slots(scores.sort_values(["layer", "expert"], ascending=[False, True]))
+
+
+def _combined(scores: pd.DataFrame, seed: int) -> list[ExpertSlot]:
+    return _by("expected_error")(
+        scores.assign(expected_error=scores["share"] * scores["sensitivity"]), seed
+    )
+
+
+_SELECTIONS: Registry[SelectionPolicy] = Registry(
+    "selection policy", plural="policies", sort=False, item_type=SelectionPolicy
+)
+for _policy in (
+    SelectionPolicy("random", _random, "a seeded permutation (the paper)"),
+    SelectionPolicy("frequency", _by("share"), "least routed first"),
+    SelectionPolicy(
+        "sensitivity", _by("sensitivity"), "smallest output error when quantized first"
+    ),
+    SelectionPolicy("layer", _layer, "whole layers, last layer first"),
+    SelectionPolicy("combined", _combined, "smallest routing share x sensitivity first"),
+):
+    _SELECTIONS.add_named(_policy)
+
+#: Names of the selection policies; a policy by name (a policy passes through).
+available_selections = _SELECTIONS.names
+get_selection = _SELECTIONS.resolve
+
+
+def expert_scores(
+    model: Any,
+    token_ids: Any,
+    bits: int = 4,
+    group_size: int = 64,
+    backend: str = "rtn",
+) -> pd.DataFrame:
+    """How often each expert is routed to and how much quantizing it moves its output.
+
+    Parameters
+    ----------
+    model : MoEModel or PreTrainedModel
+        The model whose experts are scored.
+    token_ids : (seq,) or (batch, seq) int array-like
+        Calibration tokens (e.g. held-out text of the model's own domain).
+    bits, group_size, backend
+        The quantization scored (see :func:`~moelab.quant.quantize_matrix`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per slot: ``layer``, ``expert``, ``share`` (routing share on the tokens),
+        ``sensitivity`` (``|f_q(x) - f(x)|^2 / |f(x)|^2`` over the layer's states ``x``).
+    """
+    from moelab.loading import MoEModel, load_moe
+    from moelab.routing import routing_counts
+    from moelab.similarity import capture_calibration
+
+    moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
+    shares = routing_counts(moe, token_ids).set_index(["layer", "expert"])["share"]
+    states = capture_calibration(moe, token_ids).hidden
+    rows = []
+    with torch.no_grad():
+        for slot in moe.expert_slots():
+            tensors = moe.get_expert(slot)
+            hidden = states[slot.layer].to(next(iter(tensors.values())).dtype)
+            exact = moe.family.expert_forward(moe.config, tensors, hidden).float()
+            quantized = {
+                m: quantize_matrix(w, bits, group_size, backend).dequantize()
+                for m, w in tensors.items()
+            }
+            moved = moe.family.expert_forward(moe.config, quantized, hidden).float()
+            error = (moved - exact).pow(2).sum() / exact.pow(2).sum().clamp_min(1e-30)
+            rows.append(
+                {
+                    "layer": slot.layer,
+                    "expert": slot.expert,
+                    "share": float(shares.get((slot.layer, slot.expert), 0.0)),
+                    "sensitivity": float(error),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def select_experts(
+    scores: pd.DataFrame, n: int, policy: str | SelectionPolicy = "sensitivity", seed: int = 0
+) -> list[ExpertSlot]:
+    """The first ``n`` slots a policy quantizes.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        From :func:`expert_scores`.
+    n : int
+        How many (0 to every slot).
+    policy : str or SelectionPolicy, default "sensitivity"
+        See :func:`available_selections`.
+    seed : int, default 0
+        For ``"random"``.
+
+    Returns
+    -------
+    list of ExpertSlot
+    """
+    check_int(n, "n", minimum=0)
+    if n > len(scores):
+        raise ValueError(f"n = {n} exceeds the {len(scores)} expert slots of the model")
+    return get_selection(policy).order(scores, seed)[:n]
+
+
+def fake_quantize(
+    model: Any,
+    slots: Any,
+    bits: int = 4,
+    group_size: int = 64,
+    backend: str = "rtn",
+) -> Any:
+    """Replace chosen experts' weights by their quantized values, in place (quality only).
+
+    The model computes what those experts compute after quantization, at any bit width and
+    with no kernel: how quality is measured (speed comes from the kernels and the cost model).
+
+    Parameters
+    ----------
+    model : MoEModel or PreTrainedModel
+        Changed in place.
+    slots : iterable of ExpertSlot
+        The experts to quantize.
+    bits, group_size, backend
+        See :func:`~moelab.quant.quantize_matrix`.
+
+    Returns
+    -------
+    The model given.
+    """
+    from moelab.loading import MoEModel, load_moe
+
+    moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
+    with torch.no_grad():
+        for slot in slots:
+            tensors = moe.get_expert(slot)
+            moe.set_expert(
+                slot,
+                {
+                    m: quantize_matrix(w, bits, group_size, backend).dequantize()
+                    for m, w in tensors.items()
+                },
+            )
+    return model
