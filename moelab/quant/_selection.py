@@ -1,16 +1,18 @@
 """Which experts to quantize first: scores measured on calibration tokens, policies over them.
 
-:func:`expert_scores` measures, for every expert slot of a model, how often the router picks it
-on calibration tokens (``share``: a layer's shares sum to top-k) and how much its output moves
-when its weights are quantized (``sensitivity``: relative squared error of the expert's output
-on the layer's calibration states). A selection policy orders the slots, first to quantize
-first:
+:func:`expert_scores` measures, for every expert slot of a model, on calibration tokens: how
+often the router picks it (``share``: a layer's shares sum to top-k), how much the expert's own
+output moves when its weights are quantized (``output_error``: relative squared error on the
+layer's states), and how much the model's output moves when that expert alone is quantized
+(``sensitivity``: mean KL divergence of the next-token distributions, one forward per slot).
+A selection policy orders the slots, first to quantize first:
 
 ``random``       a seeded permutation (the mixed-precision paper's choice)
 ``frequency``    least routed first
-``sensitivity``  smallest output error first
+``sensitivity``  smallest change of the model's output first
 ``layer``        whole layers, last layer first
-``combined``     smallest share x sensitivity first: how often an error occurs times its size
+``combined``     smallest share x output error first: how often an expert's error occurs times
+                 its size, with no forward of the whole model per slot
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ for _policy in (
         "sensitivity", _by("sensitivity"), "smallest output error when quantized first"
     ),
     SelectionPolicy("layer", _layer, "whole layers, last layer first"),
-    SelectionPolicy("combined", _combined, "smallest routing share x sensitivity first"),
+    SelectionPolicy("combined", _combined, "smallest routing share x expert output error first"),
 ):
     _SELECTIONS.add_named(_policy)
 
@@ -116,12 +118,13 @@ def expert_scores(
     group_size: int = 64,
     backend: str = "rtn",
 ) -> pd.DataFrame:
-    """How often each expert is routed to and how much quantizing it moves its output.
+    """How often each expert is routed to, and what quantizing it changes.
 
     Parameters
     ----------
     model : MoEModel or PreTrainedModel
-        The model whose experts are scored.
+        The model whose experts are scored (a causal language model: its logits are
+        compared); restored to its weights afterwards.
     token_ids : (seq,) or (batch, seq) int array-like
         Calibration tokens (e.g. held-out text of the model's own domain).
     bits, group_size, backend
@@ -131,7 +134,9 @@ def expert_scores(
     -------
     pandas.DataFrame
         One row per slot: ``layer``, ``expert``, ``share`` (routing share on the tokens),
-        ``sensitivity`` (``|f_q(x) - f(x)|^2 / |f(x)|^2`` over the layer's states ``x``).
+        ``output_error`` (``|f_q(x) - f(x)|^2 / |f(x)|^2`` of the expert over the layer's
+        states ``x``), ``sensitivity`` (mean KL divergence of the model's next-token
+        distribution, exact to quantized, with that expert alone quantized).
     """
     from moelab.loading import MoEModel, load_moe
     from moelab.routing import routing_counts
@@ -140,10 +145,13 @@ def expert_scores(
     moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
     shares = routing_counts(moe, token_ids).set_index(["layer", "expert"])["share"]
     states = capture_calibration(moe, token_ids).hidden
+    ids = torch.as_tensor(np.asarray(token_ids), dtype=torch.long)
+    ids = (ids if ids.ndim == 2 else ids[None]).to(next(moe.model.parameters()).device)
     rows = []
     with torch.no_grad():
+        exact_logp = torch.log_softmax(moe.model(input_ids=ids).logits.double(), -1)
         for slot in moe.expert_slots():
-            tensors = moe.get_expert(slot)
+            tensors = {m: w.clone() for m, w in moe.get_expert(slot).items()}
             hidden = states[slot.layer].to(next(iter(tensors.values())).dtype)
             exact = moe.family.expert_forward(moe.config, tensors, hidden).float()
             quantized = {
@@ -152,12 +160,17 @@ def expert_scores(
             }
             moved = moe.family.expert_forward(moe.config, quantized, hidden).float()
             error = (moved - exact).pow(2).sum() / exact.pow(2).sum().clamp_min(1e-30)
+            moe.set_expert(slot, quantized)
+            logp = torch.log_softmax(moe.model(input_ids=ids).logits.double(), -1)
+            moe.set_expert(slot, tensors)  # restored
+            kl = (exact_logp.exp() * (exact_logp - logp)).sum(-1).mean()
             rows.append(
                 {
                     "layer": slot.layer,
                     "expert": slot.expert,
                     "share": float(shares.get((slot.layer, slot.expert), 0.0)),
-                    "sensitivity": float(error),
+                    "output_error": float(error),
+                    "sensitivity": max(float(kl), 0.0),  # >= 0 but for rounding
                 }
             )
     return pd.DataFrame(rows)

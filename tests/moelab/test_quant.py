@@ -131,9 +131,12 @@ def test_pareto_front_refuses_what_it_cannot_rank():
 def test_expert_scores_and_the_orders_of_every_policy(tiny_model):
     model = tiny_model("mixtral", 7)
     ids = torch.randint(1, 60, (2, 24), generator=torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     scores = expert_scores(model, ids, bits=3, group_size=8)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # restored
     slots = get_family("mixtral").expert_slots(model.config)
-    assert len(scores) == len(slots) and (scores["sensitivity"] > 0).all()
+    assert len(scores) == len(slots) and (scores["output_error"] > 0).all()
+    assert (scores["sensitivity"] >= 0).all() and scores["sensitivity"].max() > 0
     assert np.allclose(scores.groupby("layer")["share"].sum(), model.config.num_experts_per_tok)
     assert available_selections() == ("random", "frequency", "sensitivity", "layer", "combined")
     for policy in available_selections():
