@@ -27,6 +27,7 @@ torch.Size([14336, 4096])
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from collections.abc import Mapping, Sequence
@@ -156,8 +157,8 @@ class PerturbedSource:
         self.base = open_source(base)
         check_type(seed, int, "seed")
         check_type(scale, (int, float), "scale")
-        if scale < 0:
-            raise ValueError(f"scale must be >= 0, got {scale}")
+        if not 0 <= scale < math.inf:
+            raise ValueError(f"scale must be a finite number >= 0, got {scale}")
         self.seed, self.scale = seed, float(scale)
         self.name = check_name(name, "name") if name is not None else f"{self.base.name}+seed{seed}"
         self.config, self.family, self.dtype = self.base.config, self.base.family, self.base.dtype
@@ -262,20 +263,25 @@ class RandomSource:
         check_type(dtype, torch.dtype, "dtype")
         self.seed, self.dtype, self.device = seed, dtype, torch.device(device)
         default_std = getattr(self.config, "initializer_range", None) or 0.02
-        self.std = float(default_std if std is None else std)
-        if not self.std > 0:
-            raise ValueError(f"std must be > 0, got {self.std}")
+        std = default_std if std is None else std
+        check_type(std, (int, float), "std")
+        if not 0 < std < math.inf:
+            raise ValueError(f"std must be a finite number > 0, got {std}")
+        self.std = float(std)
         default = f"random-{self.config.model_type}-seed{seed}"
         self.name = check_name(name, "name") if name is not None else default
         skeleton = self.family.meta_model(self.config, dtype)
         experts = {id(p) for p in self.family.expert_parameters(skeleton).values()}
-        # Expert parameters are read per expert (read_expert), everything else by name.
-        self._shapes = {
-            n: tuple(p.shape)
-            for n, p in skeleton.named_parameters(remove_duplicate=False)
-            if id(p) not in experts
-        }
+        # Expert parameters are read per expert (read_expert), everything else by name; tied
+        # parameters (input and output embeddings) read as one tensor, drawn under one name.
+        first: dict[int, str] = {}
+        self._shapes, self._drawn_as = {}, {}
+        for n, p in skeleton.named_parameters(remove_duplicate=False):
+            if id(p) not in experts:
+                self._shapes[n] = tuple(p.shape)
+                self._drawn_as[n] = first.setdefault(id(p), n)
         self._expert_shapes = self.family.expert_shapes(self.config)
+        self._slots = set(self.family.expert_slots(self.config))
 
     def __repr__(self) -> str:
         return f"RandomSource({self.name!r}, device={str(self.device)!r}, dtype={self.dtype})"
@@ -291,7 +297,15 @@ class RandomSource:
         return self.family.expert_slots(self.config)
 
     def read_expert(self, slot: ExpertSlot) -> dict[str, torch.Tensor]:
-        """One expert's ``{matrix: [out, in]}`` tensors, drawn afresh."""
+        """One expert's ``{matrix: [out, in]}`` tensors, drawn afresh.
+
+        Raises
+        ------
+        ValueError
+            For a slot the model does not have.
+        """
+        if slot not in self._slots:
+            raise ValueError(f"{self.name} has no expert slot {slot}")
         return {
             m: self._draw(f"expert:{slot.layer}:{slot.expert}:{m}", shape)
             for m, shape in self._expert_shapes.items()
@@ -319,7 +333,7 @@ class RandomSource:
                 f"{self.name} has no non-expert parameter {name!r}; experts are read with "
                 f"read_expert"
             )
-        return self._draw(name, self._shapes[name])
+        return self._draw(self._drawn_as[name], self._shapes[name])
 
 
 def _unique(names: list[str]) -> list[str]:

@@ -356,7 +356,7 @@ def plan_consolidation(
     budget : float or int
         Memory allowed, in ``unit``. With ``"fraction"``: expert bytes as a fraction of the N
         models' expert bytes, from ``1/N`` (every slot shared) to 1 (nothing shared). With
-        ``"bytes"``: device bytes.
+        ``"bytes"``: device bytes. With ``"slots"``: the number of slots shared.
     metric : str, default "l2"
         A metric of :func:`moelab.similarity.available_metrics`; similarities are turned into
         distances (``1 - s``) and summed over the pairs of tenants, as the paper sums L2
@@ -391,7 +391,7 @@ def plan_consolidation(
     Raises
     ------
     ValueError
-        Fewer than two tenants; an unknown metric, owner policy, placement or unit; a budget
+        Fewer than two tenants (one is allowed with placement ``"offload"``); an unknown metric, owner policy, placement or unit; a budget
         below the minimum (the message states it); tenants of different dtypes.
     IncompatibleModelsError
         Tenants of different families or shapes.

@@ -16,12 +16,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labcore.checks import check_int
 from moelab.experts._int4 import Int4Experts, quantize_int4
 from moelab.families import ExpertSlot, detect_family
 
 __all__ = ["MixedExperts", "quantize_experts"]
 
 FUSED_MATRICES = ("gate_up_proj", "down_proj")
+_ROUTED_ONLY = (
+    "experts quantized by quantize_experts are read by the routed path only; keep "
+    "model.set_experts_implementation('moelab_routed'), or quantize a fresh model"
+)
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise RuntimeError(
+        "a model whose experts quantize_experts converted cannot be converted (.to, .half, "
+        ".cuda) or saved: its 4-bit experts are no parameters; quantize on the target device "
+        "and dtype, and save the original model"
+    )
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,12 @@ class MixedExperts:
         dense = 0 if self.dense is None else self.dense.numel() * self.dense.element_size()
         return dense + (0 if self.int4 is None else self.int4.nbytes)
 
+    def __getitem__(self, index: object) -> torch.Tensor:
+        raise TypeError(_ROUTED_ONLY)
+
+    def transpose(self, *args: object) -> torch.Tensor:
+        raise TypeError(_ROUTED_ONLY)
+
     def dequantize(self, expert: int) -> torch.Tensor:
         """One expert's matrix ``[N, K]`` as the forward sees it."""
         row = int(self.dense_rows[expert])
@@ -78,6 +97,47 @@ def _mixed(
     return MixedExperts(dense, int4, dense_rows, int4_rows)
 
 
+def _check_request(model: nn.Module, int4: object, group_size: int, backend: str) -> set:
+    """Everything quantize_experts needs, checked before the model is touched."""
+    from moelab.quant import get_backend
+
+    family = detect_family(model)
+    config = family.check_config(model)
+    slots = family.expert_slots(config)
+    if isinstance(int4, ExpertSlot):
+        int4 = [int4]
+    if isinstance(int4, str) and int4 != "all":
+        raise ValueError(f"int4 must be 'all' or an iterable of ExpertSlot, got {int4!r}")
+    chosen = set(slots) if int4 == "all" else set(int4)
+    unknown = chosen - set(slots)
+    if unknown:
+        raise ValueError(
+            f"expert slots {sorted(unknown)[:3]} are not in this model (layers 0.."
+            f"{family.num_moe_layers(config) - 1}, experts 0..{family.num_experts(config) - 1})"
+        )
+    check_int(group_size, "group_size", minimum=2)
+    for name in FUSED_MATRICES:
+        for layer in range(family.num_moe_layers(config)):
+            weight = getattr(family.moe_block(model, layer).experts, name)
+            if isinstance(weight, MixedExperts):
+                raise ValueError(
+                    "this model's experts are quantized already; start from a fresh model"
+                )
+            if weight.shape[0] != family.num_experts(config):
+                raise ValueError(
+                    "these experts are a consolidated model's pool (its rows are not the "
+                    "model's experts); quantize_experts takes a plain Mixtral or OLMoE model"
+                )
+            k = weight.shape[-1]
+            if k % group_size or group_size % 2:
+                raise ValueError(
+                    f"group_size {group_size} must be even and divide the {k} input columns of "
+                    f"the experts' {name}; pick a divisor of {k}"
+                )
+    get_backend(backend).ensure_available()  # its optional package now, not midway
+    return chosen
+
+
 def quantize_experts(
     model: nn.Module,
     int4: Iterable[ExpertSlot] | str = "all",
@@ -86,51 +146,51 @@ def quantize_experts(
 ) -> nn.Module:
     """Quantize chosen experts of a model to 4 bits, in place, and decode them on the routed path.
 
+    Every argument is checked before the model is changed.
+
     Parameters
     ----------
     model : PreTrainedModel
-        A fused-experts model (Mixtral, OLMoE), on the device it will run on.
-    int4 : iterable of ExpertSlot or "all", default "all"
+        A plain fused-experts model (Mixtral, OLMoE; not a consolidated model's live model),
+        on the device and in the dtype it will run in.
+    int4 : iterable of ExpertSlot, ExpertSlot or "all", default "all"
         The experts to store in 4 bits; the others keep their dtype.
     group_size : int, default 64
-        Input columns per scale and zero (must divide the hidden and intermediate sizes).
+        Input columns per scale and zero (even; must divide the hidden and intermediate sizes).
     backend : str, default "rtn"
         How scales and zeros are chosen (:func:`moelab.quant.available_backends`).
 
     Returns
     -------
     PreTrainedModel
-        ``model``, its experts implementation set to the routed path (the only one that reads
-        :class:`MixedExperts`). Meant for inference: its state dict no longer holds the experts.
+        ``model``, for inference on the routed path (the only experts implementation that
+        reads :class:`MixedExperts`; another one raises). Its 4-bit experts are no parameters:
+        ``.to()``, ``.half()``, ``.cuda()`` and ``save_pretrained`` raise, the state dict and
+        ``num_parameters()`` leave them out, and there is no backward through them.
 
     Raises
     ------
     ValueError
-        A model with one module per expert, an expert slot out of range, or a group size that
-        does not divide the matrices.
+        A model with one module per expert, already quantized, or a consolidated model's live
+        model; an expert slot out of range; a group size that does not divide the matrices.
+    MissingExtraError
+        For ``backend="hqq"`` without the ``quant`` extra.
     """
     from moelab.experts import use_routed_experts
 
     family = detect_family(model)
-    use_routed_experts(model)  # refuses models with one module per expert
+    if family.expert_layout != "fused":
+        use_routed_experts(model)  # raises: one module per expert
+    chosen = _check_request(model, int4, group_size, backend)
     config = family.check_config(model)
-    slots = family.expert_slots(config)
-    chosen = set(slots) if int4 == "all" else set(int4)
-    unknown = chosen - set(slots)
-    if unknown:
-        raise ValueError(
-            f"expert slots {sorted(unknown)[:3]} are not in this model (layers 0.."
-            f"{family.num_moe_layers(config) - 1}, experts 0..{family.num_experts(config) - 1})"
-        )
     for layer in range(family.num_moe_layers(config)):
         experts = family.moe_block(model, layer).experts
         quantized = sorted(s.expert for s in chosen if s.layer == layer)
         for name in FUSED_MATRICES:
-            weight = getattr(experts, name)
-            if isinstance(weight, MixedExperts):
-                raise ValueError(
-                    "this model's experts are quantized already; start from a fresh model"
-                )
-            experts._parameters.pop(name)
+            weight = experts._parameters.pop(name)
             setattr(experts, name, _mixed(weight, quantized, group_size, backend))
+            del weight
+    use_routed_experts(model)
+    model._apply = _refuse
+    model.save_pretrained = _refuse
     return model

@@ -10,7 +10,8 @@ signature of ``ExpertsInterface`` functions): gate-up projection, gating, down p
 the routing-weighted sum, through :func:`routed_linear`. Steps with more (token, expert)
 assignments than :data:`MAX_ROUTED_ASSIGNMENTS` (prefill) go to ``grouped_mm``, which reads each
 expert once for all its tokens; so do layouts the kernel does not read (transposed weights,
-biases, experts without a gate, a post-expert norm, expert parallelism).
+biases, experts without a gate, a post-expert norm, expert parallelism), and steps that record
+gradients (the routed ops are for inference and have no backward).
 """
 
 from __future__ import annotations
@@ -172,7 +173,11 @@ def routed_experts_forward(
     """
     n_tokens, top_k = top_k_index.shape
     mixed = isinstance(self.gate_up_proj, MixedExperts)  # only this path reads those pools
-    if not mixed and (top_k_index.numel() > MAX_ROUTED_ASSIGNMENTS or not _routable(self)):
+    # The routed ops have no backward: training steps take grouped_mm.
+    training = torch.is_grad_enabled() and not mixed and self.gate_up_proj.requires_grad
+    if not mixed and (
+        top_k_index.numel() > MAX_ROUTED_ASSIGNMENTS or not _routable(self) or training
+    ):
         from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
         grouped = ALL_EXPERTS_FUNCTIONS["grouped_mm"]

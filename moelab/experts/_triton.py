@@ -44,16 +44,17 @@ def _kernels() -> tuple[Any, Any]:
         s = tl.program_id(0)
         nb = tl.program_id(1)
         expert = tl.load(ids_ptr + s).to(tl.int64)
-        valid = expert >= 0
-        expert = tl.maximum(expert, 0)
         rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+        # Elementwise (not a scalar mask): the same on every Triton version and the interpreter.
+        row_ok = (rows < N) & ((rows * 0 + expert) >= 0)
+        expert = tl.maximum(expert, 0)
         acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
             cols = k0 + tl.arange(0, BLOCK_K)
             x = tl.load(x_ptr + s * K + cols, mask=cols < K, other=0.0).to(tl.float32)
             w = tl.load(
                 w_ptr + expert * stride_we + rows[:, None].to(tl.int64) * stride_wn + cols[None, :],
-                mask=valid & (rows[:, None] < N) & (cols[None, :] < K),
+                mask=row_ok[:, None] & (cols[None, :] < K),
                 other=0.0,
             ).to(tl.float32)
             acc += tl.sum(w * x[None, :], axis=1)
@@ -77,10 +78,9 @@ def _kernels() -> tuple[Any, Any]:
         s = tl.program_id(0)
         nb = tl.program_id(1)
         expert = tl.load(ids_ptr + s).to(tl.int64)
-        valid = expert >= 0
-        expert = tl.maximum(expert, 0)
         rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
-        row_ok = valid & (rows < N)
+        row_ok = (rows < N) & ((rows * 0 + expert) >= 0)
+        expert = tl.maximum(expert, 0)
         half = tl.arange(0, GROUP // 2)
         acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
         for g in range(0, K // GROUP):
@@ -92,7 +92,7 @@ def _kernels() -> tuple[Any, Any]:
                 + rows[:, None].to(tl.int64) * (K // 2)
                 + g * (GROUP // 2)
                 + half[None, :],
-                mask=row_ok[:, None],
+                mask=row_ok[:, None] & (half[None, :] < GROUP // 2),
                 other=0,
             )
             lo = (byte & 0xF).to(tl.float32)

@@ -8,6 +8,7 @@ matrices by their family-level names (``"w1"``, ``"w2"``, ``"w3"`` for Mixtral, 
 
 from __future__ import annotations
 
+import copy
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -322,7 +323,8 @@ class MoEFamily(ABC):
         PreTrainedModel
             In eval mode.
         """
-        config = self.check_config(config)
+        # A copy: settings a model keeps on its config (its experts implementation) stay its own.
+        config = copy.deepcopy(self.check_config(config))
         with torch.device("meta"):
             kwargs = {"dtype": dtype} if dtype is not None else {}
             model = self.auto_model_class().from_config(config, **kwargs)

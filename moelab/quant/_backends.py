@@ -36,6 +36,7 @@ __all__ = [
     "quantize_matrix",
 ]
 
+HQQ_MODULE = "hqq.core.quantize"
 #: Bit widths every backend supports.
 SUPPORTED_BITS = (2, 3, 4, 8)
 
@@ -99,15 +100,23 @@ class QuantBackend:
         zeros in float32.
     description : str, optional
         One line for tables.
+    requires : str, optional
+        The optional module it imports (checked by :meth:`ensure_available`).
     """
 
     name: str
     quantize: QuantizeFn = field(repr=False)
     description: str = ""
+    requires: str = ""
 
     def __post_init__(self) -> None:
         check_name(self.name, "QuantBackend.name")
         check_callable(self.quantize, "QuantBackend.quantize")
+
+    def ensure_available(self) -> None:
+        """Import what it needs now, or raise :class:`~moelab.errors.MissingExtraError`."""
+        if self.requires:
+            require(self.requires, f"the {self.name!r} quantization backend")
 
 
 def _round_to_nearest(
@@ -126,7 +135,7 @@ def _round_to_nearest(
 def _half_quadratic(
     weight: torch.Tensor, bits: int, group_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    quantize = require("hqq.core.quantize", "the 'hqq' quantization backend")
+    quantize = require(HQQ_MODULE, "the 'hqq' quantization backend")
     n, k = weight.shape
     codes, meta = quantize.Quantizer.quantize(
         weight,
@@ -153,7 +162,12 @@ _BACKENDS.add_named(
     QuantBackend("rtn", _round_to_nearest, "round to nearest from each group's min and max")
 )
 _BACKENDS.add_named(
-    QuantBackend("hqq", _half_quadratic, "HQQ: half-quadratic optimisation of the zero point")
+    QuantBackend(
+        "hqq",
+        _half_quadratic,
+        "HQQ: half-quadratic optimisation of the zero point",
+        requires=HQQ_MODULE,
+    )
 )
 
 #: Names of the registered backends; a backend by name (a backend passes through).

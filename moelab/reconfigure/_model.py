@@ -414,7 +414,9 @@ class ConsolidatedMoE:
             ``"shared experts"``, ``"private experts"`` (device tier, and host tier under
             placement ``"offload"``), ``"expert cache rows"``, ``"buffers and index tables"``.
             A fused pool's storage is split between its kinds of rows by row count. The sum
-            equals :meth:`resident_bytes`; the device rows sum to what lives on the device.
+            equals :meth:`resident_bytes`; the device rows sum to what lives on the device,
+            and without the ``"buffers and index tables"`` row (not planned: rotary tables,
+            index tables) to the plan's ``memory.device_bytes``.
         """
         seen: set[tuple[str, int]] = set()
 

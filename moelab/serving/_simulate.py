@@ -67,6 +67,10 @@ class SimulatedEngine(Engine):
     reconfigures : bool, default True
         False models a :class:`SingleEngine`: one model serves every tenant, so nothing is
         switched and no request counts as a reconfiguration.
+    active : str, optional
+        The tenant the modelled engine starts configured for (a freshly built
+        :class:`ConsolidatedEngine` starts on its first tenant); by default none, so the first
+        request pays a switch.
     """
 
     def __init__(
@@ -77,10 +81,16 @@ class SimulatedEngine(Engine):
         name: str = "simulated",
         *,
         reconfigures: bool = True,
+        active: str | None = None,
     ) -> None:
+        if isinstance(tenants, str):
+            raise TypeError(f"tenants must be a sequence of names, got the string {tenants!r}")
         self.cost, self.name, self.reconfigures = cost, name, bool(reconfigures)
-        self.tenants, self.max_context = tuple(tenants), check_int(max_context, "max_context")
-        self.active: str | None = None
+        self.tenants = tuple(tenants)
+        self.max_context = check_int(max_context, "max_context", minimum=2)
+        if active is not None and active not in self.tenants:
+            raise ValueError(f"active {active!r} is not one of the tenants {self.tenants}")
+        self.active: str | None = active if reconfigures else None
 
     def switch(self, tenant: str) -> float:
         if tenant == self.active or not self.reconfigures:

@@ -152,6 +152,15 @@ class StaticDecoder:
     ) -> list[Generation]:
         """Greedy-decode ``batch_size`` prompts of one length together.
 
+        Parameters
+        ----------
+        prompts : sequence of token-id sequences
+            ``batch_size`` prompts, all of one length.
+        max_new_tokens : int
+            Tokens to generate per prompt (at least 1).
+        graph_key : hashable, optional
+            As for :meth:`generate`.
+
         Returns
         -------
         list of Generation
@@ -163,6 +172,7 @@ class StaticDecoder:
             Not ``batch_size`` prompts, prompts of different lengths, or more tokens than the
             cache holds.
         """
+        check_int(max_new_tokens, "max_new_tokens", minimum=1)
         lengths = {len(p) for p in prompts}
         if len(prompts) != self.batch_size or len(lengths) != 1:
             raise ValueError(

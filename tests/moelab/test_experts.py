@@ -28,6 +28,7 @@ from moelab.experts import (
 from moelab.families import ExpertSlot, get_family
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.serving import Request, SingleEngine, greedy_decode, serve
+from moelab.sources import PerturbedSource
 
 
 class RoutedCalls(TorchDispatchMode):
@@ -199,13 +200,59 @@ def test_quantized_experts_decode_as_their_dequantized_weights(tiny_model, famil
         quantize_experts(model)
 
 
-def test_quantize_experts_refuses_what_it_cannot_hold(tiny_model):
-    with pytest.raises(ValueError, match="are not in this model"):
-        quantize_experts(tiny_model("mixtral", 0), [ExpertSlot(5, 0)], group_size=8)
-    with pytest.raises(ValueError, match="must be even and divide the 16 input columns"):
-        quantize_experts(tiny_model("mixtral", 0), group_size=32)
+def test_quantize_experts_refuses_what_it_cannot_hold_and_leaves_the_model_intact(tiny_model):
+    model = tiny_model("mixtral", 0)
+    ids = torch.tensor([[3, 4]])
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    bad = [
+        (dict(int4=[ExpertSlot(5, 0)], group_size=8), ValueError, "are not in this model"),
+        (dict(group_size=32), ValueError, "must be even and divide the 16 input columns"),
+        (dict(group_size=3), ValueError, "must be even"),
+        (dict(group_size=8.0), TypeError, "group_size must be an int"),
+        (dict(int4="none", group_size=8), ValueError, "int4 must be 'all' or an iterable"),
+        (dict(group_size=8, backend="bogus"), ValueError, "unknown quantization backend"),
+    ]
+    for kwargs, error, message in bad:
+        with pytest.raises(error, match=message):
+            quantize_experts(model, **kwargs)
+    with torch.no_grad():  # nothing was changed by the refusals
+        torch.testing.assert_close(model(input_ids=ids).logits, expected, rtol=0, atol=0)
     with pytest.raises(ValueError, match="keeps one module per expert"):
         quantize_experts(tiny_model("switch_transformers", 0))
+    tenants = make_tenants(tiny_model, "mixtral", 2)
+    cmoe = ConsolidatedMoE.from_plan(plan_consolidation(tenants, 0.75))
+    with pytest.raises(ValueError, match="a consolidated model's pool"):
+        quantize_experts(cmoe.model, group_size=8)
+    one = quantize_experts(model, ExpertSlot(0, 1), group_size=8)  # one slot alone
+    with pytest.raises(RuntimeError, match="cannot be converted"):
+        one.to(torch.float64)
+    with pytest.raises(RuntimeError, match="or saved"):
+        one.save_pretrained("/nonexistent")
+    one.set_experts_implementation("batched_mm")
+    with pytest.raises(TypeError, match="read by the routed path only"), torch.no_grad():
+        one(input_ids=ids)
+
+
+def test_each_model_keeps_its_own_experts_implementation(tiny_model):
+    from moelab.sources import RandomSource, materialize
+
+    base = RandomSource(tiny_model("mixtral", 0).config, seed=1)
+    a, b = materialize(base), materialize(base)
+    use_routed_experts(a)
+    assert b.config._experts_implementation != ROUTED
+    tenants = {"t0": PerturbedSource(base, 1), "t1": PerturbedSource(base, 2)}
+    cmoe = ConsolidatedMoE.from_plan(plan_consolidation(tenants, 1.0))
+    use_routed_experts(cmoe.model)
+    assert a.config is not cmoe.model.config and b.config._experts_implementation != ROUTED
+
+
+def test_training_steps_take_a_path_with_a_backward(tiny_model):
+    model = use_routed_experts(tiny_model("mixtral", 1)).train()
+    loss = model(input_ids=torch.tensor([[3, 4]]), labels=torch.tensor([[3, 4]])).loss
+    loss.backward()  # two tokens: few enough assignments for the routed path, but gradients
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton (the dev extra on Linux x86-64)")

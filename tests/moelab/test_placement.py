@@ -129,8 +129,9 @@ def test_perturbed_source_is_seeded_and_builds_like_a_materialized_tenant(tiny_m
     for name, source in tenants.items():
         model = load_into(source, copy.deepcopy(base.model))
         assert torch.equal(logits(cmoe, "mixtral", name), logits(model, "mixtral"))
-    with pytest.raises(ValueError, match="scale must be >= 0"):
-        PerturbedSource(base, 1, scale=-1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale must be a finite number >= 0"):
+            PerturbedSource(base, 1, scale=bad)
     with pytest.raises(TypeError, match="seed must be an int"):
         PerturbedSource(base, "1")
 
@@ -162,8 +163,18 @@ def test_random_source_is_seeded_and_builds_like_its_materialized_model(tiny_con
         assert torch.equal(logits(cmoe, family, name), logits(materialize(source), family))
     with pytest.raises(KeyError, match="experts are read with read_expert"):
         base.read_tensor(next(iter(get_family(family).expert_parameters(model))))
-    with pytest.raises(ValueError, match="std must be > 0"):
-        RandomSource(config, std=0.0)
+    for bad in (0.0, float("inf")):
+        with pytest.raises(ValueError, match="std must be a finite number > 0"):
+            RandomSource(config, std=bad)
+    with pytest.raises(TypeError, match="std must be"):
+        RandomSource(config, std="0.1")
+    with pytest.raises(ValueError, match="has no expert slot"):
+        base.read_expert(ExpertSlot(99, 0))
+    # Tied parameters read as one tensor, as the model holds one.
+    model_params = dict(model.named_parameters(remove_duplicate=False))
+    for a, b in [(a, b) for a in model_params for b in model_params if a < b]:
+        if model_params[a] is model_params[b]:
+            assert torch.equal(base.read_tensor(a), base.read_tensor(b)), (a, b)
 
 
 @pytest.mark.parametrize("family", ["mixtral", "switch_transformers"])

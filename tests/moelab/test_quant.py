@@ -73,11 +73,15 @@ def test_bad_input_is_refused_with_the_fix():
     assert available_backends() == ("rtn", "hqq")
 
 
-def test_hqq_without_its_extra_names_the_extra(monkeypatch):
+def test_hqq_without_its_extra_names_the_extra(monkeypatch, tiny_model):
     for name in ("hqq", "hqq.core", "hqq.core.quantize"):  # each import raises ImportError
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MissingExtraError, match=r"pip install 'moe-sr-lab\[quant\]'"):
         quantize_matrix(matrix(), 4, 64, "hqq")
+    model = tiny_model("mixtral", 0)
+    with pytest.raises(MissingExtraError, match="the 'hqq' quantization backend"):
+        quantize_experts(model, group_size=8, backend="hqq")
+    assert isinstance(model.model.layers[0].mlp.experts.gate_up_proj, torch.nn.Parameter)
 
 
 def test_experts_quantized_by_hqq_decode_on_the_routed_path(tiny_model):

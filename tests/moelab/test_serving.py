@@ -248,6 +248,13 @@ def test_a_calibrated_simulation_reproduces_a_deterministic_engine():
     simulated = serve(SimulatedEngine(cost, ("a", "b"), 64), stream, "tenant_grouping").requests()
     for column in ("start_s", "first_token_s", "finish_s", "switch_s"):
         assert simulated[column].tolist() == pytest.approx(real[column].tolist()), column
+    # An engine built configured for its first tenant pays no switch for that tenant's request.
+    started = serve(SimulatedEngine(cost, ("a", "b"), 64, active=stream[0].tenant), stream)
+    assert started.outcomes[0].switch_s == 0 and not started.outcomes[0].reconfigured
+    with pytest.raises(ValueError, match="active 'c' is not one of the tenants"):
+        SimulatedEngine(cost, ("a", "b"), 64, active="c")
+    with pytest.raises(TypeError, match="got the string 'ab'"):
+        SimulatedEngine(cost, "ab", 64)
     # A single model modelled: no switch is paid and none counts as a reconfiguration.
     single = serve(SimulatedEngine(cost, ("a", "b"), 64, reconfigures=False), stream)
     assert single.summary()["reconfigurations"] == 0 and single.summary()["switch_s"] == 0
@@ -270,6 +277,9 @@ def test_static_decoder_decodes_a_batch_as_each_prompt_alone(tiny_model):
         decoder.generate_batch([[1, 2], *prompts[1:]], 4)
     with pytest.raises(ValueError, match="decodes batches of 3; call generate_batch"):
         decoder.generate(prompts[0], 4)
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+            decoder.generate_batch(prompts, bad)
 
 
 def test_static_decoder_generates_what_greedy_decoding_does(tiny_model):
