@@ -51,6 +51,9 @@ from typing import Any
 import torch
 from transformers import MixtralConfig
 
+sys.path.insert(0, str(Path(__file__).parent))
+from consolidation_graphs import MIXTRAL_8X7B as CONSOLIDATION_SHAPE  # noqa: E402
+
 from labcore.atomic import atomic_write_text
 from moelab.consolidation import plan_consolidation
 from moelab.reconfigure import ConsolidatedMoE
@@ -72,17 +75,7 @@ from moelab.sources import PerturbedSource, RandomSource, materialize
 
 OUT = Path(__file__).with_suffix(".json")
 PROMPT, NEW = 16, 64
-MIXTRAL_8X7B = dict(
-    vocab_size=32000,
-    hidden_size=4096,
-    intermediate_size=14336,
-    num_local_experts=8,
-    num_experts_per_tok=2,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    num_hidden_layers=32,
-    max_position_embeddings=32768,
-)
+MIXTRAL_8X7B = {**CONSOLIDATION_SHAPE, "num_hidden_layers": 32}
 TINY = dict(
     vocab_size=128,
     hidden_size=64,
