@@ -10,6 +10,10 @@ Choosing experts (``_selection``: a registry; see :func:`available_selections`)
     tokens), :func:`select_experts` (``random``, ``frequency``, ``sensitivity``, ``layer``,
     ``combined``), :func:`fake_quantize` (the quantized values in place, for quality at any
     bit width).
+Plans (``_plans``)
+    :func:`plan_precision` -> :class:`PrecisionPlan`: bits and GPU/CPU per slot under a GPU
+    budget (non-expert layers, quantized experts, then full-precision ones while room lasts;
+    cache rows for the CPU experts), bytes counted exactly (:func:`expert_bytes`).
 Fronts (``_pareto``)
     :func:`pareto_front`: the non-dominated rows of a sweep table.
 """
@@ -25,6 +29,7 @@ from moelab.quant._backends import (
     quantize_matrix,
 )
 from moelab.quant._pareto import pareto_front
+from moelab.quant._plans import PrecisionPlan, expert_bytes, plan_precision
 from moelab.quant._selection import (
     SelectionPolicy,
     available_selections,
@@ -37,15 +42,18 @@ from moelab.quant._selection import (
 __all__ = [
     "SUPPORTED_BITS",
     "QuantBackend",
+    "PrecisionPlan",
     "QuantizedMatrix",
     "SelectionPolicy",
     "available_backends",
     "available_selections",
+    "expert_bytes",
     "expert_scores",
     "fake_quantize",
     "get_backend",
     "get_selection",
     "pareto_front",
+    "plan_precision",
     "quantize_matrix",
     "select_experts",
 ]

@@ -18,9 +18,11 @@ from moelab.quant import (
     SUPPORTED_BITS,
     available_backends,
     available_selections,
+    expert_bytes,
     expert_scores,
     fake_quantize,
     pareto_front,
+    plan_precision,
     quantize_matrix,
     select_experts,
 )
@@ -175,3 +177,47 @@ def test_fake_quantization_writes_the_quantized_values(tiny_model):
     for m, w in family.get_expert(model, slot).items():
         assert torch.equal(w, quantize_matrix(before[m], 2, 8).dequantize()), m
     assert all(torch.equal(w, kept[m]) for m, w in family.get_expert(model, untouched).items())
+
+
+# --------------------------------------------------------------------------------- plans
+def test_expert_bytes_are_what_quantization_stores(tiny_model):
+    model = tiny_model("mixtral", 2)
+    family = get_family("mixtral")
+    slot = family.expert_slots(model.config)[0]
+    tensors = family.get_expert(model, slot)
+    shapes = {m: tuple(t.shape) for m, t in tensors.items()}
+    for bits in SUPPORTED_BITS:
+        stored = sum(quantize_matrix(t, bits, 8).nbytes for t in tensors.values())
+        assert expert_bytes(shapes, bits, 8, 4) == stored
+    assert expert_bytes(shapes, None, 8, 4) == sum(t.numel() * 4 for t in tensors.values())
+
+
+def gpu_bytes(plan, device, rows):
+    """GPU bytes of a placement, counted from scratch: experts, and rows for the CPU ones."""
+    cpu_layers = {s.layer for s, d in zip(plan.slots, device) if d == "cpu"}
+    n_rows = 2 * len(cpu_layers) if rows is None else (rows if cpu_layers else 0)
+    experts = sum(b for b, d in zip(plan.slot_bytes, device) if d == "gpu")
+    return plan.non_expert_bytes + experts + n_rows * plan.row_bytes
+
+
+@pytest.mark.parametrize("rows", [None, 1])
+def test_a_precision_plan_fills_its_budget_and_no_more(tiny_model, rows):
+    model = tiny_model("mixtral", 2)
+    slots = get_family("mixtral").expert_slots(model.config)
+    everything = plan_precision(model, 10**9, slots[:3], rows=rows)
+    assert set(everything.device) == {"gpu"} and everything.cache_rows == 0
+    assert everything.n_quantized == 3 and everything.table()["bits"].tolist()[:4] == [4, 4, 4, 0]
+    full, row = everything.slot_bytes[-1], everything.row_bytes
+    minimum = everything.non_expert_bytes + (4 if rows is None else 1) * full
+    for budget in range(minimum, everything.gpu_bytes + full, full // 3):
+        plan = plan_precision(model, budget, slots[:3], rows=rows)
+        assert plan.gpu_bytes <= budget
+        assert plan.gpu_bytes + plan.cpu_bytes == everything.gpu_bytes + plan.cache_rows * row
+        assert gpu_bytes(plan, list(plan.device), rows) == plan.gpu_bytes
+        for i in (i for i, d in enumerate(plan.device) if d == "cpu"):  # no expert left behind
+            moved = [*plan.device[:i], "gpu", *plan.device[i + 1 :]]
+            assert gpu_bytes(plan, moved, rows) > budget
+    with pytest.raises(ValueError, match=f"the minimum is {minimum:,} bytes"):
+        plan_precision(model, minimum - 1, rows=rows)
+    with pytest.raises(ValueError, match="bits must be one of"):
+        plan_precision(model, 10**9, slots[:1], bits=5)

@@ -1,0 +1,205 @@
+"""Precision and placement plans: bits and device per expert slot under a GPU memory budget.
+
+The mixed-precision paper's placement: the non-expert layers go on the GPU first, then every
+quantized expert (they are small), then full-precision experts in the order given while the
+budget lasts; the full-precision experts left over stay in CPU memory and are copied into GPU
+rows when routed to, so the GPU keeps one row per expert a token routes to in every layer that
+has such experts. Bytes are counted exactly (:meth:`QuantizedMatrix.nbytes`'s formula).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from labcore.checks import check_int
+from moelab.families import ExpertSlot
+from moelab.quant._backends import SUPPORTED_BITS
+
+__all__ = ["PrecisionPlan", "expert_bytes", "plan_precision"]
+
+
+def expert_bytes(
+    shapes: dict[str, tuple[int, int]], bits: int | None, group_size: int, itemsize: int
+) -> int:
+    """Bytes of one expert: its matrices at ``bits`` (None: as stored, ``itemsize`` each).
+
+    Quantized matrices count their codes packed at ``bits`` bits and one scale and one zero
+    per group, in the compute dtype.
+    """
+    total = 0
+    for rows, cols in shapes.values():
+        if bits is None:
+            total += rows * cols * itemsize
+        else:
+            total += math.ceil(rows * cols * bits / 8) + 2 * rows * (cols // group_size) * itemsize
+    return total
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """Bits and device of every expert slot of one model.
+
+    Attributes
+    ----------
+    slots : tuple of ExpertSlot
+        Every slot, layer-major.
+    bits : tuple of int or None
+        Per slot: the quantized width, or None (kept as stored).
+    device : tuple of {"gpu", "cpu"}
+        Per slot.
+    slot_bytes : tuple of int
+        Per slot, at its precision.
+    non_expert_bytes : int
+        The non-expert layers, on the GPU.
+    cache_rows : int
+        GPU rows for CPU experts copied in on use.
+    row_bytes : int
+        Bytes of one such row (a full-precision expert).
+    budget : int
+        The GPU budget it was planned under.
+    """
+
+    slots: tuple[ExpertSlot, ...]
+    bits: tuple[int | None, ...]
+    device: tuple[str, ...]
+    slot_bytes: tuple[int, ...]
+    non_expert_bytes: int
+    cache_rows: int
+    row_bytes: int
+    budget: int
+
+    @property
+    def gpu_bytes(self) -> int:
+        """Non-expert layers, GPU experts and cache rows."""
+        experts = sum(b for b, d in zip(self.slot_bytes, self.device) if d == "gpu")
+        return self.non_expert_bytes + experts + self.cache_rows * self.row_bytes
+
+    @property
+    def cpu_bytes(self) -> int:
+        """Experts kept in CPU memory."""
+        return sum(b for b, d in zip(self.slot_bytes, self.device) if d == "cpu")
+
+    @property
+    def n_quantized(self) -> int:
+        """Slots stored quantized."""
+        return sum(b is not None for b in self.bits)
+
+    def table(self) -> pd.DataFrame:
+        """One row per slot: ``layer``, ``expert``, ``bits`` (0: as stored), ``device``, ``bytes``."""
+        return pd.DataFrame(
+            {
+                "layer": [s.layer for s in self.slots],
+                "expert": [s.expert for s in self.slots],
+                "bits": [b or 0 for b in self.bits],
+                "device": list(self.device),
+                "bytes": list(self.slot_bytes),
+            }
+        )
+
+
+def plan_precision(
+    model: Any,
+    budget: int,
+    quantized: Sequence[ExpertSlot] = (),
+    bits: int = 4,
+    group_size: int = 64,
+    gpu_order: Sequence[ExpertSlot] | None = None,
+    rows: int | None = None,
+) -> PrecisionPlan:
+    """Place a model's experts under a GPU budget, some of them quantized.
+
+    Parameters
+    ----------
+    model : MoEModel, PreTrainedModel or WeightSource
+        Gives the shapes and the dtype (nothing is read).
+    budget : int
+        GPU bytes.
+    quantized : sequence of ExpertSlot
+        The slots stored at ``bits`` (e.g. from :func:`select_experts`).
+    bits : {2, 3, 4, 8}, default 4
+    group_size : int, default 64
+    gpu_order : sequence of ExpertSlot, optional
+        The order in which full-precision experts take the GPU's remaining room (e.g. most
+        routed first); layer-major by default.
+    rows : int, optional
+        GPU rows (full-precision experts) kept for CPU experts copied in on use. By default
+        one token's experts in every layer that keeps some on the CPU (what a consolidated
+        model's pool keeps, and a decode step captured as one graph needs); the paper's 1: a
+        single placeholder, the experts copied one after another.
+
+    Returns
+    -------
+    PrecisionPlan
+
+    Raises
+    ------
+    ValueError
+        A budget below the non-expert layers plus the cache rows with every expert on the CPU
+        (the message states that minimum), bits outside the supported set, or slots the model
+        does not have.
+    """
+    from moelab.sources import open_source
+
+    check_int(budget, "budget")
+    check_int(group_size, "group_size", minimum=1)
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
+    source = open_source(model)
+    family, config = source.family, source.config
+    slots = tuple(family.expert_slots(config))
+    chosen = set(quantized)
+    if chosen - set(slots):
+        raise ValueError(f"slots {sorted(chosen - set(slots))[:3]} are not in this model")
+    itemsize = source.dtype.itemsize
+    shapes = family.expert_shapes(config)
+    full = expert_bytes(shapes, None, group_size, itemsize)
+    small = expert_bytes(shapes, bits, group_size, itemsize)
+    non_expert = family.non_expert_bytes(family.meta_model(config, source.dtype))
+    k, layers = family.experts_per_token(config), family.num_moe_layers(config)
+    if rows is not None:
+        check_int(rows, "rows", minimum=1)
+
+    def rows_for(cpu_layers: int) -> int:
+        return (k * cpu_layers) if rows is None else (rows if cpu_layers else 0)
+
+    minimum = non_expert + rows_for(layers) * full
+    if budget < minimum:
+        raise ValueError(
+            f"a GPU budget of {budget:,} bytes is too small: the minimum is {minimum:,} bytes "
+            f"(non-expert layers {non_expert:,} + {rows_for(layers)} rows of {full:,} bytes for "
+            f"experts copied in from the CPU)"
+        )
+    size = {s: small if s in chosen else full for s in slots}
+    device = {s: "cpu" for s in slots}
+    on_cpu = {layer: 0 for layer in range(layers)}
+    for slot in slots:
+        on_cpu[slot.layer] += 1
+    used = minimum  # every expert on the CPU: the non-expert layers and every layer's rows
+    # Quantized experts first (small, and no kernel copies them in), then the others in order;
+    # the last CPU expert of a layer leaving frees that layer's cache rows.
+    order = [s for s in slots if s in chosen] + [s for s in (gpu_order or slots) if s not in chosen]
+    placed = True
+    while placed:  # again while a move frees rows that let an earlier expert fit
+        placed = False
+        for slot in (s for s in order if device[s] == "cpu"):
+            left = sum(1 for layer, n in on_cpu.items() if n - (layer == slot.layer) > 0)
+            freed = (rows_for(sum(1 for n in on_cpu.values() if n)) - rows_for(left)) * full
+            if used + size[slot] - freed <= budget:
+                device[slot], used, placed = "gpu", used + size[slot] - freed, True
+                on_cpu[slot.layer] -= 1
+    cpu_layers = [layer for layer, n in on_cpu.items() if n]
+    return PrecisionPlan(
+        slots=slots,
+        bits=tuple(bits if s in chosen else None for s in slots),
+        device=tuple(device[s] for s in slots),
+        slot_bytes=tuple(size[s] for s in slots),
+        non_expert_bytes=non_expert,
+        cache_rows=rows_for(len(cpu_layers)),
+        row_bytes=full,
+        budget=budget,
+    )
