@@ -14,6 +14,9 @@ Plans (``_plans``)
     :func:`plan_precision` -> :class:`PrecisionPlan`: bits and GPU/CPU per slot under a GPU
     budget (non-expert layers, quantized experts, then full-precision ones while room lasts;
     cache rows for the CPU experts), bytes counted exactly (:func:`expert_bytes`).
+Sweeps (``_sweep``)
+    :func:`sweep_precision`: perplexity per (policy, seed, bits, number quantized), one CSV
+    row each, resumable; a file of another model is refused.
 Fronts (``_pareto``)
     :func:`pareto_front`: the non-dominated rows of a sweep table.
 """
@@ -38,6 +41,7 @@ from moelab.quant._selection import (
     get_selection,
     select_experts,
 )
+from moelab.quant._sweep import sweep_precision
 
 __all__ = [
     "SUPPORTED_BITS",
@@ -56,4 +60,5 @@ __all__ = [
     "plan_precision",
     "quantize_matrix",
     "select_experts",
+    "sweep_precision",
 ]

@@ -25,6 +25,7 @@ from moelab.quant import (
     plan_precision,
     quantize_matrix,
     select_experts,
+    sweep_precision,
 )
 
 
@@ -221,3 +222,27 @@ def test_a_precision_plan_fills_its_budget_and_no_more(tiny_model, rows):
         plan_precision(model, minimum - 1, rows=rows)
     with pytest.raises(ValueError, match="bits must be one of"):
         plan_precision(model, 10**9, slots[:1], bits=5)
+
+
+# -------------------------------------------------------------------------------- sweeps
+def test_a_sweep_resumes_where_it_stopped_and_refuses_another_models_file(save_tiny, tmp_path):
+    _, folder = save_tiny("mixtral", seed=3)
+    ids = torch.randint(1, 60, (256,), generator=torch.Generator().manual_seed(0)).tolist()
+    kwargs = dict(
+        calibration_ids=ids[:64], eval_ids=ids[64:], chunk_len=32, group_size=8, progress=False
+    )
+    out = tmp_path / "sweep.csv"
+    first = sweep_precision(folder, out, n_quantized=[2], bits=[3], **kwargs)
+    assert len(first) == 2 and set(first["policy"]) == {"random", "sensitivity"}
+    again = sweep_precision(folder, out, n_quantized=[2, 8], bits=[3], seeds=[0, 1], **kwargs)
+    # Finished rows are kept as they were, the new ones added: random x 2 seeds, sensitivity.
+    assert len(again) == 2 * 2 + 2 and again.iloc[:2].equals(first)
+    everything = again[again["n_quantized"] == 8]
+    assert everything["perplexity"].nunique() == 1  # every expert quantized: any order alike
+    reference = again["perplexity"] - again["perplexity_increase"]  # the unquantized model
+    assert np.allclose(reference, reference.iloc[0])
+    _, other = save_tiny("mixtral", seed=4, folder="other")
+    with pytest.raises(ValueError, match="holds a sweep of .*another model"):
+        sweep_precision(other, out, n_quantized=[2], **kwargs)
+    with pytest.raises(ValueError, match="n_quantized 9 exceeds the model's 8 expert slots"):
+        sweep_precision(folder, tmp_path / "b.csv", n_quantized=[9], **kwargs)

@@ -1,0 +1,136 @@
+"""Quality of many precision choices: one row per configuration, resumable from its CSV file.
+
+Each configuration quantizes the first ``n_quantized`` experts of a selection policy's order
+(:func:`select_experts`) to ``bits`` and measures perplexity with the quantized values written
+in place (:func:`fake_quantize`), so every bit width is measured the same way whether a fast
+kernel exists or not. Rows are appended to a CSV file as they finish (written atomically); a
+run that stops is resumed by calling :func:`sweep_precision` again, which skips finished rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from labcore.atomic import atomic_write_text
+from labcore.checks import check_int
+from moelab.quant._selection import expert_scores, fake_quantize, select_experts
+
+__all__ = ["sweep_precision"]
+
+KEY = ["policy", "seed", "bits", "n_quantized", "group_size", "backend"]
+
+
+def _fingerprint(folder: Path, eval_ids: Sequence[int]) -> str:
+    """Which model and which evaluation tokens a sweep file belongs to."""
+    config = json.loads((folder / "config.json").read_text())
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    digest.update(",".join(map(str, eval_ids)).encode())
+    return f"{folder.name}:{digest.hexdigest()[:12]}"
+
+
+def sweep_precision(
+    folder: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    policies: Sequence[str] = ("random", "sensitivity"),
+    seeds: Sequence[int] = (0,),
+    bits: Sequence[int] = (4,),
+    n_quantized: Sequence[int] = (0,),
+    group_size: int = 64,
+    backend: str = "rtn",
+    calibration_ids: Sequence[int],
+    eval_ids: Sequence[int],
+    chunk_len: int = 128,
+    max_chunks: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Perplexity of every (policy, seed, bits, number of quantized experts), resumably.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        The model's checkpoint folder (reloaded for every row, so rows are independent).
+    out : str or PathLike
+        The CSV file; rows already in it are kept and not measured again.
+    policies, seeds, bits, n_quantized : sequences
+        The grid (a seed matters to ``"random"`` only; other policies run once per grid point).
+    group_size, backend
+        See :func:`~moelab.quant.quantize_matrix`.
+    calibration_ids : sequence of int
+        Tokens the selection scores are measured on.
+    eval_ids : sequence of int
+        Tokens the perplexity is measured on (disjoint from the calibration tokens).
+    chunk_len, max_chunks
+        See :func:`moelab.evaluate.perplexity`.
+    progress : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every row of the file: the key columns, ``perplexity``, ``perplexity_increase`` (over
+        the unquantized model) and ``model`` (the model and evaluation tokens it belongs to).
+
+    Raises
+    ------
+    ValueError
+        An existing file from another model or other evaluation tokens, or a grid value out of
+        range.
+    """
+    from tqdm.auto import tqdm
+
+    from moelab.evaluate import perplexity
+    from moelab.loading import load_moe
+
+    folder, out = Path(folder), Path(out)
+    model_id = _fingerprint(folder, eval_ids)
+    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=[*KEY, "model"])
+    others = set(done["model"]) - {model_id}
+    if others:
+        raise ValueError(
+            f"{out} holds a sweep of {sorted(others)[0]}, not of {model_id}: another model or "
+            f"other evaluation tokens; write to another file"
+        )
+    base = load_moe(folder, tokenizer=False)
+    n_slots = len(base.expert_slots())
+    for n in n_quantized:
+        check_int(n, "n_quantized")
+        if n > n_slots:
+            raise ValueError(f"n_quantized {n} exceeds the model's {n_slots} expert slots")
+    reference = perplexity(base.model, eval_ids, chunk_len, max_chunks)
+    grid = [
+        (policy, seed if policy == "random" else 0, b, n, group_size, backend)
+        for b in bits
+        for policy in policies
+        for seed in (seeds if policy == "random" else seeds[:1])
+        for n in n_quantized
+    ]
+    finished = {tuple(r) for r in done[KEY].itertuples(index=False)}
+    todo = [row for row in dict.fromkeys(grid) if row not in finished]
+    scores: dict[int, pd.DataFrame] = {}
+    rows = done.to_dict("records")
+    for policy, seed, b, n, g, kind in tqdm(todo, desc="precision sweep", disable=not progress):
+        if b not in scores:
+            scores[b] = expert_scores(base, calibration_ids, b, g, kind)
+        model = load_moe(folder, tokenizer=False)
+        fake_quantize(model, select_experts(scores[b], n, policy, seed), b, g, kind)
+        value = perplexity(model.model, eval_ids, chunk_len, max_chunks)
+        rows.append(
+            {
+                **dict(zip(KEY, (policy, seed, b, n, g, kind))),
+                "perplexity": value,
+                "perplexity_increase": value - reference,
+                "model": model_id,
+            }
+        )
+        buffer = io.StringIO()
+        pd.DataFrame(rows).to_csv(buffer, index=False)
+        atomic_write_text(out, buffer.getvalue())
+    return pd.DataFrame(rows)
