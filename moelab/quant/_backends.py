@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from labcore.checks import check_callable, check_int, check_name
+from labcore.checks import check_callable, check_int, check_name, check_type
 from labcore.registry import Registry
 from moelab.extras import require
 
@@ -126,10 +126,19 @@ def _round_to_nearest(
     top = 2**bits - 1
     groups = weight.reshape(n, k // group_size, group_size)
     low, high = groups.amin(-1), groups.amax(-1)
-    scale = ((high - low) / top).clamp_min(torch.finfo(torch.float32).tiny)
+    # A constant group gets scale 1 and zero -low: code 0 reads back as the value exactly.
+    span = high - low
+    scale = torch.where(span > 0, span / top, torch.ones_like(span))
     zero = -low / scale
-    codes = torch.clamp(torch.round(groups / scale.unsqueeze(-1) + zero.unsqueeze(-1)), 0, top)
-    return codes.reshape(n, k), scale, zero
+    return _codes(groups, scale, zero, bits).reshape(n, k), scale, zero
+
+
+def _codes(
+    groups: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, bits: int
+) -> torch.Tensor:
+    """The nearest code of every weight for given scales and zeros (``[N, K/g, g]`` groups)."""
+    codes = torch.round(groups / scale.unsqueeze(-1) + zero.unsqueeze(-1))
+    return torch.clamp(codes, 0, 2**bits - 1)
 
 
 def _half_quadratic(
@@ -197,8 +206,8 @@ def quantize_matrix(
     Raises
     ------
     ValueError
-        Bits outside :data:`SUPPORTED_BITS`, a group size that does not divide K, a tensor
-        that is not a 2-D float matrix, an unknown backend.
+        Bits outside :data:`SUPPORTED_BITS`, a group size below 2 or that does not divide K,
+        a tensor that is not a 2-D float matrix or holds NaN or inf, an unknown backend.
     MissingExtraError
         For ``"hqq"`` without the ``quant`` extra.
 
@@ -211,24 +220,27 @@ def quantize_matrix(
     """
     spec = get_backend(backend)
     check_int(bits, "bits")
-    check_int(group_size, "group_size", minimum=1)
+    check_int(group_size, "group_size", minimum=2)
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
+    check_type(weight, torch.Tensor, "weight")
     if weight.ndim != 2 or not weight.is_floating_point():
         raise ValueError(
             f"expected a float matrix [N, K], got {weight.dtype} {tuple(weight.shape)}"
         )
+    if not torch.isfinite(weight).all():
+        raise ValueError("the weights hold NaN or inf values: quantize finite weights only")
     k = weight.shape[1]
     if k % group_size:
         raise ValueError(
             f"group_size {group_size} does not divide the {k} input columns; pick a divisor of {k}"
         )
-    codes, scale, zero = spec.quantize(weight.detach().float(), bits, group_size)
-    return QuantizedMatrix(
-        codes.to(torch.uint8),
-        scale.to(weight.dtype),
-        zero.to(weight.dtype),
-        bits,
-        group_size,
-        spec.name,
-    )
+    dense = weight.detach().float()
+    _, scale, zero = spec.quantize(dense, bits, group_size)
+    # Scales and zeros are stored in the compute dtype: the codes are chosen for the stored
+    # values (a weight is within half a step of what it reads back as, but where a rounded
+    # zero point pushes a group's extreme past the last code: at most one step).
+    scale, zero = scale.to(weight.dtype), zero.to(weight.dtype)
+    groups = dense.reshape(dense.shape[0], -1, group_size)
+    codes = _codes(groups, scale.float(), zero.float(), bits).reshape(dense.shape)
+    return QuantizedMatrix(codes.to(torch.uint8), scale, zero, bits, group_size, spec.name)

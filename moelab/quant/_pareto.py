@@ -11,7 +11,7 @@ __all__ = ["pareto_front"]
 
 
 def pareto_front(
-    table: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()
+    table: pd.DataFrame, minimize: str | Sequence[str] = (), maximize: str | Sequence[str] = ()
 ) -> pd.DataFrame:
     """The rows of a table that no other row dominates.
 
@@ -22,7 +22,7 @@ def pareto_front(
     ----------
     table : pandas.DataFrame
         One row per configuration (e.g. a sweep).
-    minimize, maximize : sequence of str
+    minimize, maximize : str or sequence of str
         Objective columns, lower or higher is better (e.g. perplexity and GPU bytes; tokens/s).
 
     Returns
@@ -41,6 +41,8 @@ def pareto_front(
     >>> pareto_front(t, minimize=["ppl"], maximize=["tok_s"]).index.tolist()
     [0, 1]
     """
+    minimize = [minimize] if isinstance(minimize, str) else list(minimize)
+    maximize = [maximize] if isinstance(maximize, str) else list(maximize)
     columns = [*minimize, *maximize]
     if not columns:
         raise ValueError("pareto_front needs at least one column to minimize or maximize")

@@ -146,60 +146,84 @@ def plan_precision(
     from moelab.sources import open_source
 
     check_int(budget, "budget")
-    check_int(group_size, "group_size", minimum=1)
+    check_int(bits, "bits")
+    check_int(group_size, "group_size", minimum=2)
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
     source = open_source(model)
     family, config = source.family, source.config
     slots = tuple(family.expert_slots(config))
     chosen = set(quantized)
-    if chosen - set(slots):
-        raise ValueError(f"slots {sorted(chosen - set(slots))[:3]} are not in this model")
-    itemsize = source.dtype.itemsize
+    order_given = list(gpu_order or ())
+    for what, given in (("quantized", chosen), ("gpu_order", order_given)):
+        unknown = [s for s in given if s not in set(slots)]
+        if unknown:
+            raise ValueError(f"{what} holds {unknown[:3]}, not expert slots of this model")
     shapes = family.expert_shapes(config)
+    bad = [cols for _, cols in shapes.values() if cols % group_size]
+    if bad:
+        raise ValueError(f"group_size {group_size} does not divide the {bad[0]} input columns")
+    itemsize = source.dtype.itemsize
     full = expert_bytes(shapes, None, group_size, itemsize)
     small = expert_bytes(shapes, bits, group_size, itemsize)
     non_expert = family.non_expert_bytes(family.meta_model(config, source.dtype))
-    k, layers = family.experts_per_token(config), family.num_moe_layers(config)
+    k = family.experts_per_token(config)
     if rows is not None:
         check_int(rows, "rows", minimum=1)
+    size = {s: small if s in chosen else full for s in slots}
+    # Rows are kept per layer with CPU experts (rows=None) or once for all (rows=N): a group
+    # is a layer, or the whole model; emptying a group of CPU experts frees its rows.
+    group_of = {s: s.layer if rows is None else 0 for s in slots}
+    group_rows = (k if rows is None else rows) * full
+    groups: dict[int, list] = {}
+    for slot in slots:
+        groups.setdefault(group_of[slot], []).append(slot)
+    # Start from the cheapest state of every group: all its experts on the GPU, or all on the
+    # CPU with its rows; that total is the smallest budget any placement needs.
+    device = {}
+    for members in groups.values():
+        place = "gpu" if sum(size[s] for s in members) <= group_rows else "cpu"
+        device.update({s: place for s in members})
 
-    def rows_for(cpu_layers: int) -> int:
-        return (k * cpu_layers) if rows is None else (rows if cpu_layers else 0)
+    def total() -> int:
+        experts = sum(size[s] for s in slots if device[s] == "gpu")
+        cpu_groups = {group_of[s] for s in slots if device[s] == "cpu"}
+        return non_expert + experts + len(cpu_groups) * group_rows
 
-    minimum = non_expert + rows_for(layers) * full
+    minimum = total()
     if budget < minimum:
         raise ValueError(
             f"a GPU budget of {budget:,} bytes is too small: the minimum is {minimum:,} bytes "
-            f"(non-expert layers {non_expert:,} + {rows_for(layers)} rows of {full:,} bytes for "
-            f"experts copied in from the CPU)"
+            f"(non-expert layers {non_expert:,}, and for each "
+            f"{'layer' if rows is None else 'model'} either all its experts or "
+            f"{group_rows // full} rows of {full:,} bytes for experts copied in from the CPU)"
         )
-    size = {s: small if s in chosen else full for s in slots}
-    device = {s: "cpu" for s in slots}
-    on_cpu = {layer: 0 for layer in range(layers)}
-    for slot in slots:
-        on_cpu[slot.layer] += 1
-    used = minimum  # every expert on the CPU: the non-expert layers and every layer's rows
-    # Quantized experts first (small, and no kernel copies them in), then the others in order;
-    # the last CPU expert of a layer leaving frees that layer's cache rows.
-    order = [s for s in slots if s in chosen] + [s for s in (gpu_order or slots) if s not in chosen]
-    placed = True
-    while placed:  # again while a move frees rows that let an earlier expert fit
-        placed = False
+    # Quantized experts first (small, and no kernel copies them in), then the others in the
+    # order given (the rest layer-major); a move that empties a group also frees its rows.
+    rest = [s for s in slots if s not in set(order_given)]
+    order = [s for s in slots if s in chosen]
+    order += [s for s in [*order_given, *rest] if s not in chosen]
+    moved = True
+    while moved:  # again while a move frees rows that let an earlier expert fit
+        moved = False
         for slot in (s for s in order if device[s] == "cpu"):
-            left = sum(1 for layer, n in on_cpu.items() if n - (layer == slot.layer) > 0)
-            freed = (rows_for(sum(1 for n in on_cpu.values() if n)) - rows_for(left)) * full
-            if used + size[slot] - freed <= budget:
-                device[slot], used, placed = "gpu", used + size[slot] - freed, True
-                on_cpu[slot.layer] -= 1
-    cpu_layers = [layer for layer, n in on_cpu.items() if n]
+            left = [s for s in groups[group_of[slot]] if device[s] == "cpu"]
+            for move in ([slot], left):  # the expert alone, or its whole group at once
+                for s in move:
+                    device[s] = "gpu"
+                if total() <= budget:
+                    moved = True
+                    break
+                for s in move:
+                    device[s] = "cpu"
+    cpu_layers = {group_of[s] for s in slots if device[s] == "cpu"}
     return PrecisionPlan(
         slots=slots,
         bits=tuple(bits if s in chosen else None for s in slots),
         device=tuple(device[s] for s in slots),
         slot_bytes=tuple(size[s] for s in slots),
         non_expert_bytes=non_expert,
-        cache_rows=rows_for(len(cpu_layers)),
+        cache_rows=len(cpu_layers) * group_rows // full,
         row_bytes=full,
         budget=budget,
     )

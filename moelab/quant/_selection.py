@@ -87,9 +87,8 @@ def _layer(scores: pd.DataFrame, seed: int) -> list[ExpertSlot]:
 
 
 def _combined(scores: pd.DataFrame, seed: int) -> list[ExpertSlot]:
-    return _by("expected_error")(
-        scores.assign(expected_error=scores["share"] * scores["sensitivity"]), seed
-    )
+    expected = scores["share"] * scores["output_error"]
+    return _by("expected_error")(scores.assign(expected_error=expected), seed)
 
 
 _SELECTIONS: Registry[SelectionPolicy] = Registry(
@@ -139,10 +138,20 @@ def expert_scores(
         distribution, exact to quantized, with that expert alone quantized).
     """
     from moelab.loading import MoEModel, load_moe
+
+    moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
+    training = moe.model.training
+    moe.model.eval()  # dropout off: scores of the model as it serves
+    try:
+        return _scores(moe, token_ids, bits, group_size, backend)
+    finally:
+        moe.model.train(training)
+
+
+def _scores(moe: Any, token_ids: Any, bits: int, group_size: int, backend: str) -> pd.DataFrame:
     from moelab.routing import routing_counts
     from moelab.similarity import capture_calibration
 
-    moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
     shares = routing_counts(moe, token_ids).set_index(["layer", "expert"])["share"]
     states = capture_calibration(moe, token_ids).hidden
     ids = torch.as_tensor(np.asarray(token_ids), dtype=torch.long)
@@ -211,15 +220,15 @@ def fake_quantize(
 ) -> Any:
     """Replace chosen experts' weights by their quantized values, in place (quality only).
 
-    The model computes what those experts compute after quantization, at any bit width and
-    with no kernel: how quality is measured (speed comes from the kernels and the cost model).
+    The model computes what those experts compute after quantization, at every supported bit
+    width and with no kernel: how quality is measured (speed comes from the kernels and the cost model).
 
     Parameters
     ----------
     model : MoEModel or PreTrainedModel
         Changed in place.
     slots : iterable of ExpertSlot
-        The experts to quantize.
+        The experts to quantize (each once; all checked before any is changed).
     bits, group_size, backend
         See :func:`~moelab.quant.quantize_matrix`.
 
@@ -230,8 +239,12 @@ def fake_quantize(
     from moelab.loading import MoEModel, load_moe
 
     moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
+    chosen = list(dict.fromkeys(slots))  # each slot once
+    unknown = set(chosen) - set(moe.expert_slots())
+    if unknown:
+        raise ValueError(f"expert slots {sorted(unknown)[:3]} are not in this model")
     with torch.no_grad():
-        for slot in slots:
+        for slot in chosen:
             tensors = moe.get_expert(slot)
             moe.set_expert(
                 slot,

@@ -15,6 +15,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,12 +28,44 @@ __all__ = ["sweep_precision"]
 KEY = ["policy", "seed", "bits", "n_quantized", "group_size", "backend"]
 
 
-def _fingerprint(folder: Path, eval_ids: Sequence[int]) -> str:
-    """Which model and which evaluation tokens a sweep file belongs to."""
+def _fingerprint(folder: Path, measured_on: Sequence[Any]) -> str:
+    """Which model (its config, and each weight file's size, head and tail) and which
+    measurement settings a sweep file belongs to.
+    """
     config = json.loads((folder / "config.json").read_text())
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-    digest.update(",".join(map(str, eval_ids)).encode())
-    return f"{folder.name}:{digest.hexdigest()[:12]}"
+    for weights in sorted(folder.glob("*.safetensors")):
+        size = weights.stat().st_size
+        with weights.open("rb") as f:
+            digest.update(str(size).encode() + f.read(1 << 20))
+            f.seek(max(size - (1 << 20), 0))
+            digest.update(f.read())
+    digest.update(repr(measured_on).encode())
+    return f"{folder.resolve().name}:{digest.hexdigest()[:12]}"
+
+
+def _finished(out: Path, model_id: str) -> pd.DataFrame:
+    """The rows of an existing sweep file of this model (none if there is no file)."""
+    columns = [*KEY, "perplexity", "perplexity_increase", "model"]
+    if not out.exists():
+        return pd.DataFrame(columns=columns)
+    try:
+        done = pd.read_csv(out)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{out} is not a readable sweep file ({err}); delete it or write to another file"
+        ) from err
+    if set(columns) - set(done.columns) or done[columns].isna().any().any():
+        raise ValueError(
+            f"{out} is not a sweep file or is damaged (missing columns or values); delete it or write to another file"
+        )
+    others = set(done["model"]) - {model_id}
+    if others:
+        raise ValueError(
+            f"{out} holds a sweep of {sorted(others)[0]}, not of {model_id}: another model or "
+            f"other measurement settings; write to another file"
+        )
+    return done
 
 
 def sweep_precision(
@@ -76,28 +109,36 @@ def sweep_precision(
     -------
     pandas.DataFrame
         Every row of the file: the key columns, ``perplexity``, ``perplexity_increase`` (over
-        the unquantized model) and ``model`` (the model and evaluation tokens it belongs to).
+        the unquantized model) and ``model`` (the model and the measurement settings it belongs
+        to: calibration and evaluation tokens, chunking).
 
     Raises
     ------
     ValueError
-        An existing file from another model or other evaluation tokens, or a grid value out of
-        range.
+        An existing file from another model or other measurement settings, or one that is
+        damaged; an unknown policy or backend; a grid value out of range.
     """
     from tqdm.auto import tqdm
 
     from moelab.evaluate import perplexity
     from moelab.loading import load_moe
+    from moelab.quant import get_backend, get_selection
 
     folder, out = Path(folder), Path(out)
-    model_id = _fingerprint(folder, eval_ids)
-    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=[*KEY, "model"])
-    others = set(done["model"]) - {model_id}
-    if others:
-        raise ValueError(
-            f"{out} holds a sweep of {sorted(others)[0]}, not of {model_id}: another model or "
-            f"other evaluation tokens; write to another file"
-        )
+    for name, values in (
+        ("policies", policies),
+        ("seeds", seeds),
+        ("bits", bits),
+        ("n_quantized", n_quantized),
+    ):
+        if isinstance(values, (str, int)):
+            raise TypeError(f"{name} must be a sequence, e.g. [{values!r}], got {values!r}")
+    for policy in policies:
+        get_selection(policy)  # an unknown name fails now, not after the first measurements
+    get_backend(backend)
+    settings = (list(calibration_ids), list(eval_ids), chunk_len, max_chunks)
+    model_id = _fingerprint(folder, settings)
+    done = _finished(out, model_id)
     base = load_moe(folder, tokenizer=False)
     n_slots = len(base.expert_slots())
     for n in n_quantized:
@@ -133,4 +174,4 @@ def sweep_precision(
         buffer = io.StringIO()
         pd.DataFrame(rows).to_csv(buffer, index=False)
         atomic_write_text(out, buffer.getvalue())
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(done.columns))

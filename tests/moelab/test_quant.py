@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from moelab.errors import MissingExtraError
 from moelab.experts import quantize_experts
-from moelab.families import get_family
+from moelab.families import ExpertSlot, get_family
 from moelab.quant import (
     SUPPORTED_BITS,
     available_backends,
@@ -45,6 +46,33 @@ def test_round_to_nearest_codes_stay_within_half_a_step(bits):
     assert quantize_matrix(w.to(torch.bfloat16), bits, 32).nbytes == (
         64 * 256 * bits // 8 + 2 * 64 * 8 * 2
     )
+
+
+def test_constant_groups_read_back_exactly_and_bad_weights_are_refused():
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        w = torch.full((4, 128), -5.0, dtype=dtype)
+        w[1] = 3.0
+        assert torch.equal(quantize_matrix(w, 4, 64).dequantize(), w), dtype
+    with pytest.raises(ValueError, match="group_size must be >= 2"):
+        quantize_matrix(matrix(), 4, 1)
+    bad = matrix()
+    bad[3, 7] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        quantize_matrix(bad, 4, 64)
+    with pytest.raises(TypeError, match="weight must be"):
+        quantize_matrix(matrix().numpy(), 4, 64)
+
+
+def test_codes_are_chosen_for_the_stored_scales():
+    # Scales and zeros stored in bf16: weights within half a (stored) step at 4 bits; at 8 bits
+    # a zero point rounded to bf16 (spacing 1 above 128) can push an extreme past the codes.
+    w = matrix(5).to(torch.bfloat16)
+    for bits, bound in ((4, 0.5), (8, 1.0)):
+        q = quantize_matrix(w, bits, 64)
+        step = q.scale.float().repeat_interleave(64, dim=1)
+        zero = q.zero.float().repeat_interleave(64, dim=1)
+        exact = (q.codes.float() - zero) * step  # before the read-back is rounded to bf16
+        assert ((exact - w.float()).abs() <= bound * step * (1 + 1e-3)).all(), bits
 
 
 def test_more_bits_lose_less():
@@ -126,6 +154,8 @@ def test_pareto_front_refuses_what_it_cannot_rank():
     table = pd.DataFrame({"ppl": [1.0, float("nan")], "tok": [2.0, 3.0]})
     with pytest.raises(ValueError, match="at least one column"):
         pareto_front(table)
+    ranked = table.dropna()
+    assert pareto_front(ranked, minimize="ppl").index.tolist() == [0]  # a name alone
     with pytest.raises(ValueError, match=r"no column \['speed'\]"):
         pareto_front(table, maximize=["speed"])
     with pytest.raises(ValueError, match="both minimized and maximized"):
@@ -205,23 +235,45 @@ def gpu_bytes(plan, device, rows):
 def test_a_precision_plan_fills_its_budget_and_no_more(tiny_model, rows):
     model = tiny_model("mixtral", 2)
     slots = get_family("mixtral").expert_slots(model.config)
-    everything = plan_precision(model, 10**9, slots[:3], rows=rows)
+    everything = plan_precision(model, 10**9, slots[:3], group_size=8, rows=rows)
     assert set(everything.device) == {"gpu"} and everything.cache_rows == 0
     assert everything.n_quantized == 3 and everything.table()["bits"].tolist()[:4] == [4, 4, 4, 0]
     full, row = everything.slot_bytes[-1], everything.row_bytes
-    minimum = everything.non_expert_bytes + (4 if rows is None else 1) * full
+    with pytest.raises(ValueError, match="too small: the minimum is") as info:
+        plan_precision(model, 0, slots[:3], group_size=8, rows=rows)
+    minimum = int(re.search(r"minimum is ([\d,]+)", str(info.value)).group(1).replace(",", ""))
+    # The cheapest state of every group: a layer (rows=None) or the model (rows=1) holds all
+    # its experts on the GPU or keeps its rows for them, whichever takes less.
+    cheapest = everything.non_expert_bytes
+    groups = [[0, 1, 2, 3], [4, 5, 6, 7]] if rows is None else [list(range(8))]
+    for group in groups:
+        rows_bytes = (2 if rows is None else rows) * full
+        cheapest += min(sum(everything.slot_bytes[i] for i in group), rows_bytes)
+    assert minimum == cheapest
     for budget in range(minimum, everything.gpu_bytes + full, full // 3):
-        plan = plan_precision(model, budget, slots[:3], rows=rows)
+        plan = plan_precision(model, budget, slots[:3], group_size=8, rows=rows)
         assert plan.gpu_bytes <= budget
         assert plan.gpu_bytes + plan.cpu_bytes == everything.gpu_bytes + plan.cache_rows * row
         assert gpu_bytes(plan, list(plan.device), rows) == plan.gpu_bytes
         for i in (i for i, d in enumerate(plan.device) if d == "cpu"):  # no expert left behind
             moved = [*plan.device[:i], "gpu", *plan.device[i + 1 :]]
             assert gpu_bytes(plan, moved, rows) > budget
-    with pytest.raises(ValueError, match=f"the minimum is {minimum:,} bytes"):
-        plan_precision(model, minimum - 1, rows=rows)
     with pytest.raises(ValueError, match="bits must be one of"):
-        plan_precision(model, 10**9, slots[:1], bits=5)
+        plan_precision(model, 10**9, slots[:1], bits=5, group_size=8)
+    with pytest.raises(ValueError, match="group_size 64 does not divide the 16 input columns"):
+        plan_precision(model, 10**9, slots[:1])
+    with pytest.raises(ValueError, match="gpu_order holds"):
+        plan_precision(model, 10**9, group_size=8, gpu_order=[ExpertSlot(9, 9)])
+
+
+def test_all_quantized_experts_on_the_gpu_need_no_rows(tiny_model):
+    model = tiny_model("mixtral", 2)
+    slots = get_family("mixtral").expert_slots(model.config)
+    plan = plan_precision(model, 10**9, slots, group_size=8)
+    # Every expert quantized fits in less than the rows a CPU expert would need: the smallest
+    # budget is exactly that placement.
+    tight = plan_precision(model, plan.gpu_bytes, slots, group_size=8)
+    assert set(tight.device) == {"gpu"} and tight.gpu_bytes == plan.gpu_bytes
 
 
 # -------------------------------------------------------------------------------- sweeps
@@ -244,5 +296,20 @@ def test_a_sweep_resumes_where_it_stopped_and_refuses_another_models_file(save_t
     _, other = save_tiny("mixtral", seed=4, folder="other")
     with pytest.raises(ValueError, match="holds a sweep of .*another model"):
         sweep_precision(other, out, n_quantized=[2], **kwargs)
+    # Same config and folder name, other weights: another model too.
+    (tmp_path / "copy").mkdir()
+    _, same_name = save_tiny("mixtral", seed=5, folder=f"copy/{folder.name}")
+    with pytest.raises(ValueError, match="holds a sweep of .*another model"):
+        sweep_precision(same_name, out, n_quantized=[2], **kwargs)
+    with pytest.raises(ValueError, match="other measurement settings"):
+        sweep_precision(folder, out, n_quantized=[2], **{**kwargs, "chunk_len": 16})
+    damaged = tmp_path / "damaged.csv"
+    damaged.write_text("policy,seed\nrandom,")
+    with pytest.raises(ValueError, match="not a sweep file or is damaged"):
+        sweep_precision(folder, damaged, n_quantized=[2], **kwargs)
+    with pytest.raises(ValueError, match="unknown selection policy 'best'"):
+        sweep_precision(folder, tmp_path / "c.csv", policies=["best"], **kwargs)
+    with pytest.raises(TypeError, match=r"seeds must be a sequence, e.g. \[7\]"):
+        sweep_precision(folder, tmp_path / "c.csv", seeds=7, **kwargs)
     with pytest.raises(ValueError, match="n_quantized 9 exceeds the model's 8 expert slots"):
         sweep_precision(folder, tmp_path / "b.csv", n_quantized=[9], **kwargs)
