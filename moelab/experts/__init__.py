@@ -29,7 +29,7 @@ from torch import nn
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
 from moelab.experts._int4 import Int4Experts, quantize_int4
-from moelab.experts._mixed import MixedExperts, quantize_experts
+from moelab.experts._mixed import MixedExperts, apply_precision_plan, quantize_experts
 from moelab.experts._routed import (
     MAX_ROUTED_ASSIGNMENTS,
     routed_experts_forward,
@@ -44,6 +44,7 @@ __all__ = [
     "ROUTED",
     "Int4Experts",
     "MixedExperts",
+    "apply_precision_plan",
     "quantize_experts",
     "quantize_int4",
     "routed_experts_forward",

@@ -10,8 +10,10 @@ the other pool, so one step stays one graph with no host synchronisation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +22,7 @@ from labcore.checks import check_int
 from moelab.experts._int4 import Int4Experts, quantize_int4
 from moelab.families import ExpertSlot, detect_family
 
-__all__ = ["MixedExperts", "quantize_experts"]
+__all__ = ["MixedExperts", "apply_precision_plan", "quantize_experts"]
 
 FUSED_MATRICES = ("gate_up_proj", "down_proj")
 _ROUTED_ONLY = (
@@ -49,12 +51,34 @@ class MixedExperts:
         The quantized experts.
     dense_rows, int4_rows : Tensor ``[E]``, int64
         Row of each expert in ``dense`` / ``int4``; -1 where it lives in the other pool.
+    host : mapping of int to Tensor ``[N, K]``
+        Full-precision experts kept in host memory, copied into one of ``dense``'s last
+        ``cache_rows`` rows when routed to (least recently used first out).
+    cache_rows : int
+        Rows at the end of ``dense`` for host experts.
     """
 
     dense: torch.Tensor | None
     int4: Int4Experts | None
     dense_rows: torch.Tensor
     int4_rows: torch.Tensor
+    host: Mapping[int, torch.Tensor] = field(default_factory=dict)
+    cache_rows: int = 0
+    _cached: OrderedDict = field(default_factory=OrderedDict, repr=False)
+
+    def fetch(self, expert: int) -> int:
+        """The ``dense`` row holding host expert ``expert``, copied in if it is not there."""
+        if expert in self._cached:
+            self._cached.move_to_end(expert)
+            return self._cached[expert]
+        first = self.dense.shape[0] - self.cache_rows
+        if len(self._cached) < self.cache_rows:
+            row = first + len(self._cached)
+        else:
+            row = self._cached.popitem(last=False)[1]
+        self.dense[row].copy_(self.host[expert], non_blocking=True)
+        self._cached[expert] = row
+        return row
 
     @property
     def num_experts(self) -> int:
@@ -63,9 +87,14 @@ class MixedExperts:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of both pools."""
+        """Bytes on the device: both pools (the dense one with its cache rows)."""
         dense = 0 if self.dense is None else self.dense.numel() * self.dense.element_size()
         return dense + (0 if self.int4 is None else self.int4.nbytes)
+
+    @property
+    def host_bytes(self) -> int:
+        """Bytes of the experts kept in host memory."""
+        return sum(t.numel() * t.element_size() for t in self.host.values())
 
     def __getitem__(self, index: object) -> torch.Tensor:
         raise TypeError(_ROUTED_ONLY)
@@ -75,6 +104,8 @@ class MixedExperts:
 
     def dequantize(self, expert: int) -> torch.Tensor:
         """One expert's matrix ``[N, K]`` as the forward sees it."""
+        if expert in self.host:
+            return self.host[expert]
         row = int(self.dense_rows[expert])
         if row >= 0:
             return self.dense[row]
@@ -82,19 +113,39 @@ class MixedExperts:
 
 
 def _mixed(
-    weight: torch.Tensor, quantized: list[int], group_size: int, backend: str
+    weight: torch.Tensor,
+    elsewhere: list[int],
+    group_size: int,
+    backend: str,
+    *,
+    host: list[int] = (),
+    rows: int = 0,
+    pin: bool = False,
 ) -> MixedExperts:
+    """Split one fused matrix: kept experts dense, ``elsewhere`` ones in 4 bits or, for those
+    in ``host``, in host memory with ``rows`` cache rows appended to the dense pool.
+    """
     n_experts = weight.shape[0]
-    kept = [e for e in range(n_experts) if e not in set(quantized)]
+    quantized = [e for e in elsewhere if e not in set(host)]
+    kept = [e for e in range(n_experts) if e not in set(elsewhere)]
     device = weight.device
     dense_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
     int4_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
     dense_rows[kept] = torch.arange(len(kept), device=device)
     int4_rows[quantized] = torch.arange(len(quantized), device=device)
     with torch.no_grad():
-        dense = weight.detach()[kept].contiguous() if kept else None
-        int4 = quantize_int4(weight.detach()[quantized], group_size, backend) if quantized else None
-    return MixedExperts(dense, int4, dense_rows, int4_rows)
+        w = weight.detach()
+        dense = None
+        if kept or rows:
+            dense = torch.empty((len(kept) + rows, *w.shape[1:]), dtype=w.dtype, device=device)
+            dense[: len(kept)] = w[kept]
+        int4 = quantize_int4(w[quantized], group_size, backend) if quantized else None
+        stored = {}
+        for e in host:
+            stored[e] = w[e].to("cpu", copy=True)
+            if pin:
+                stored[e] = stored[e].pin_memory()
+    return MixedExperts(dense, int4, dense_rows, int4_rows, stored, rows)
 
 
 def _check_request(model: nn.Module, int4: object, group_size: int, backend: str) -> set:
@@ -189,6 +240,76 @@ def quantize_experts(
         for name in FUSED_MATRICES:
             weight = experts._parameters.pop(name)
             setattr(experts, name, _mixed(weight, quantized, group_size, backend))
+            del weight
+    use_routed_experts(model)
+    model._apply = _refuse
+    model.save_pretrained = _refuse
+    return model
+
+
+def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> nn.Module:
+    """Store a model's experts as a :class:`~moelab.quant.PrecisionPlan` says, in place.
+
+    Full-precision GPU experts stay on the model's device, quantized ones are stored in 4 bits
+    there, and CPU experts move to host memory (pinned where CUDA is available), copied into a
+    layer's cache rows when routed to (reading the routing on the host: no captured graph).
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        The plan's model (Mixtral, OLMoE), on the device the plan's GPU budget is for.
+    plan : PrecisionPlan
+        From :func:`moelab.quant.plan_precision` with ``bits=4`` and ``rows=None``.
+    backend : str, default "rtn"
+        How the 4-bit experts' scales and zeros are chosen.
+
+    Returns
+    -------
+    PreTrainedModel
+        ``model``, on the routed path (see :func:`quantize_experts` for what it refuses).
+
+    Raises
+    ------
+    ValueError
+        A plan of another model, with bits other than 4, with quantized experts on the CPU, or
+        with one set of rows for the whole model.
+    """
+    from moelab.experts import use_routed_experts
+
+    family = detect_family(model)
+    config = family.check_config(model)
+    if tuple(family.expert_slots(config)) != tuple(plan.slots):
+        raise ValueError("this plan was made for another model (its expert slots differ)")
+    if {b for b in plan.bits if b is not None} - {4}:
+        raise ValueError("only 4-bit experts run on the routed path; plan with bits=4")
+    if any(b is not None and d == "cpu" for b, d in zip(plan.bits, plan.device)):
+        raise ValueError("the plan keeps quantized experts on the CPU; give it a larger budget")
+    if plan.cache_rows and not plan.rows_per_layer:
+        raise ValueError(
+            "plans with one set of rows for the whole model (rows=N) cannot run yet; plan with rows=None"
+        )
+    chosen = {s for s, b in zip(plan.slots, plan.bits) if b is not None}
+    _check_request(model, chosen, plan.group_size, backend)
+    where = dict(zip(plan.slots, plan.device))
+    pin = torch.cuda.is_available()
+    for layer in range(family.num_moe_layers(config)):
+        experts = family.moe_block(model, layer).experts
+        slots = [s for s in plan.slots if s.layer == layer]
+        quantized = sorted(s.expert for s in slots if s in chosen)
+        on_cpu = [s.expert for s in slots if s not in chosen and where[s] == "cpu"]
+        rows = plan.rows_per_layer if on_cpu else 0
+        for name in FUSED_MATRICES:
+            weight = experts._parameters.pop(name)
+            mixed = _mixed(
+                weight,
+                quantized + on_cpu,
+                plan.group_size,
+                backend,
+                host=on_cpu,
+                rows=rows,
+                pin=pin,
+            )
+            setattr(experts, name, mixed)
             del weight
     use_routed_experts(model)
     model._apply = _refuse

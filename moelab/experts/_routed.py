@@ -123,8 +123,11 @@ def routed_linear_mixed(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor
     """:func:`routed_linear` over a layer whose experts are in two pools (full and 4-bit).
 
     Each pool's kernel runs over every assignment and writes zeros for the other pool's, so
-    the sum is every assignment through its own expert.
+    the sum is every assignment through its own expert. Host experts (if any) are copied into
+    the dense pool's cache rows first, at most that many at a time.
     """
+    if weight.host:
+        return _with_host_experts(x, weight, ids)
     out = None
     if weight.dense is not None:
         out = routed_linear(x, weight.dense, weight.dense_rows[ids])
@@ -190,3 +193,24 @@ def routed_experts_forward(
     weighted = out * top_k_weights.reshape(-1, 1)
     # Sum over k in float32, as transformers' batched path does.
     return weighted.view(n_tokens, top_k, -1).float().sum(dim=1).to(hidden_states.dtype)
+
+
+def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor) -> torch.Tensor:
+    # Reads the routing on the host (which host experts are needed): not capturable.
+    wanted = [e for e in ids.unique().tolist() if e in weight.host]
+    size = max(weight.cache_rows, 1)
+    groups = [wanted[i : i + size] for i in range(0, len(wanted), size)] or [[]]
+    out = None
+    for i, group in enumerate(groups):
+        # The first group also runs the resident experts; each later one only its own.
+        rows = weight.dense_rows.clone() if i == 0 else torch.full_like(weight.dense_rows, -1)
+        for expert in group:
+            rows[expert] = weight.fetch(expert)
+        part = routed_linear(x, weight.dense, rows[ids])
+        if i == 0 and weight.int4 is not None:
+            q = weight.int4
+            part = part + routed_linear_int4(
+                x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size
+            )
+        out = part if out is None else out + part
+    return out

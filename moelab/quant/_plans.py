@@ -62,6 +62,11 @@ class PrecisionPlan:
         Bytes of one such row (a full-precision expert).
     budget : int
         The GPU budget it was planned under.
+    group_size : int
+        Of the quantized experts.
+    rows_per_layer : int
+        Cache rows of each layer that keeps CPU experts; 0 when the plan keeps one set of
+        rows for the whole model (``rows=N``).
     """
 
     slots: tuple[ExpertSlot, ...]
@@ -72,6 +77,8 @@ class PrecisionPlan:
     cache_rows: int
     row_bytes: int
     budget: int
+    group_size: int = 64
+    rows_per_layer: int = 0
 
     @property
     def gpu_bytes(self) -> int:
@@ -226,4 +233,6 @@ def plan_precision(
         cache_rows=len(cpu_layers) * group_rows // full,
         row_bytes=full,
         budget=budget,
+        group_size=group_size,
+        rows_per_layer=k if rows is None else 0,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moelab.errors import MissingExtraError
-from moelab.experts import quantize_experts
+from moelab.experts import apply_precision_plan, quantize_experts
 from moelab.families import ExpertSlot, get_family
 from moelab.quant import (
     SUPPORTED_BITS,
@@ -28,6 +29,7 @@ from moelab.quant import (
     select_experts,
     sweep_precision,
 )
+from moelab.serving import greedy_decode
 
 
 def matrix(seed: int = 0, rows: int = 64, cols: int = 256) -> torch.Tensor:
@@ -313,3 +315,51 @@ def test_a_sweep_resumes_where_it_stopped_and_refuses_another_models_file(save_t
         sweep_precision(folder, tmp_path / "c.csv", seeds=7, **kwargs)
     with pytest.raises(ValueError, match="n_quantized 9 exceeds the model's 8 expert slots"):
         sweep_precision(folder, tmp_path / "b.csv", n_quantized=[9], **kwargs)
+
+
+def test_a_precision_plan_runs_as_planned(tiny_model):
+    model = tiny_model("mixtral", 3)
+    family = get_family("mixtral")
+    slots = family.expert_slots(model.config)
+    full = plan_precision(model, 10**9, [], group_size=8)
+    # Layer 0: two experts in 4 bits and two as stored on the GPU; layer 1 on the CPU, with
+    # two cache rows: a prompt routed to more than two of its experts copies them in turns.
+    plan = plan_precision(
+        model, full.non_expert_bytes + 5 * full.row_bytes, slots[:2], group_size=8
+    )
+    assert plan.device == ("gpu",) * 4 + ("cpu",) * 4 and plan.cache_rows == 2
+    reference = fake_quantize(copy.deepcopy(model), slots[:2], 4, 8)
+    apply_precision_plan(model, plan)
+    ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+        )
+    assert greedy_decode(model, [4, 2], 6).tokens == greedy_decode(reference, [4, 2], 6).tokens
+    # What the model holds is what the plan counted.
+    pools = [
+        getattr(family.moe_block(model, layer).experts, name)
+        for layer in range(2)
+        for name in ("gate_up_proj", "down_proj")
+    ]
+    non_expert = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert non_expert + sum(p.nbytes for p in pools) == plan.gpu_bytes
+    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+
+
+def test_plans_that_cannot_run_are_refused(tiny_model):
+    model = tiny_model("mixtral", 3)
+    slots = get_family("mixtral").expert_slots(model.config)
+    full = plan_precision(model, 10**9, [], group_size=8)
+    budget = full.non_expert_bytes + 3 * full.row_bytes
+    cases = [
+        (plan_precision(model, 10**9, slots[:1], bits=3, group_size=8), "plan with bits=4"),
+        (plan_precision(model, budget, [], group_size=8, rows=1), "plan with rows=None"),
+        (
+            plan_precision(tiny_model("mixtral", 3, num_hidden_layers=3), 10**9, group_size=8),
+            "another model",
+        ),
+    ]
+    for plan, message in cases:
+        with pytest.raises(ValueError, match=message):
+            apply_precision_plan(model, plan)
