@@ -14,6 +14,10 @@ Plans (``_plans``)
     :func:`plan_precision` -> :class:`PrecisionPlan`: bits and GPU/CPU per slot under a GPU
     budget (non-expert layers, quantized experts, then full-precision ones while room lasts;
     cache rows for the CPU experts), bytes counted exactly (:func:`expert_bytes`).
+Speed (``_cost``)
+    :func:`measure_decode_cost` -> :class:`DecodeCost`: a decode step's primitives timed on the
+    machine (non-expert time, one expert's matmuls per precision, host-to-device bandwidth),
+    and a plan's predicted tokens/s from them and the routing shares.
 Sweeps (``_sweep``)
     :func:`sweep_precision`: perplexity per (policy, seed, bits, number quantized), one CSV
     row each, resumable; a file of another model is refused.
@@ -31,6 +35,7 @@ from moelab.quant._backends import (
     get_backend,
     quantize_matrix,
 )
+from moelab.quant._cost import DecodeCost, measure_decode_cost
 from moelab.quant._pareto import pareto_front
 from moelab.quant._plans import PrecisionPlan, expert_bytes, plan_precision
 from moelab.quant._selection import (
@@ -45,6 +50,7 @@ from moelab.quant._sweep import sweep_precision
 
 __all__ = [
     "SUPPORTED_BITS",
+    "DecodeCost",
     "QuantBackend",
     "PrecisionPlan",
     "QuantizedMatrix",
@@ -56,6 +62,7 @@ __all__ = [
     "fake_quantize",
     "get_backend",
     "get_selection",
+    "measure_decode_cost",
     "pareto_front",
     "plan_precision",
     "quantize_matrix",

@@ -18,11 +18,13 @@ from moelab.experts import apply_precision_plan, quantize_experts
 from moelab.families import ExpertSlot, get_family
 from moelab.quant import (
     SUPPORTED_BITS,
+    DecodeCost,
     available_backends,
     available_selections,
     expert_bytes,
     expert_scores,
     fake_quantize,
+    measure_decode_cost,
     pareto_front,
     plan_precision,
     quantize_matrix,
@@ -363,3 +365,27 @@ def test_plans_that_cannot_run_are_refused(tiny_model):
     for plan, message in cases:
         with pytest.raises(ValueError, match=message):
             apply_precision_plan(model, plan)
+
+
+def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_model):
+    model = tiny_model("mixtral", 3)
+    slots = get_family("mixtral").expert_slots(model.config)
+    full = plan_precision(model, 10**9, [], group_size=8)
+    plan = plan_precision(
+        model, full.non_expert_bytes + 5 * full.row_bytes, slots[:2], group_size=8
+    )
+    shares = pd.DataFrame(
+        {"layer": [s.layer for s in slots], "expert": [s.expert for s in slots], "share": 0.5}
+    )
+    cost = DecodeCost(non_expert_s=1.0, expert_s={None: 0.1, 4: 0.05}, copy_bytes_per_s=1e6)
+    copy = plan.row_bytes / 1e6 + 0.1
+    # Layer 0: two 4-bit and two full-precision GPU experts; layer 1: four CPU experts.
+    expected = 1.0 + 0.5 * (2 * 0.05 + 2 * 0.1) + 0.5 * 4 * copy
+    assert cost.token_s(plan, shares) == pytest.approx(expected)
+    assert cost.tokens_per_s(plan, shares) == pytest.approx(1 / expected)
+    offloaded = plan_precision(model, plan.budget, [], group_size=8)  # no 4-bit experts
+    assert "cpu" in offloaded.device
+    assert cost.tokens_per_s(full, shares) > cost.tokens_per_s(offloaded, shares)
+    measured = measure_decode_cost(model, group_size=8, repeats=3)
+    assert measured.non_expert_s >= 0 and measured.copy_bytes_per_s > 0
+    assert set(measured.expert_s) == {None, 4} and min(measured.expert_s.values()) > 0

@@ -1,0 +1,140 @@
+"""Predicting decode speed of a precision plan from primitives measured on the machine at hand.
+
+A decode token at batch 1 runs the non-expert layers once and, in every MoE layer, the experts
+the router picks. An expert on the GPU costs the time of its routed matmuls at its precision;
+one in host memory costs a copy of its weights into a cache row first (at the measured
+host-to-device bandwidth; no cache hits assumed, so the prediction errs slow) and then a
+full-precision matmul. :func:`measure_decode_cost` times those primitives on the model's device;
+:meth:`DecodeCost.tokens_per_s` weighs them by how often the router picks each expert.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+__all__ = ["DecodeCost", "measure_decode_cost"]
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """Seconds of a decode step's parts at batch 1.
+
+    Attributes
+    ----------
+    non_expert_s : float
+        Everything but the experts, per token.
+    expert_s : dict of int or None to float
+        One routed expert's matmuls (gate-up and down) on the GPU, by bits (None: as stored).
+    copy_bytes_per_s : float
+        Host-to-device bandwidth, for experts copied in on use.
+    """
+
+    non_expert_s: float
+    expert_s: dict[int | None, float]
+    copy_bytes_per_s: float
+
+    def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
+        """Predicted seconds per decode token of ``plan``.
+
+        Parameters
+        ----------
+        plan : PrecisionPlan
+        shares : pandas.DataFrame
+            ``layer``, ``expert``, ``share`` (e.g. :func:`~moelab.quant.expert_scores` or
+            :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token.
+        """
+        share = shares.set_index(["layer", "expert"])["share"]
+        total = self.non_expert_s
+        for slot, bits, device in zip(plan.slots, plan.bits, plan.device):
+            uses = float(share.get((slot.layer, slot.expert), 0.0))
+            cost = self.expert_s[bits]
+            if device == "cpu":
+                cost = plan.row_bytes / self.copy_bytes_per_s + self.expert_s[None]
+            total += uses * cost
+        return total
+
+    def tokens_per_s(self, plan: Any, shares: pd.DataFrame) -> float:
+        """Predicted decode tokens per second of ``plan``."""
+        return 1.0 / self.token_s(plan, shares)
+
+
+def _seconds(fn: Any, device: torch.device, repeats: int) -> float:
+    times = []
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])  # the first call warms up
+
+
+def measure_decode_cost(
+    model: Any, bits: int = 4, group_size: int = 64, repeats: int = 20
+) -> DecodeCost:
+    """Time a decode step's primitives on the model's device.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A fused-experts model (Mixtral, OLMoE) with its experts as stored, on its device and
+        with the experts implementation it will decode with (e.g. after
+        :func:`~moelab.experts.use_routed_experts`).
+    bits : int, default 4
+        The quantized precision timed beside the stored one (4: the routed kernel's).
+    group_size : int, default 64
+    repeats : int, default 20
+        Timings per primitive (median).
+
+    Returns
+    -------
+    DecodeCost
+    """
+    from moelab.experts import quantize_int4, routed_linear, routed_linear_int4
+    from moelab.families import detect_family
+
+    family = detect_family(model)
+    config = family.check_config(model)
+    k, layers = family.experts_per_token(config), family.num_moe_layers(config)
+    device = next(model.parameters()).device
+    experts = family.moe_block(model, 0).experts
+    up, down = experts.gate_up_proj.detach(), experts.down_proj.detach()
+    # One layer's step: k distinct experts in one call per matrix, as a token routes; per
+    # expert, the calls' fixed costs are shared as they are when decoding.
+    ids = torch.arange(k, device=device) % up.shape[0]
+    x = torch.randn(k, up.shape[-1], dtype=up.dtype, device=device)
+    h = torch.randn(k, down.shape[-1], dtype=up.dtype, device=device)
+    with torch.no_grad():
+
+        def dense() -> None:
+            routed_linear(x, up, ids)
+            routed_linear(h, down, ids)
+
+        full = _seconds(dense, device, repeats) / k
+        q_up, q_down = quantize_int4(up[ids], group_size), quantize_int4(down[ids], group_size)
+        rows = torch.arange(k, device=device)
+
+        def quantized() -> None:
+            for q, v in ((q_up, x), (q_down, h)):
+                routed_linear_int4(v, q.packed, q.scale, q.zero, rows, q.group_size)
+
+        small = _seconds(quantized, device, repeats) / k
+        # A whole decode step with every expert as stored, less its experts: the rest.
+        token = torch.tensor([[1]], device=device)
+        step = _seconds(lambda: model(input_ids=token), device, repeats)
+    non_expert = max(step - k * layers * full, 0.0)
+    host = torch.empty(up[0].numel() + down[0].numel(), dtype=up.dtype)
+    if device.type == "cuda":
+        host = host.pin_memory()
+    target = torch.empty_like(host, device=device)
+    copy = _seconds(lambda: target.copy_(host, non_blocking=True), device, repeats)
+    nbytes = host.numel() * host.element_size()
+    return DecodeCost(non_expert, {None: full, bits: small}, nbytes / max(copy, 1e-9))
