@@ -1,0 +1,154 @@
+"""Decode speed of precision and placement plans at Mixtral-8x7B shape on one GPU.
+
+For each GPU budget and number of 4-bit experts, :func:`moelab.quant.plan_precision` places the
+experts (non-expert layers, 4-bit experts, then full-precision ones while room lasts; the rest
+in host memory, copied into each layer's cache rows on use), :func:`moelab.experts.
+apply_precision_plan` stores a fresh random bf16 model that way, and it decodes 16 prompt + 64
+new tokens at batch 1 on the routed path (one captured graph per step when every expert is on
+the GPU; eagerly when experts are copied in, since that reads the routing on the host). The cost
+model (:func:`moelab.quant.measure_decode_cost`, timed once on the unquantized model) predicts
+each plan's tokens/s, written beside the measurement. Random weights have no quality: the
+quality side of these plans comes from the zoo (``benchmarks/moe_int4_quality.py``, notebook 04).
+
+Every configuration writes the JSON as it ends; one that no longer fits ``--deadline`` is
+skipped, so a run can be split (``--budgets``, ``--n4``) and repeated into the same file.
+
+Run on a CUDA machine: ``python benchmarks/gpu/quant_placement.py`` (``--out``, ``--deadline``);
+``--tiny`` runs the same code on the CPU with a tiny Mixtral.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import MixtralConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
+
+from labcore.atomic import atomic_write_text  # noqa: E402
+from moelab.experts import apply_precision_plan, use_routed_experts  # noqa: E402
+from moelab.quant import measure_decode_cost, plan_precision  # noqa: E402
+from moelab.routing import routing_counts  # noqa: E402
+from moelab.serving import StaticDecoder  # noqa: E402
+from moelab.sources import RandomSource, materialize  # noqa: E402
+
+OUT = Path(__file__).with_suffix(".json")
+PROMPT, NEW = 16, 64
+BUDGETS_GB = (25, 35, 45, 53, 70)
+N4 = (0, 64, 128, 192, 256)
+
+
+def free() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict[str, float]:
+    decoder = StaticDecoder(model, PROMPT + NEW, graphs=graphs and device.type == "cuda")
+    decoder.generate(prompt, 4)  # warm-up (and the capture)
+    per_token = []
+    for _ in range(2):
+        run = decoder.generate(prompt, NEW)
+        per_token.append((run.total_s - run.first_token_s) / (NEW - 1))
+    ms = statistics.median(per_token) * 1e3
+    return {"ms_per_token": ms, "tokens_per_s": 1e3 / ms}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--deadline", type=float, default=1e9)
+    parser.add_argument("--budgets", type=float, nargs="+", default=BUDGETS_GB)
+    parser.add_argument("--n4", type=int, nargs="+", default=N4)
+    parser.add_argument("--tiny", action="store_true")
+    args = parser.parse_args()
+    end = time.perf_counter() + args.deadline
+    device = torch.device("cpu" if args.tiny else "cuda")
+    config = MixtralConfig(**(TINY if args.tiny else MIXTRAL_8X7B))
+    source = RandomSource(config, seed=0, device=device)
+    results: dict[str, Any] = (
+        json.loads(args.out.read_text()) if args.out.exists() else {"configurations": {}}
+    )
+    results.update(
+        device="cpu (tiny shape)" if args.tiny else torch.cuda.get_device_name(),
+        torch=torch.__version__,
+        prompt_tokens=PROMPT,
+        new_tokens=NEW,
+    )
+    prompt = list(range(1, PROMPT + 1))
+    base = use_routed_experts(materialize(source, device))
+    with torch.no_grad():
+        out = StaticDecoder(base, PROMPT + NEW, graphs=False).generate(prompt, NEW)
+    shares = routing_counts(base, prompt + list(out.tokens))
+    cost = measure_decode_cost(base, group_size=64)
+    results["cost"] = {
+        "non_expert_s": cost.non_expert_s,
+        "expert_s": {str(k): v for k, v in cost.expert_s.items()},
+        "copy_bytes_per_s": cost.copy_bytes_per_s,
+    }
+    results["full_gpu"] = decode(base, device, True, prompt)
+    del base
+    free()
+    slots = source.expert_slots()
+    scale = 1.0
+    if args.tiny:  # the same fractions of one model
+        everything = plan_precision(source, 10**12, [], group_size=16)
+        scale = everything.gpu_bytes / 93.4e9
+    for gb in args.budgets:
+        for n4 in args.n4:
+            key = f"{gb:g} GB, {n4} x 4-bit"
+            if key in results["configurations"] or time.perf_counter() > end - 60:
+                continue
+            n = min(n4, len(slots))
+            try:
+                plan = plan_precision(
+                    source, int(gb * 1e9 * scale), slots[:n], group_size=16 if args.tiny else 64
+                )
+            except ValueError as err:
+                results["configurations"][key] = {"refused": str(err)}
+                continue
+            start = time.perf_counter()
+            try:
+                model = apply_precision_plan(materialize(source, device), plan)
+            except ValueError as err:  # e.g. 4-bit experts left on the CPU: not runnable yet
+                results["configurations"][key] = {"refused": str(err)}
+                free()
+                continue
+            entry = {
+                "budget_gb": gb,
+                "n4": n,
+                "gpu_experts": plan.device.count("gpu"),
+                "gpu_bytes": plan.gpu_bytes,
+                "cpu_bytes": plan.cpu_bytes,
+                "cache_rows": plan.cache_rows,
+                "build_s": time.perf_counter() - start,
+                "measured": decode(model, device, "cpu" not in plan.device, prompt),
+                "predicted_tokens_per_s": cost.tokens_per_s(plan, shares),
+            }
+            entry["predicted_vs_measured"] = (
+                entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
+            )
+            results["configurations"][key] = entry
+            print(
+                f"{key}: {entry['measured']['tokens_per_s']:.1f} tok/s measured, {entry['predicted_tokens_per_s']:.1f} predicted",
+                flush=True,
+            )
+            del model
+            free()
+            atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+    atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
