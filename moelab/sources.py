@@ -257,6 +257,14 @@ class RandomSource:
         std: float | None = None,
         name: str | None = None,
     ) -> None:
+        from transformers import PretrainedConfig
+
+        check_type(
+            config,
+            PretrainedConfig,
+            "config",
+            expected="a transformers config, e.g. MixtralConfig(...)",
+        )
         self.family = detect_family(config)
         self.config = self.family.check_config(config)
         check_type(seed, int, "seed")
@@ -390,7 +398,7 @@ def open_models(
             f"{purpose} needs at least {at_least} models, got {len(sources)}; pass a list "
             f"or a dict of models or checkpoint folders"
         )
-    family = check_compatible(*sources) if len(sources) > 1 else sources[0].family
+    family = check_compatible(*sources, names=names) if len(sources) > 1 else sources[0].family
     return names, sources, family
 
 
@@ -422,14 +430,15 @@ def load_into(source: WeightSource, model: nn.Module) -> nn.Module:
 
 
 def materialize(
-    source: WeightSource, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    source: ModelSource, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> nn.Module:
     """A source as an ordinary transformers model on a device.
 
     Parameters
     ----------
-    source : WeightSource
-        E.g. a :class:`RandomSource` or :class:`PerturbedSource`.
+    source : WeightSource, model or folder
+        E.g. a :class:`RandomSource` or :class:`PerturbedSource` (anything
+        :func:`open_source` accepts).
     device : str or torch.device, default "cpu"
         Where the model is allocated (only once: no copy on another device first).
     dtype : torch.dtype, optional
@@ -440,5 +449,6 @@ def materialize(
     PreTrainedModel
         In eval mode.
     """
+    source = open_source(source)
     model = source.family.empty_model(source.config, device, dtype or source.dtype)
     return load_into(source, model)

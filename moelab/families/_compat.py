@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from moelab.errors import IncompatibleModelsError
@@ -27,7 +28,7 @@ def _describe(source: Any) -> tuple[str, MoEFamily, Any]:
     return str(name), family, config
 
 
-def check_compatible(a: Any, b: Any, *more: Any) -> MoEFamily:
+def check_compatible(a: Any, b: Any, *more: Any, names: Sequence[str] | None = None) -> MoEFamily:
     """Check that models share family, expert slots and expert shapes.
 
     Slot-by-slot similarity and expert consolidation only make sense between models of the
@@ -37,6 +38,8 @@ def check_compatible(a: Any, b: Any, *more: Any) -> MoEFamily:
     ----------
     a, b, *more : MoEModel or LazyCheckpoint or PreTrainedModel or PretrainedConfig
         The models to compare; each is checked against ``a``.
+    names : sequence of str, optional
+        What to call them in messages (e.g. tenant names); their own names by default.
 
     Returns
     -------
@@ -55,9 +58,14 @@ def check_compatible(a: Any, b: Any, *more: Any) -> MoEFamily:
     --------
     >>> check_compatible(load_moe(path_a), LazyCheckpoint(path_b))  # doctest: +SKIP
     """
+    models = (a, b, *more)
+    if names is not None and len(names) != len(models):
+        raise ValueError(f"names holds {len(names)} names for {len(models)} models")
     name_a, fam_a, cfg_a = _describe(a)
-    for other in (b, *more):
+    name_a = names[0] if names is not None else name_a
+    for i, other in enumerate(models[1:], start=1):
         name_b, fam_b, cfg_b = _describe(other)
+        name_b = names[i] if names is not None else name_b
         pair = f"{name_a!r} and {name_b!r}"
         if fam_a.name != fam_b.name:
             raise IncompatibleModelsError(

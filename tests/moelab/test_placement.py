@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from moelab.checkpoint import LazyCheckpoint
 from moelab.consolidation import MemoryAccounting, fill_budget, plan_consolidation
-from moelab.errors import CheckpointNotFoundError
+from moelab.errors import CheckpointNotFoundError, IncompatibleModelsError
 from moelab.families import ExpertSlot, get_family
 from moelab.loading import load_moe
 from moelab.reconfigure import ConsolidatedMoE
@@ -170,6 +170,15 @@ def test_random_source_is_seeded_and_builds_like_its_materialized_model(tiny_con
         RandomSource(config, std="0.1")
     with pytest.raises(ValueError, match="has no expert slot"):
         base.read_expert(ExpertSlot(99, 0))
+    with pytest.raises(TypeError, match="config must be a transformers config"):
+        RandomSource(None)
+    assert torch.equal(  # any model materializes, not only a source
+        next(materialize(model).parameters()), next(model.parameters())
+    )
+    if family == "mixtral":  # tenants of different shapes are named as the caller named them
+        wider = RandomSource(tiny_config(family, intermediate_size=48))
+        with pytest.raises(IncompatibleModelsError, match="'small' and 'wide'"):
+            plan_consolidation({"small": base, "wide": wider}, 1.0)
     # Tied parameters read as one tensor, as the model holds one.
     model_params = dict(model.named_parameters(remove_duplicate=False))
     for a, b in [(a, b) for a in model_params for b in model_params if a < b]:
