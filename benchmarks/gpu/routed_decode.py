@@ -33,7 +33,13 @@ import torch
 from transformers import MixtralConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serving_decode import BANDWIDTH, active_bytes, decode_rate, requests  # noqa: E402
+from serving_decode import (  # noqa: E402
+    BANDWIDTH,
+    active_bytes,
+    decode_rate,
+    generate_rate,
+    requests,
+)
 from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
 from labcore.atomic import atomic_write_text  # noqa: E402
@@ -56,20 +62,6 @@ def free() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def generate_rate(model, device: torch.device, repeats: int = 3) -> dict[str, float]:
-    ids = torch.arange(1, PROMPT + 1, device=device)[None]
-    times = []
-    for _ in range(repeats + 1):
-        sync(device)
-        start = time.perf_counter()
-        with torch.no_grad():
-            model.generate(ids, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times[1:])  # the first call warms up
-    return {"seconds_per_request": seconds, "tokens_per_s": NEW / seconds}
 
 
 def engine_rate(model, implementation: str, compile: bool) -> dict[str, Any]:
@@ -119,7 +111,7 @@ def single(config: MixtralConfig, device: torch.device, tiny: bool) -> dict[str,
         "build_s": time.perf_counter() - start,
     }
     model.set_experts_implementation("grouped_mm")
-    out["generate_dynamic_cache"] = generate_rate(model, device)
+    out["generate_dynamic_cache"] = generate_rate(model, list(range(1, PROMPT + 1)))
     out["logits"] = logits_agreement(model, device)
     paths = [("grouped_mm", False), ("batched_mm", False), (ROUTED, False)]
     if not tiny:

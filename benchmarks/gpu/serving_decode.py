@@ -67,14 +67,21 @@ def decode_rate(outcomes) -> dict[str, float]:
 
 
 def generate_rate(model, prompt: list[int], repeats: int = 3) -> dict[str, float]:
-    ids = torch.tensor([prompt], device="cuda")
+    """transformers' ``generate`` (dynamic cache) timed on the model's device."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt], device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     times = []
     for _ in range(repeats + 1):
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         with torch.no_grad():
             model.generate(ids, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times[1:])  # the first call warms up
     return {"seconds_per_request": seconds, "tokens_per_s": NEW / seconds}

@@ -163,10 +163,7 @@ def _scores(moe: Any, token_ids: Any, bits: int, group_size: int, backend: str) 
             tensors = {m: w.clone() for m, w in moe.get_expert(slot).items()}
             hidden = states[slot.layer].to(next(iter(tensors.values())).dtype)
             exact = moe.family.expert_forward(moe.config, tensors, hidden).float()
-            quantized = {
-                m: quantize_matrix(w, bits, group_size, backend).dequantize()
-                for m, w in tensors.items()
-            }
+            quantized = _quantized(tensors, bits, group_size, backend)
             moved = moe.family.expert_forward(moe.config, quantized, hidden).float()
             error = (moved - exact).pow(2).sum() / exact.pow(2).sum().clamp_min(1e-30)
             moe.set_expert(slot, quantized)
@@ -183,6 +180,13 @@ def _scores(moe: Any, token_ids: Any, bits: int, group_size: int, backend: str) 
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _quantized(tensors: dict, bits: int, group_size: int, backend: str) -> dict:
+    """One expert's matrices as they read back after quantization."""
+    return {
+        m: quantize_matrix(w, bits, group_size, backend).dequantize() for m, w in tensors.items()
+    }
 
 
 def select_experts(
@@ -246,11 +250,5 @@ def fake_quantize(
     with torch.no_grad():
         for slot in chosen:
             tensors = moe.get_expert(slot)
-            moe.set_expert(
-                slot,
-                {
-                    m: quantize_matrix(w, bits, group_size, backend).dequantize()
-                    for m, w in tensors.items()
-                },
-            )
+            moe.set_expert(slot, _quantized(tensors, bits, group_size, backend))
     return model

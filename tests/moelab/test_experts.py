@@ -31,6 +31,22 @@ from moelab.serving import Request, SingleEngine, greedy_decode, serve
 from moelab.sources import PerturbedSource
 
 
+def run_interpreted(script: str) -> None:
+    """Run a script in a fresh interpreter with Triton's CPU interpreter on; it prints "ok".
+
+    TRITON_INTERPRET is read when a kernel is defined, hence the fresh interpreter.
+    """
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
 class RoutedCalls(TorchDispatchMode):
     """Counts the calls of the routed op while active."""
 
@@ -60,9 +76,7 @@ def test_routed_linear_is_each_row_through_its_expert(dtype):
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton (the dev extra on Linux x86-64)")
 def test_the_triton_kernel_computes_the_same_in_the_interpreter():
-    # TRITON_INTERPRET is read when a kernel is defined: a fresh interpreter runs it on the CPU.
-    script = textwrap.dedent(
-        """
+    script = """
         import torch
         from moelab.experts import routed_gemv
         generator = torch.Generator().manual_seed(1)
@@ -78,12 +92,7 @@ def test_the_triton_kernel_computes_the_same_in_the_interpreter():
             assert out.dtype == dtype and error <= tolerance * scale, (dtype, error, scale)
         print("ok")
         """
-    )
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    run_interpreted(script)
 
 
 @pytest.mark.parametrize("family", ["mixtral", "olmoe"])
@@ -257,8 +266,7 @@ def test_training_steps_take_a_path_with_a_backward(tiny_model):
 
 @pytest.mark.skipif(not triton_available(), reason="needs triton (the dev extra on Linux x86-64)")
 def test_the_int4_kernel_computes_the_same_in_the_interpreter():
-    script = textwrap.dedent(
-        """
+    script = """
         import torch
         from moelab.experts import quantize_int4, routed_gemv, routed_gemv_int4
         generator = torch.Generator().manual_seed(3)
@@ -276,9 +284,4 @@ def test_the_int4_kernel_computes_the_same_in_the_interpreter():
             assert routed_gemv(x, weight, ids)[1].abs().max() == 0  # the dense kernel skips -1 too
         print("ok")
         """
-    )
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    run_interpreted(script)
