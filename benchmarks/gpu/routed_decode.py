@@ -1,21 +1,27 @@
 """Decode at batch 1 through the routed experts path against transformers' experts paths.
 
-A Mixtral-8x7B-shaped model (random bf16 weights drawn on the GPU by ``RandomSource``) decodes
-64 new tokens after a 16-token prompt through :class:`moelab.serving.SingleEngine` (static KV
+First each expert matrix of Mixtral-8x7B (gate_up ``[28672, 4096]``, down ``[4096, 14336]``)
+is timed alone at 2 and 8 assignments: the routed kernels in bf16 and 4 bits (group 64) with
+their default tiles and a sweep of tiles, against one ``F.linear`` per assignment. Then a
+Mixtral-8x7B-shaped model (random bf16 weights drawn on the GPU by ``RandomSource``) decodes 64
+new tokens after a 16-token prompt through :class:`moelab.serving.SingleEngine` (static KV
 cache, each decode step one replayed CUDA graph, the engine's bookkeeping included), with each
-experts implementation in turn: transformers' ``grouped_mm`` (its default) and ``batched_mm``,
-and ``moelab_routed`` (:mod:`moelab.experts`: only the selected experts' weights, read once);
-then the step compiled first, for ``grouped_mm`` and ``moelab_routed``; then batch 4 (a
-``StaticDecoder`` of four rows, graphs) for both; then every expert in 4 bits
-(``quantize_experts``, group 64) on the routed path, at batch 1 and 4. transformers'
-``generate`` with its dynamic cache is the peer, measured in the same run. The one-token logits
-of the routed path are compared with ``batched_mm``'s, and two consolidated tenants (16 layers)
-decode on the routed path with a tenant switch before every request.
+experts implementation in turn: ``moelab_routed`` (:mod:`moelab.experts`: only the selected
+experts' weights, read once), transformers' ``grouped_mm`` (its default) and ``batched_mm``,
+each also with the step compiled first (the plain compiled loop); batch 4 (a ``StaticDecoder``
+of four rows, graphs); transformers' ``generate`` with its dynamic cache and with a static
+cache (compiled by transformers), the peers measured in the same run; then every expert in 4
+bits (``quantize_experts``, group 64) on the routed path, at batch 1 and 4 and compiled. The
+one-token logits of the routed path are compared with ``batched_mm``'s, and two consolidated
+tenants (16 layers) decode on the routed path with a tenant switch before every request.
 
 Tokens/s counts decode only; the floor is the active parameters read per token at 4.25 TB/s.
+Each step writes the JSON as it ends; one that no longer fits ``--deadline`` is skipped, and
+one that fails records its error while the others go on.
 
-Run on a CUDA machine: ``python benchmarks/gpu/routed_decode.py`` (``--layers``, ``--out``);
-``--tiny`` runs the same code on the CPU with a tiny Mixtral (no graphs, no compile).
+Run on a CUDA machine: ``python benchmarks/gpu/routed_decode.py`` (``--layers``, ``--out``,
+``--deadline``); ``--tiny`` runs the same code on the CPU with a tiny Mixtral (no kernel sweep,
+graphs or compile).
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from traceback import format_exc
 from typing import Any
 
 import torch
@@ -44,7 +53,16 @@ from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
 from labcore.atomic import atomic_write_text  # noqa: E402
 from moelab.consolidation import plan_consolidation  # noqa: E402
-from moelab.experts import ROUTED, quantize_experts, use_routed_experts  # noqa: E402
+from moelab.experts import (  # noqa: E402
+    ROUTED,
+    Tiles,
+    block_sizes,
+    quantize_experts,
+    quantize_int4,
+    routed_gemv,
+    routed_gemv_int4,
+    use_routed_experts,
+)
 from moelab.reconfigure import ConsolidatedMoE  # noqa: E402
 from moelab.serving import ConsolidatedEngine, SingleEngine, StaticDecoder, serve  # noqa: E402
 from moelab.sources import PerturbedSource, RandomSource, materialize  # noqa: E402
@@ -64,6 +82,33 @@ def free() -> None:
         torch.cuda.empty_cache()
 
 
+class Steps:
+    """Named measurements written to the JSON as each ends; one that no longer fits is skipped."""
+
+    def __init__(self, results: dict[str, Any], out: Path, deadline_s: float) -> None:
+        self.results, self.out = results, out
+        self.end = time.perf_counter() + deadline_s
+
+    def save(self) -> None:
+        atomic_write_text(self.out, json.dumps(self.results, indent=1) + "\n")
+
+    def __call__(self, where: dict[str, Any], key: str, needs_s: float, fn: Callable[[], Any]):
+        left = self.end - time.perf_counter()
+        if left < needs_s:
+            where[key] = {"skipped": f"{left:.0f} s left, needs ~{needs_s:.0f}"}
+        else:
+            start = time.perf_counter()
+            try:
+                where[key] = fn()
+            except Exception as err:  # keep what the other steps measure
+                where[key] = {"error": f"{type(err).__name__}: {err}", "trace": format_exc()}
+            seconds = time.perf_counter() - start
+            shown = where[key].get("tokens_per_s", "") if isinstance(where[key], dict) else ""
+            print(f"  {key}: {seconds:.1f} s {shown} {where[key].get('error', '')}", flush=True)
+        self.save()
+        return where[key]
+
+
 def engine_rate(model, implementation: str, compile: bool) -> dict[str, Any]:
     model.set_experts_implementation(implementation)
     engine = SingleEngine(model, ["t0"], static_cache=PROMPT + NEW, compile=compile)
@@ -72,6 +117,28 @@ def engine_rate(model, implementation: str, compile: bool) -> dict[str, Any]:
     first = time.perf_counter() - start
     rate = decode_rate(serve(engine, requests(["t0"], 5)).outcomes)
     return {**rate, "first_request_s": first}
+
+
+def static_generate_rate(model, repeats: int = 3) -> dict[str, float]:
+    """transformers' ``generate`` with a static cache (it compiles the forward on first use)."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([list(range(1, PROMPT + 1))], device=device)
+    times = []
+    for _ in range(repeats + 1):
+        sync(device)
+        start = time.perf_counter()
+        with torch.no_grad():
+            model.generate(
+                ids,
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                do_sample=False,
+                cache_implementation="static",
+            )
+        sync(device)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times[1:])
+    return {"first_call_s": times[0], "seconds_per_request": seconds, "tokens_per_s": NEW / seconds}
 
 
 def batch_rate(model, batch: int, repeats: int = 3) -> dict[str, float]:
@@ -102,7 +169,78 @@ def logits_agreement(model, device: torch.device) -> dict[str, float]:
     }
 
 
-def single(config: MixtralConfig, device: torch.device, tiny: bool) -> dict[str, Any]:
+def kernel_time_us(fn: Callable[[], Any], device: torch.device, repeats: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / repeats * 1e6
+
+
+def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -> dict[str, Any]:
+    """Each expert matrix at batch 1 and 4: the routed kernels' tiles against ``F.linear``.
+
+    Bandwidth counts the selected experts' distinct bytes once; the peer is one ``F.linear``
+    per assignment on a view of its expert (no copy).
+    """
+    end = time.perf_counter() + budget_s
+    h, f = config.hidden_size, config.intermediate_size
+    shapes = {"gate_up": (2 * f, h), "down": (h, f)}
+    generator = torch.Generator(device=device).manual_seed(0)
+    out: dict[str, Any] = {}
+    for name, (n, k) in shapes.items():
+        weight = torch.randn(8, n, k, device=device, dtype=torch.bfloat16, generator=generator)
+        q = quantize_int4(weight, 64)
+        for assignments in (2, 8):
+            ids = torch.randperm(8, device=device, generator=generator)[:assignments]
+            x = torch.randn(assignments, k, device=device, dtype=torch.bfloat16)
+            distinct = len(set(ids.tolist()))
+            bf16_bytes, int4_bytes = distinct * n * k * 2, distinct * q.nbytes / 8
+            row: dict[str, Any] = {"default_tiles": list(block_sizes(assignments, n, k))}
+            row["f_linear_us"] = kernel_time_us(
+                lambda x=x, w=weight, ids=ids: [
+                    torch.nn.functional.linear(x[i], w[e]) for i, e in enumerate(ids)
+                ],
+                device,
+            )
+            for kind, fn, nbytes, block_ks in (
+                ("bf16", partial(routed_gemv, x, weight, ids), bf16_bytes, (128, 256, 512)),
+                ("int4", partial(routed_gemv_int4, x, q, ids), int4_bytes, (256, 512, 1024)),
+            ):
+                times = {"default": kernel_time_us(partial(fn, None), device)}
+                for block_n in (8, 16, 32, 64):
+                    for block_k in block_ks:
+                        for warps in (4, 8):
+                            if time.perf_counter() > end:
+                                break
+                            tiles = Tiles(block_n, block_k, warps)
+                            times[str(list(tiles))] = kernel_time_us(partial(fn, tiles), device)
+                best = min(times, key=times.get)
+                row[kind] = {
+                    "default_us": times["default"],
+                    "default_tb_per_s": nbytes / times["default"] / 1e6,
+                    "best": best,
+                    "best_us": times[best],
+                    "best_tb_per_s": nbytes / times[best] / 1e6,
+                    "all_us": times,
+                }
+            out[f"{name} x{assignments}"] = row
+            print(
+                f"  {name} x{assignments}: F.linear {row['f_linear_us']:.0f} us, bf16 "
+                f"{row['bf16']['default_us']:.0f} (best {row['bf16']['best_us']:.0f} "
+                f"{row['bf16']['best']}), int4 {row['int4']['default_us']:.0f} (best "
+                f"{row['int4']['best_us']:.0f} {row['int4']['best']})",
+                flush=True,
+            )
+        del weight, q
+        free()
+    return out
+
+
+def single(config: MixtralConfig, device: torch.device, tiny: bool, steps: Steps) -> dict[str, Any]:
     base = RandomSource(config, seed=0, device=device)
     start = time.perf_counter()
     model = materialize(base, device)
@@ -110,47 +248,61 @@ def single(config: MixtralConfig, device: torch.device, tiny: bool) -> dict[str,
         "layers": config.num_hidden_layers,
         "build_s": time.perf_counter() - start,
     }
-    model.set_experts_implementation("grouped_mm")
-    out["generate_dynamic_cache"] = generate_rate(model, list(range(1, PROMPT + 1)))
-    out["logits"] = logits_agreement(model, device)
-    paths = [("grouped_mm", False), ("batched_mm", False), (ROUTED, False)]
-    if not tiny:
-        paths += [("grouped_mm", True), (ROUTED, True)]
-    keys = [
-        f"{implementation}{' compiled' if compiled else ''}" for implementation, compiled in paths
-    ]
-    for key, (implementation, compiled) in zip(keys, paths):
-        out[key] = engine_rate(model, implementation, compiled)
-        print(f"  {key}: {out[key]['tokens_per_s']:.1f} tok/s", flush=True)
-    for implementation in ("grouped_mm", ROUTED):
-        model.set_experts_implementation(implementation)
-        out[f"{implementation} batch 4"] = batch_rate(model, 4)
-    use_routed_experts(model)
-    with torch.no_grad():
-        reference = model(input_ids=torch.tensor([[7]], device=device)).logits.float()
-    start = time.perf_counter()
-    quantize_experts(model, "all", group_size=64)
-    sync(device)
-    out["int4_quantize_s"] = time.perf_counter() - start
-    with torch.no_grad():
-        quantized = model(input_ids=torch.tensor([[7]], device=device)).logits.float()
-    out["int4_logits_relative_change"] = (
-        (quantized - reference).norm() / reference.norm()
-    ).item()  # random weights: no quality to state here (see moe_int4_quality.py)
-    out["int4"] = engine_rate(model, ROUTED, False)
-    out["int4 batch 4"] = batch_rate(model, 4)
+    steps.results["single"] = out
     floor = BANDWIDTH / active_bytes(config.num_hidden_layers)
     out["bandwidth_floor_tokens_per_s"] = floor
-    out["routed_fraction_of_floor"] = out[ROUTED]["tokens_per_s"] / floor
-    best = max(out[key]["tokens_per_s"] for key in keys)
-    out["int4_vs_generate"] = (
-        out["int4"]["tokens_per_s"] / out["generate_dynamic_cache"]["tokens_per_s"]
+    steps(out, "logits", 10, lambda: logits_agreement(model, device))
+    paths = [(ROUTED, False)] + ([] if tiny else [(ROUTED, True)])
+    paths += [("grouped_mm", False), ("batched_mm", False)]
+    paths += [] if tiny else [("grouped_mm", True)]
+    for implementation, compiled in paths:
+        key = f"{implementation}{' compiled' if compiled else ''}"
+        steps(
+            out, key, 45 if compiled else 15, partial(engine_rate, model, implementation, compiled)
+        )
+    steps(
+        out,
+        "generate_dynamic_cache",
+        35,
+        lambda: generate_rate(model, list(range(1, PROMPT + 1)), repeats=2),
     )
-    out["best_tokens_per_s"] = best
-    out["best_vs_generate"] = best / out["generate_dynamic_cache"]["tokens_per_s"]
-    del model
-    free()
-    return out
+    for implementation in (ROUTED, "grouped_mm"):
+        model.set_experts_implementation(implementation)
+        steps(out, f"{implementation} batch 4", 20, lambda: batch_rate(model, 4))
+
+    def quantize() -> dict[str, float]:
+        use_routed_experts(model)
+        ids = torch.tensor([[7]], device=device)
+        with torch.no_grad():
+            reference = model(input_ids=ids).logits.float()
+        start = time.perf_counter()
+        quantize_experts(model, "all", group_size=64)
+        sync(device)
+        seconds = time.perf_counter() - start
+        with torch.no_grad():
+            quantized = model(input_ids=ids).logits.float()
+        # Random weights: no quality to state here (see moe_int4_quality.py).
+        change = ((quantized - reference).norm() / reference.norm()).item()
+        return {"seconds": seconds, "logits_relative_change": change}
+
+    if not tiny:  # before the experts are quantized: generate compiles its own forward
+        steps(out, "generate_static_compiled", 110, lambda: static_generate_rate(model))
+    if "error" not in steps(out, "int4_quantize", 40, quantize):
+        steps(out, "int4", 15, lambda: engine_rate(model, ROUTED, False))
+        steps(out, "int4 batch 4", 20, lambda: batch_rate(model, 4))
+        if not tiny:
+            steps(out, "int4 compiled", 45, lambda: engine_rate(model, ROUTED, True))
+    rates = {
+        key: value["tokens_per_s"]
+        for key, value in out.items()
+        if isinstance(value, dict) and "tokens_per_s" in value and "batch" not in key
+    }
+    for key, rate in rates.items():
+        out.setdefault("fraction_of_floor", {})[key] = rate / floor
+    generate = max(rates.get("generate_dynamic_cache", 0), rates.get("generate_static_compiled", 0))
+    if generate:
+        out["vs_best_generate"] = {key: rate / generate for key, rate in rates.items()}
+    return out  # the model is freed on return
 
 
 def consolidated(config: MixtralConfig, device: torch.device) -> dict[str, Any]:
@@ -179,33 +331,48 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=32)
     parser.add_argument("--consolidated-layers", type=int, default=16)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--deadline", type=float, default=1e9, help="seconds for all steps")
+    parser.add_argument("--kernel-sweep-s", type=float, default=100.0)
     parser.add_argument("--tiny", action="store_true", help="tiny Mixtral on the CPU")
     args = parser.parse_args()
     device = torch.device("cpu" if args.tiny else "cuda")
     shape = TINY if args.tiny else MIXTRAL_8X7B
-    layers = shape["num_hidden_layers"] if args.tiny else args.layers
-    results = {
+    results: dict[str, Any] = {
         "device": "cpu (tiny shape)" if args.tiny else torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "prompt_tokens": PROMPT,
         "new_tokens": NEW,
-        "single": single(
-            MixtralConfig(**{**shape, "num_hidden_layers": layers}), device, args.tiny
-        ),
     }
-    atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+    steps = Steps(results, args.out, args.deadline)
+    config = MixtralConfig(
+        **{**shape, "num_hidden_layers": shape["num_hidden_layers"] if args.tiny else args.layers}
+    )
+    if not args.tiny:
+        steps(
+            results,
+            "kernels",
+            args.kernel_sweep_s,
+            lambda: kernel_sweep(config, device, args.kernel_sweep_s),
+        )
+    single(config, device, args.tiny, steps)
+    free()
     layers = shape["num_hidden_layers"] if args.tiny else args.consolidated_layers
     config = MixtralConfig(**{**shape, "num_hidden_layers": layers})
-    results["consolidated"] = consolidated(config, device)
-    atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+    steps(results, "consolidated", 60, lambda: consolidated(config, device))
     s, c = results["single"], results["consolidated"]
+
+    def rate(entry: Any) -> str:
+        return f"{entry['tokens_per_s']:.1f}" if "tokens_per_s" in entry else "-"
+
     print(
-        f"{results['device']}: generate {s['generate_dynamic_cache']['tokens_per_s']:.1f} tok/s; "
-        f"routed {s[ROUTED]['tokens_per_s']:.1f} tok/s ({s['routed_fraction_of_floor']:.0%} of the "
-        f"{s['bandwidth_floor_tokens_per_s']:.0f} tok/s floor); best {s['best_tokens_per_s']:.1f} "
-        f"= {s['best_vs_generate']:.2f}x generate; all experts 4-bit {s['int4']['tokens_per_s']:.1f} "
-        f"tok/s; batch 4 routed {s[ROUTED + ' batch 4']['tokens_per_s']:.1f} tok/s; consolidated routed "
-        f"{c['routed']['tokens_per_s']:.1f} tok/s, switch {c['switch_ms_median']:.3f} ms"
+        f"{results['device']}: floor {s['bandwidth_floor_tokens_per_s']:.0f} tok/s; "
+        + "; ".join(
+            f"{key} {rate(value)}"
+            for key, value in s.items()
+            if isinstance(value, dict)
+            and key not in ("logits", "fraction_of_floor", "vs_best_generate", "int4_quantize")
+        )
+        + f"; consolidated routed {rate(c.get('routed', {}))}, switch {c.get('switch_ms_median', float('nan')):.3f} ms"
     )
     return 0
 

@@ -37,14 +37,22 @@ from moelab.experts._routed import (
     routed_linear_int4,
     routed_linear_mixed,
 )
-from moelab.experts._triton import routed_gemv, routed_gemv_int4, triton_available
+from moelab.experts._triton import (
+    Tiles,
+    block_sizes,
+    routed_gemv,
+    routed_gemv_int4,
+    triton_available,
+)
 
 __all__ = [
     "MAX_ROUTED_ASSIGNMENTS",
     "ROUTED",
     "Int4Experts",
     "MixedExperts",
+    "Tiles",
     "apply_precision_plan",
+    "block_sizes",
     "quantize_experts",
     "quantize_int4",
     "routed_experts_forward",

@@ -16,7 +16,7 @@ Triton is imported lazily: a machine without it (or without CUDA) uses the torch
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -72,37 +72,34 @@ def _kernels() -> tuple[Any, Any]:
         K: tl.constexpr,
         GROUP: tl.constexpr,
         BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
     ):
-        # Program (s, nb) over one group of K per step: the group's codes (GROUP // 2 bytes per
-        # row), its scale and zero; even columns in the low nibbles, odd in the high ones.
+        # Program (s, nb) over BLOCK_K columns per step (BLOCK_K // 2 bytes of codes per row):
+        # even columns in the low nibbles, odd in the high ones; each code pair's scale and zero
+        # gathered by its group (the same addresses for a group: served from the cache).
         s = tl.program_id(0)
         nb = tl.program_id(1)
         expert = tl.load(ids_ptr + s).to(tl.int64)
         rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
         row_ok = (rows < N) & ((rows * 0 + expert) >= 0)
         expert = tl.maximum(expert, 0)
-        half = tl.arange(0, GROUP // 2)
+        half = tl.arange(0, BLOCK_K // 2)
+        row_codes = expert * (N * K // 2) + rows[:, None].to(tl.int64) * (K // 2)
+        row_meta = expert * (N * (K // GROUP)) + rows[:, None].to(tl.int64) * (K // GROUP)
         acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for g in range(0, K // GROUP):
-            x_even = tl.load(x_ptr + s * K + g * GROUP + 2 * half).to(tl.float32)
-            x_odd = tl.load(x_ptr + s * K + g * GROUP + 2 * half + 1).to(tl.float32)
-            byte = tl.load(
-                q_ptr
-                + expert * (N * K // 2)
-                + rows[:, None].to(tl.int64) * (K // 2)
-                + g * (GROUP // 2)
-                + half[None, :],
-                mask=row_ok[:, None] & (half[None, :] < GROUP // 2),
-                other=0,
-            )
-            lo = (byte & 0xF).to(tl.float32)
-            hi = (byte >> 4).to(tl.float32)
-            meta = expert * (N * (K // GROUP)) + rows * (K // GROUP) + g
-            scale = tl.load(scale_ptr + meta, mask=row_ok, other=0.0).to(tl.float32)
-            zero = tl.load(zero_ptr + meta, mask=row_ok, other=0.0).to(tl.float32)
-            dot = tl.sum(lo * x_even[None, :] + hi * x_odd[None, :], axis=1)
-            # sum((q - z) s x) = s (sum(q x) - z sum(x))
-            acc += scale * (dot - zero * (tl.sum(x_even) + tl.sum(x_odd)))
+        for k0 in range(0, K, BLOCK_K):
+            pair = k0 // 2 + half
+            pair_ok = pair < K // 2
+            x_even = tl.load(x_ptr + s * K + 2 * pair, mask=pair_ok, other=0.0).to(tl.float32)
+            x_odd = tl.load(x_ptr + s * K + 2 * pair + 1, mask=pair_ok, other=0.0).to(tl.float32)
+            mask = row_ok[:, None] & pair_ok[None, :]
+            byte = tl.load(q_ptr + row_codes + pair[None, :], mask=mask, other=0)
+            group = (2 * pair[None, :]) // GROUP
+            scale = tl.load(scale_ptr + row_meta + group, mask=mask, other=0.0).to(tl.float32)
+            zero = tl.load(zero_ptr + row_meta + group, mask=mask, other=0.0).to(tl.float32)
+            lo = (byte & 0xF).to(tl.float32) - zero
+            hi = (byte >> 4).to(tl.float32) - zero
+            acc += tl.sum(scale * (lo * x_even[None, :] + hi * x_odd[None, :]), axis=1)
         tl.store(out_ptr + s * N + rows, acc.to(out_ptr.dtype.element_ty), mask=rows < N)
 
     return routed_gemv, routed_gemv_int4
@@ -117,8 +114,16 @@ def triton_available() -> bool:
     return True
 
 
-def block_sizes(n_assignments: int, rows: int, cols: int) -> tuple[int, int]:
-    """Tile sizes: enough programs to fill a large GPU, 16-byte loads along the rows.
+class Tiles(NamedTuple):
+    """Launch configuration of a routed GEMV: output rows and input columns per step, warps."""
+
+    block_n: int
+    block_k: int
+    num_warps: int = 4
+
+
+def block_sizes(n_assignments: int, rows: int, cols: int) -> Tiles:
+    """Tile sizes: enough programs to fill a large GPU, wide loads along the rows.
 
     Parameters
     ----------
@@ -129,7 +134,8 @@ def block_sizes(n_assignments: int, rows: int, cols: int) -> tuple[int, int]:
 
     Returns
     -------
-    (BLOCK_N, BLOCK_K)
+    Tiles
+        ``block_k`` counts input columns (for 4-bit weights: half as many bytes).
     """
     block_n = 64
     # Fewer rows per program where few assignments would leave the GPU's SMs idle (e.g. the
@@ -137,10 +143,12 @@ def block_sizes(n_assignments: int, rows: int, cols: int) -> tuple[int, int]:
     while block_n > 8 and n_assignments * -(-rows // block_n) < 1024:
         block_n //= 2
     block_k = min(256, max(16, 1 << (max(cols, 1) - 1).bit_length()))
-    return block_n, block_k
+    return Tiles(block_n, block_k)
 
 
-def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+def routed_gemv(
+    x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, tiles: Tiles | None = None
+) -> torch.Tensor:
     """``out[s] = weight[ids[s]] @ x[s]`` with the Triton kernel.
 
     Parameters
@@ -150,6 +158,8 @@ def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> tor
         Contiguous along K (transformers' fused layout).
     ids : Tensor ``[S]``
         Expert of each row of ``x``; below 0: not this pool's (zeros written).
+    tiles : Tiles, optional
+        Launch configuration; :func:`block_sizes` by default.
 
     Returns
     -------
@@ -157,8 +167,8 @@ def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> tor
     """
     n_rows, n_cols = weight.shape[1], weight.shape[2]
     out = torch.empty((x.shape[0], n_rows), dtype=x.dtype, device=x.device)
-    block_n, block_k = block_sizes(x.shape[0], n_rows, n_cols)
-    grid = (x.shape[0], -(-n_rows // block_n))
+    tiles = tiles or block_sizes(x.shape[0], n_rows, n_cols)
+    grid = (x.shape[0], -(-n_rows // tiles.block_n))
     _kernels()[0][grid](
         x.contiguous(),
         weight,
@@ -168,13 +178,16 @@ def routed_gemv(x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor) -> tor
         weight.stride(1),
         N=n_rows,
         K=n_cols,
-        BLOCK_N=block_n,
-        BLOCK_K=block_k,
+        BLOCK_N=tiles.block_n,
+        BLOCK_K=tiles.block_k,
+        num_warps=tiles.num_warps,
     )
     return out
 
 
-def routed_gemv_int4(x: torch.Tensor, weights: Any, ids: torch.Tensor) -> torch.Tensor:
+def routed_gemv_int4(
+    x: torch.Tensor, weights: Any, ids: torch.Tensor, tiles: Tiles | None = None
+) -> torch.Tensor:
     """``out[s] = dequantize(weights, ids[s]) @ x[s]`` with the 4-bit Triton kernel.
 
     Parameters
@@ -184,6 +197,8 @@ def routed_gemv_int4(x: torch.Tensor, weights: Any, ids: torch.Tensor) -> torch.
         Codes, scales and zeros of ``[E, N, K]`` (contiguous).
     ids : Tensor ``[S]``
         Row of each assignment in ``weights``; below 0: not this pool's (zeros written).
+    tiles : Tiles, optional
+        Launch configuration; :func:`block_sizes` by default (``block_k`` even).
 
     Returns
     -------
@@ -191,8 +206,8 @@ def routed_gemv_int4(x: torch.Tensor, weights: Any, ids: torch.Tensor) -> torch.
     """
     _, n_rows, n_cols = weights.shape
     out = torch.empty((x.shape[0], n_rows), dtype=x.dtype, device=x.device)
-    block_n, _ = block_sizes(x.shape[0], n_rows, n_cols)
-    grid = (x.shape[0], -(-n_rows // block_n))
+    tiles = tiles or block_sizes(x.shape[0], n_rows, n_cols)
+    grid = (x.shape[0], -(-n_rows // tiles.block_n))
     _kernels()[1][grid](
         x.contiguous(),
         weights.packed,
@@ -203,6 +218,8 @@ def routed_gemv_int4(x: torch.Tensor, weights: Any, ids: torch.Tensor) -> torch.
         N=n_rows,
         K=n_cols,
         GROUP=weights.group_size,
-        BLOCK_N=block_n,
+        BLOCK_N=tiles.block_n,
+        BLOCK_K=tiles.block_k,
+        num_warps=tiles.num_warps,
     )
     return out

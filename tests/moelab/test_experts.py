@@ -78,18 +78,19 @@ def test_routed_linear_is_each_row_through_its_expert(dtype):
 def test_the_triton_kernel_computes_the_same_in_the_interpreter():
     script = """
         import torch
-        from moelab.experts import routed_gemv
+        from moelab.experts import Tiles, routed_gemv
         generator = torch.Generator().manual_seed(1)
         # Rows and columns that are no multiple of the tiles; an expert routed twice.
         for dtype, tolerance in ((torch.float32, 1e-4), (torch.bfloat16, 2e-2)):
             weight = torch.randn(5, 72, 200, generator=generator).to(dtype)
             x = torch.randn(3, 200, generator=generator).to(dtype)
             ids = torch.tensor([2, 4, 2])
-            out = routed_gemv(x, weight, ids)
             expected = torch.einsum("snk,sk->sn", weight[ids].double(), x.double())
-            error = (out.double() - expected).abs().max().item()
             scale = expected.abs().max().item()
-            assert out.dtype == dtype and error <= tolerance * scale, (dtype, error, scale)
+            for tiles in (None, Tiles(32, 64, 2)):  # one step; four, the last partial
+                out = routed_gemv(x, weight, ids, tiles)
+                error = (out.double() - expected).abs().max().item()
+                assert out.dtype == dtype and error <= tolerance * scale, (dtype, tiles, error)
         print("ok")
         """
     run_interpreted(script)
@@ -268,19 +269,21 @@ def test_training_steps_take_a_path_with_a_backward(tiny_model):
 def test_the_int4_kernel_computes_the_same_in_the_interpreter():
     script = """
         import torch
-        from moelab.experts import quantize_int4, routed_gemv, routed_gemv_int4
+        from moelab.experts import Tiles, quantize_int4, routed_gemv, routed_gemv_int4
         generator = torch.Generator().manual_seed(3)
         for dtype, tolerance in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
             weight = torch.randn(5, 72, 256, generator=generator).to(dtype)
             q = quantize_int4(weight, 64)
             x = torch.randn(4, 256, generator=generator).to(dtype)
             ids = torch.tensor([2, -1, 4, 2])  # -1: an assignment of the other pool
-            out = routed_gemv_int4(x, q, ids)
             rows = [q.dequantize(e).double() @ x[s].double() if e >= 0 else torch.zeros(72, dtype=torch.double)
                     for s, e in enumerate(ids.tolist())]
             expected = torch.stack(rows)
-            error = (out.double() - expected).abs().max().item() / expected.abs().max().item()
-            assert out.dtype == dtype and error <= tolerance, (dtype, error)
+            # default tiles (one step); two steps of two groups; steps shorter than a group
+            for tiles in (None, Tiles(16, 128), Tiles(8, 32, 2)):
+                out = routed_gemv_int4(x, q, ids, tiles)
+                error = (out.double() - expected).abs().max().item() / expected.abs().max().item()
+                assert out.dtype == dtype and error <= tolerance, (dtype, tiles, error)
             assert routed_gemv(x, weight, ids)[1].abs().max() == 0  # the dense kernel skips -1 too
         print("ok")
         """
