@@ -71,35 +71,45 @@ def _kernels() -> tuple[Any, Any]:
         N: tl.constexpr,
         K: tl.constexpr,
         GROUP: tl.constexpr,
+        HALF: tl.constexpr,
         BLOCK_N: tl.constexpr,
-        BLOCK_K: tl.constexpr,
+        GROUPS: tl.constexpr,
     ):
-        # Program (s, nb) over BLOCK_K columns per step (BLOCK_K // 2 bytes of codes per row):
-        # even columns in the low nibbles, odd in the high ones; each code pair's scale and zero
-        # gathered by its group (the same addresses for a group: served from the cache).
+        # Program (s, nb) over GROUPS groups per step, a [BLOCK_N, GROUPS, HALF] tile of code
+        # bytes (even columns in the low nibbles, odd in the high ones; HALF: GROUP // 2 rounded
+        # up to a power of two). Per group sum((q - z) s x) = s (sum(q x) - z sum(x)): one scale
+        # and one zero read per group and row, no dequantized weight formed.
         s = tl.program_id(0)
         nb = tl.program_id(1)
         expert = tl.load(ids_ptr + s).to(tl.int64)
         rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
         row_ok = (rows < N) & ((rows * 0 + expert) >= 0)
         expert = tl.maximum(expert, 0)
-        half = tl.arange(0, BLOCK_K // 2)
-        row_codes = expert * (N * K // 2) + rows[:, None].to(tl.int64) * (K // 2)
-        row_meta = expert * (N * (K // GROUP)) + rows[:, None].to(tl.int64) * (K // GROUP)
+        row_codes = expert * (N * K // 2) + rows.to(tl.int64) * (K // 2)
+        row_meta = expert * (N * (K // GROUP)) + rows.to(tl.int64) * (K // GROUP)
+        g = tl.arange(0, GROUPS)
+        h = tl.arange(0, HALF)
         acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for k0 in range(0, K, BLOCK_K):
-            pair = k0 // 2 + half
-            pair_ok = pair < K // 2
+        for g0 in range(0, K // GROUP, GROUPS):
+            group = g0 + g
+            pair = group[:, None] * (GROUP // 2) + h[None, :]  # [GROUPS, HALF]
+            pair_ok = (group[:, None] < K // GROUP) & (h[None, :] < GROUP // 2)
             x_even = tl.load(x_ptr + s * K + 2 * pair, mask=pair_ok, other=0.0).to(tl.float32)
             x_odd = tl.load(x_ptr + s * K + 2 * pair + 1, mask=pair_ok, other=0.0).to(tl.float32)
-            mask = row_ok[:, None] & pair_ok[None, :]
-            byte = tl.load(q_ptr + row_codes + pair[None, :], mask=mask, other=0)
-            group = (2 * pair[None, :]) // GROUP
-            scale = tl.load(scale_ptr + row_meta + group, mask=mask, other=0.0).to(tl.float32)
-            zero = tl.load(zero_ptr + row_meta + group, mask=mask, other=0.0).to(tl.float32)
-            lo = (byte & 0xF).to(tl.float32) - zero
-            hi = (byte >> 4).to(tl.float32) - zero
-            acc += tl.sum(scale * (lo * x_even[None, :] + hi * x_odd[None, :]), axis=1)
+            byte = tl.load(
+                q_ptr + row_codes[:, None, None] + pair[None, :, :],
+                mask=row_ok[:, None, None] & pair_ok[None, :, :],
+                other=0,
+            )
+            lo = (byte & 0xF).to(tl.float32)
+            hi = (byte >> 4).to(tl.float32)
+            dot = tl.sum(lo * x_even[None, :, :] + hi * x_odd[None, :, :], axis=2)
+            meta = row_meta[:, None] + group[None, :]
+            meta_ok = row_ok[:, None] & (group[None, :] < K // GROUP)
+            scale = tl.load(scale_ptr + meta, mask=meta_ok, other=0.0).to(tl.float32)
+            zero = tl.load(zero_ptr + meta, mask=meta_ok, other=0.0).to(tl.float32)
+            x_sum = tl.sum(x_even + x_odd, axis=1)
+            acc += tl.sum(scale * (dot - zero * x_sum[None, :]), axis=1)
         tl.store(out_ptr + s * N + rows, acc.to(out_ptr.dtype.element_ty), mask=rows < N)
 
     return routed_gemv, routed_gemv_int4
@@ -122,8 +132,13 @@ class Tiles(NamedTuple):
     num_warps: int = 4
 
 
-def block_sizes(n_assignments: int, rows: int, cols: int) -> Tiles:
-    """Tile sizes: enough programs to fill a large GPU, wide loads along the rows.
+def block_sizes(n_assignments: int, rows: int, cols: int, bits: int = 16) -> Tiles:
+    """Tile sizes measured best on an H200 at Mixtral-8x7B's expert shapes (batch 1 and 4).
+
+    ``benchmarks/gpu/routed_decode.py`` sweeps them; its JSON holds every time. In bf16, 16 rows
+    a program (8 where fewer than 1024 programs would leave streaming multiprocessors idle, e.g.
+    the down projection at batch 1: 2 x 4096 rows), 256 input columns per step and 8 warps were
+    within 3 % of the best tiles at every shape, where 32-64 rows and 4 warps lost 10-25 %.
 
     Parameters
     ----------
@@ -131,19 +146,25 @@ def block_sizes(n_assignments: int, rows: int, cols: int) -> Tiles:
         (token, expert) pairs.
     rows, cols : int
         Output features and input features of one expert's matrix.
+    bits : int, default 16
+        Weight bits: 16 (bf16/fp16) or 4.
 
     Returns
     -------
     Tiles
-        ``block_k`` counts input columns (for 4-bit weights: half as many bytes).
+        ``block_k`` counts input columns (for 4-bit weights: half as many bytes, rounded to
+        whole groups).
     """
-    block_n = 64
-    # Fewer rows per program where few assignments would leave the GPU's SMs idle (e.g. the
-    # down projection at batch 1: 2 x 4096 rows).
+    if bits == 4:
+        return Tiles(8, 512, 4)
+    block_n = 16
     while block_n > 8 and n_assignments * -(-rows // block_n) < 1024:
         block_n //= 2
-    block_k = min(256, max(16, 1 << (max(cols, 1) - 1).bit_length()))
-    return Tiles(block_n, block_k)
+    return Tiles(block_n, min(256, _next_power_of_two(max(cols, 16))), 8)
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << (max(n, 1) - 1).bit_length()
 
 
 def routed_gemv(
@@ -198,15 +219,16 @@ def routed_gemv_int4(
     ids : Tensor ``[S]``
         Row of each assignment in ``weights``; below 0: not this pool's (zeros written).
     tiles : Tiles, optional
-        Launch configuration; :func:`block_sizes` by default (``block_k`` even).
+        Launch configuration; :func:`block_sizes` by default (``block_k`` in whole groups).
 
     Returns
     -------
     Tensor ``[S, N]`` in ``x``'s dtype.
     """
     _, n_rows, n_cols = weights.shape
+    group = weights.group_size
     out = torch.empty((x.shape[0], n_rows), dtype=x.dtype, device=x.device)
-    tiles = tiles or block_sizes(x.shape[0], n_rows, n_cols)
+    tiles = tiles or block_sizes(x.shape[0], n_rows, n_cols, bits=4)
     grid = (x.shape[0], -(-n_rows // tiles.block_n))
     _kernels()[1][grid](
         x.contiguous(),
@@ -217,9 +239,10 @@ def routed_gemv_int4(
         out,
         N=n_rows,
         K=n_cols,
-        GROUP=weights.group_size,
+        GROUP=group,
+        HALF=_next_power_of_two(group // 2),
         BLOCK_N=tiles.block_n,
-        BLOCK_K=tiles.block_k,
+        GROUPS=_next_power_of_two(max(1, tiles.block_k // group)),
         num_warps=tiles.num_warps,
     )
     return out

@@ -271,19 +271,25 @@ def test_the_int4_kernel_computes_the_same_in_the_interpreter():
         import torch
         from moelab.experts import Tiles, quantize_int4, routed_gemv, routed_gemv_int4
         generator = torch.Generator().manual_seed(3)
-        for dtype, tolerance in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
-            weight = torch.randn(5, 72, 256, generator=generator).to(dtype)
-            q = quantize_int4(weight, 64)
-            x = torch.randn(4, 256, generator=generator).to(dtype)
+        cases = [  # dtype, tolerance, columns, group
+            (torch.float32, 1e-5, 256, 64),
+            (torch.bfloat16, 2e-2, 256, 64),
+            (torch.float32, 1e-5, 320, 64),  # 5 groups: the last step partial
+            (torch.float32, 1e-5, 288, 48),  # a group that is no power of two
+        ]
+        for dtype, tolerance, k, group in cases:
+            weight = torch.randn(5, 72, k, generator=generator).to(dtype)
+            q = quantize_int4(weight, group)
+            x = torch.randn(4, k, generator=generator).to(dtype)
             ids = torch.tensor([2, -1, 4, 2])  # -1: an assignment of the other pool
             rows = [q.dequantize(e).double() @ x[s].double() if e >= 0 else torch.zeros(72, dtype=torch.double)
                     for s, e in enumerate(ids.tolist())]
             expected = torch.stack(rows)
-            # default tiles (one step); two steps of two groups; steps shorter than a group
-            for tiles in (None, Tiles(16, 128), Tiles(8, 32, 2)):
+            # default tiles; one group per step; two groups per step
+            for tiles in (None, Tiles(8, 32, 2), Tiles(16, 128)):
                 out = routed_gemv_int4(x, q, ids, tiles)
                 error = (out.double() - expected).abs().max().item() / expected.abs().max().item()
-                assert out.dtype == dtype and error <= tolerance, (dtype, tiles, error)
+                assert out.dtype == dtype and error <= tolerance, (dtype, k, group, tiles, error)
             assert routed_gemv(x, weight, ids)[1].abs().max() == 0  # the dense kernel skips -1 too
         print("ok")
         """
