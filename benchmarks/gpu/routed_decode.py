@@ -12,15 +12,15 @@ each also with the step compiled first (the plain compiled loop); batch 4 (a ``S
 of four rows, graphs); transformers' ``generate`` with its dynamic cache and with a static
 cache (compiled by transformers), the peers measured in the same run; then every expert in 4
 bits (``quantize_experts``, group 64) on the routed path, at batch 1 and 4 and compiled. The
-one-token logits of the routed path are compared with ``batched_mm``'s, and two consolidated
-tenants (16 layers) decode on the routed path with a tenant switch before every request.
+one-token logits of each bf16 path are compared with a float32 copy (4 layers), and two
+consolidated tenants (16 layers) decode on the routed path with a tenant switch before every request.
 
 Tokens/s counts decode only; the floor is the active parameters read per token at 4.25 TB/s.
 Each step writes the JSON as it ends; one that no longer fits ``--deadline`` is skipped, and
 one that fails records its error while the others go on.
 
 Run on a CUDA machine: ``python benchmarks/gpu/routed_decode.py`` (``--layers``, ``--out``,
-``--deadline``); ``--tiny`` runs the same code on the CPU with a tiny Mixtral (no kernel sweep,
+``--deadline``, ``--only`` steps); ``--tiny`` runs the same code on the CPU with a tiny Mixtral (no kernel sweep,
 graphs or compile).
 """
 
@@ -85,8 +85,10 @@ def free() -> None:
 class Steps:
     """Named measurements written to the JSON as each ends; one that no longer fits is skipped."""
 
-    def __init__(self, results: dict[str, Any], out: Path, deadline_s: float) -> None:
-        self.results, self.out = results, out
+    def __init__(
+        self, results: dict[str, Any], out: Path, deadline_s: float, only: list[str] | None = None
+    ) -> None:
+        self.results, self.out, self.only = results, out, only
         self.end = time.perf_counter() + deadline_s
 
     def save(self) -> None:
@@ -94,6 +96,8 @@ class Steps:
 
     def __call__(self, where: dict[str, Any], key: str, needs_s: float, fn: Callable[[], Any]):
         left = self.end - time.perf_counter()
+        if self.only and key not in self.only:
+            return {}  # not selected: not run, not recorded
         if left < needs_s:
             where[key] = {"skipped": f"{left:.0f} s left, needs ~{needs_s:.0f}"}
         else:
@@ -154,28 +158,42 @@ def batch_rate(model, batch: int, repeats: int = 3) -> dict[str, float]:
     return {"batch": batch, "ms_per_step": ms, "tokens_per_s": batch * 1e3 / ms}
 
 
-def logits_agreement(model, device: torch.device) -> dict[str, Any]:
-    """One-token logits of each path against ``batched_mm``'s (transformers' own peer pair too).
+def logits_agreement(
+    config: MixtralConfig, device: torch.device, layers: int = 4
+) -> dict[str, Any]:
+    """One-token logits of each bf16 path against a float32 copy of the same model.
 
-    With random weights over 32 layers a router tie can flip between two summation orders, so
-    the difference between transformers' own ``grouped_mm`` and ``batched_mm`` is the scale.
+    Over many layers of random weights a router tie can flip between two summation orders, so
+    two bf16 paths are compared through their error against float32 (on ``layers`` layers, so
+    that the float32 copy fits beside the bf16 model), transformers' own paths giving the scale.
     """
+    small = MixtralConfig(**{**config.to_dict(), "num_hidden_layers": layers})
+    model = materialize(RandomSource(small, seed=0, device=device), device)
     ids = torch.tensor([[7]], device=device)
-    logits = {}
     with torch.no_grad():
+        model.set_experts_implementation("batched_mm")
+        reference = model.float()(input_ids=ids).logits.float()
+        model.to(torch.bfloat16)
+        logits = {}
         for implementation in ("batched_mm", "grouped_mm", ROUTED):
             model.set_experts_implementation(implementation)
             logits[implementation] = model(input_ids=ids).logits.float()
-    reference = logits.pop("batched_mm")
     peak = reference.abs().max().item()
-    return {
-        implementation: {
-            "max_abs_error_vs_batched_mm": (value - reference).abs().max().item(),
-            "relative_to_max_logit": (value - reference).abs().max().item() / peak,
-            "same_argmax": bool(torch.equal(value.argmax(-1), reference.argmax(-1))),
+    out: dict[str, Any] = {"layers": layers}
+    for implementation, value in logits.items():
+        out[implementation] = {
+            "max_error_vs_float32_relative_to_max_logit": (value - reference).abs().max().item()
+            / peak,
+            "max_difference_vs_batched_mm_relative": (value - logits["batched_mm"])
+            .abs()
+            .max()
+            .item()
+            / peak,
+            "same_argmax_as_float32": bool(torch.equal(value.argmax(-1), reference.argmax(-1))),
         }
-        for implementation, value in logits.items()
-    }
+    del model
+    free()
+    return out
 
 
 def kernel_time_us(fn: Callable[[], Any], device: torch.device, repeats: int = 20) -> float:
@@ -208,7 +226,7 @@ def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -
             x = torch.randn(assignments, k, device=device, dtype=torch.bfloat16)
             distinct = len(set(ids.tolist()))
             bf16_bytes, int4_bytes = distinct * n * k * 2, distinct * q.nbytes / 8
-            row: dict[str, Any] = {"default_tiles": list(block_sizes(assignments, n, k))}
+            row: dict[str, Any] = {}
             row["f_linear_us"] = kernel_time_us(
                 lambda x=x, w=weight, ids=ids: [
                     torch.nn.functional.linear(x[i], w[e]) for i, e in enumerate(ids)
@@ -231,6 +249,8 @@ def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -
                     (256, 512, 1024, 2048),
                 ),
             ):
+                bits = 16 if kind == "bf16" else 4
+                default = list(block_sizes(assignments, n, k, bits=bits))
                 times = {"default": kernel_time_us(partial(fn, None), device)}
                 for block_n in block_ns:
                     for block_k in block_ks:
@@ -241,6 +261,7 @@ def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -
                             times[str(list(tiles))] = kernel_time_us(partial(fn, tiles), device)
                 best = min(times, key=times.get)
                 row[kind] = {
+                    "default_tiles": default,
                     "default_us": times["default"],
                     "default_tb_per_s": nbytes / times["default"] / 1e6,
                     "best": best,
@@ -272,7 +293,6 @@ def single(config: MixtralConfig, device: torch.device, tiny: bool, steps: Steps
     steps.results["single"] = out
     floor = BANDWIDTH / active_bytes(config.num_hidden_layers)
     out["bandwidth_floor_tokens_per_s"] = floor
-    steps(out, "logits", 10, lambda: logits_agreement(model, device))
     paths = [(ROUTED, False)] + ([] if tiny else [(ROUTED, True)])
     paths += [("grouped_mm", False), ("batched_mm", False)]
     paths += [] if tiny else [("grouped_mm", True)]
@@ -354,6 +374,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--deadline", type=float, default=1e9, help="seconds for all steps")
     parser.add_argument("--kernel-sweep-s", type=float, default=100.0)
+    parser.add_argument("--only", nargs="+", help="run only these steps (e.g. kernels int4)")
     parser.add_argument("--tiny", action="store_true", help="tiny Mixtral on the CPU")
     args = parser.parse_args()
     device = torch.device("cpu" if args.tiny else "cuda")
@@ -364,7 +385,7 @@ def main() -> int:
         "prompt_tokens": PROMPT,
         "new_tokens": NEW,
     }
-    steps = Steps(results, args.out, args.deadline)
+    steps = Steps(results, args.out, args.deadline, args.only)
     config = MixtralConfig(
         **{**shape, "num_hidden_layers": shape["num_hidden_layers"] if args.tiny else args.layers}
     )
@@ -375,12 +396,13 @@ def main() -> int:
             args.kernel_sweep_s,
             lambda: kernel_sweep(config, device, args.kernel_sweep_s),
         )
+    steps(results, "logits", 30, lambda: logits_agreement(config, device))
     single(config, device, args.tiny, steps)
     free()
     layers = shape["num_hidden_layers"] if args.tiny else args.consolidated_layers
     config = MixtralConfig(**{**shape, "num_hidden_layers": layers})
     steps(results, "consolidated", 60, lambda: consolidated(config, device))
-    s, c = results["single"], results["consolidated"]
+    s, c = results["single"], results.get("consolidated", {})
 
     def rate(entry: Any) -> str:
         return f"{entry['tokens_per_s']:.1f}" if "tokens_per_s" in entry else "-"
