@@ -21,11 +21,13 @@ import pandas as pd
 
 from labcore.atomic import atomic_write_text
 from labcore.checks import check_int
+from moelab.quant._plans import expert_bytes
 from moelab.quant._selection import expert_scores, fake_quantize, select_experts
 
 __all__ = ["sweep_precision"]
 
 KEY = ["policy", "seed", "bits", "n_quantized", "group_size", "backend"]
+COLUMNS = [*KEY, "perplexity", "perplexity_increase", "expert_bytes", "model"]
 
 
 def _fingerprint(folder: Path, measured_on: Sequence[Any]) -> str:
@@ -48,7 +50,7 @@ def _finished(out: Path, model_id: str) -> pd.DataFrame:
     """The rows of an existing sweep file of this model (none if there is no file)."""
     columns = [*KEY, "perplexity", "perplexity_increase", "model"]
     if not out.exists():
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=COLUMNS)
     try:
         done = pd.read_csv(out)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -109,8 +111,9 @@ def sweep_precision(
     -------
     pandas.DataFrame
         Every row of the file: the key columns, ``perplexity``, ``perplexity_increase`` (over
-        the unquantized model) and ``model`` (the model and the measurement settings it belongs
-        to: calibration and evaluation tokens, chunking).
+        the unquantized model), ``expert_bytes`` (every expert at its precision, exactly) and
+        ``model`` (the model and the measurement settings it belongs to: calibration and
+        evaluation tokens, chunking).
 
     Raises
     ------
@@ -141,6 +144,8 @@ def sweep_precision(
     done = _finished(out, model_id)
     base = load_moe(folder, tokenizer=False)
     n_slots = len(base.expert_slots())
+    shapes = base.family.expert_shapes(base.model.config)
+    itemsize = next(base.model.parameters()).element_size()
     for n in n_quantized:
         check_int(n, "n_quantized")
         if n > n_slots:
@@ -168,10 +173,12 @@ def sweep_precision(
                 **dict(zip(KEY, (policy, seed, b, n, g, kind))),
                 "perplexity": value,
                 "perplexity_increase": value - reference,
+                "expert_bytes": n * expert_bytes(shapes, b, g, itemsize)
+                + (n_slots - n) * expert_bytes(shapes, None, g, itemsize),
                 "model": model_id,
             }
         )
         buffer = io.StringIO()
         pd.DataFrame(rows).to_csv(buffer, index=False)
         atomic_write_text(out, buffer.getvalue())
-    return pd.DataFrame(rows, columns=list(done.columns))
+    return pd.DataFrame(rows, columns=COLUMNS)

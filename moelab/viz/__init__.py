@@ -7,10 +7,13 @@ Quality against memory (``_quality``; tables of :func:`moelab.compare.compare_me
     quality_memory_figure, scalability_figure
 Consolidation (``_consolidation``; :mod:`moelab.consolidation` plans and their models)
     plan_heatmap, memory_figure
+Precision and placement (``_quant``; :mod:`moelab.quant` plans and sweeps)
+    precision_heatmap, precision_front_figure
 Serving (``_serving``; runs of :mod:`moelab.serving`)
     serving_timeline, qos_figure
 Explorers (``_widgets``; ipywidgets around the pure functions above)
-    similarity_explorer, budget_explorer
+    similarity_explorer, budget_explorer, precision_explorer (and precision_view, the pure
+    function behind it)
 
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 from moelab.viz._consolidation import memory_figure, plan_heatmap
 from moelab.viz._quality import quality_memory_figure, scalability_figure
+from moelab.viz._quant import precision_front_figure, precision_heatmap
 from moelab.viz._serving import qos_figure, serving_timeline
 from moelab.viz._similarity import (
     cross_slot_heatmap,
@@ -27,7 +31,12 @@ from moelab.viz._similarity import (
     similarity_scatter,
     similarity_view,
 )
-from moelab.viz._widgets import budget_explorer, similarity_explorer
+from moelab.viz._widgets import (
+    budget_explorer,
+    precision_explorer,
+    precision_view,
+    similarity_explorer,
+)
 
 __all__ = [
     "budget_explorer",
@@ -35,6 +44,10 @@ __all__ = [
     "layer_profile",
     "memory_figure",
     "plan_heatmap",
+    "precision_explorer",
+    "precision_front_figure",
+    "precision_heatmap",
+    "precision_view",
     "qos_figure",
     "quality_memory_figure",
     "scalability_figure",

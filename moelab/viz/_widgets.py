@@ -11,13 +11,15 @@ from collections.abc import Sequence
 
 import ipywidgets
 import pandas as pd
+import plotly.graph_objects as go
 from IPython.display import display
 
 from moelab.consolidation import ConsolidationPlan
 from moelab.viz._consolidation import plan_heatmap
+from moelab.viz._quant import precision_heatmap
 from moelab.viz._similarity import similarity_view
 
-__all__ = ["budget_explorer", "similarity_explorer"]
+__all__ = ["budget_explorer", "precision_explorer", "precision_view", "similarity_explorer"]
 
 
 def similarity_explorer(
@@ -118,3 +120,80 @@ def budget_explorer(plan: ConsolidationPlan, step: float = 1 / 64) -> ipywidgets
         lambda budget: display(plan_heatmap(plan.with_budget(budget))), {"budget": slider}
     )
     return ipywidgets.VBox([slider, output])
+
+
+def precision_view(
+    model: object, budget_gb: float, n_quantized: int, order: Sequence | None = None, **plan_kwargs
+) -> go.Figure:
+    """The plan of ``n_quantized`` quantized experts under ``budget_gb``, as a heatmap.
+
+    Parameters
+    ----------
+    model : MoEModel, PreTrainedModel or WeightSource
+        Gives shapes and dtype (:func:`moelab.quant.plan_precision`; nothing is read).
+    budget_gb : float
+        GPU budget in GB (1e9 bytes).
+    n_quantized : int
+        How many experts of ``order`` are quantized.
+    order : sequence of ExpertSlot, optional
+        The quantization order (e.g. :func:`moelab.quant.select_experts`); layer-major by
+        default.
+    **plan_kwargs
+        Passed to :func:`~moelab.quant.plan_precision` (``bits``, ``group_size``, ``rows``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        :func:`precision_heatmap` of the plan, or an empty figure whose title says why the
+        budget cannot hold it.
+    """
+    from moelab.quant import plan_precision
+    from moelab.sources import open_source
+
+    slots = list(order) if order is not None else open_source(model).expert_slots()
+    try:
+        plan = plan_precision(model, int(budget_gb * 1e9), slots[:n_quantized], **plan_kwargs)
+    except ValueError as err:
+        return go.Figure().update_layout(title=str(err).split(" (")[0])
+    return precision_heatmap(plan)
+
+
+def precision_explorer(
+    model: object,
+    budgets_gb: tuple[float, float, float],
+    order: Sequence | None = None,
+    **plan_kwargs,
+) -> ipywidgets.VBox:
+    """Explore precision plans: a GPU budget slider and a number-of-quantized-experts slider.
+
+    Parameters
+    ----------
+    model : MoEModel, PreTrainedModel or WeightSource
+        Gives shapes and dtype (nothing is read, so a Mixtral-8x7B shape plans instantly).
+    budgets_gb : (min, max, step)
+        The budget slider's range in GB.
+    order : sequence of ExpertSlot, optional
+        The quantization order; layer-major by default.
+    **plan_kwargs
+        Passed to :func:`~moelab.quant.plan_precision`.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The two sliders (``children[0]``, ``children[1]``) over :func:`precision_view`.
+    """
+    from moelab.sources import open_source
+
+    low, high, step = budgets_gb
+    n_slots = len(list(order) if order is not None else open_source(model).expert_slots())
+    budget = ipywidgets.FloatSlider(
+        value=high, min=low, max=high, step=step, description="GPU GB", continuous_update=False
+    )
+    count = ipywidgets.IntSlider(
+        value=0, min=0, max=n_slots, description="quantized", continuous_update=False
+    )
+    output = ipywidgets.interactive_output(
+        lambda budget_gb, n: display(precision_view(model, budget_gb, n, order, **plan_kwargs)),
+        {"budget_gb": budget, "n": count},
+    )
+    return ipywidgets.VBox([budget, count, output])

@@ -192,3 +192,56 @@ def test_budget_explorer_slides_the_plans_budget(tiny_model):
         budget_explorer(plan, step=0)
     with pytest.raises(ValueError, match="budget is in 'slots'"):
         budget_explorer(plan_consolidation(tenants, 2, unit="slots"))
+
+
+def test_precision_heatmap_shows_each_slots_device_and_precision(tiny_model):
+    from moelab.families import detect_family
+    from moelab.quant import plan_precision
+    from moelab.viz import precision_heatmap
+
+    model = tiny_model("mixtral", 1)
+    slots = detect_family(model).expert_slots(model.config)
+    everything = plan_precision(model, 10**9, slots[:3], group_size=8)
+    # Room for the non-expert layers and a few experts only: the rest on the CPU.
+    tight = plan_precision(
+        model, everything.gpu_bytes - 2 * everything.slot_bytes[-1], slots[:3], group_size=8
+    )
+    fig = precision_heatmap(tight)
+    z = np.asarray(fig.data[0].z)
+    table = tight.table()
+    expected = (table["device"] == "cpu") * 2 + (table["bits"] > 0)
+    assert np.array_equal(z[table["layer"], table["expert"]], expected.to_numpy())
+    assert (z == 2).any() and (z == 1).any() and (z == 0).any()
+    assert f"{tight.n_quantized} experts quantized" in fig.layout.title.text
+
+
+def test_precision_view_says_why_a_budget_is_refused(tiny_model):
+    from moelab.viz import precision_explorer, precision_view
+
+    model = tiny_model("mixtral", 1)
+    assert (
+        "too small: the minimum is" in precision_view(model, 0.0, 0, group_size=8).layout.title.text
+    )
+    assert "GPU" in precision_view(model, 1.0, 2, group_size=8).layout.title.text
+    explorer = precision_explorer(model, (0.0, 1.0, 0.01), group_size=8)
+    assert explorer.children[0].max == 1.0 and explorer.children[1].max == 8
+
+
+def test_precision_front_figure_marks_the_non_dominated_points():
+    from moelab.viz import precision_front_figure
+
+    sweep = pd.DataFrame(
+        {
+            "policy": ["random", "random", "random", "random", "sensitivity", "sensitivity"],
+            "seed": [0, 1, 0, 1, 0, 0],
+            "bits": [3] * 6,
+            "n_quantized": [0, 0, 4, 4, 0, 4],
+            "expert_bytes": [100, 100, 40, 40, 100, 40],
+            "perplexity_increase": [0.0, 0.0, 0.3, 0.5, 0.0, 0.1],
+        }
+    )
+    fig = precision_front_figure(sweep, 3)
+    lines = {trace.name: trace for trace in fig.data}
+    assert list(lines["random"].y) == [0.0, pytest.approx(0.4)]  # seeds averaged
+    front = lines["Pareto front"]
+    assert sorted(zip(front.x, front.y)) == [(40e-6, 0.1), (100e-6, 0.0), (100e-6, 0.0)]

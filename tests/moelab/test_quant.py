@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from moelab.errors import MissingExtraError
 from moelab.experts import apply_precision_plan, quantize_experts
 from moelab.families import ExpertSlot, get_family
+from moelab.loading import load_moe
 from moelab.quant import (
     SUPPORTED_BITS,
     DecodeCost,
@@ -297,6 +298,21 @@ def test_a_sweep_resumes_where_it_stopped_and_refuses_another_models_file(save_t
     assert everything["perplexity"].nunique() == 1  # every expert quantized: any order alike
     reference = again["perplexity"] - again["perplexity_increase"]  # the unquantized model
     assert np.allclose(reference, reference.iloc[0])
+    # Every expert in 3 bits: the bytes of the quantized matrices themselves.
+    model = load_moe(folder, tokenizer=False)
+    matrices = [
+        w[e]
+        for layer in range(model.family.num_moe_layers(model.model.config))
+        for w in (
+            model.family.moe_block(model.model, layer).experts.gate_up_proj,
+            model.family.moe_block(model.model, layer).experts.down_proj,
+        )
+        for e in range(w.shape[0])
+    ]
+    quantized = sum(quantize_matrix(m.detach(), 3, 8).nbytes for m in matrices)
+    assert set(everything["expert_bytes"]) == {quantized}
+    stored = sum(m.numel() * m.element_size() for m in matrices)
+    assert (again[again["n_quantized"] == 2]["expert_bytes"] < stored).all()
     _, other = save_tiny("mixtral", seed=4, folder="other")
     with pytest.raises(ValueError, match="holds a sweep of .*another model"):
         sweep_precision(other, out, n_quantized=[2], **kwargs)
