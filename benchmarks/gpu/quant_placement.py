@@ -93,6 +93,7 @@ def main() -> int:
     cost = measure_decode_cost(base, group_size=64)
     results["cost"] = {
         "non_expert_s": cost.non_expert_s,
+        "non_expert_eager_s": cost.non_expert_eager_s,
         "expert_s": {str(k): v for k, v in cost.expert_s.items()},
         "copy_bytes_per_s": cost.copy_bytes_per_s,
     }

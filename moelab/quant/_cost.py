@@ -4,8 +4,12 @@ A decode token at batch 1 runs the non-expert layers once and, in every MoE laye
 the router picks. An expert on the GPU costs the time of its routed matmuls at its precision;
 one in host memory costs a copy of its weights into a cache row first (at the measured
 host-to-device bandwidth; no cache hits assumed, so the prediction errs slow) and then a
-full-precision matmul. :func:`measure_decode_cost` times those primitives on the model's device;
-:meth:`DecodeCost.tokens_per_s` weighs them by how often the router picks each expert.
+full-precision matmul. The rest of the step costs what it costs as the plan runs it: as one
+captured graph when every expert is on the GPU, eagerly when experts are copied in (choosing
+them reads the routing on the host), which on a GPU is several times slower in launches alone.
+:func:`measure_decode_cost` times those primitives on the model's device, the step through
+:class:`moelab.serving.StaticDecoder` both ways; :meth:`DecodeCost.tokens_per_s` weighs them by
+how often the router picks each expert.
 """
 
 from __future__ import annotations
@@ -28,16 +32,20 @@ class DecodeCost:
     Attributes
     ----------
     non_expert_s : float
-        Everything but the experts, per token.
+        Everything but the experts, per token, as a captured graph runs it (plans with every
+        expert on the GPU).
     expert_s : dict of int or None to float
         One routed expert's matmuls (gate-up and down) on the GPU, by bits (None: as stored).
     copy_bytes_per_s : float
         Host-to-device bandwidth, for experts copied in on use.
+    non_expert_eager_s : float, optional
+        The same run eagerly (plans that copy experts in); None: ``non_expert_s``.
     """
 
     non_expert_s: float
     expert_s: dict[int | None, float]
     copy_bytes_per_s: float
+    non_expert_eager_s: float | None = None
 
     def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted seconds per decode token of ``plan``.
@@ -50,7 +58,8 @@ class DecodeCost:
             :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token.
         """
         share = shares.set_index(["layer", "expert"])["share"]
-        total = self.non_expert_s
+        eager = "cpu" in plan.device and self.non_expert_eager_s is not None
+        total = self.non_expert_eager_s if eager else self.non_expert_s
         for slot, bits, device in zip(plan.slots, plan.bits, plan.device):
             uses = float(share.get((slot.layer, slot.expert), 0.0))
             cost = self.expert_s[bits]
@@ -65,16 +74,29 @@ class DecodeCost:
 
 
 def _seconds(fn: Any, device: torch.device, repeats: int) -> float:
-    times = []
-    for _ in range(repeats + 1):
+    """Seconds per call of ``fn`` run back to back (launches overlap GPU work, as in a graph)."""
+
+    def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
+
+    fn()  # warms up
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])  # the first call warms up
+    sync()
+    return (time.perf_counter() - start) / repeats
+
+
+def _step_seconds(model: Any, graphs: bool, tokens: int = 16) -> float:
+    """Seconds per decode token at batch 1 through a static cache (captured graphs or not)."""
+    from moelab.serving import StaticDecoder
+
+    decoder = StaticDecoder(model, 4 + tokens, graphs=graphs)
+    decoder.generate([1] * 4, 4)  # warms up (and captures)
+    runs = [decoder.generate([1] * 4, tokens) for _ in range(3)]
+    return statistics.median((r.total_s - r.first_token_s) / (tokens - 1) for r in runs)
 
 
 def measure_decode_cost(
@@ -127,14 +149,21 @@ def measure_decode_cost(
                 routed_linear_int4(v, q.packed, q.scale, q.zero, rows, q.group_size)
 
         small = _seconds(quantized, device, repeats) / k
-        # A whole decode step with every expert as stored, less its experts: the rest.
-        token = torch.tensor([[1]], device=device)
-        step = _seconds(lambda: model(input_ids=token), device, repeats)
-    non_expert = max(step - k * layers * full, 0.0)
+        # A whole decode step with every expert as stored, less its experts: the rest, run as a
+        # captured graph (on CUDA) and eagerly.
+        cuda = device.type == "cuda"
+        graphed = _step_seconds(model, graphs=cuda)
+        eager = _step_seconds(model, graphs=False) if cuda else graphed
+    experts = k * layers * full
     host = torch.empty(up[0].numel() + down[0].numel(), dtype=up.dtype)
     if device.type == "cuda":
         host = host.pin_memory()
     target = torch.empty_like(host, device=device)
     copy = _seconds(lambda: target.copy_(host, non_blocking=True), device, repeats)
     nbytes = host.numel() * host.element_size()
-    return DecodeCost(non_expert, {None: full, bits: small}, nbytes / max(copy, 1e-9))
+    return DecodeCost(
+        max(graphed - experts, 0.0),
+        {None: full, bits: small},
+        nbytes / max(copy, 1e-9),
+        max(eager - experts, 0.0),
+    )

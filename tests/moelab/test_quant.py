@@ -402,6 +402,11 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     offloaded = plan_precision(model, plan.budget, [], group_size=8)  # no 4-bit experts
     assert "cpu" in offloaded.device
     assert cost.tokens_per_s(full, shares) > cost.tokens_per_s(offloaded, shares)
+    # A plan that copies experts in runs its step eagerly: that time, where it was measured.
+    eager = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, non_expert_eager_s=3.0)
+    assert eager.token_s(offloaded, shares) == pytest.approx(cost.token_s(offloaded, shares) + 2.0)
+    assert eager.token_s(full, shares) == pytest.approx(cost.token_s(full, shares))
     measured = measure_decode_cost(model, group_size=8, repeats=3)
     assert measured.non_expert_s >= 0 and measured.copy_bytes_per_s > 0
+    assert measured.non_expert_eager_s == measured.non_expert_s  # no graphs on a CPU
     assert set(measured.expert_s) == {None, 4} and min(measured.expert_s.values()) > 0
