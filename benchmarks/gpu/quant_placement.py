@@ -147,6 +147,22 @@ def main() -> int:
             del model
             free()
             atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+    # Every measured configuration predicted by this run's cost model (entries measured by an
+    # earlier run keep their measurement, and get this run's prediction beside it).
+    for entry in results["configurations"].values():
+        if "measured" not in entry:
+            continue
+        n = entry["n4"]
+        plan = plan_precision(
+            source,
+            int(entry["budget_gb"] * 1e9 * scale),
+            slots[:n],
+            group_size=16 if args.tiny else 64,
+        )
+        entry["predicted_tokens_per_s"] = cost.tokens_per_s(plan, shares)
+        entry["predicted_vs_measured"] = (
+            entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
+        )
     atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
     return 0
 

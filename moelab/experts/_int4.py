@@ -40,6 +40,11 @@ class Int4Experts:
 
     def __post_init__(self) -> None:
         e, n, half = self.packed.shape
+        if self.group_size < 2 or self.group_size % 2 or (2 * half) % self.group_size:
+            # A byte holds two codes, so a group must hold whole bytes (the kernel relies on it).
+            raise ValueError(
+                f"group_size {self.group_size} must be even and divide the {2 * half} input columns"
+            )
         groups = (e, n, 2 * half // self.group_size)
         if self.packed.dtype != torch.uint8 or tuple(self.scale.shape) != groups:
             raise ValueError(

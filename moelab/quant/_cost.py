@@ -57,6 +57,12 @@ class DecodeCost:
             ``layer``, ``expert``, ``share`` (e.g. :func:`~moelab.quant.expert_scores` or
             :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token.
         """
+        missing = {b for b in plan.bits if b not in self.expert_s}
+        if missing:
+            raise ValueError(
+                f"this cost has expert times for bits {sorted(self.expert_s, key=str)}, the plan "
+                f"also uses {sorted(missing, key=str)}: measure them (measure_decode_cost)"
+            )
         share = shares.set_index(["layer", "expert"])["share"]
         eager = "cpu" in plan.device and self.non_expert_eager_s is not None
         total = self.non_expert_eager_s if eager else self.non_expert_s
@@ -107,19 +113,28 @@ def measure_decode_cost(
     Parameters
     ----------
     model : PreTrainedModel
-        A fused-experts model (Mixtral, OLMoE) with its experts as stored, on its device and
-        with the experts implementation it will decode with (e.g. after
+        A fused-experts model (Mixtral, OLMoE) with every expert at full precision and on its
+        device (the step's expert time is subtracted from the whole step's), with the experts
+        implementation it will decode with (e.g. after
         :func:`~moelab.experts.use_routed_experts`).
-    bits : int, default 4
-        The quantized precision timed beside the stored one (4: the routed kernel's).
+    bits : {4}, default 4
+        The quantized precision timed beside the stored one: the routed kernel's; no other
+        width has a kernel to time.
     group_size : int, default 64
     repeats : int, default 20
-        Timings per primitive (median).
+        Calls per primitive, timed back to back (the mean).
 
     Returns
     -------
     DecodeCost
+
+    Raises
+    ------
+    ValueError
+        Bits other than 4.
     """
+    if bits != 4:
+        raise ValueError(f"only 4-bit experts have a routed kernel to time, not {bits}-bit ones")
     from moelab.experts import quantize_int4, routed_linear, routed_linear_int4
     from moelab.families import detect_family
 

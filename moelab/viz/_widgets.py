@@ -146,6 +146,11 @@ def precision_view(
     plotly.graph_objects.Figure
         :func:`precision_heatmap` of the plan, or an empty figure whose title says why the
         budget cannot hold it.
+
+    Raises
+    ------
+    ValueError
+        Any other invalid request (bits, group size, slots), as :func:`plan_precision` says.
     """
     from moelab.quant import plan_precision
     from moelab.sources import open_source
@@ -154,6 +159,8 @@ def precision_view(
     try:
         plan = plan_precision(model, int(budget_gb * 1e9), slots[:n_quantized], **plan_kwargs)
     except ValueError as err:
+        if "too small" not in str(err):  # only a budget's refusal is an answer to draw
+            raise
         return go.Figure().update_layout(title=str(err).split(" (")[0])
     return precision_heatmap(plan)
 
@@ -185,7 +192,8 @@ def precision_explorer(
     from moelab.sources import open_source
 
     low, high, step = budgets_gb
-    n_slots = len(list(order) if order is not None else open_source(model).expert_slots())
+    order = list(order) if order is not None else None  # read once, an iterator too
+    n_slots = len(order if order is not None else open_source(model).expert_slots())
     budget = ipywidgets.FloatSlider(
         value=high, min=low, max=high, step=step, description="GPU GB", continuous_update=False
     )

@@ -294,3 +294,20 @@ def test_the_int4_kernel_computes_the_same_in_the_interpreter():
         print("ok")
         """
     run_interpreted(script)
+
+
+def test_kernel_launch_settings_and_layouts_that_no_kernel_reads_are_refused():
+    from moelab.experts import Int4Experts, Tiles, block_sizes, routed_gemv
+
+    assert block_sizes(2, 4096, 14336) == Tiles(8, 256, 8)  # too few programs at 16 rows
+    assert block_sizes(2, 28672, 4096, bits=4) == Tiles(16, 512, 4)
+    with pytest.raises(ValueError, match="16- or 4-bit weights, not 8-bit"):
+        block_sizes(2, 64, 64, bits=8)
+    codes = torch.zeros(2, 4, 24, dtype=torch.uint8)  # K = 48
+    with pytest.raises(ValueError, match="group_size 5 must be even and divide the 48"):
+        Int4Experts(codes, torch.ones(2, 4, 9), torch.zeros(2, 4, 9), 5)
+    with pytest.raises(ValueError, match="group_size 32 must be even and divide the 48"):
+        Int4Experts(codes, torch.ones(2, 4, 1), torch.zeros(2, 4, 1), 32)
+    weight = torch.randn(2, 8, 16).transpose(1, 2)  # [E, K, N] viewed as [E, N, K]
+    with pytest.raises(ValueError, match=r"pass weight.contiguous\(\)"):
+        routed_gemv(torch.randn(1, 8), weight, torch.tensor([0]))

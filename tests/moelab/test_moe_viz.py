@@ -223,6 +223,8 @@ def test_precision_view_says_why_a_budget_is_refused(tiny_model):
         "too small: the minimum is" in precision_view(model, 0.0, 0, group_size=8).layout.title.text
     )
     assert "GPU" in precision_view(model, 1.0, 2, group_size=8).layout.title.text
+    with pytest.raises(ValueError, match="bits must be one of"):  # not a budget: raised
+        precision_view(model, 1.0, 2, bits=5, group_size=8)
     explorer = precision_explorer(model, (0.0, 1.0, 0.01), group_size=8)
     assert explorer.children[0].max == 1.0 and explorer.children[1].max == 8
 

@@ -409,4 +409,9 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     measured = measure_decode_cost(model, group_size=8, repeats=3)
     assert measured.non_expert_s >= 0 and measured.copy_bytes_per_s > 0
     assert measured.non_expert_eager_s == measured.non_expert_s  # no graphs on a CPU
+    with pytest.raises(ValueError, match="only 4-bit experts have a routed kernel"):
+        measure_decode_cost(model, bits=3)
+    three = plan_precision(model, plan.budget, plan.slots[:2], bits=3, group_size=8)
+    with pytest.raises(ValueError, match=r"also uses \[3\]: measure them"):
+        cost.token_s(three, shares)
     assert set(measured.expert_s) == {None, 4} and min(measured.expert_s.values()) > 0
