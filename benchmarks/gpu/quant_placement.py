@@ -1,8 +1,8 @@
 """Decode speed of precision and placement plans at Mixtral-8x7B shape on one GPU.
 
-For each GPU budget and number of 4-bit experts, :func:`moelab.quant.plan_precision` places the
-experts (non-expert layers, 4-bit experts, then full-precision ones while room lasts; the rest
-in host memory, copied into each layer's cache rows on use), :func:`moelab.experts.
+For each GPU budget, number of 4-bit experts and host mode, :func:`moelab.quant.plan_precision`
+places the experts (non-expert layers, 4-bit experts, then full-precision ones while room lasts;
+the rest in host memory, copied into each layer's cache rows on use, or computed on the CPU), :func:`moelab.experts.
 apply_precision_plan` stores a fresh random bf16 model that way, and it decodes 16 prompt + 64
 new tokens at batch 1 on the routed path (one captured graph per step when every expert is on
 the GPU; eagerly when experts are copied in, since that reads the routing on the host). The cost
@@ -11,7 +11,8 @@ each plan's tokens/s, written beside the measurement. Random weights have no qua
 quality side of these plans comes from the zoo (``benchmarks/moe_int4_quality.py``, notebook 04).
 
 Every configuration writes the JSON as it ends; one that no longer fits ``--deadline`` is
-skipped, so a run can be split (``--budgets``, ``--n4``) and repeated into the same file.
+skipped, so a run can be split (``--budgets``, ``--n4``, ``--hosts``) and repeated into the
+same file; every measured configuration gets the latest run's prediction.
 
 Run on a CUDA machine: ``python benchmarks/gpu/quant_placement.py`` (``--out``, ``--deadline``);
 ``--tiny`` runs the same code on the CPU with a tiny Mixtral.
@@ -70,6 +71,9 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=1e9)
     parser.add_argument("--budgets", type=float, nargs="+", default=BUDGETS_GB)
     parser.add_argument("--n4", type=int, nargs="+", default=N4)
+    parser.add_argument(
+        "--hosts", nargs="+", default=["copy", "compute"], choices=["copy", "compute"]
+    )
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
     end = time.perf_counter() + args.deadline
@@ -94,6 +98,7 @@ def main() -> int:
     results["cost"] = {
         "non_expert_s": cost.non_expert_s,
         "non_expert_eager_s": cost.non_expert_eager_s,
+        "host_expert_s": cost.host_expert_s,
         "expert_s": {str(k): v for k, v in cost.expert_s.items()},
         "copy_bytes_per_s": cost.copy_bytes_per_s,
     }
@@ -105,48 +110,55 @@ def main() -> int:
     if args.tiny:  # the same fractions of one model
         everything = plan_precision(source, 10**12, [], group_size=16)
         scale = everything.gpu_bytes / 93.4e9
-    for gb in args.budgets:
-        for n4 in args.n4:
-            key = f"{gb:g} GB, {n4} x 4-bit"
-            if key in results["configurations"] or time.perf_counter() > end - 60:
-                continue
-            n = min(n4, len(slots))
-            try:
-                plan = plan_precision(
-                    source, int(gb * 1e9 * scale), slots[:n], group_size=16 if args.tiny else 64
-                )
-            except ValueError as err:
-                results["configurations"][key] = {"refused": str(err)}
-                continue
-            start = time.perf_counter()
-            try:
-                model = apply_precision_plan(materialize(source, device), plan)
-            except ValueError as err:  # e.g. 4-bit experts left on the CPU: not runnable yet
-                results["configurations"][key] = {"refused": str(err)}
-                free()
-                continue
-            entry = {
-                "budget_gb": gb,
-                "n4": n,
-                "gpu_experts": plan.device.count("gpu"),
-                "gpu_bytes": plan.gpu_bytes,
-                "cpu_bytes": plan.cpu_bytes,
-                "cache_rows": plan.cache_rows,
-                "build_s": time.perf_counter() - start,
-                "measured": decode(model, device, "cpu" not in plan.device, prompt),
-                "predicted_tokens_per_s": cost.tokens_per_s(plan, shares),
-            }
-            entry["predicted_vs_measured"] = (
-                entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
+    configurations = [
+        (gb, n4, host) for host in args.hosts for gb in args.budgets for n4 in args.n4
+    ]
+    for gb, n4, host in configurations:
+        key = f"{gb:g} GB, {n4} x 4-bit" + (", computed on the CPU" if host == "compute" else "")
+        if key in results["configurations"] or time.perf_counter() > end - 60:
+            continue
+        n = min(n4, len(slots))
+        try:
+            plan = plan_precision(
+                source,
+                int(gb * 1e9 * scale),
+                slots[:n],
+                group_size=16 if args.tiny else 64,
+                host=host,
             )
-            results["configurations"][key] = entry
-            print(
-                f"{key}: {entry['measured']['tokens_per_s']:.1f} tok/s measured, {entry['predicted_tokens_per_s']:.1f} predicted",
-                flush=True,
-            )
-            del model
+        except ValueError as err:
+            results["configurations"][key] = {"refused": str(err)}
+            continue
+        start = time.perf_counter()
+        try:
+            model = apply_precision_plan(materialize(source, device), plan)
+        except ValueError as err:  # e.g. 4-bit experts left on the CPU: not runnable yet
+            results["configurations"][key] = {"refused": str(err)}
             free()
-            atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+            continue
+        entry = {
+            "budget_gb": gb,
+            "n4": n,
+            "host": host,
+            "gpu_experts": plan.device.count("gpu"),
+            "gpu_bytes": plan.gpu_bytes,
+            "cpu_bytes": plan.cpu_bytes,
+            "cache_rows": plan.cache_rows,
+            "build_s": time.perf_counter() - start,
+            "measured": decode(model, device, "cpu" not in plan.device, prompt),
+            "predicted_tokens_per_s": cost.tokens_per_s(plan, shares),
+        }
+        entry["predicted_vs_measured"] = (
+            entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
+        )
+        results["configurations"][key] = entry
+        print(
+            f"{key}: {entry['measured']['tokens_per_s']:.1f} tok/s measured, {entry['predicted_tokens_per_s']:.1f} predicted",
+            flush=True,
+        )
+        del model
+        free()
+        atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
     # Every measured configuration predicted by this run's cost model (entries measured by an
     # earlier run keep their measurement, and get this run's prediction beside it).
     for entry in results["configurations"].values():
@@ -158,6 +170,7 @@ def main() -> int:
             int(entry["budget_gb"] * 1e9 * scale),
             slots[:n],
             group_size=16 if args.tiny else 64,
+            host=entry.get("host", "copy"),
         )
         entry["predicted_tokens_per_s"] = cost.tokens_per_s(plan, shares)
         entry["predicted_vs_measured"] = (

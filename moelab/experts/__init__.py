@@ -32,6 +32,7 @@ from moelab.experts._int4 import Int4Experts, quantize_int4
 from moelab.experts._mixed import MixedExperts, apply_precision_plan, quantize_experts
 from moelab.experts._routed import (
     MAX_ROUTED_ASSIGNMENTS,
+    host_linear,
     routed_experts_forward,
     routed_linear,
     routed_linear_int4,
@@ -53,6 +54,7 @@ __all__ = [
     "Tiles",
     "apply_precision_plan",
     "block_sizes",
+    "host_linear",
     "quantize_experts",
     "quantize_int4",
     "routed_experts_forward",

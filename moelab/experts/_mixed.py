@@ -56,6 +56,9 @@ class MixedExperts:
         ``cache_rows`` rows when routed to (least recently used first out).
     cache_rows : int
         Rows at the end of ``dense`` for host experts.
+    host_compute : bool
+        Host experts computed in host memory (:func:`~moelab.experts.host_linear`) instead of
+        copied into cache rows (then ``cache_rows`` is 0).
     """
 
     dense: torch.Tensor | None
@@ -64,6 +67,7 @@ class MixedExperts:
     int4_rows: torch.Tensor
     host: Mapping[int, torch.Tensor] = field(default_factory=dict)
     cache_rows: int = 0
+    host_compute: bool = False
     _cached: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     def fetch(self, expert: int) -> int:
@@ -79,6 +83,15 @@ class MixedExperts:
         self.dense[row].copy_(self.host[expert], non_blocking=True)
         self._cached[expert] = row
         return row
+
+    @property
+    def host_shape(self) -> tuple[int, int]:
+        """``(N, K)`` of one expert's matrix."""
+        if self.dense is not None:
+            return tuple(self.dense.shape[1:])
+        if self.int4 is not None:
+            return tuple(self.int4.shape[1:])
+        return tuple(next(iter(self.host.values())).shape)
 
     @property
     def num_experts(self) -> int:
@@ -121,6 +134,7 @@ def _mixed(
     host: list[int] = (),
     rows: int = 0,
     pin: bool = False,
+    host_compute: bool = False,
 ) -> MixedExperts:
     """Split one fused matrix: kept experts dense, ``elsewhere`` ones in 4 bits or, for those
     in ``host``, in host memory with ``rows`` cache rows appended to the dense pool.
@@ -145,7 +159,7 @@ def _mixed(
             stored[e] = w[e].to("cpu", copy=True)
             if pin:
                 stored[e] = stored[e].pin_memory()
-    return MixedExperts(dense, int4, dense_rows, int4_rows, stored, rows)
+    return MixedExperts(dense, int4, dense_rows, int4_rows, stored, rows, host_compute)
 
 
 def _check_request(model: nn.Module, int4: object, group_size: int, backend: str) -> set:
@@ -252,7 +266,8 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
 
     Full-precision GPU experts stay on the model's device, quantized ones are stored in 4 bits
     there, and CPU experts move to host memory (pinned where CUDA is available), copied into a
-    layer's cache rows when routed to (reading the routing on the host: no captured graph).
+    layer's cache rows when routed to, or computed there (``host="compute"`` plans); either way
+    the routing is read on the host, so such a model decodes without a captured graph.
 
     Parameters
     ----------
@@ -297,7 +312,7 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
         slots = [s for s in plan.slots if s.layer == layer]
         quantized = sorted(s.expert for s in slots if s in chosen)
         on_cpu = [s.expert for s in slots if s not in chosen and where[s] == "cpu"]
-        rows = plan.rows_per_layer if on_cpu else 0
+        rows = plan.rows_per_layer if on_cpu and plan.host == "copy" else 0
         for name in FUSED_MATRICES:
             weight = experts._parameters.pop(name)
             mixed = _mixed(
@@ -308,6 +323,7 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
                 host=on_cpu,
                 rows=rows,
                 pin=pin,
+                host_compute=plan.host == "compute",
             )
             setattr(experts, name, mixed)
             del weight

@@ -26,6 +26,7 @@ from moelab.experts._triton import routed_gemv, routed_gemv_int4, triton_availab
 
 __all__ = [
     "MAX_ROUTED_ASSIGNMENTS",
+    "host_linear",
     "routed_experts_forward",
     "routed_linear",
     "routed_linear_int4",
@@ -195,8 +196,28 @@ def routed_experts_forward(
     return weighted.view(n_tokens, top_k, -1).float().sum(dim=1).to(hidden_states.dtype)
 
 
+def host_linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` computed where ``weight`` lives (host memory), ``x`` moved there and back.
+
+    Parameters
+    ----------
+    x : Tensor ``[S, K]``
+        On the model's device.
+    weight : Tensor ``[N, K]``
+        One expert's matrix in host memory.
+
+    Returns
+    -------
+    Tensor ``[S, N]`` on ``x``'s device, in its dtype.
+    """
+    out = F.linear(x.to(weight.device, weight.dtype), weight)
+    return out.to(x.device, x.dtype, non_blocking=True)
+
+
 def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor) -> torch.Tensor:
     # Reads the routing on the host (which host experts are needed): not capturable.
+    if weight.host_compute:
+        return _computing_host_experts(x, weight, ids)
     wanted = [e for e in ids.unique().tolist() if e in weight.host]
     size = max(weight.cache_rows, 1)
     groups = [wanted[i : i + size] for i in range(0, len(wanted), size)] or [[]]
@@ -213,4 +234,24 @@ def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor)
                 x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size
             )
         out = part if out is None else out + part
+    return out
+
+
+def _computing_host_experts(
+    x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor
+) -> torch.Tensor:
+    # The resident pools over every assignment (host experts' rows are -1 there: zeros), then
+    # each host expert's assignments computed on the CPU, where its weights live.
+    out = x.new_zeros((x.shape[0], weight.host_shape[0]))
+    if weight.dense is not None:
+        out = out + routed_linear(x, weight.dense, weight.dense_rows[ids])
+    if weight.int4 is not None:
+        q = weight.int4
+        out = out + routed_linear_int4(
+            x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size
+        )
+    for expert in ids.unique().tolist():
+        if expert in weight.host:
+            rows = (ids == expert).nonzero().flatten()
+            out[rows] += host_linear(x[rows], weight.host[expert])
     return out

@@ -39,13 +39,17 @@ class DecodeCost:
     copy_bytes_per_s : float
         Host-to-device bandwidth, for experts copied in on use.
     non_expert_eager_s : float, optional
-        The same run eagerly (plans that copy experts in); None: ``non_expert_s``.
+        The same run eagerly (plans with CPU experts); None: ``non_expert_s``.
+    host_expert_s : float, optional
+        One full-precision expert's matmuls run on the CPU, its inputs and outputs moved
+        (plans with ``host="compute"``).
     """
 
     non_expert_s: float
     expert_s: dict[int | None, float]
     copy_bytes_per_s: float
     non_expert_eager_s: float | None = None
+    host_expert_s: float | None = None
 
     def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted seconds per decode token of ``plan``.
@@ -57,6 +61,11 @@ class DecodeCost:
             ``layer``, ``expert``, ``share`` (e.g. :func:`~moelab.quant.expert_scores` or
             :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token.
         """
+        if self.host_expert_s is None and plan.host == "compute" and "cpu" in plan.device:
+            raise ValueError(
+                "the plan computes CPU experts on the CPU and this cost has no time for that: "
+                "measure it (measure_decode_cost)"
+            )
         missing = {b for b in plan.bits if b not in self.expert_s}
         if missing:
             raise ValueError(
@@ -69,7 +78,9 @@ class DecodeCost:
         for slot, bits, device in zip(plan.slots, plan.bits, plan.device):
             uses = float(share.get((slot.layer, slot.expert), 0.0))
             cost = self.expert_s[bits]
-            if device == "cpu":
+            if device == "cpu" and plan.host == "compute":
+                cost = self.host_expert_s
+            elif device == "cpu":
                 cost = plan.row_bytes / self.copy_bytes_per_s + self.expert_s[None]
             total += uses * cost
         return total
@@ -135,7 +146,7 @@ def measure_decode_cost(
     """
     if bits != 4:
         raise ValueError(f"only 4-bit experts have a routed kernel to time, not {bits}-bit ones")
-    from moelab.experts import quantize_int4, routed_linear, routed_linear_int4
+    from moelab.experts import host_linear, quantize_int4, routed_linear, routed_linear_int4
     from moelab.families import detect_family
 
     family = detect_family(model)
@@ -164,6 +175,13 @@ def measure_decode_cost(
                 routed_linear_int4(v, q.packed, q.scale, q.zero, rows, q.group_size)
 
         small = _seconds(quantized, device, repeats) / k
+        cpu_up, cpu_down = up[0].to("cpu", copy=True), down[0].to("cpu", copy=True)
+
+        def on_host() -> None:  # one expert for one token, as host="compute" runs it
+            host_linear(h[:1], cpu_down)
+            host_linear(x[:1], cpu_up)
+
+        host_expert = _seconds(on_host, device, max(repeats // 4, 1))
         # A whole decode step with every expert as stored, less its experts: the rest, run as a
         # captured graph (on CUDA) and eagerly.
         cuda = device.type == "cuda"
@@ -181,4 +199,5 @@ def measure_decode_cost(
         {None: full, bits: small},
         nbytes / max(copy, 1e-9),
         max(eager - experts, 0.0),
+        host_expert,
     )

@@ -66,7 +66,10 @@ class PrecisionPlan:
         Of the quantized experts.
     rows_per_layer : int
         Cache rows of each layer that keeps CPU experts; 0 when the plan keeps one set of
-        rows for the whole model (``rows=N``).
+        rows for the whole model (``rows=N``) or none (``host="compute"``).
+    host : {"copy", "compute"}
+        What happens to a CPU expert when routed to: copied into a cache row and run on the
+        GPU (the paper), or run on the CPU where it lives (as Fiddler does; no cache rows).
     """
 
     slots: tuple[ExpertSlot, ...]
@@ -79,6 +82,7 @@ class PrecisionPlan:
     budget: int
     group_size: int = 64
     rows_per_layer: int = 0
+    host: str = "copy"
 
     @property
     def gpu_bytes(self) -> int:
@@ -117,6 +121,7 @@ def plan_precision(
     group_size: int = 64,
     gpu_order: Sequence[ExpertSlot] | None = None,
     rows: int | None = None,
+    host: str = "copy",
 ) -> PrecisionPlan:
     """Place a model's experts under a GPU budget, some of them quantized.
 
@@ -138,6 +143,10 @@ def plan_precision(
         one token's experts in every layer that keeps some on the CPU (what a consolidated
         model's pool keeps, and a decode step captured as one graph needs); the paper's 1: a
         single placeholder, the experts copied one after another.
+    host : {"copy", "compute"}, default "copy"
+        CPU experts copied into GPU rows on use (the paper), or computed on the CPU (no rows,
+        so the budget holds more GPU experts; :class:`~moelab.quant.DecodeCost` says which is
+        faster on a machine).
 
     Returns
     -------
@@ -177,11 +186,15 @@ def plan_precision(
     k = family.experts_per_token(config)
     if rows is not None:
         check_int(rows, "rows", minimum=1)
+    if host not in ("copy", "compute"):
+        raise ValueError(f"host must be 'copy' or 'compute', got {host!r}")
+    if host == "compute" and rows is not None:
+        raise ValueError("rows are for experts copied in; host='compute' keeps none (rows=None)")
     size = {s: small if s in chosen else full for s in slots}
     # Rows are kept per layer with CPU experts (rows=None) or once for all (rows=N): a group
     # is a layer, or the whole model; emptying a group of CPU experts frees its rows.
     group_of = {s: s.layer if rows is None else 0 for s in slots}
-    group_rows = (k if rows is None else rows) * full
+    group_rows = 0 if host == "compute" else (k if rows is None else rows) * full
     groups: dict[int, list] = {}
     for slot in slots:
         groups.setdefault(group_of[slot], []).append(slot)
@@ -199,11 +212,15 @@ def plan_precision(
 
     minimum = total()
     if budget < minimum:
+        rest = (
+            "every expert computed on the CPU"
+            if host == "compute"
+            else f"for each {'layer' if rows is None else 'model'} either all its experts or "
+            f"{group_rows // full} rows of {full:,} bytes for experts copied in from the CPU"
+        )
         raise ValueError(
             f"a GPU budget of {budget:,} bytes is too small: the minimum is {minimum:,} bytes "
-            f"(non-expert layers {non_expert:,}, and for each "
-            f"{'layer' if rows is None else 'model'} either all its experts or "
-            f"{group_rows // full} rows of {full:,} bytes for experts copied in from the CPU)"
+            f"(non-expert layers {non_expert:,}, and {rest})"
         )
     # Quantized experts first (small, and no kernel copies them in), then the others in the
     # order given (the rest layer-major); a move that empties a group also frees its rows.
@@ -234,5 +251,6 @@ def plan_precision(
         row_bytes=full,
         budget=budget,
         group_size=group_size,
-        rows_per_layer=k if rows is None else 0,
+        rows_per_layer=k if rows is None and host == "copy" else 0,
+        host=host,
     )

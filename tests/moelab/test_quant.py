@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from moelab.errors import MissingExtraError
-from moelab.experts import apply_precision_plan, quantize_experts
+from moelab.experts import apply_precision_plan, quantize_experts, use_routed_experts
 from moelab.families import ExpertSlot, get_family
 from moelab.loading import load_moe
 from moelab.quant import (
@@ -363,6 +363,53 @@ def test_a_precision_plan_runs_as_planned(tiny_model):
     non_expert = sum(p.numel() * p.element_size() for p in model.parameters())
     assert non_expert + sum(p.nbytes for p in pools) == plan.gpu_bytes
     assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+
+
+def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_same(tiny_model):
+    model = tiny_model("mixtral", 3)
+    family = get_family("mixtral")
+    slots = family.expert_slots(model.config)
+    full = plan_precision(model, 10**9, [], group_size=8)
+    budget = full.non_expert_bytes + 3 * full.row_bytes  # below copy mode's minimum
+    with pytest.raises(ValueError, match="too small"):
+        plan_precision(model, budget, slots[:2], group_size=8)
+    plan = plan_precision(model, budget, slots[:2], group_size=8, host="compute")
+    assert plan.cache_rows == 0 and plan.gpu_bytes <= budget
+    assert plan.device.count("gpu") == 2 + 2  # the two 4-bit experts (a quarter each) and two
+    with pytest.raises(ValueError, match="too small: .* every expert computed on the CPU"):
+        plan_precision(model, full.non_expert_bytes - 1, group_size=8, host="compute")
+    with pytest.raises(ValueError, match="host='compute' keeps none"):
+        plan_precision(model, budget, group_size=8, host="compute", rows=1)
+    with pytest.raises(ValueError, match="host must be 'copy' or 'compute'"):
+        plan_precision(model, budget, group_size=8, host="gpu")
+    reference = fake_quantize(copy.deepcopy(model), slots[:2], 4, 8)
+    apply_precision_plan(model, plan)
+    pools = [
+        getattr(family.moe_block(model, layer).experts, name)
+        for layer in range(2)
+        for name in ("gate_up_proj", "down_proj")
+    ]
+    assert all(p.host_compute and p.cache_rows == 0 for p in pools if p.host)
+    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+    ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+        )
+    cost = measure_decode_cost(
+        use_routed_experts(tiny_model("mixtral", 3)), group_size=8, repeats=2
+    )
+    assert cost.host_expert_s > 0
+    shares = pd.DataFrame(
+        {"layer": [s.layer for s in slots], "expert": [s.expert for s in slots], "share": 0.5}
+    )
+    without = DecodeCost(cost.non_expert_s, cost.expert_s, cost.copy_bytes_per_s)
+    with pytest.raises(ValueError, match="no time for that"):
+        without.token_s(plan, shares)
+    cpu = sum(0.5 for d in plan.device if d == "cpu")
+    gpu = sum(0.5 * cost.expert_s[b] for b, d in zip(plan.bits, plan.device) if d == "gpu")
+    expected = cost.non_expert_eager_s + gpu + cpu * cost.host_expert_s
+    assert cost.token_s(plan, shares) == pytest.approx(expected)
 
 
 def test_plans_that_cannot_run_are_refused(tiny_model):
