@@ -59,6 +59,11 @@ class MixedExperts:
     host_compute : bool
         Host experts computed in host memory (:func:`~moelab.experts.host_linear`) instead of
         copied into cache rows (then ``cache_rows`` is 0).
+    host_int4 : mapping of int to Int4Experts
+        Quantized experts kept in host memory (one expert each), copied into one of ``int4``'s
+        last ``int4_cache_rows`` rows when routed to.
+    int4_cache_rows : int
+        Rows at the end of ``int4`` for them.
     """
 
     dense: torch.Tensor | None
@@ -68,21 +73,43 @@ class MixedExperts:
     host: Mapping[int, torch.Tensor] = field(default_factory=dict)
     cache_rows: int = 0
     host_compute: bool = False
+    host_int4: Mapping[int, Int4Experts] = field(default_factory=dict)
+    int4_cache_rows: int = 0
     _cached: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _cached_int4: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     def fetch(self, expert: int) -> int:
-        """The ``dense`` row holding host expert ``expert``, copied in if it is not there."""
-        if expert in self._cached:
-            self._cached.move_to_end(expert)
-            return self._cached[expert]
-        first = self.dense.shape[0] - self.cache_rows
-        if len(self._cached) < self.cache_rows:
-            row = first + len(self._cached)
+        """The row holding host expert ``expert`` (of ``dense``, or of ``int4`` for a quantized
+        one), copied in if it is not there: least recently used rows are reused first.
+        """
+        quantized = expert in self.host_int4
+        cached = self._cached_int4 if quantized else self._cached
+        if expert in cached:
+            cached.move_to_end(expert)
+            return cached[expert]
+        size = self.int4_cache_rows if quantized else self.cache_rows
+        pool = self.int4.packed if quantized else self.dense
+        if len(cached) < size:
+            row = pool.shape[0] - size + len(cached)
         else:
-            row = self._cached.popitem(last=False)[1]
-        self.dense[row].copy_(self.host[expert], non_blocking=True)
-        self._cached[expert] = row
+            row = cached.popitem(last=False)[1]
+        if quantized:
+            source = self.host_int4[expert]
+            for target, tensor in (
+                (self.int4.packed, source.packed),
+                (self.int4.scale, source.scale),
+                (self.int4.zero, source.zero),
+            ):
+                target[row].copy_(tensor[0], non_blocking=True)
+        else:
+            self.dense[row].copy_(self.host[expert], non_blocking=True)
+        cached[expert] = row
         return row
+
+    @property
+    def host_experts(self) -> set[int]:
+        """Experts kept in host memory, of both precisions."""
+        return set(self.host) | set(self.host_int4)
 
     @property
     def host_shape(self) -> tuple[int, int]:
@@ -91,7 +118,7 @@ class MixedExperts:
             return tuple(self.dense.shape[1:])
         if self.int4 is not None:
             return tuple(self.int4.shape[1:])
-        return tuple(next(iter(self.host.values())).shape)
+        return tuple(next(iter(self.host.values())).shape)  # only host experts
 
     @property
     def num_experts(self) -> int:
@@ -107,7 +134,8 @@ class MixedExperts:
     @property
     def host_bytes(self) -> int:
         """Bytes of the experts kept in host memory."""
-        return sum(t.numel() * t.element_size() for t in self.host.values())
+        dense = sum(t.numel() * t.element_size() for t in self.host.values())
+        return dense + sum(q.nbytes for q in self.host_int4.values())
 
     def __getitem__(self, index: object) -> torch.Tensor:
         raise TypeError(_ROUTED_ONLY)
@@ -119,6 +147,8 @@ class MixedExperts:
         """One expert's matrix ``[N, K]`` as the forward sees it."""
         if expert in self.host:
             return self.host[expert]
+        if expert in self.host_int4:
+            return self.host_int4[expert].dequantize(0)
         row = int(self.dense_rows[expert])
         if row >= 0:
             return self.dense[row]
@@ -127,39 +157,66 @@ class MixedExperts:
 
 def _mixed(
     weight: torch.Tensor,
-    elsewhere: list[int],
     group_size: int,
     backend: str,
     *,
+    quantized: list[int] = (),
     host: list[int] = (),
+    host_int4: list[int] = (),
     rows: int = 0,
+    int4_rows: int = 0,
     pin: bool = False,
     host_compute: bool = False,
 ) -> MixedExperts:
-    """Split one fused matrix: kept experts dense, ``elsewhere`` ones in 4 bits or, for those
-    in ``host``, in host memory with ``rows`` cache rows appended to the dense pool.
+    """Split one fused matrix into its pools: ``quantized`` experts in 4 bits on the device,
+    ``host`` ones in host memory as stored and ``host_int4`` ones there in 4 bits, with
+    ``rows`` / ``int4_rows`` cache rows appended to the device pools; the rest dense.
     """
     n_experts = weight.shape[0]
-    quantized = [e for e in elsewhere if e not in set(host)]
-    kept = [e for e in range(n_experts) if e not in set(elsewhere)]
+    elsewhere = {*quantized, *host, *host_int4}
+    kept = [e for e in range(n_experts) if e not in elsewhere]
     device = weight.device
     dense_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
-    int4_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
+    int4_table = torch.full((n_experts,), -1, dtype=torch.long, device=device)
     dense_rows[kept] = torch.arange(len(kept), device=device)
-    int4_rows[quantized] = torch.arange(len(quantized), device=device)
+    int4_table[list(quantized)] = torch.arange(len(quantized), device=device)
+
+    def to_host(t: torch.Tensor) -> torch.Tensor:
+        t = t.to("cpu", copy=True)
+        return t.pin_memory() if pin else t
+
     with torch.no_grad():
         w = weight.detach()
         dense = None
         if kept or rows:
             dense = torch.empty((len(kept) + rows, *w.shape[1:]), dtype=w.dtype, device=device)
             dense[: len(kept)] = w[kept]
-        int4 = quantize_int4(w[quantized], group_size, backend) if quantized else None
-        stored = {}
-        for e in host:
-            stored[e] = w[e].to("cpu", copy=True)
-            if pin:
-                stored[e] = stored[e].pin_memory()
-    return MixedExperts(dense, int4, dense_rows, int4_rows, stored, rows, host_compute)
+        int4, stored_int4 = None, {}
+        both = [*quantized, *host_int4]
+        if both:
+            q = quantize_int4(w[both], group_size, backend)
+            n = len(quantized)
+            parts = []
+            for t in (q.packed, q.scale, q.zero):
+                pool = torch.empty((n + int4_rows, *t.shape[1:]), dtype=t.dtype, device=device)
+                pool[:n] = t[:n]
+                parts.append(pool)
+            int4 = Int4Experts(*parts, group_size) if n + int4_rows else None
+            for i, e in enumerate(host_int4, start=n):
+                one = (to_host(t[i : i + 1]) for t in (q.packed, q.scale, q.zero))
+                stored_int4[e] = Int4Experts(*one, group_size)
+        stored = {e: to_host(w[e]) for e in host}
+    return MixedExperts(
+        dense,
+        int4,
+        dense_rows,
+        int4_table,
+        stored,
+        rows,
+        host_compute,
+        stored_int4,
+        int4_rows,
+    )
 
 
 def _check_request(model: nn.Module, int4: object, group_size: int, backend: str) -> set:
@@ -253,7 +310,7 @@ def quantize_experts(
         quantized = sorted(s.expert for s in chosen if s.layer == layer)
         for name in FUSED_MATRICES:
             weight = experts._parameters.pop(name)
-            setattr(experts, name, _mixed(weight, quantized, group_size, backend))
+            setattr(experts, name, _mixed(weight, group_size, backend, quantized=quantized))
             del weight
     use_routed_experts(model)
     model._apply = _refuse
@@ -286,8 +343,8 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
     Raises
     ------
     ValueError
-        A plan of another model, with bits other than 4, with quantized experts on the CPU, or
-        with one set of rows for the whole model.
+        A plan of another model, with bits other than 4, or with one set of rows for the whole
+        model.
     """
     from moelab.experts import use_routed_experts
 
@@ -297,8 +354,6 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
         raise ValueError("this plan was made for another model (its expert slots differ)")
     if {b for b in plan.bits if b is not None} - {4}:
         raise ValueError("only 4-bit experts run on the routed path; plan with bits=4")
-    if any(b is not None and d == "cpu" for b, d in zip(plan.bits, plan.device)):
-        raise ValueError("the plan keeps quantized experts on the CPU; give it a larger budget")
     if plan.cache_rows and not plan.rows_per_layer:
         raise ValueError(
             "plans with one set of rows for the whole model (rows=N) cannot run yet; plan with rows=None"
@@ -310,20 +365,23 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
     for layer in range(family.num_moe_layers(config)):
         experts = family.moe_block(model, layer).experts
         slots = [s for s in plan.slots if s.layer == layer]
-        quantized = sorted(s.expert for s in slots if s in chosen)
+        quantized = [s.expert for s in slots if s in chosen and where[s] == "gpu"]
         on_cpu = [s.expert for s in slots if s not in chosen and where[s] == "cpu"]
-        rows = plan.rows_per_layer if on_cpu and plan.host == "copy" else 0
+        quantized_on_cpu = [s.expert for s in slots if s in chosen and where[s] == "cpu"]
+        copying = plan.host == "copy"
         for name in FUSED_MATRICES:
             weight = experts._parameters.pop(name)
             mixed = _mixed(
                 weight,
-                quantized + on_cpu,
                 plan.group_size,
                 backend,
+                quantized=quantized,
                 host=on_cpu,
-                rows=rows,
+                host_int4=quantized_on_cpu,
+                rows=plan.rows_per_layer if on_cpu and copying else 0,
+                int4_rows=plan.rows_per_layer if quantized_on_cpu and copying else 0,
                 pin=pin,
-                host_compute=plan.host == "compute",
+                host_compute=not copying,
             )
             setattr(experts, name, mixed)
             del weight

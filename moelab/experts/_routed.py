@@ -127,7 +127,7 @@ def routed_linear_mixed(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor
     the sum is every assignment through its own expert. Host experts (if any) are copied into
     the dense pool's cache rows first, at most that many at a time.
     """
-    if weight.host:
+    if weight.host_experts:
         return _with_host_experts(x, weight, ids)
     out = None
     if weight.dense is not None:
@@ -218,23 +218,40 @@ def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor)
     # Reads the routing on the host (which host experts are needed): not capturable.
     if weight.host_compute:
         return _computing_host_experts(x, weight, ids)
-    wanted = [e for e in ids.unique().tolist() if e in weight.host]
-    size = max(weight.cache_rows, 1)
-    groups = [wanted[i : i + size] for i in range(0, len(wanted), size)] or [[]]
+    used = ids.unique().tolist()
+    # Host experts of each precision in turns of as many as their pool has cache rows; the
+    # first turn also runs the resident experts, each later one only the experts it copied in.
+    turns = []
+    for pool, table, size in (
+        (weight.host, weight.dense_rows, weight.cache_rows),
+        (weight.host_int4, weight.int4_rows, weight.int4_cache_rows),
+    ):
+        wanted = [e for e in used if e in pool]
+        size = max(size, 1)
+        turns.append((table, [wanted[i : i + size] for i in range(0, len(wanted), size)]))
     out = None
-    for i, group in enumerate(groups):
-        # The first group also runs the resident experts; each later one only its own.
-        rows = weight.dense_rows.clone() if i == 0 else torch.full_like(weight.dense_rows, -1)
-        for expert in group:
-            rows[expert] = weight.fetch(expert)
-        part = routed_linear(x, weight.dense, rows[ids])
-        if i == 0 and weight.int4 is not None:
-            q = weight.int4
-            part = part + routed_linear_int4(
-                x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size
-            )
-        out = part if out is None else out + part
+    for turn in range(max(1, *(len(groups) for _, groups in turns))):
+        for (table, groups), kernel in zip(turns, (_dense_part, _int4_part)):
+            if turn and turn >= len(groups):
+                continue
+            rows = table.clone() if turn == 0 else torch.full_like(table, -1)
+            for expert in groups[turn] if turn < len(groups) else ():
+                rows[expert] = weight.fetch(expert)
+            part = kernel(x, weight, rows[ids])
+            if part is not None:
+                out = part if out is None else out + part
     return out
+
+
+def _dense_part(x: torch.Tensor, weight: MixedExperts, rows: torch.Tensor) -> torch.Tensor | None:
+    return None if weight.dense is None else routed_linear(x, weight.dense, rows)
+
+
+def _int4_part(x: torch.Tensor, weight: MixedExperts, rows: torch.Tensor) -> torch.Tensor | None:
+    q = weight.int4
+    if q is None:
+        return None
+    return routed_linear_int4(x, q.packed, q.scale, q.zero, rows, q.group_size)
 
 
 def _computing_host_experts(

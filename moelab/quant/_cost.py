@@ -3,8 +3,8 @@
 A decode token at batch 1 runs the non-expert layers once and, in every MoE layer, the experts
 the router picks. An expert on the GPU costs the time of its routed matmuls at its precision;
 one in host memory costs a copy of its weights into a cache row first (at the measured
-host-to-device bandwidth; no cache hits assumed, so the prediction errs slow) and then a
-full-precision matmul. The rest of the step costs what it costs as the plan runs it: as one
+host-to-device bandwidth; no cache hits assumed, so the prediction errs slow) and then its
+matmul at its precision. The rest of the step costs what it costs as the plan runs it: as one
 captured graph when every expert is on the GPU, eagerly when experts are copied in (choosing
 them reads the routing on the host), which on a GPU is several times slower in launches alone.
 :func:`measure_decode_cost` times those primitives on the model's device, the step through
@@ -80,8 +80,9 @@ class DecodeCost:
             cost = self.expert_s[bits]
             if device == "cpu" and plan.host == "compute":
                 cost = self.host_expert_s
-            elif device == "cpu":
-                cost = plan.row_bytes / self.copy_bytes_per_s + self.expert_s[None]
+            elif device == "cpu":  # copied into a row of its precision first
+                row = plan.row_bytes if bits is None else plan.quantized_row_bytes
+                cost = row / self.copy_bytes_per_s + self.expert_s[bits]
             total += uses * cost
         return total
 

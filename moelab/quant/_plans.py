@@ -2,9 +2,11 @@
 
 The mixed-precision paper's placement: the non-expert layers go on the GPU first, then every
 quantized expert (they are small), then full-precision experts in the order given while the
-budget lasts; the full-precision experts left over stay in CPU memory and are copied into GPU
-rows when routed to, so the GPU keeps one row per expert a token routes to in every layer that
-has such experts. Bytes are counted exactly (:meth:`QuantizedMatrix.nbytes`'s formula).
+budget lasts; the experts left over stay in CPU memory and are copied into GPU rows when routed
+to, so the GPU keeps one row per expert a token routes to in every layer that has such experts
+(full-precision rows, and quantized ones a quarter the size where quantized experts did not fit
+either), or are computed on the CPU (``host="compute"``, no rows). Bytes are counted exactly
+(:meth:`QuantizedMatrix.nbytes`'s formula).
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class PrecisionPlan:
     host : {"copy", "compute"}
         What happens to a CPU expert when routed to: copied into a cache row and run on the
         GPU (the paper), or run on the CPU where it lives (as Fiddler does; no cache rows).
+    quantized_cache_rows : int
+        GPU rows for quantized CPU experts copied in on use.
+    quantized_row_bytes : int
+        Bytes of one such row (a quantized expert).
     """
 
     slots: tuple[ExpertSlot, ...]
@@ -83,12 +89,20 @@ class PrecisionPlan:
     group_size: int = 64
     rows_per_layer: int = 0
     host: str = "copy"
+    quantized_cache_rows: int = 0
+    quantized_row_bytes: int = 0
 
     @property
     def gpu_bytes(self) -> int:
-        """Non-expert layers, GPU experts and cache rows."""
+        """Non-expert layers, GPU experts and cache rows (of both precisions)."""
         experts = sum(b for b, d in zip(self.slot_bytes, self.device) if d == "gpu")
-        return self.non_expert_bytes + experts + self.cache_rows * self.row_bytes
+        rows = self.cache_rows * self.row_bytes
+        return (
+            self.non_expert_bytes
+            + experts
+            + rows
+            + self.quantized_cache_rows * self.quantized_row_bytes
+        )
 
     @property
     def cpu_bytes(self) -> int:
@@ -192,31 +206,47 @@ def plan_precision(
         raise ValueError("rows are for experts copied in; host='compute' keeps none (rows=None)")
     size = {s: small if s in chosen else full for s in slots}
     # Rows are kept per layer with CPU experts (rows=None) or once for all (rows=N): a group
-    # is a layer, or the whole model; emptying a group of CPU experts frees its rows.
+    # is a layer, or the whole model; emptying a group of CPU experts frees its rows. A group
+    # keeps full-precision rows for its full-precision CPU experts and quantized rows (a
+    # quarter of the size) for its quantized ones.
     group_of = {s: s.layer if rows is None else 0 for s in slots}
-    group_rows = 0 if host == "compute" else (k if rows is None else rows) * full
+    n_rows = 0 if host == "compute" else (k if rows is None else rows)
     groups: dict[int, list] = {}
     for slot in slots:
         groups.setdefault(group_of[slot], []).append(slot)
+
+    def row_kinds(members: Sequence[ExpertSlot]) -> tuple[bool, bool]:
+        """Whether CPU experts among ``members`` need full-precision / quantized rows."""
+        cpu = [s for s in members if device[s] == "cpu"]
+        return any(s not in chosen for s in cpu), any(s in chosen for s in cpu)
+
+    def rows_bytes(members: Sequence[ExpertSlot]) -> int:
+        needs_full, needs_small = row_kinds(members)
+        return n_rows * (full * needs_full + small * needs_small)
+
     # Start from the cheapest state of every group: all its experts on the GPU, or all on the
-    # CPU with its rows; that total is the smallest budget any placement needs.
+    # CPU with its rows; that total is the smallest budget any placement needs. Computed on
+    # the CPU, experts are full precision: quantized ones stay on the GPU.
     device = {}
     for members in groups.values():
-        place = "gpu" if sum(size[s] for s in members) <= group_rows else "cpu"
-        device.update({s: place for s in members})
+        device.update({s: "cpu" for s in members})
+        if sum(size[s] for s in members) <= rows_bytes(members):
+            device.update({s: "gpu" for s in members})
+    if host == "compute":
+        device.update({s: "gpu" for s in chosen})
 
     def total() -> int:
         experts = sum(size[s] for s in slots if device[s] == "gpu")
-        cpu_groups = {group_of[s] for s in slots if device[s] == "cpu"}
-        return non_expert + experts + len(cpu_groups) * group_rows
+        return non_expert + experts + sum(rows_bytes(members) for members in groups.values())
 
     minimum = total()
     if budget < minimum:
         rest = (
-            "every expert computed on the CPU"
+            "every 4-bit expert; full-precision ones computed on the CPU"
             if host == "compute"
             else f"for each {'layer' if rows is None else 'model'} either all its experts or "
-            f"{group_rows // full} rows of {full:,} bytes for experts copied in from the CPU"
+            f"{n_rows} rows of {full:,} bytes (of {small:,} for quantized experts) for "
+            f"experts copied in from the CPU"
         )
         raise ValueError(
             f"a GPU budget of {budget:,} bytes is too small: the minimum is {minimum:,} bytes "
@@ -240,15 +270,17 @@ def plan_precision(
                     break
                 for s in move:
                     device[s] = "cpu"
-    cpu_layers = {group_of[s] for s in slots if device[s] == "cpu"}
+    kinds = [row_kinds(members) for members in groups.values()]
     return PrecisionPlan(
         slots=slots,
         bits=tuple(bits if s in chosen else None for s in slots),
         device=tuple(device[s] for s in slots),
         slot_bytes=tuple(size[s] for s in slots),
         non_expert_bytes=non_expert,
-        cache_rows=len(cpu_layers) * group_rows // full,
+        cache_rows=n_rows * sum(needs_full for needs_full, _ in kinds),
         row_bytes=full,
+        quantized_cache_rows=n_rows * sum(needs_small for _, needs_small in kinds),
+        quantized_row_bytes=small,
         budget=budget,
         group_size=group_size,
         rows_per_layer=k if rows is None and host == "copy" else 0,

@@ -33,7 +33,7 @@ def precision_heatmap(plan: PrecisionPlan) -> go.Figure:
     -------
     plotly.graph_objects.Figure
         One cell per slot, coloured by category (GPU or CPU, as stored or quantized); the
-        title gives the GPU and CPU bytes and the cache rows.
+        title gives the GPU and CPU bytes and the cache rows (of each precision).
     """
     table = plan.table()
     index = {(device, quantized): i for i, (device, quantized, _, _) in enumerate(_CATEGORIES)}
@@ -63,6 +63,7 @@ def precision_heatmap(plan: PrecisionPlan) -> go.Figure:
             f"GPU {plan.gpu_bytes / 1e9:.2f} GB (budget {plan.budget / 1e9:.2f}), CPU "
             f"{plan.cpu_bytes / 1e9:.2f} GB; {plan.n_quantized} experts quantized, "
             f"{plan.cache_rows} cache rows"
+            + (f" + {plan.quantized_cache_rows} quantized" if plan.quantized_cache_rows else "")
         ),
         xaxis_title="expert",
         yaxis_title="MoE layer",

@@ -229,11 +229,19 @@ def test_expert_bytes_are_what_quantization_stores(tiny_model):
 
 
 def gpu_bytes(plan, device, rows):
-    """GPU bytes of a placement, counted from scratch: experts, and rows for the CPU ones."""
-    cpu_layers = {s.layer for s, d in zip(plan.slots, device) if d == "cpu"}
-    n_rows = 2 * len(cpu_layers) if rows is None else (rows if cpu_layers else 0)
-    experts = sum(b for b, d in zip(plan.slot_bytes, device) if d == "gpu")
-    return plan.non_expert_bytes + experts + n_rows * plan.row_bytes
+    """GPU bytes of a placement, counted from scratch: experts, and rows for the CPU ones (of
+    each precision a group's CPU experts have) in every group (a layer, or the model)."""
+    total = plan.non_expert_bytes + sum(b for b, d in zip(plan.slot_bytes, device) if d == "gpu")
+    for group in {s.layer if rows is None else 0 for s in plan.slots}:
+        cpu = [
+            b
+            for s, b, d in zip(plan.slots, plan.bits, device)
+            if d == "cpu" and (rows is not None or s.layer == group)
+        ]
+        n_rows = 2 if rows is None else rows
+        total += n_rows * plan.row_bytes * any(b is None for b in cpu)
+        total += n_rows * plan.quantized_row_bytes * any(b is not None for b in cpu)
+    return total
 
 
 @pytest.mark.parametrize("rows", [None, 1])
@@ -248,17 +256,21 @@ def test_a_precision_plan_fills_its_budget_and_no_more(tiny_model, rows):
         plan_precision(model, 0, slots[:3], group_size=8, rows=rows)
     minimum = int(re.search(r"minimum is ([\d,]+)", str(info.value)).group(1).replace(",", ""))
     # The cheapest state of every group: a layer (rows=None) or the model (rows=1) holds all
-    # its experts on the GPU or keeps its rows for them, whichever takes less.
+    # its experts on the GPU or keeps its rows for them (full-precision and, for its quantized
+    # experts 0-2, quantized ones), whichever takes less.
     cheapest = everything.non_expert_bytes
     groups = [[0, 1, 2, 3], [4, 5, 6, 7]] if rows is None else [list(range(8))]
+    small = everything.slot_bytes[0]
     for group in groups:
-        rows_bytes = (2 if rows is None else rows) * full
+        n_rows = 2 if rows is None else rows
+        rows_bytes = n_rows * (full + small * any(i < 3 for i in group))
         cheapest += min(sum(everything.slot_bytes[i] for i in group), rows_bytes)
     assert minimum == cheapest
     for budget in range(minimum, everything.gpu_bytes + full, full // 3):
         plan = plan_precision(model, budget, slots[:3], group_size=8, rows=rows)
         assert plan.gpu_bytes <= budget
-        assert plan.gpu_bytes + plan.cpu_bytes == everything.gpu_bytes + plan.cache_rows * row
+        rows_held = plan.cache_rows * row + plan.quantized_cache_rows * small
+        assert plan.gpu_bytes + plan.cpu_bytes == everything.gpu_bytes + rows_held
         assert gpu_bytes(plan, list(plan.device), rows) == plan.gpu_bytes
         for i in (i for i, d in enumerate(plan.device) if d == "cpu"):  # no expert left behind
             moved = [*plan.device[:i], "gpu", *plan.device[i + 1 :]]
@@ -365,6 +377,44 @@ def test_a_precision_plan_runs_as_planned(tiny_model):
     assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
 
 
+def test_quantized_experts_left_on_the_cpu_are_copied_into_quantized_rows(tiny_model):
+    model = tiny_model("mixtral", 3)
+    family = get_family("mixtral")
+    slots = family.expert_slots(model.config)
+    everything = plan_precision(model, 10**9, slots, group_size=8)  # every expert in 4 bits
+    small = everything.slot_bytes[0]
+    # Layer 0's four experts on the GPU; layer 1's on the CPU with two quantized rows.
+    plan = plan_precision(model, everything.non_expert_bytes + 6 * small, slots, group_size=8)
+    assert plan.device == ("gpu",) * 4 + ("cpu",) * 4
+    assert (plan.cache_rows, plan.quantized_cache_rows) == (0, 2)
+    assert plan.gpu_bytes == everything.non_expert_bytes + 6 * small
+    reference = fake_quantize(copy.deepcopy(model), slots, 4, 8)
+    apply_precision_plan(model, plan)
+    pools = [
+        getattr(family.moe_block(model, layer).experts, name)
+        for layer in range(2)
+        for name in ("gate_up_proj", "down_proj")
+    ]
+    non_expert = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert non_expert + sum(p.nbytes for p in pools) == plan.gpu_bytes
+    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+    # A prompt routed to more of layer 1's experts than it has rows copies them in turns.
+    ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+        )
+    assert greedy_decode(model, [4, 2], 6).tokens == greedy_decode(reference, [4, 2], 6).tokens
+    assert len(pools[2]._cached_int4) == 2  # the rows hold the last two experts used
+    # The cost model copies each in as a quantized row, then runs the 4-bit matmul.
+    shares = pd.DataFrame(
+        {"layer": [s.layer for s in slots], "expert": [s.expert for s in slots], "share": 0.5}
+    )
+    cost = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6)
+    expected = 1.0 + 4 * 0.5 * 0.05 + 4 * 0.5 * (small / 1e6 + 0.05)
+    assert cost.token_s(plan, shares) == pytest.approx(expected)
+
+
 def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_same(tiny_model):
     model = tiny_model("mixtral", 3)
     family = get_family("mixtral")
@@ -376,7 +426,10 @@ def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_s
     plan = plan_precision(model, budget, slots[:2], group_size=8, host="compute")
     assert plan.cache_rows == 0 and plan.gpu_bytes <= budget
     assert plan.device.count("gpu") == 2 + 2  # the two 4-bit experts (a quarter each) and two
-    with pytest.raises(ValueError, match="too small: .* every expert computed on the CPU"):
+    with pytest.raises(
+        ValueError,
+        match="too small: .* every 4-bit expert; full-precision ones computed on the CPU",
+    ):
         plan_precision(model, full.non_expert_bytes - 1, group_size=8, host="compute")
     with pytest.raises(ValueError, match="host='compute' keeps none"):
         plan_precision(model, budget, group_size=8, host="compute", rows=1)
