@@ -347,6 +347,20 @@ def test_a_sweep_resumes_where_it_stopped_and_refuses_another_models_file(save_t
         sweep_precision(folder, tmp_path / "b.csv", n_quantized=[9], **kwargs)
 
 
+def holds_what_the_plan_counts(model, plan):
+    """The model's expert pools, after asserting that their measured bytes are the plan's."""
+    family = get_family("mixtral")
+    pools = [
+        getattr(family.moe_block(model, layer).experts, name)
+        for layer in range(family.num_moe_layers(model.config))
+        for name in ("gate_up_proj", "down_proj")
+    ]
+    non_expert = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert non_expert + sum(p.nbytes for p in pools) == plan.gpu_bytes
+    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+    return pools
+
+
 def test_a_precision_plan_runs_as_planned(tiny_model):
     model = tiny_model("mixtral", 3)
     family = get_family("mixtral")
@@ -367,14 +381,7 @@ def test_a_precision_plan_runs_as_planned(tiny_model):
         )
     assert greedy_decode(model, [4, 2], 6).tokens == greedy_decode(reference, [4, 2], 6).tokens
     # What the model holds is what the plan counted.
-    pools = [
-        getattr(family.moe_block(model, layer).experts, name)
-        for layer in range(2)
-        for name in ("gate_up_proj", "down_proj")
-    ]
-    non_expert = sum(p.numel() * p.element_size() for p in model.parameters())
-    assert non_expert + sum(p.nbytes for p in pools) == plan.gpu_bytes
-    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+    holds_what_the_plan_counts(model, plan)
 
 
 def test_quantized_experts_left_on_the_cpu_are_copied_into_quantized_rows(tiny_model):
@@ -390,14 +397,7 @@ def test_quantized_experts_left_on_the_cpu_are_copied_into_quantized_rows(tiny_m
     assert plan.gpu_bytes == everything.non_expert_bytes + 6 * small
     reference = fake_quantize(copy.deepcopy(model), slots, 4, 8)
     apply_precision_plan(model, plan)
-    pools = [
-        getattr(family.moe_block(model, layer).experts, name)
-        for layer in range(2)
-        for name in ("gate_up_proj", "down_proj")
-    ]
-    non_expert = sum(p.numel() * p.element_size() for p in model.parameters())
-    assert non_expert + sum(p.nbytes for p in pools) == plan.gpu_bytes
-    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
+    pools = holds_what_the_plan_counts(model, plan)
     # A prompt routed to more of layer 1's experts than it has rows copies them in turns.
     ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
     with torch.no_grad():
@@ -437,13 +437,8 @@ def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_s
         plan_precision(model, budget, group_size=8, host="gpu")
     reference = fake_quantize(copy.deepcopy(model), slots[:2], 4, 8)
     apply_precision_plan(model, plan)
-    pools = [
-        getattr(family.moe_block(model, layer).experts, name)
-        for layer in range(2)
-        for name in ("gate_up_proj", "down_proj")
-    ]
+    pools = holds_what_the_plan_counts(model, plan)
     assert all(p.host_compute and p.cache_rows == 0 for p in pools if p.host)
-    assert sum(p.host_bytes for p in pools) == plan.cpu_bytes
     ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
     with torch.no_grad():
         torch.testing.assert_close(
