@@ -30,6 +30,12 @@ FixedPointResizer, stream_resize, estimate_cost, word_length_sweep, pareto_front
     Bit-true fixed-point resizer, its streaming model, hardware cost estimate,
     word-length sweep and HDL test vectors (:mod:`srlab.fpga`).
 
+Multi-frame super-resolution
+----------------------------
+simulate_sequence, register_frames, fuse
+    Frames of one scene with known motion, their registration and their fusion onto the
+    high-resolution grid (:mod:`srlab.multiframe`).
+
 Peers (OpenCV, Pillow) live in :mod:`srlab.peers`.
 
 Figures

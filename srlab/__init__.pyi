@@ -21,6 +21,7 @@ __all__ = [
     "kernels",
     "load_image",
     "metrics",
+    "multiframe",
     "multiply",
     "pareto_front",
     "peers",
@@ -35,7 +36,7 @@ __all__ = [
     "word_length_sweep",
 ]
 
-from . import fixed, fpga, images, kernels, metrics, peers, quality
+from . import fixed, fpga, images, kernels, metrics, multiframe, peers, quality
 from ._resize import resize
 from .fixed import FixedArray, QFormat, add, cast, multiply, quantize, sub
 from .fpga import (

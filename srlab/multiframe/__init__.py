@@ -7,21 +7,30 @@ Sequences (``_sequence``)
     :func:`simulate_sequence` -> :class:`FrameSequence` (LR frames and their true
     :class:`Motion`), :func:`warp`
 Registration (``_register``)
-    :func:`register_frames` (``"phase"``: scikit-image's phase correlation; ``"ecc"``:
+    :func:`register_frames` (``"phase"``: scikit-image's Fourier cross-correlation; ``"ecc"``:
     OpenCV's ECC with rotation), :func:`register_translation`, :func:`register_ecc`
+Fusion (``_fuse``)
+    :func:`fuse` by name: :func:`shift_and_add` (mean or median), :func:`interpolate` (any
+    kernel, or the fixed-point datapath, then mean or median), :func:`back_project` (iterative
+    back-projection, mean or robust median)
 """
 
 from __future__ import annotations
 
+from srlab.multiframe._fuse import back_project, fuse, interpolate, shift_and_add
 from srlab.multiframe._register import register_ecc, register_frames, register_translation
 from srlab.multiframe._sequence import FrameSequence, Motion, simulate_sequence, warp
 
 __all__ = [
     "FrameSequence",
     "Motion",
+    "back_project",
+    "fuse",
+    "interpolate",
     "register_ecc",
     "register_frames",
     "register_translation",
+    "shift_and_add",
     "simulate_sequence",
     "warp",
 ]

@@ -45,6 +45,21 @@ class Motion:
     dx: float
     angle: float = 0.0
 
+    def inverse(self) -> Motion:
+        """The motion that moves a frame back onto the reference.
+
+        Examples
+        --------
+        >>> Motion(0.5, -1.0).inverse()
+        Motion(dy=-0.5, dx=1.0, angle=-0.0)
+        """
+        theta = np.deg2rad(self.angle)
+        # warp reads R(-a)(p - c - d) + c; its inverse reads R(a)(p - c) + c + d, which is
+        # warp's form with angle -a and translation -R(-a) d.
+        dy = -(np.cos(theta) * self.dy + np.sin(theta) * self.dx)
+        dx = -(-np.sin(theta) * self.dy + np.cos(theta) * self.dx)
+        return Motion(float(dy), float(dx), -self.angle)
+
 
 @dataclass(frozen=True)
 class FrameSequence:

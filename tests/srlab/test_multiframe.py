@@ -78,3 +78,76 @@ def test_bad_sequences_and_frames_are_refused(camera):
         register_ecc(frames[0][:4, :4], frames[1][:4, :4])
     with pytest.raises(ValueError, match=r"\(h, w\) grey or \(h, w, 3\) colour image"):
         register_translation(frames[0][None], frames[1][None])
+
+
+@pytest.fixture(scope="module")
+def noisy(camera):
+    """camera at 2x, 8 frames, noise sigma 2 grey levels, and the motions registered."""
+    seq = simulate_sequence(camera, 8, 2, noise_sigma=2 / 255, seed=3)
+    return seq, register_frames(seq.frames)
+
+
+def test_back_projection_beats_bicubic_of_the_reference_by_2_db(noisy):
+    from srlab import resize
+    from srlab.metrics import psnr
+    from srlab.multiframe import fuse
+
+    seq, estimated = noisy
+    hr = seq.hr / 255
+    bicubic = psnr(hr, resize(seq.frames[0], scale=2) / 255, 1.0, border=8)
+    fused = fuse(seq.frames, estimated, 2, "back_project", iterations=10)
+    assert fused.shape == seq.hr.shape and 0 <= fused.min() and fused.max() <= 1
+    assert psnr(hr, fused, 1.0, border=8) >= bicubic + 2.0
+    # Shift-and-add and interpolation gain less (no deblurring) but still gain.
+    for method in ("shift_and_add", "interpolate"):
+        assert psnr(hr, fuse(seq.frames, estimated, 2, method), 1.0, border=8) > bicubic
+
+
+def test_fixed_point_kernels_in_the_chain_match_their_float_versions(noisy):
+    from srlab.fpga import FixedPointResizer
+    from srlab.metrics import psnr
+    from srlab.multiframe import interpolate
+
+    seq, estimated = noisy
+    for kernel in ("shift_add_2x", "shift_add_2x_opencv"):
+        datapath = FixedPointResizer(kernel=kernel, scale=2)
+        exact = interpolate(seq.frames, estimated, 2, kernel=kernel)
+        bit_true = interpolate(
+            seq.frames, estimated, 2, kernel=lambda f, s, run=datapath.run: run(f)
+        )
+        loss = psnr(seq.hr / 255, exact, 1.0, border=8) - psnr(
+            seq.hr / 255, bit_true, 1.0, border=8
+        )
+        assert abs(loss) <= 0.1, (kernel, loss)
+
+
+def test_median_fusion_ignores_an_outlier_frame(camera):
+    from srlab.metrics import psnr
+    from srlab.multiframe import back_project, shift_and_add
+
+    seq = simulate_sequence(camera[128:384, 128:384], 9, 2, seed=4)
+    frames = list(seq.frames)
+    frames[4] = 255 - frames[4]  # a frame that shows something else
+    hr = seq.hr / 255
+    for fuse_with in (
+        lambda reducer: shift_and_add(frames, seq.motions, 2, reducer),
+        lambda reducer: back_project(frames, seq.motions, 2, 5, robust=reducer == "median"),
+    ):
+        mean, median = (psnr(hr, fuse_with(r), 1.0, border=8) for r in ("mean", "median"))
+        assert median >= mean + 3.0, (mean, median)
+
+
+def test_bad_fusion_requests_are_refused(noisy):
+    from srlab.multiframe import fuse, shift_and_add
+
+    seq, estimated = noisy
+    with pytest.raises(ValueError, match="8 frames but 7 motions"):
+        fuse(seq.frames, estimated[:7], 2)
+    with pytest.raises(ValueError, match="at least 2 frames, got 1"):
+        fuse(seq.frames[:1], estimated[:1], 2)
+    with pytest.raises(ValueError, match="the frames differ in size"):
+        fuse([seq.frames[0], seq.frames[1][:-2]], estimated[:2], 2)
+    with pytest.raises(ValueError, match="unknown fusion method 'magic'"):
+        fuse(seq.frames, estimated, 2, "magic")
+    with pytest.raises(ValueError, match="unknown reducer 'max'"):
+        shift_and_add(seq.frames, estimated, 2, "max")
