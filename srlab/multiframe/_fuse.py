@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from labcore.checks import check_int
+from srlab._resize import resize
 from srlab.images import degrade
 from srlab.multiframe._sequence import Motion, warp
 
@@ -62,8 +63,6 @@ def _reduce(stack: np.ndarray, reducer: Reducer) -> np.ndarray:
 
 
 def _resize_upscaler(kernel: str) -> Upscaler:
-    from srlab import resize
-
     return lambda image, scale: resize(image, scale=scale, kernel=kernel)
 
 

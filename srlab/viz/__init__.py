@@ -13,6 +13,9 @@ Crops (``_crops``)
     :func:`crop_explorer` (the widget)
 Quality (``_quality``)
     :func:`quality_figure`, :func:`quality_heatmap`
+Multi-frame (``_multiframe``)
+    :func:`multiframe_view` (crops of one sequence's fusions), :func:`multiframe_explorer`
+    (frames, noise and scale sliders)
 Fixed point (``_fpga``)
     :func:`difference_figure` (error maps of :mod:`srlab.fpga` designs against the float
     resize), :func:`pareto_figure` (the word-length Pareto front of
@@ -39,6 +42,7 @@ from srlab.viz._kernels import (
     hardware_table,
     kernel_shapes_figure,
 )
+from srlab.viz._multiframe import multiframe_explorer, multiframe_view
 from srlab.viz._quality import quality_figure, quality_heatmap
 
 __all__ = [
@@ -53,6 +57,8 @@ __all__ = [
     "hardware_table",
     "kernel_crops_figure",
     "kernel_shapes_figure",
+    "multiframe_explorer",
+    "multiframe_view",
     "pareto_figure",
     "quality_figure",
     "quality_heatmap",
