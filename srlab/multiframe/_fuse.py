@@ -54,6 +54,16 @@ def _check(frames: Sequence[np.ndarray], motions: Sequence[Motion], scale: int) 
     return frames
 
 
+def _check_hr(image: np.ndarray, frame: np.ndarray, scale: int, what: str) -> None:
+    """An HR image must be ``scale`` times a frame's size (else the scale does not match)."""
+    expected = (frame.shape[0] * scale, frame.shape[1] * scale, *frame.shape[2:])
+    if image.shape != expected:
+        raise ValueError(
+            f"{what} {image.shape} for frames of {frame.shape} at scale {scale}, not {expected}: "
+            f"the scale does not match (e.g. a datapath built for another scale)"
+        )
+
+
 def _reduce(stack: np.ndarray, reducer: Reducer) -> np.ndarray:
     if reducer == "mean":
         return stack.mean(axis=0)
@@ -93,12 +103,19 @@ def interpolate(
     Returns
     -------
     (scale h, scale w) or (scale h, scale w, C) float64 ndarray in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 frames, frames of different sizes, not one motion per frame, an
+        upscaler whose output is not ``scale`` times a frame, an unknown reducer.
     """
     _check(frames, motions, scale)
     upscale = _resize_upscaler(kernel) if isinstance(kernel, str) else kernel
     moved = []
     for raw, motion in zip(frames, motions):
         up = _unit(upscale(np.asarray(raw), scale))
+        _check_hr(up, raw, scale, "the upscaler returned")
         moved.append(warp(up, motion.inverse(), pixel=scale))
     return np.clip(_reduce(np.stack(moved), reducer), 0.0, 1.0)
 
@@ -195,6 +212,11 @@ def back_project(
     Returns
     -------
     float64 ndarray in [0, 1], ``scale`` times the frames' size.
+
+    Raises
+    ------
+    ValueError
+        As :func:`interpolate`; an ``initial`` estimate that is not ``scale`` times a frame.
     """
     from tqdm.auto import tqdm
 
@@ -202,6 +224,7 @@ def back_project(
     check_int(iterations, "iterations", minimum=0)
     estimate = _resize_upscaler("bicubic")(frames[0], scale) if initial is None else initial
     estimate = np.array(estimate, dtype=np.float64)
+    _check_hr(estimate, frames[0], scale, "initial is")
     spread = np.ones((scale, scale) + (1,) * (frames[0].ndim - 2))
     for _ in tqdm(range(iterations), desc="back-projection", disable=not progress):
         corrections = []

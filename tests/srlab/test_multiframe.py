@@ -151,6 +151,13 @@ def test_bad_fusion_requests_are_refused(noisy):
         fuse(seq.frames, estimated, 2, "magic")
     with pytest.raises(ValueError, match="unknown reducer 'max'"):
         shift_and_add(seq.frames, estimated, 2, "max")
+    from srlab.fpga import FixedPointResizer
+
+    two = FixedPointResizer(kernel="bicubic", scale=2)
+    with pytest.raises(ValueError, match=r"upscaler returned \(512, 512\) .* at scale 3"):
+        fuse(seq.frames, estimated, 3, "interpolate", kernel=lambda f, s: two.run(f))
+    with pytest.raises(ValueError, match="initial is .* the scale does not match"):
+        fuse(seq.frames, estimated, 2, "back_project", initial=seq.hr[:-2] / 255)
 
 
 def test_the_protocol_table_scores_every_method_against_the_baseline(camera):
