@@ -24,7 +24,15 @@ from typing import Any, Literal
 import numpy as np
 import skimage.util
 
-__all__ = ["IMAGE_DTYPES", "DType", "check_crop", "check_image", "check_size", "to_dtype"]
+__all__ = [
+    "IMAGE_DTYPES",
+    "DType",
+    "check_crop",
+    "check_image",
+    "check_size",
+    "to_dtype",
+    "to_unit",
+]
 
 DType = Literal["uint8", "uint16", "float32", "float64"]
 
@@ -62,6 +70,19 @@ def check_size(size: tuple[int, int], minimum: int = 8) -> tuple[int, int]:
             f"size must be a (height, width) pair of integers >= {minimum}, got {size!r}"
         )
     return height, width
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """An image as float64 in [0, 1]: integers divided by their dtype's maximum, floats as they are.
+
+    Examples
+    --------
+    >>> to_unit(np.array([0, 51, 255], np.uint8)).tolist()
+    [0.0, 0.2, 1.0]
+    """
+    image = np.asarray(image)
+    out = image.astype(np.float64)
+    return out / np.iinfo(image.dtype).max if image.dtype.kind in "ui" else out
 
 
 def to_dtype(unit_image: np.ndarray, dtype: DType | str) -> np.ndarray:

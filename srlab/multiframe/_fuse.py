@@ -24,6 +24,7 @@ import numpy as np
 
 from labcore.checks import check_int
 from srlab._resize import resize
+from srlab.imagecheck import to_unit
 from srlab.images import degrade
 from srlab.multiframe._sequence import Motion, warp
 
@@ -33,14 +34,8 @@ Reducer = Literal["mean", "median"]
 Upscaler = Callable[[np.ndarray, int], np.ndarray]
 
 
-def _unit(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame)
-    out = frame.astype(np.float64)
-    return out / np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else out
-
-
 def _check(frames: Sequence[np.ndarray], motions: Sequence[Motion], scale: int) -> list:
-    frames = [_unit(f) for f in frames]
+    frames = [to_unit(f) for f in frames]
     if len(frames) < 2:
         raise ValueError(f"fusion needs at least 2 frames, got {len(frames)}")
     if len(motions) != len(frames):
@@ -95,9 +90,9 @@ def interpolate(
     scale : int
         Upscaling factor.
     kernel : str or callable, default "bicubic"
-        A kernel name for :func:`srlab.resize`, or ``upscale(frame, scale) -> image`` (e.g.
-        a :class:`srlab.FixedPointResizer`'s bit-true datapath); its output is taken as an
-        image of the frame's dtype.
+        A kernel name for :func:`srlab.resize` (run in float), or ``upscale(frame, scale) ->
+        image`` (e.g. a :class:`srlab.FixedPointResizer`'s bit-true ``run``), whose output is
+        read in the frame's dtype: 0-255 for uint8 frames.
     reducer : {"mean", "median"}, default "mean"
 
     Returns
@@ -111,10 +106,14 @@ def interpolate(
         upscaler whose output is not ``scale`` times a frame, an unknown reducer.
     """
     _check(frames, motions, scale)
-    upscale = _resize_upscaler(kernel) if isinstance(kernel, str) else kernel
     moved = []
     for raw, motion in zip(frames, motions):
-        up = _unit(upscale(np.asarray(raw), scale))
+        raw = np.asarray(raw)
+        if isinstance(kernel, str):  # in float: no rounding to the frames' dtype on the way
+            up = _resize_upscaler(kernel)(to_unit(raw), scale)
+        else:  # its output read in the frame's dtype (a bit-true datapath's codes)
+            up = np.asarray(kernel(raw, scale)).astype(np.float64)
+            up = up / np.iinfo(raw.dtype).max if raw.dtype.kind in "ui" else up
         _check_hr(up, raw, scale, "the upscaler returned")
         moved.append(warp(up, motion.inverse(), pixel=scale))
     return np.clip(_reduce(np.stack(moved), reducer), 0.0, 1.0)
@@ -127,7 +126,12 @@ def shift_and_add(
     reducer: Reducer = "mean",
     fill: str = "bicubic",
 ) -> np.ndarray:
-    """Drop every LR sample on the HR pixel under its registered position and combine.
+    """Place every LR sample at its registered position on the HR grid and combine.
+
+    A sample is spread over the four HR pixels around its position, with bilinear weights (at
+    an even scale a sample of the reference frame sits exactly on an HR pixel corner: one
+    nearest pixel would shift the result by half a pixel); each HR pixel takes the weighted
+    mean, or the weighted median, of what reached it.
 
     Parameters
     ----------
@@ -139,45 +143,79 @@ def shift_and_add(
     Returns
     -------
     float64 ndarray in [0, 1], ``scale`` times the frames' size.
+
+    Raises
+    ------
+    ValueError
+        As :func:`interpolate`.
     """
     frames = _check(frames, motions, scale)
+    if reducer not in ("mean", "median"):
+        raise ValueError(f"unknown reducer {reducer!r}; use 'mean' or 'median'")
     h, w = frames[0].shape[:2]
     channels = frames[0].shape[2:]
+    height, width = h * scale, w * scale
     rows, cols = np.mgrid[0:h, 0:w]
     centre = np.array([h, w], dtype=float) / 2
-    values, targets = [], []
+    points = np.stack([rows.ravel() + 0.5, cols.ravel() + 0.5])
+    targets, weights, values = [], [], []
     for frame, motion in zip(frames, motions):
-        # Where the reference saw this sample: the inverse motion of its pixel centre.
+        # Where the reference saw each sample (the inverse motion of its pixel centre), in HR
+        # pixel-index coordinates (centres at integers).
         back = motion.inverse()
         theta = np.deg2rad(back.angle)
         turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
-        points = np.stack([rows.ravel() + 0.5, cols.ravel() + 0.5])
-        ref = turn @ (points - centre[:, None]) + centre[:, None] + np.array([[back.dy], [back.dx]])
-        hr = np.floor(ref * scale).astype(int)
-        inside = (hr[0] >= 0) & (hr[0] < h * scale) & (hr[1] >= 0) & (hr[1] < w * scale)
-        targets.append(hr[0, inside] * (w * scale) + hr[1, inside])
-        values.append(frame.reshape(h * w, -1)[inside])
-    target = np.concatenate(targets)
-    value = np.concatenate(values)
-    out = _resize_upscaler(fill)(frames[0], scale).reshape(h * scale * w * scale, -1)
+        ref = turn @ (points - centre[:, None]) + centre[:, None]
+        ref = (ref + np.array([[back.dy], [back.dx]])) * scale - 0.5
+        low = np.floor(ref).astype(int)
+        frac = ref - low
+        sample = frame.reshape(h * w, -1)
+        for oy, ox in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            y, x = low[0] + oy, low[1] + ox
+            weight = (frac[0] if oy else 1 - frac[0]) * (frac[1] if ox else 1 - frac[1])
+            keep = (y >= 0) & (y < height) & (x >= 0) & (x < width) & (weight > 0)
+            targets.append(y[keep] * width + x[keep])
+            weights.append(weight[keep])
+            values.append(sample[keep])
+    target, weight, value = (np.concatenate(a) for a in (targets, weights, values))
+    out = to_unit(_resize_upscaler(fill)(frames[0], scale)).reshape(height * width, -1)
     if reducer == "mean":
         sums = np.zeros_like(out)
-        np.add.at(sums, target, value)
-        counts = np.bincount(target, minlength=out.shape[0])
-        hit = counts > 0
-        out[hit] = sums[hit] / counts[hit, None]
-    elif reducer == "median":
-        # The samples of each pixel side by side in a NaN-padded table, one median per row.
-        order = np.argsort(target, kind="stable")
-        target, value = target[order], value[order]
-        pixels, starts, counts = np.unique(target, return_index=True, return_counts=True)
-        slot = np.arange(len(target)) - np.repeat(starts, counts)
-        table = np.full((len(pixels), counts.max(), value.shape[1]), np.nan)
-        table[np.repeat(np.arange(len(pixels)), counts), slot] = value
-        out[pixels] = np.nanmedian(table, axis=1)
+        np.add.at(sums, target, value * weight[:, None])
+        total = np.bincount(target, weight, minlength=out.shape[0])
+        hit = total > 1e-3
+        out[hit] = sums[hit] / total[hit, None]
     else:
-        _reduce(value[:1], reducer)  # raises: an unknown reducer
-    return np.clip(out.reshape(h * scale, w * scale, *channels), 0.0, 1.0)
+        pixels, fused = _weighted_medians(target, weight, value)
+        out[pixels] = fused
+    return np.clip(out.reshape(height, width, *channels), 0.0, 1.0)
+
+
+def _weighted_medians(
+    target: np.ndarray, weight: np.ndarray, value: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per target pixel and channel, the value at half of the pixel's total weight."""
+    order = np.argsort(target, kind="stable")
+    target, weight, value = target[order], weight[order], value[order]
+    pixels, starts, counts = np.unique(target, return_index=True, return_counts=True)
+    row = np.repeat(np.arange(len(pixels)), counts)
+    slot = np.arange(len(target)) - np.repeat(starts, counts)
+    fused = np.empty((len(pixels), value.shape[1]))
+    for c in range(value.shape[1]):  # samples side by side in padded tables, one row a pixel
+        values = np.full((len(pixels), counts.max()), np.inf)
+        weights = np.zeros_like(values)
+        values[row, slot], weights[row, slot] = value[:, c], weight
+        by_value = np.argsort(values, axis=1)
+        sorted_values = np.take_along_axis(values, by_value, axis=1)
+        cumulative = np.cumsum(np.take_along_axis(weights, by_value, axis=1), axis=1)
+        half = cumulative[:, -1:] / 2
+        # Where the cumulative weight lands exactly on half (equal weights, an even count), the
+        # midpoint of the two middle values, as the plain median takes.
+        low = np.argmax(cumulative >= half - 1e-12, axis=1)
+        high = np.minimum(np.argmax(cumulative > half + 1e-12, axis=1), counts - 1)
+        at = np.arange(len(pixels))
+        fused[:, c] = (sorted_values[at, low] + sorted_values[at, high]) / 2
+    return pixels, fused
 
 
 def back_project(
@@ -205,7 +243,8 @@ def back_project(
     step : float, default 1.0
         Fraction of the combined correction added per iteration.
     initial : ndarray, optional
-        Starting estimate in [0, 1]; the bicubic upscale of the reference frame by default.
+        Starting estimate (integers span their dtype's range, floats in [0, 1]), ``scale``
+        times a frame's size; the bicubic upscale of the reference frame by default.
     progress : bool, default False
         Show a progress bar.
 
@@ -222,9 +261,14 @@ def back_project(
 
     frames = _check(frames, motions, scale)
     check_int(iterations, "iterations", minimum=0)
+    if not (np.isfinite(step) and step > 0):
+        raise ValueError(f"step must be a positive number, got {step!r}")
     estimate = _resize_upscaler("bicubic")(frames[0], scale) if initial is None else initial
-    estimate = np.array(estimate, dtype=np.float64)
+    estimate = to_unit(estimate)
     _check_hr(estimate, frames[0], scale, "initial is")
+    if not np.isfinite(estimate).all():
+        raise ValueError("initial holds NaN or infinite values")
+    estimate = np.clip(estimate, 0.0, 1.0)
     spread = np.ones((scale, scale) + (1,) * (frames[0].ndim - 2))
     for _ in tqdm(range(iterations), desc="back-projection", disable=not progress):
         corrections = []
@@ -250,10 +294,26 @@ def fuse(
 ) -> np.ndarray:
     """Fuse by name: ``"shift_and_add"``, ``"interpolate"`` or ``"back_project"``.
 
+    Parameters
+    ----------
+    frames : sequence of ndarray
+        Frames of one sequence.
+    motions : sequence of Motion
+        One per frame, against the first.
+    scale : int
+        Upscaling factor.
+    method : {"shift_and_add", "interpolate", "back_project"}, default "back_project"
+    **options
+        The method's own keywords (e.g. ``reducer``, ``kernel``, ``iterations``).
+
+    Returns
+    -------
+    float64 ndarray in [0, 1], ``scale`` times the frames' size.
+
     Raises
     ------
     ValueError
-        An unknown method (the message lists the known ones).
+        An unknown method (the message lists the known ones), or what the method refuses.
     """
     methods = {
         "shift_and_add": shift_and_add,

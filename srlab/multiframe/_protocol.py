@@ -1,7 +1,7 @@
 """The multi-frame protocol as a table: sequences, registration, every fusion, scored.
 
-One row per (image, frames, shifts, method): random sub-pixel translations (uniform within one
-LR pixel, frame 0 fixed), a box PSF (pixel integration) and decimation by ``scale``, Gaussian
+One row per (image, frames, shifts, method): random sub-pixel translations (uniform in [-1, 1]
+LR pixel, frame 0 fixed; with one seed a shorter sequence is the start of a longer one), a box PSF (pixel integration) and decimation by ``scale``, Gaussian
 noise of ``noise_sigma`` (fraction of the range), then fusion with the true motions and with the
 registered ones, scored against the HR scene by PSNR and SSIM (``border`` pixels left out). The
 baseline is the reference frame interpolated alone (``"bicubic (reference frame)"``).
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from srlab._resize import resize
+from srlab.imagecheck import to_unit
 from srlab.metrics import psnr, ssim
 from srlab.multiframe._fuse import fuse
 from srlab.multiframe._register import register_frames
@@ -23,12 +24,6 @@ from srlab.multiframe._sequence import simulate_sequence
 __all__ = ["BASELINE", "protocol_table"]
 
 BASELINE = "bicubic (reference frame)"
-
-
-def _unit(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    out = image.astype(np.float64)
-    return out / np.iinfo(image.dtype).max if image.dtype.kind in "ui" else out
 
 
 def protocol_table(
@@ -69,21 +64,24 @@ def protocol_table(
     Returns
     -------
     pandas.DataFrame
-        ``image``, ``frames``, ``shifts`` ("true" or "estimated"), ``method``, ``psnr``,
+        ``image``, ``frames``, ``shifts`` ("true", "estimated", or "-" for the baseline),
+        ``method``, ``psnr``,
         ``ssim``, ``gain_db`` (PSNR over the baseline of the same sequence), and
         ``registration_rms`` (LR pixels, estimated shifts only).
     """
     from tqdm.auto import tqdm
 
+    if len(set(n_frames)) != len(n_frames) or len(set(images)) != len(images):
+        raise ValueError(f"n_frames and the image names must not repeat, got {list(n_frames)}")
     rows = []
     work = [(name, k) for name in images for k in n_frames]
     for name, k in tqdm(work, desc="multi-frame protocol", disable=not progress):
         seq = simulate_sequence(images[name], k, scale, noise_sigma=noise_sigma, seed=seed)
-        hr = _unit(seq.hr)
+        hr = to_unit(seq.hr)
         estimated = register_frames(seq.frames, registration)
         error = np.array([[e.dy - m.dy, e.dx - m.dx] for e, m in zip(estimated, seq.motions)])
         rms = float(np.sqrt((error[1:] ** 2).sum(axis=1).mean()))
-        base = _unit(resize(seq.frames[0], scale=scale))
+        base = resize(to_unit(seq.frames[0]), scale=scale)
         score = {
             "psnr": psnr(hr, base, 1.0, border=border),
             "ssim": ssim(hr, base, 1.0, border=border),

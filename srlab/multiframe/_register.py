@@ -25,6 +25,7 @@ import skimage.color
 import skimage.filters
 from skimage.registration import phase_cross_correlation
 
+from srlab.imagecheck import to_unit
 from srlab.multiframe._sequence import Motion
 
 __all__ = ["register_frames", "register_translation", "register_ecc"]
@@ -35,14 +36,16 @@ Method = Literal["phase", "ecc"]
 def _gray(frame: np.ndarray, name: str) -> np.ndarray:
     """A frame as float64 luminance in [0, 1] (integer frames span their dtype's range)."""
     frame = np.asarray(frame)
+    if frame.ndim == 3 and frame.shape[-1] == 1:
+        frame = frame[..., 0]
     if frame.ndim == 3 and frame.shape[-1] in (3, 4):
-        return skimage.color.rgb2gray(frame[..., :3]).astype(np.float64)
+        return skimage.color.rgb2gray(to_unit(frame[..., :3]))
     if frame.ndim != 2:
         raise ValueError(
-            f"{name} must be a (h, w) grey or (h, w, 3) colour image, got shape {frame.shape}"
+            f"{name} must be a (h, w) grey image or an (h, w, 1), (h, w, 3) or (h, w, 4) one, "
+            f"got shape {frame.shape}"
         )
-    out = frame.astype(np.float64)
-    return out / np.iinfo(frame.dtype).max if frame.dtype.kind in "ui" else out
+    return to_unit(frame)
 
 
 def _pair(reference: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,6 +74,11 @@ def register_translation(reference: np.ndarray, frame: np.ndarray, upsample: int
     -------
     Motion
         ``(dy, dx)`` in pixels of these frames; no rotation.
+
+    Raises
+    ------
+    ValueError
+        Frames of different sizes, under 8 pixels a side, or not images.
 
     Examples
     --------
@@ -122,7 +130,9 @@ def register_ecc(
     Raises
     ------
     ValueError
-        If ECC does not converge (e.g. frames with too little texture, or moved too far).
+        Frames of different sizes or under 8 pixels a side, or if ECC fails (its correlation
+        degenerates: frames with too little texture, or moved too far). ECC that runs out of
+        iterations returns its last estimate.
     """
     ref, mov = _pair(reference, frame)
     start = register_translation(ref, mov)
@@ -165,7 +175,8 @@ def register_frames(frames: Sequence[np.ndarray], method: Method = "phase") -> t
     Raises
     ------
     ValueError
-        Fewer than two frames, frames of different sizes, an unknown method.
+        Fewer than two frames, frames of different sizes, an unknown method, or ECC failing
+        (:func:`register_ecc`).
     """
     frames = list(frames)
     if len(frames) < 2:

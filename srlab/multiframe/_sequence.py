@@ -9,8 +9,9 @@ and fusion alike):
   half-pixel convention). Coordinates are ``(y, x)``: rows down, columns right.
 * **Motion.** ``Motion(dy, dx, angle)`` moves the scene: frame ``k`` shows at point ``p`` what the
   reference frame shows at ``R(-angle) (p - c - d) + c``, with ``d = (dy, dx)`` in LR pixels,
-  ``c`` the image centre and ``angle`` in degrees, counter-clockwise as displayed (rows down).
-  A positive ``dx`` moves the content right. Registration estimates this same motion of each
+  ``c`` the image centre (``(H / 2, W / 2)`` in these coordinates) and ``angle`` in degrees,
+  counter-clockwise as displayed (rows down): in ``(y, x)`` form
+  ``R(a) = [[cos a, -sin a], [sin a, cos a]]``. A positive ``dx`` moves the content right. Registration estimates this same motion of each
   frame against the reference (frame 0), so an estimate is compared with the truth directly.
 """
 
@@ -51,14 +52,14 @@ class Motion:
         Examples
         --------
         >>> Motion(0.5, -1.0).inverse()
-        Motion(dy=-0.5, dx=1.0, angle=-0.0)
+        Motion(dy=-0.5, dx=1.0, angle=0.0)
         """
         theta = np.deg2rad(self.angle)
         # warp reads R(-a)(p - c - d) + c; its inverse reads R(a)(p - c) + c + d, which is
         # warp's form with angle -a and translation -R(-a) d.
         dy = -(np.cos(theta) * self.dy + np.sin(theta) * self.dx)
         dx = -(-np.sin(theta) * self.dy + np.cos(theta) * self.dx)
-        return Motion(float(dy), float(dx), -self.angle)
+        return Motion(float(dy), float(dx), -self.angle + 0.0)
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,9 @@ def simulate_sequence(
     scale : int
         Decimation factor, at least 1.
     shifts : (n_frames, 2) array_like, optional
-        ``(dy, dx)`` of each frame in LR pixels (row 0 is the reference's, normally zero);
-        by default uniform in ``[-max_shift, max_shift]``, seeded.
+        ``(dy, dx)`` of each frame in LR pixels; row 0 is the reference's and must be zero.
+        By default uniform in ``[-max_shift, max_shift]`` LR pixels, seeded (the draws of a
+        shorter sequence with the same seed are the first rows of a longer one's).
     rotation : bool, default False
         Also rotate each frame but the first by an angle uniform in ``[-max_angle, max_angle]``
         degrees.
@@ -177,9 +179,9 @@ def simulate_sequence(
     Raises
     ------
     ValueError
-        Fewer than 2 frames, shifts of another shape than ``(n_frames, 2)``, or what
-        :func:`srlab.images.degrade` refuses (an image smaller than the scale, a negative
-        noise).
+        Fewer than 2 frames, shifts of another shape than ``(n_frames, 2)`` or moving the
+        reference frame, or what :func:`srlab.images.degrade` refuses (an image smaller than
+        the scale, a negative noise).
 
     Examples
     --------
@@ -200,6 +202,11 @@ def simulate_sequence(
         raise ValueError(
             f"shifts must be {n_frames} finite (dy, dx) pairs, shape ({n_frames}, 2); got "
             f"shape {shifts.shape}"
+        )
+    if np.any(shifts[0] != 0):
+        raise ValueError(
+            f"frame 0 is the reference and does not move, but shifts[0] is {shifts[0].tolist()}; "
+            f"subtract it from every row"
         )
     angles = rng.uniform(-max_angle, max_angle, n_frames) if rotation else np.zeros(n_frames)
     angles[0] = 0.0

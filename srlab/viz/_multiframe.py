@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from IPython.display import display
 
 from srlab._resize import resize
+from srlab.imagecheck import to_unit
 from srlab.metrics import psnr
 from srlab.multiframe import fuse, register_frames, simulate_sequence
 from srlab.viz._crops import crops_figure
@@ -48,13 +49,13 @@ def multiframe_view(
     -------
     plotly.graph_objects.Figure
         Panels: the scene, bicubic of the reference frame, shift-and-add, back-projection,
-        each titled with its PSNR over the whole image (estimated motions).
+        each titled with its PSNR over the whole image less an 8-pixel border (estimated
+        motions).
     """
     seq = simulate_sequence(hr, n_frames, scale, noise_sigma=noise_levels / 255, seed=seed)
     motions = register_frames(seq.frames)
-    unit = seq.hr / 255 if seq.hr.dtype == np.uint8 else seq.hr
-    bicubic = resize(seq.frames[0], scale=scale)
-    bicubic = bicubic / 255 if bicubic.dtype == np.uint8 else bicubic
+    unit = to_unit(seq.hr)
+    bicubic = resize(to_unit(seq.frames[0]), scale=scale)
     panels = {"scene": unit, "bicubic (reference frame)": np.clip(bicubic, 0, 1)}
     panels["shift-and-add"] = fuse(seq.frames, motions, scale, "shift_and_add")
     panels["back-projection"] = fuse(

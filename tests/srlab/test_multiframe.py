@@ -76,7 +76,9 @@ def test_bad_sequences_and_frames_are_refused(camera):
         register_frames(frames, "sift")
     with pytest.raises(ValueError, match="too small to register"):
         register_ecc(frames[0][:4, :4], frames[1][:4, :4])
-    with pytest.raises(ValueError, match=r"\(h, w\) grey or \(h, w, 3\) colour image"):
+    with pytest.raises(
+        ValueError, match=r"must be a \(h, w\) grey image or an \(h, w, 1\), \(h, w, 3\)"
+    ):
         register_translation(frames[0][None], frames[1][None])
 
 
@@ -187,3 +189,43 @@ def test_the_multiframe_view_titles_each_fusion_with_its_psnr(camera):
     assert titles[0] == "scene" and all(t.endswith(" dB") for t in titles[1:]) and len(titles) == 4
     explorer = multiframe_explorer(camera[:64, :64], (0, 0, 32, 32), settle_s=0)
     assert [c.description for c in explorer.children[0].children] == ["frames", "noise", "scale"]
+
+
+def test_shift_and_add_places_samples_where_the_reference_saw_them(camera):
+    from srlab.metrics import psnr
+    from srlab.multiframe import shift_and_add
+
+    # The classic design: four frames half an LR pixel apart, no noise. At 2x every sample sits
+    # on an HR pixel corner; the fused image must match the scene, not the scene moved by half
+    # an HR pixel.
+    seq = simulate_sequence(
+        camera[128:256, 128:256], 4, 2, shifts=[[0, 0], [0, 0.5], [0.5, 0], [0.5, 0.5]]
+    )
+    hr = seq.hr / 255
+    # The scene moved half an HR pixel (a quarter of an LR one) along each diagonal.
+    moved = [warp(hr, Motion(dy, dx)) for dy in (-0.25, 0.25) for dx in (-0.25, 0.25)]
+    for reducer in ("mean", "median"):
+        fused = shift_and_add(seq.frames, seq.motions, 2, reducer)
+        closest = max(psnr(m, fused, 1.0, border=8) for m in moved)
+        assert psnr(hr, fused, 1.0, border=8) > closest + 0.5, reducer
+
+
+def test_a_warp_and_its_inverse_give_the_image_back(camera):
+    image = camera[100:228, 100:228] / 255
+    motion = Motion(0.7, -1.3, 4.0)
+    back = warp(warp(image, motion, pixel=2), motion.inverse(), pixel=2)
+    assert np.abs(back - image)[16:-16, 16:-16].mean() < 0.01
+
+
+def test_ecc_finds_rotations_of_several_degrees(camera):
+    # Six degrees: a rotation centre half a pixel off would show as a 0.05 px translation error.
+    seq = simulate_sequence(camera, 2, 2, shifts=[[0, 0], [0.3, -0.4]], seed=1)
+    frame = degrade(warp(seq.hr / 255, Motion(0.3, -0.4, 6.0), pixel=2), 2)[0]
+    estimate = register_ecc(seq.frames[0], frame)
+    assert abs(estimate.angle - 6.0) <= 0.2
+    assert np.hypot(estimate.dy - 0.3, estimate.dx + 0.4) <= 0.05
+
+
+def test_the_reference_frame_cannot_move(camera):
+    with pytest.raises(ValueError, match=r"frame 0 is the reference .* subtract it from every row"):
+        simulate_sequence(camera[:64, :64], 2, 2, shifts=[[0.5, 0], [1, 1]])
