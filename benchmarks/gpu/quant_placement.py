@@ -21,7 +21,6 @@ Run on a CUDA machine: ``python benchmarks/gpu/quant_placement.py`` (``--out``, 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
@@ -33,6 +32,7 @@ import torch
 from transformers import MixtralConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
+from serving_decode import NEW, PROMPT, free  # noqa: E402
 from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
 from labcore.atomic import atomic_write_text  # noqa: E402
@@ -43,15 +43,8 @@ from moelab.serving import StaticDecoder  # noqa: E402
 from moelab.sources import RandomSource, materialize  # noqa: E402
 
 OUT = Path(__file__).with_suffix(".json")
-PROMPT, NEW = 16, 64
 BUDGETS_GB = (25, 35, 45, 53, 70)
 N4 = (0, 64, 128, 192, 256)
-
-
-def free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict[str, float]:

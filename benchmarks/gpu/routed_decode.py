@@ -27,7 +27,6 @@ graphs or compile).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import statistics
 import sys
@@ -44,10 +43,14 @@ from transformers import MixtralConfig
 sys.path.insert(0, str(Path(__file__).parent))
 from serving_decode import (  # noqa: E402
     BANDWIDTH,
+    NEW,
+    PROMPT,
     active_bytes,
     decode_rate,
+    free,
     generate_rate,
     requests,
+    sync,
 )
 from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
@@ -68,18 +71,6 @@ from moelab.serving import ConsolidatedEngine, SingleEngine, StaticDecoder, serv
 from moelab.sources import PerturbedSource, RandomSource, materialize  # noqa: E402
 
 OUT = Path(__file__).with_suffix(".json")
-PROMPT, NEW = 16, 64
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class Steps:

@@ -46,6 +46,19 @@ PROMPT, NEW = 16, 64
 BANDWIDTH = 4.25e12
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (timings on a GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free() -> None:
+    """Drop unreferenced tensors and give the GPU's cached blocks back."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def active_bytes(layers: int) -> float:
     """Bytes read per token at batch 1: non-expert weights plus top-2 of 8 experts per layer.
 
@@ -70,18 +83,13 @@ def generate_rate(model, prompt: list[int], repeats: int = 3) -> dict[str, float
     """transformers' ``generate`` (dynamic cache) timed on the model's device."""
     device = next(model.parameters()).device
     ids = torch.tensor([prompt], device=device)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     times = []
     for _ in range(repeats + 1):
-        sync()
+        sync(device)
         start = time.perf_counter()
         with torch.no_grad():
             model.generate(ids, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False)
-        sync()
+        sync(device)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times[1:])  # the first call warms up
     return {"seconds_per_request": seconds, "tokens_per_s": NEW / seconds}

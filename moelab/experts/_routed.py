@@ -125,18 +125,20 @@ def routed_linear_mixed(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor
 
     Each pool's kernel runs over every assignment and writes zeros for the other pool's, so
     the sum is every assignment through its own expert. Host experts (if any) are copied into
-    the dense pool's cache rows first, at most that many at a time.
+    their pool's cache rows first, at most that many at a time, or computed on the host.
     """
     if weight.host_experts:
         return _with_host_experts(x, weight, ids)
-    out = None
-    if weight.dense is not None:
-        out = routed_linear(x, weight.dense, weight.dense_rows[ids])
-    if weight.int4 is not None:
-        q = weight.int4
-        part = routed_linear_int4(x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size)
-        out = part if out is None else out + part
-    return out
+    return _both_pools(x, weight, weight.dense_rows[ids], weight.int4_rows[ids])
+
+
+def _both_pools(
+    x: torch.Tensor, weight: MixedExperts, dense_rows: torch.Tensor, int4_rows: torch.Tensor
+) -> torch.Tensor | None:
+    """The dense pool's part plus the 4-bit pool's, for pool rows per assignment (-1: none)."""
+    parts = [_dense_part(x, weight, dense_rows), _int4_part(x, weight, int4_rows)]
+    parts = [p for p in parts if p is not None]
+    return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
 
 def _routable(experts: nn.Module) -> bool:
@@ -259,14 +261,8 @@ def _computing_host_experts(
 ) -> torch.Tensor:
     # The resident pools over every assignment (host experts' rows are -1 there: zeros), then
     # each host expert's assignments computed on the CPU, where its weights live.
-    out = x.new_zeros((x.shape[0], weight.host_shape[0]))
-    if weight.dense is not None:
-        out = out + routed_linear(x, weight.dense, weight.dense_rows[ids])
-    if weight.int4 is not None:
-        q = weight.int4
-        out = out + routed_linear_int4(
-            x, q.packed, q.scale, q.zero, weight.int4_rows[ids], q.group_size
-        )
+    resident = _both_pools(x, weight, weight.dense_rows[ids], weight.int4_rows[ids])
+    out = x.new_zeros((x.shape[0], weight.host_shape[0])) if resident is None else resident
     for expert in ids.unique().tolist():
         if expert in weight.host:
             rows = (ids == expert).nonzero().flatten()
