@@ -198,7 +198,12 @@ def kernel_time_us(fn: Callable[[], Any], device: torch.device, repeats: int = 2
     return (time.perf_counter() - start) / repeats * 1e6
 
 
-def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -> dict[str, Any]:
+def kernel_sweep(
+    config: MixtralConfig,
+    device: torch.device,
+    budget_s: float,
+    kinds: tuple[str, ...] = ("bf16", "int4"),
+) -> dict[str, Any]:
     """Each expert matrix at batch 1 and 4: the routed kernels' tiles against ``F.linear``.
 
     Bandwidth counts the selected experts' distinct bytes once; the peer is one ``F.linear``
@@ -236,10 +241,12 @@ def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -
                     "int4",
                     partial(routed_gemv_int4, x, q, ids),
                     int4_bytes,
-                    (8, 16, 32),
-                    (256, 512, 1024, 2048),
+                    (8, 16, 32, 64),
+                    (256, 512, 1024),
                 ),
             ):
+                if kind not in kinds:
+                    continue
                 bits = 16 if kind == "bf16" else 4
                 default = list(block_sizes(assignments, n, k, bits=bits))
                 times = {"default": kernel_time_us(partial(fn, None), device)}
@@ -262,10 +269,12 @@ def kernel_sweep(config: MixtralConfig, device: torch.device, budget_s: float) -
                 }
             out[f"{name} x{assignments}"] = row
             print(
-                f"  {name} x{assignments}: F.linear {row['f_linear_us']:.0f} us, bf16 "
-                f"{row['bf16']['default_us']:.0f} (best {row['bf16']['best_us']:.0f} "
-                f"{row['bf16']['best']}), int4 {row['int4']['default_us']:.0f} (best "
-                f"{row['int4']['best_us']:.0f} {row['int4']['best']})",
+                f"  {name} x{assignments}: F.linear {row['f_linear_us']:.0f} us, "
+                + ", ".join(
+                    f"{kind} {row[kind]['default_us']:.0f} (best {row[kind]['best_us']:.0f} "
+                    f"{row[kind]['best']})"
+                    for kind in kinds
+                ),
                 flush=True,
             )
         del weight, q
@@ -365,6 +374,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--deadline", type=float, default=1e9, help="seconds for all steps")
     parser.add_argument("--kernel-sweep-s", type=float, default=100.0)
+    parser.add_argument(
+        "--kernel-kinds", nargs="+", default=["bf16", "int4"], help="kernels the sweep times"
+    )
     parser.add_argument("--only", nargs="+", help="run only these steps (e.g. kernels int4)")
     parser.add_argument("--tiny", action="store_true", help="tiny Mixtral on the CPU")
     args = parser.parse_args()
@@ -385,7 +397,7 @@ def main() -> int:
             results,
             "kernels",
             args.kernel_sweep_s,
-            lambda: kernel_sweep(config, device, args.kernel_sweep_s),
+            lambda: kernel_sweep(config, device, args.kernel_sweep_s, tuple(args.kernel_kinds)),
         )
     steps(results, "logits", 30, lambda: logits_agreement(config, device))
     single(config, device, args.tiny, steps)

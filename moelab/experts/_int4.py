@@ -4,8 +4,12 @@ One fused expert matrix ``[E, N, K]`` is stored as unsigned 4-bit codes ``q`` wi
 ``s`` and one zero point ``z`` per row and per group of ``group_size`` input columns, and reads
 back as ``w = (q - z) * s``: HQQ's affine format (axis 1), so codes, scales and zeros computed
 by HQQ's optimiser load into it unchanged. :func:`quantize_int4` computes them with a backend of
-:mod:`moelab.quant` (round to nearest by default). Two codes share a byte along K (low nibble: even
-column, high nibble: odd column), the layout the Triton kernel reads without unpacking a copy.
+:mod:`moelab.quant` (round to nearest by default).
+
+Eight codes share a 32-bit word, interleaved within their group (as GPTQ and AWQ kernels pack
+them): in a group of ``G`` columns, nibble ``i`` of word ``w`` holds column ``i * G/8 + w``. The
+Triton kernel reads whole words, and for each nibble position the words of a group meet
+``G/8`` contiguous inputs (one vector load instead of eight strided ones).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ class Int4Experts:
     Attributes
     ----------
     packed : Tensor ``[E, N, K // 2]``, uint8
-        Two codes per byte: column ``2j`` in the low nibble, ``2j + 1`` in the high one.
+        Eight codes per little-endian 32-bit word (four bytes), interleaved within each group:
+        nibble ``i`` of the group's word ``w`` is column ``i * group_size / 8 + w``.
     scale, zero : Tensor ``[E, N, K // group_size]``
         Per row and group: ``w = (q - zero) * scale``, in the compute dtype.
     group_size : int
-        Input columns per scale and zero.
+        Input columns per scale and zero, a multiple of 8 (whole words).
     """
 
     packed: torch.Tensor
@@ -40,10 +45,11 @@ class Int4Experts:
 
     def __post_init__(self) -> None:
         e, n, half = self.packed.shape
-        if self.group_size < 2 or self.group_size % 2 or (2 * half) % self.group_size:
-            # A byte holds two codes, so a group must hold whole bytes (the kernel relies on it).
+        if self.group_size < 8 or self.group_size % 8 or (2 * half) % self.group_size:
+            # A word holds eight codes, so a group must hold whole words (the kernel relies on it).
             raise ValueError(
-                f"group_size {self.group_size} must be even and divide the {2 * half} input columns"
+                f"group_size {self.group_size} must be a multiple of 8 and divide the "
+                f"{2 * half} input columns"
             )
         groups = (e, n, 2 * half // self.group_size)
         if self.packed.dtype != torch.uint8 or tuple(self.scale.shape) != groups:
@@ -73,7 +79,10 @@ class Int4Experts:
     def codes(self, expert: int) -> torch.Tensor:
         """One expert's unpacked codes ``[N, K]`` (uint8, 0..15)."""
         packed = self.packed[expert]
-        return torch.stack((packed & 0xF, packed >> 4), dim=-1).flatten(-2)
+        n, k = self.shape[1:]
+        nibbles = torch.stack((packed & 0xF, packed >> 4), dim=-1)  # [N, K/2, 2]: word order
+        words = nibbles.view(n, k // self.group_size, self.group_size // 8, 8)
+        return words.transpose(-1, -2).reshape(n, k)
 
     def dequantize(self, expert: int) -> torch.Tensor:
         """One expert's matrix ``[N, K]`` in the compute dtype."""
@@ -92,7 +101,7 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rt
     weight : Tensor ``[E, N, K]``
         Floating point; its dtype becomes the scales' (the compute dtype).
     group_size : int, default 64
-        Input columns per scale and zero; must divide K and be even.
+        Input columns per scale and zero; a multiple of 8 that divides K.
     backend : str, default "rtn"
         How scales and zeros are chosen (:func:`moelab.quant.available_backends`: ``"rtn"``
         round to nearest, ``"hqq"`` half-quadratic).
@@ -104,7 +113,8 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rt
     Raises
     ------
     ValueError
-        A group size that does not divide K, or an odd one; a tensor that is not 3-D float.
+        A group size that does not divide K or is no multiple of 8; a tensor that is not 3-D
+        float.
 
     Examples
     --------
@@ -116,21 +126,24 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rt
     """
     from moelab.quant import quantize_matrix
 
-    check_int(group_size, "group_size", minimum=2)
+    check_int(group_size, "group_size", minimum=1)
     if weight.ndim != 3 or not weight.is_floating_point():
         raise ValueError(
             f"expected fused float expert weights [E, N, K], got {weight.dtype} "
             f"{tuple(weight.shape)}"
         )
-    k = weight.shape[2]
-    if k % group_size or group_size % 2:
+    e, n, k = weight.shape
+    if k % group_size or group_size % 8:
         raise ValueError(
-            f"group_size {group_size} must be even and divide the {k} input columns of the "
-            f"experts; pick a divisor of {k}"
+            f"group_size {group_size} must be a multiple of 8 and divide the {k} input columns "
+            f"of the experts; pick such a divisor of {k}"
         )
     matrices = [quantize_matrix(w, 4, group_size, backend) for w in weight.detach()]
-    codes = torch.stack([m.codes for m in matrices])
-    packed = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    codes = torch.stack([m.codes for m in matrices]).to(torch.uint8)
+    # [.., group, nibble, word] -> [.., group, word, nibble]: eight codes per word, interleaved
+    words = codes.view(e, n, k // group_size, 8, group_size // 8).transpose(-1, -2)
+    words = words.reshape(e, n, k // 2, 2)
+    packed = words[..., 0] | (words[..., 1] << 4)
     scale = torch.stack([m.scale for m in matrices])
     zero = torch.stack([m.zero for m in matrices])
     return Int4Experts(packed.contiguous(), scale, zero, group_size)

@@ -237,7 +237,7 @@ def _check_request(model: nn.Module, int4: object, group_size: int, backend: str
             f"expert slots {sorted(unknown)[:3]} are not in this model (layers 0.."
             f"{family.num_moe_layers(config) - 1}, experts 0..{family.num_experts(config) - 1})"
         )
-    check_int(group_size, "group_size", minimum=2)
+    check_int(group_size, "group_size", minimum=1)
     for name in FUSED_MATRICES:
         for layer in range(family.num_moe_layers(config)):
             weight = getattr(family.moe_block(model, layer).experts, name)
@@ -251,10 +251,10 @@ def _check_request(model: nn.Module, int4: object, group_size: int, backend: str
                     "model's experts); quantize_experts takes a plain Mixtral or OLMoE model"
                 )
             k = weight.shape[-1]
-            if k % group_size or group_size % 2:
+            if k % group_size or group_size % 8:
                 raise ValueError(
-                    f"group_size {group_size} must be even and divide the {k} input columns of "
-                    f"the experts' {name}; pick a divisor of {k}"
+                    f"group_size {group_size} must be a multiple of 8 and divide the {k} input "
+                    f"columns of the experts' {name}; pick such a divisor of {k}"
                 )
     get_backend(backend).ensure_available()  # its optional package now, not midway
     return chosen

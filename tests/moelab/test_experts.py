@@ -162,7 +162,7 @@ def test_int4_codes_round_trip_and_count_their_bytes():
     # Round to nearest: every weight within half a step of its group.
     step = q.scale[1].repeat_interleave(8, dim=1)
     assert ((q.dequantize(1) - weight[1]).abs() <= step / 2 + 1e-6).all()
-    for bad, message in ((5, "must be even and divide the 32"), (12, "divide the 32 input")):
+    for bad, message in ((5, "must be a multiple of 8 and divide the 32"), (12, "multiple of 8")):
         with pytest.raises(ValueError, match=message):
             quantize_int4(weight, group_size=bad)
 
@@ -217,8 +217,8 @@ def test_quantize_experts_refuses_what_it_cannot_hold_and_leaves_the_model_intac
         expected = model(input_ids=ids).logits
     bad = [
         (dict(int4=[ExpertSlot(5, 0)], group_size=8), ValueError, "are not in this model"),
-        (dict(group_size=32), ValueError, "must be even and divide the 16 input columns"),
-        (dict(group_size=3), ValueError, "must be even"),
+        (dict(group_size=32), ValueError, "must be a multiple of 8 and divide the 16 input"),
+        (dict(group_size=3), ValueError, "must be a multiple of 8"),
         (dict(group_size=8.0), TypeError, "group_size must be an int"),
         (dict(int4="none", group_size=8), ValueError, "int4 must be 'all' or an iterable"),
         (dict(group_size=8, backend="bogus"), ValueError, "unknown quantization backend"),
@@ -276,6 +276,7 @@ def test_the_int4_kernel_computes_the_same_in_the_interpreter():
             (torch.bfloat16, 2e-2, 256, 64),
             (torch.float32, 1e-5, 320, 64),  # 5 groups: the last step partial
             (torch.float32, 1e-5, 288, 48),  # a group that is no power of two
+            (torch.float32, 1e-5, 64, 8),  # one word a group
         ]
         for dtype, tolerance, k, group in cases:
             weight = torch.randn(5, 72, k, generator=generator).to(dtype)
@@ -304,9 +305,9 @@ def test_kernel_launch_settings_and_layouts_that_no_kernel_reads_are_refused():
     with pytest.raises(ValueError, match="16- or 4-bit weights, not 8-bit"):
         block_sizes(2, 64, 64, bits=8)
     codes = torch.zeros(2, 4, 24, dtype=torch.uint8)  # K = 48
-    with pytest.raises(ValueError, match="group_size 5 must be even and divide the 48"):
+    with pytest.raises(ValueError, match="group_size 5 must be a multiple of 8 and divide the 48"):
         Int4Experts(codes, torch.ones(2, 4, 9), torch.zeros(2, 4, 9), 5)
-    with pytest.raises(ValueError, match="group_size 32 must be even and divide the 48"):
+    with pytest.raises(ValueError, match="group_size 32 must be a multiple of 8 and divide the 48"):
         Int4Experts(codes, torch.ones(2, 4, 1), torch.zeros(2, 4, 1), 32)
     weight = torch.randn(2, 8, 16).transpose(1, 2)  # [E, K, N] viewed as [E, N, K]
     with pytest.raises(ValueError, match=r"pass weight.contiguous\(\)"):
