@@ -68,21 +68,31 @@ def _kernels() -> tuple[Any, Any]:
         zero_ptr,
         ids_ptr,
         out_ptr,
+        one,
         N: tl.constexpr,
         K: tl.constexpr,
         GROUP: tl.constexpr,
         WORDS: tl.constexpr,
+        GROUP_P2: tl.constexpr,
         BLOCK_N: tl.constexpr,
         GROUPS: tl.constexpr,
+        EVEN: tl.constexpr,
     ):
-        # Program (s, nb) over GROUPS groups per step: a [BLOCK_N, GROUPS, WORDS] tile of 32-bit
-        # words (WORDS: GROUP // 8 rounded up to a power of two). Nibble i of word w of group g
-        # holds column g * GROUP + i * (GROUP // 8) + w, so for each i the words meet contiguous
-        # inputs. A nibble becomes a float with no int-to-float conversion (a quarter-rate
-        # instruction that bounded the byte-wise kernel near 1.6 TB/s): shifted into the top
-        # mantissa bits of 1.0 it reads 1 + q/16, and (1 + q/16) - (1 + z/16) = (q - z)/16
-        # exactly, so each code costs a shift, a mask, a subtraction and a multiply-add.
+        # Program (s, nb) over GROUPS groups per step: a [BLOCK_N, GROUPS * WORDS] tile of
+        # 32-bit words (WORDS: GROUP // 8 rounded up to a power of two; EVEN: no padding and
+        # whole steps, so the words of a row are contiguous and load as vectors). Nibble i of
+        # word w of group g holds column g * GROUP + i * (GROUP // 8) + w, so for each i the
+        # words meet contiguous inputs.
+        #
+        # Each code becomes a float with no int-to-float conversion (a quarter-rate
+        # instruction; with it the kernel issued about nine instructions a code): shifted
+        # into the top mantissa bits of 1.0 (``one`` is its bit pattern, an argument so that
+        # the mask and the OR fuse into one LOP3) it reads 1 + q/16, three instructions a
+        # code with the multiply-add. Per row and group, sum((1 + q/16) x) = sum(x) +
+        # sum(q x)/16, so sum((q - z) s x) = s (16 part - (16 + z) sum(x)).
         PER: tl.constexpr = GROUP // 8
+        COLS: tl.constexpr = GROUPS * WORDS
+        N_GROUPS: tl.constexpr = K // GROUP
         s = tl.program_id(0)
         nb = tl.program_id(1)
         expert = tl.load(ids_ptr + s).to(tl.int64)
@@ -90,35 +100,57 @@ def _kernels() -> tuple[Any, Any]:
         row_ok = (rows < N) & ((rows * 0 + expert) >= 0)
         expert = tl.maximum(expert, 0)
         row_words = expert * (N * (K // 8)) + rows.to(tl.int64) * (K // 8)
-        row_meta = expert * (N * (K // GROUP)) + rows.to(tl.int64) * (K // GROUP)
-        g = tl.arange(0, GROUPS)
-        w = tl.arange(0, WORDS)
-        acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for g0 in range(0, K // GROUP, GROUPS):
-            group = g0 + g
-            word_ok = (group[:, None] < K // GROUP) & (w[None, :] < PER)
-            words = tl.load(
-                q_ptr + row_words[:, None, None] + (group[:, None] * PER + w[None, :])[None, :, :],
-                mask=row_ok[:, None, None] & word_ok[None, :, :],
-                other=0,
-            )
-            meta = row_meta[:, None] + group[None, :]
-            meta_ok = row_ok[:, None] & (group[None, :] < K // GROUP)
-            scale = tl.load(scale_ptr + meta, mask=meta_ok, other=0.0).to(tl.float32)
-            zero = tl.load(zero_ptr + meta, mask=meta_ok, other=0.0).to(tl.float32)
-            offset = (1.0 + zero * 0.0625)[:, :, None]
-            x_at = x_ptr + s * K + group[:, None] * GROUP + w[None, :]
-            dot = tl.zeros((BLOCK_N, GROUPS, WORDS), dtype=tl.float32)
+        row_meta = expert * (N * N_GROUPS) + rows.to(tl.int64) * N_GROUPS
+        j = tl.arange(0, COLS)
+        g = j // WORDS
+        w = j % WORDS
+        step_groups = tl.arange(0, GROUPS)
+        c = tl.arange(0, GROUP_P2)
+        acc = tl.zeros((BLOCK_N, GROUPS), dtype=tl.float32)
+        for g0 in range(0, N_GROUPS, GROUPS):
+            x_at = x_ptr + s * K + (g0 + g) * GROUP + w
+            if EVEN:  # contiguous words, no column mask: vector loads
+                words = tl.load(
+                    q_ptr + row_words[:, None] + (g0 * PER + j)[None, :],
+                    mask=row_ok[:, None],
+                    other=0,
+                )
+            else:
+                word_ok = ((g0 + g) < N_GROUPS) & (w < PER)
+                words = tl.load(
+                    q_ptr + row_words[:, None] + ((g0 + g) * PER + w)[None, :],
+                    mask=row_ok[:, None] & word_ok[None, :],
+                    other=0,
+                )
+            dot = tl.zeros((BLOCK_N, COLS), dtype=tl.float32)
             for i in tl.static_range(8):
-                x = tl.load(x_at + i * PER, mask=word_ok, other=0.0).to(tl.float32)
+                if EVEN:
+                    x = tl.load(x_at + i * PER).to(tl.float32)
+                else:
+                    x = tl.load(x_at + i * PER, mask=word_ok, other=0.0).to(tl.float32)
                 if 4 * i < 19:
                     bits = words << (19 - 4 * i)
                 else:
                     bits = words >> (4 * i - 19)
-                q = ((bits & 0x780000) | 0x3F800000).to(tl.float32, bitcast=True)
-                dot += (q - offset) * x[None, :, :]
-            acc += tl.sum(scale * tl.sum(dot, axis=2), axis=1) * 16.0
-        tl.store(out_ptr + s * N + rows, acc.to(out_ptr.dtype.element_ty), mask=rows < N)
+                code = ((bits & 0x780000) | one).to(tl.float32, bitcast=True)  # 1 + q/16
+                dot += code * x[None, :]
+            part = tl.sum(tl.reshape(dot, (BLOCK_N, GROUPS, WORDS)), axis=2)
+            group = g0 + step_groups
+            x_sum = tl.sum(
+                tl.load(
+                    x_ptr + s * K + group[:, None] * GROUP + c[None, :],
+                    mask=(group[:, None] < N_GROUPS) & (c[None, :] < GROUP),
+                    other=0.0,
+                ).to(tl.float32),
+                axis=1,
+            )
+            meta = row_meta[:, None] + group[None, :]
+            meta_ok = row_ok[:, None] & (group[None, :] < N_GROUPS)
+            scale = tl.load(scale_ptr + meta, mask=meta_ok, other=0.0).to(tl.float32)
+            zero = tl.load(zero_ptr + meta, mask=meta_ok, other=0.0).to(tl.float32)
+            acc += scale * (16.0 * part - (16.0 + zero) * x_sum[None, :])
+        total = tl.sum(acc, axis=1)
+        tl.store(out_ptr + s * N + rows, total.to(out_ptr.dtype.element_ty), mask=rows < N)
 
     return routed_gemv, routed_gemv_int4
 
@@ -178,6 +210,9 @@ def block_sizes(n_assignments: int, rows: int, cols: int, bits: int = 16) -> Til
     if bits == 4:
         return Tiles(block_n, 512, 4)
     return Tiles(block_n, min(256, _next_power_of_two(max(cols, 16))), 8)
+
+
+_ONE_BITS = 0x3F800000  # 1.0 in float32
 
 
 def _next_power_of_two(n: int) -> int:
@@ -253,6 +288,10 @@ def routed_gemv_int4(
     out = torch.empty((x.shape[0], n_rows), dtype=x.dtype, device=x.device)
     tiles = tiles or block_sizes(x.shape[0], n_rows, n_cols, bits=4)
     grid = (x.shape[0], -(-n_rows // tiles.block_n))
+    words, groups = (
+        _next_power_of_two(group // 8),
+        _next_power_of_two(max(1, tiles.block_k // group)),
+    )
     _kernels()[1][grid](
         x.contiguous(),
         weights.packed.view(torch.int32),
@@ -260,12 +299,15 @@ def routed_gemv_int4(
         weights.zero,
         ids.contiguous(),
         out,
+        _ONE_BITS,
         N=n_rows,
         K=n_cols,
         GROUP=group,
-        WORDS=_next_power_of_two(group // 8),
+        WORDS=words,
+        GROUP_P2=_next_power_of_two(group),
         BLOCK_N=tiles.block_n,
-        GROUPS=_next_power_of_two(max(1, tiles.block_k // group)),
+        GROUPS=groups,
+        EVEN=words == group // 8 and (n_cols // group) % groups == 0,
         num_warps=tiles.num_warps,
     )
     return out

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from labcore.checks import check_type
+from srlab.fixed import QFormat
 
-__all__ = ["check_bits", "check_choice", "check_designs"]
+__all__ = ["check_bits", "check_choice", "check_designs", "check_format"]
 
 T = TypeVar("T")
 
@@ -84,3 +85,33 @@ def check_bits(name: str, value: Any, low: int, high: int) -> int:
     if not low <= value <= high:
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     return int(value)
+
+
+def check_format(name: str, value: QFormat | str) -> QFormat:
+    """A datapath format: a QFormat (or its HLS spelling) with an integer bit and no negative
+    fraction bits.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither a QFormat nor a string.
+    ValueError
+        If the string is no HLS spelling, ``word_bits < int_bits``, or a signed format has no
+        integer bit.
+    """
+    fmt = QFormat.parse(value) if isinstance(value, str) else value
+    if not isinstance(fmt, QFormat):
+        raise TypeError(
+            f"{name} must be a QFormat or a string such as 'ap_fixed<16,4>', got {value!r}"
+        )
+    if fmt.word_bits < fmt.int_bits:
+        raise ValueError(
+            f"{name} {fmt} has word_bits={fmt.word_bits} < int_bits={fmt.int_bits}, i.e. negative "
+            "fraction bits; the datapath needs word_bits >= int_bits (drop low bits by narrowing "
+            "the word instead)"
+        )
+    if fmt.int_bits < (1 if fmt.signed else 0):
+        raise ValueError(
+            f"{name} {fmt} has no integer bit; use int_bits >= {1 if fmt.signed else 0}"
+        )
+    return fmt

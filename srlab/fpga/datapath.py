@@ -36,6 +36,7 @@ This module
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,10 +56,16 @@ from srlab.fixed import (
     multiply_format,
     quantize,
 )
-from srlab.fpga._checks import check_bits, check_choice
+from srlab.fpga._checks import check_bits, check_choice, check_format
 from srlab.fpga.dda import MAX_DDA_FRAC_BITS, MAX_PHASE_BITS, PhaseDDA, PhaseRounding
 from srlab.fpga.fastpath import TAP_BY_TAP, coefficient_plan, finish_sums, pass_spec, pixel_floats
-from srlab.fpga.rom import build_rom, check_rom_fits, minimum_int_bits, prefix_bounds
+from srlab.fpga.rom import (
+    build_rom,
+    check_rom_fits,
+    minimum_int_bits,
+    prefix_bounds,
+    shift_outward,
+)
 from srlab.imagecheck import check_image
 from srlab.kernels import Kernel, get_kernel
 
@@ -74,35 +81,8 @@ __all__ = [
 ]
 
 RunPath = Literal["auto", "taps"]
+PassOrder = Literal["hv", "vh"]
 FormatLike = QFormat | str
-
-
-# --------------------------------------------------------------------------- formats
-
-
-def _as_format(name: str, value: FormatLike) -> QFormat:
-    fmt = QFormat.parse(value) if isinstance(value, str) else value
-    if not isinstance(fmt, QFormat):
-        raise TypeError(
-            f"{name} must be a QFormat or a string such as 'ap_fixed<16,4>', got {value!r}"
-        )
-    if fmt.word_bits < fmt.int_bits:
-        raise ValueError(
-            f"{name} {fmt} has word_bits={fmt.word_bits} < int_bits={fmt.int_bits}, i.e. negative fraction "
-            "bits; the datapath needs word_bits >= int_bits (drop low bits by narrowing the word instead)"
-        )
-    if fmt.int_bits < (1 if fmt.signed else 0):
-        raise ValueError(
-            f"{name} {fmt} has no integer bit; use int_bits >= {1 if fmt.signed else 0}"
-        )
-    return fmt
-
-
-def _shift_codes(code: int, shift: int) -> int:
-    """``code * 2**shift`` rounded outward (floor for negatives, ceil for positives)."""
-    if shift >= 0:
-        return code << shift
-    return code >> -shift if code < 0 else -((-code) >> -shift)
 
 
 # --------------------------------------------------------------------------- results
@@ -117,7 +97,8 @@ class DatapathTrace:
     pixels : FixedArray
         Input pixels in ``pixel_fmt``, ``(H, W, C)``.
     mid : FixedArray
-        Horizontal pass output in ``mid_fmt`` (what the line buffers hold), ``(H, W_out, C)``.
+        First pass output in ``mid_fmt``: ``(H, W_out, C)`` horizontal first (what the line
+        buffers hold), ``(H_out, W, C)`` vertical first.
     output : ndarray of uint8
         The resized image, ``(H_out, W_out)`` or ``(H_out, W_out, C)`` like the input.
     """
@@ -161,6 +142,11 @@ class FixedPointResizer:
         See :class:`PhaseDDA`.
     unity_gain : bool, default True
         Correct each ROM row so its codes add up to exactly one.
+    pass_order : {"hv", "vh"}, default "hv"
+        ``"hv"``: the horizontal pass first, its ``mid_fmt`` words in the line buffers (the
+        module notes); ``"vh"``: the vertical pass first over line buffers of input pixels,
+        then the horizontal pass (what :mod:`srlab.fpga.rtl` generates). The two round in
+        different places, so their bits differ slightly.
 
     Attributes
     ----------
@@ -203,6 +189,7 @@ class FixedPointResizer:
     dda_frac_bits: int = 16
     phase_rounding: PhaseRounding = "nearest"
     unity_gain: bool = True
+    pass_order: PassOrder = "hv"
     dda_y: PhaseDDA = field(init=False, repr=False)
     dda_x: PhaseDDA = field(init=False, repr=False)
     coefficients: np.ndarray = field(init=False, repr=False, compare=False)
@@ -220,15 +207,17 @@ class FixedPointResizer:
         sy, sx = check_scale(self.scale)
         set_("scale", (sy, sx))
         for name in ("pixel_fmt", "coeff_fmt", "acc_fmt", "out_fmt"):
-            set_(name, _as_format(name, getattr(self, name)))
+            set_(name, check_format(name, getattr(self, name)))
         set_(
-            "mid_fmt", self.acc_fmt if self.mid_fmt is None else _as_format("mid_fmt", self.mid_fmt)
+            "mid_fmt",
+            self.acc_fmt if self.mid_fmt is None else check_format("mid_fmt", self.mid_fmt),
         )
         if self.out_fmt.signed or self.out_fmt.word_bits != 8 or self.out_fmt.int_bits != 8:
             raise ValueError(
                 f"out_fmt {self.out_fmt} must be an 8-bit unsigned integer format, ap_ufixed<8,8,Q,O>, "
                 "since the output is uint8; choose its rounding and overflow modes, e.g. 'ap_ufixed<8,8,RND,SAT>'"
             )
+        check_choice("pass_order", self.pass_order, {"hv": None, "vh": None})
         if not isinstance(self.unity_gain, (bool, np.bool_)):
             raise TypeError(f"unity_gain must be True or False, got {self.unity_gain!r}")
         if kernel.phases is not None and (abs(sy - 2.0) > 1e-12 or abs(sx - 2.0) > 1e-12):
@@ -322,13 +311,13 @@ class FixedPointResizer:
         # Range of the horizontal pass output, then of the partial sums of both passes.
         h_low, h_high = prefix_bounds(codes, pixel)
         to_mid = mid_frac - coeff_frac
-        mid_low, mid_high = _shift_codes(h_low, to_mid) - 1, _shift_codes(h_high, to_mid) + 1
+        mid_low, mid_high = shift_outward(h_low, to_mid) - 1, shift_outward(h_high, to_mid) + 1
         mid_int = minimum_int_bits(mid_low, mid_high, mid_frac, True)
         mid = QFormat(mid_int + mid_frac, mid_int, True, "rnd", "sat")
         v_low, v_high = prefix_bounds(codes, mid)
         to_acc_h, to_acc_v = acc_frac - coeff_frac, acc_frac - mid_frac - coeff_frac
-        acc_low = min(_shift_codes(h_low, to_acc_h), _shift_codes(v_low, to_acc_v)) - 1
-        acc_high = max(_shift_codes(h_high, to_acc_h), _shift_codes(v_high, to_acc_v)) + 1
+        acc_low = min(shift_outward(h_low, to_acc_h), shift_outward(v_low, to_acc_v)) - 1
+        acc_high = max(shift_outward(h_high, to_acc_h), shift_outward(v_high, to_acc_v)) + 1
         acc_int = minimum_int_bits(acc_low, acc_high, acc_frac, True)
         acc = QFormat(acc_int + acc_frac, acc_int, True, acc_rounding)
         return cls(k, scale, pixel, coeff, acc, QFormat(8, 8, False, "rnd", "sat"), mid, **options)
@@ -537,8 +526,23 @@ def _mac_taps(
     return acc
 
 
+@functools.lru_cache(maxsize=16)
+def _transposed(r: FixedPointResizer) -> FixedPointResizer:
+    """The horizontal-first design that, on the transposed image, is ``r``'s vertical-first one."""
+    return dataclasses.replace(r, scale=r.scale[::-1], pass_order="hv")
+
+
 def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> DatapathTrace:
     check_choice("path", path, {"auto": None, "taps": None})
+    if r.pass_order == "vh":
+        # Vertical first == horizontal first on the transposed image with the scales swapped:
+        # the same DDA, ROM and formats meet the same pixels in the same order.
+        t = _run(_transposed(r), image.swapaxes(0, 1), keep, path)
+        pixels, mid = (
+            FixedArray(a.codes.swapaxes(0, 1), a.fmt) if a is not None else None
+            for a in (t.pixels, t.mid)
+        )
+        return DatapathTrace(pixels, mid, t.output.swapaxes(0, 1))
     h, w = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
     flat = image.reshape(h, w * channels)

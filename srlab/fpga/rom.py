@@ -16,7 +16,7 @@ import numpy as np
 from srlab.fixed import MAX_WORD_BITS, QFormat, quantize
 from srlab.kernels import Kernel
 
-__all__ = ["build_rom", "check_rom_fits", "minimum_int_bits", "prefix_bounds"]
+__all__ = ["build_rom", "check_rom_fits", "minimum_int_bits", "prefix_bounds", "shift_outward"]
 
 
 def minimum_int_bits(low: int, high: int, frac_bits: int, signed: bool) -> int:
@@ -193,3 +193,16 @@ def prefix_bounds(coef: np.ndarray, source: QFormat) -> tuple[int, int]:
     per_tap_hi = np.maximum(c * lo_p, c * hi_p)
     per_tap_lo = np.minimum(c * lo_p, c * hi_p)
     return int(np.cumsum(per_tap_lo, axis=1).min()), int(np.cumsum(per_tap_hi, axis=1).max())
+
+
+def shift_outward(code: int, shift: int) -> int:
+    """``code * 2**shift`` rounded outward (floor for negatives, ceil for positives).
+
+    Examples
+    --------
+    >>> shift_outward(5, -1), shift_outward(-5, -1), shift_outward(3, 2)
+    (3, -3, 12)
+    """
+    if shift >= 0:
+        return code << shift
+    return code >> -shift if code < 0 else -((-code) >> -shift)

@@ -262,7 +262,8 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     TypeError
         If ``resizer`` is not a FixedPointResizer.
     ValueError
-        If the image is not valid for it (:meth:`FixedPointResizer.check_image`).
+        If the image is not valid for it (:meth:`FixedPointResizer.check_image`), or the design
+        runs the vertical pass first (its clocked model is :mod:`srlab.fpga.cycle`).
 
     Examples
     --------
@@ -273,6 +274,11 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     (True, 4)
     """
     check_type(resizer, FixedPointResizer, "resizer")
+    if resizer.pass_order != "hv":
+        raise ValueError(
+            "stream_resize models the horizontal-first design (pass_order='hv'); the "
+            "vertical-first one streams cycle by cycle in srlab.fpga.cycle"
+        )
     image = resizer.check_image(image)
     h, w = image.shape[:2]
     channels = image.shape[2] if image.ndim == 3 else 1
