@@ -179,8 +179,9 @@ def block_sizes(n_assignments: int, rows: int, cols: int, bits: int = 16) -> Til
     a program (8 where fewer than 1024 programs would leave streaming multiprocessors idle, e.g.
     the down projection at batch 1: 2 x 4096 rows), 256 input columns per step and 8 warps were
     within 2 % of the best tiles at every shape, where 32-64 rows with 4 warps took 6 % to 3.7x
-    as long. In 4 bits the same rows with 512 columns (8 groups of 64) and 4 warps were the best
-    at every shape, taking 35-47 % less time than 256 columns and 8 warps.
+    as long. In 4 bits, 32 rows (16 where fewer than 512 programs would run), 1024 columns (16
+    groups of 64) and 4 warps were within 8 % of the best at every shape; the 16-row, 512-column
+    tiles of the bf16 kernel took 1.7-2.2x as long.
 
     Parameters
     ----------
@@ -204,11 +205,12 @@ def block_sizes(n_assignments: int, rows: int, cols: int, bits: int = 16) -> Til
     """
     if bits not in (16, 4):
         raise ValueError(f"the routed kernels read 16- or 4-bit weights, not {bits}-bit ones")
+    if bits == 4:
+        block_n = 32 if n_assignments * -(-rows // 32) >= 512 else 16
+        return Tiles(block_n, 1024, 4)
     block_n = 16
     while block_n > 8 and n_assignments * -(-rows // block_n) < 1024:
         block_n //= 2
-    if bits == 4:
-        return Tiles(block_n, 512, 4)
     return Tiles(block_n, min(256, _next_power_of_two(max(cols, 16))), 8)
 
 

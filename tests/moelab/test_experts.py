@@ -301,7 +301,8 @@ def test_kernel_launch_settings_and_layouts_that_no_kernel_reads_are_refused():
     from moelab.experts import Int4Experts, Tiles, block_sizes, routed_gemv
 
     assert block_sizes(2, 4096, 14336) == Tiles(8, 256, 8)  # too few programs at 16 rows
-    assert block_sizes(2, 28672, 4096, bits=4) == Tiles(16, 512, 4)
+    assert block_sizes(2, 28672, 4096, bits=4) == Tiles(32, 1024, 4)
+    assert block_sizes(2, 4096, 14336, bits=4) == Tiles(16, 1024, 4)  # 256 programs at 32 rows
     with pytest.raises(ValueError, match="16- or 4-bit weights, not 8-bit"):
         block_sizes(2, 64, 64, bits=8)
     codes = torch.zeros(2, 4, 24, dtype=torch.uint8)  # K = 48
