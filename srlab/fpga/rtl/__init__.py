@@ -10,16 +10,34 @@ Simulation
 ----------
 run_simulation, available_simulators, Handshakes
     A valid/ready testbench under Icarus Verilog or Verilator (:mod:`srlab.fpga.rtl._simulate`).
+Verification
+------------
+cosimulate, CosimReport, verification_frames, check_filter_unit, filter_reference
+    Generate -> simulate -> compare with the bit-true model (pixel by pixel) and the cycle
+    model (handshake by handshake); one filter unit over every input code
+    (:mod:`srlab.fpga.rtl._cosim`).
 """
 
+from srlab.fpga.rtl._cosim import (
+    CosimReport,
+    check_filter_unit,
+    cosimulate,
+    filter_reference,
+    verification_frames,
+)
 from srlab.fpga.rtl._design import RtlDesign, filter_spec, generate_verilog
 from srlab.fpga.rtl._simulate import Handshakes, available_simulators, run_simulation
 
 __all__ = [
+    "CosimReport",
     "Handshakes",
     "RtlDesign",
     "available_simulators",
+    "check_filter_unit",
+    "cosimulate",
+    "filter_reference",
     "filter_spec",
     "generate_verilog",
     "run_simulation",
+    "verification_frames",
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from srlab.fixed import QFormat
+from srlab.fpga.cycle import line_buffer_count
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.fpga.rtl._fixed_verilog import FilterSpec, filter_module, literal, signed_width
 
@@ -146,7 +147,7 @@ def generate_verilog(
     h_out, w_out = resizer.output_shape((h, w))
     vertical = filter_spec(resizer, "y", h, f"{name}_vfilter")
     horizontal = filter_spec(resizer, "x", w, f"{name}_hfilter")
-    slots = 1 << (resizer.taps - 1).bit_length()
+    slots = line_buffer_count(resizer.taps)
     top = _top(resizer, name, (h, w, channels), (h_out, w_out), slots, vertical, horizontal)
     verilog = "\n".join(
         [
@@ -197,7 +198,7 @@ def _top(
     mw = vertical.output_width  # a mid word (signed)
     sb = max((slots - 1).bit_length(), 1)
     pix = 8 * channels
-    rw, cw, nw = _bits(h), _bits(w), _bits(h * w)
+    rw, cw = _bits(h), _bits(w)
     iw = signed_width(-2, max(h, w) + taps + 2)  # indices, columns, window positions
     yw, xw = _bits(h_out), _bits(w_out)
 
@@ -226,9 +227,8 @@ def _top(
     add("    // ---- writer: input pixels into line buffer (row mod S)")
     add(f"    reg [{rw - 1}:0] wr_row;")
     add(f"    reg [{cw - 1}:0] wr_col;")
-    add(
-        f"    reg [{nw - 1}:0] written, written_d;  // pixels of this frame in the buffers (and a clock ago)"
-    )
+    add(f"    reg [{rw - 1}:0] wr_row_d;  // the writer's position a clock ago: the pixels")
+    add(f"    reg [{cw - 1}:0] wr_col_d;  // before it have been in the buffers for a clock")
     add("    // ---- reader: output row y, its DDA; output column, its DDA; the window")
     add(f"    reg [{yw - 1}:0] y;")
     add(f"    reg [{xw - 1}:0] xo;")
@@ -255,11 +255,11 @@ def _top(
     add(
         f"    wire signed [{iw - 1}:0] col = (col_next > {literal(w - 1, iw)}) ? {literal(w - 1, iw)} : col_next;"
     )
-    nb = _bits(h * w) + 1
+    last_row = f"row{taps - 1}[{rw}:0]"  # the column's last tap: in the buffer a clock ago?
     add(
-        f"    wire [{nb - 1}:0] col_pixel = row{taps - 1} * W + col;  // last tap row's pixel at col"
+        f"    wire col_ready = ({{1'b0, wr_row_d}} > {last_row}) || "
+        f"(({{1'b0, wr_row_d}} == {last_row}) && ({{1'b0, wr_col_d}} > col[{cw}:0]));"
     )
-    add("    wire col_ready = (written_d > col_pixel);")
     add("    wire do_push = row_active && advance && (newest < need) && col_ready;")
     add(f"    wire signed [{iw - 1}:0] newest1 = do_push ? newest + {literal(1, iw)} : newest;")
     add("    wire do_emit = row_active && advance && (newest1 >= need);")
@@ -321,7 +321,7 @@ def _top(
     pixel = "{" + ", ".join(f"pixel{c}[7:0]" for c in reversed(range(channels))) + "}"
     add("    always @(posedge clk) begin")
     add("        if (rst) begin")
-    add("            wr_row <= 0; wr_col <= 0; written <= 0; written_d <= 0;")
+    add("            wr_row <= 0; wr_col <= 0; wr_row_d <= 0; wr_col_d <= 0;")
     add(
         f"            y <= 0; xo <= 0; ay <= {literal(dy.start, ay_w)}; ax <= {literal(dx.start, ax_w)};"
     )
@@ -329,9 +329,8 @@ def _top(
         f"            newest <= {literal(-1, iw)}; out_valid <= 1'b0; out_last <= 1'b0; out_data <= 0;"
     )
     add("        end else begin")
-    add("            written_d <= written;")
+    add("            wr_row_d <= wr_row; wr_col_d <= wr_col;")
     add("            if (in_fire) begin")
-    add("                written <= written + 1'b1;")
     add("                if (wr_col == W - 1) begin wr_col <= 0; wr_row <= wr_row + 1'b1; end")
     add("                else wr_col <= wr_col + 1'b1;")
     add("            end")
@@ -357,7 +356,7 @@ def _top(
     add("            end")
     add("            if (frame_done) begin")
     add(f"                y <= 0; ay <= {literal(dy.start, ay_w)}; wr_row <= 0; wr_col <= 0;")
-    add("                written <= 0; written_d <= 0;")
+    add("                wr_row_d <= 0; wr_col_d <= 0;")
     add("            end")
     add("        end")
     add("    end")

@@ -5,7 +5,8 @@ The testbench streams frames in raster order into the design and writes every ha
 pixel leaves. Back-pressure comes from two 32-bit xorshift generators, drawn once a clock:
 the source offers its next pixel when ``draw < valid_rate`` (and, as AXI4-Stream requires,
 keeps offering it until it is taken), the sink is ready when ``draw < ready_rate``.
-:mod:`srlab.fpga.cycle` draws the same numbers, so it can predict every handshake.
+:mod:`srlab.fpga.cycle` draws the same numbers (:func:`~srlab.fpga.cycle.xorshift32`), so it
+predicts every handshake.
 
 Simulators are registered by name: ``icarus`` (Icarus Verilog, ``iverilog`` + ``vvp``) and
 ``verilator`` (``verilator --binary``, C++ through the system compiler); both are Debian
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from labcore.registry import Registry
+from srlab.fpga.cycle import rate_threshold
 from srlab.fpga.rtl._design import RtlDesign
 
 __all__ = [
@@ -31,33 +33,11 @@ __all__ = [
     "available_simulators",
     "run_simulation",
     "testbench",
-    "xorshift32",
 ]
 
 SIMULATORS: Registry[Callable[[Path, list[Path], str], str]] = Registry(
     "simulator", plural="simulators"
 )
-
-
-def xorshift32(state: int) -> int:
-    """One step of Marsaglia's 32-bit xorshift (13, 17, 5), as the testbench draws it.
-
-    Examples
-    --------
-    >>> xorshift32(1)
-    270369
-    """
-    state ^= (state << 13) & 0xFFFFFFFF
-    state ^= state >> 17
-    state ^= (state << 5) & 0xFFFFFFFF
-    return state
-
-
-def rate_threshold(rate: float) -> int:
-    """A draw's low 16 bits below this number mean "offer" / "ready" (65536: always)."""
-    if not 0 < rate <= 1:
-        raise ValueError(f"a valid or ready rate must be in (0, 1], got {rate!r}")
-    return round(rate * 65536)
 
 
 def testbench(
