@@ -16,6 +16,10 @@ cosimulate, CosimReport, verification_frames, check_filter_unit, filter_referenc
     Generate -> simulate -> compare with the bit-true model (pixel by pixel) and the cycle
     model (handshake by handshake); one filter unit over every input code
     (:mod:`srlab.fpga.rtl._cosim`).
+Synthesis
+---------
+synthesize, yosys_available, SYNTH_TARGETS
+    Yosys resource counts for a Zynq UltraScale+ or generic gates (:mod:`srlab.fpga.rtl._synth`).
 """
 
 from srlab.fpga.rtl._cosim import (
@@ -27,8 +31,10 @@ from srlab.fpga.rtl._cosim import (
 )
 from srlab.fpga.rtl._design import RtlDesign, filter_spec, generate_verilog
 from srlab.fpga.rtl._simulate import Handshakes, available_simulators, run_simulation
+from srlab.fpga.rtl._synth import SYNTH_TARGETS, synthesize, yosys_available
 
 __all__ = [
+    "SYNTH_TARGETS",
     "CosimReport",
     "Handshakes",
     "RtlDesign",
@@ -39,5 +45,7 @@ __all__ = [
     "filter_spec",
     "generate_verilog",
     "run_simulation",
+    "synthesize",
     "verification_frames",
+    "yosys_available",
 ]

@@ -154,6 +154,7 @@ def cosimulate(
     seeds: tuple[int, int] = (1, 2),
     rates: tuple[float, float] = (0.7, 0.7),
     workdir: str | Path | None = None,
+    reference: FixedPointResizer | None = None,
 ) -> CosimReport:
     """Generate the Verilog of ``resizer``, simulate it on ``frames``, compare pixel by pixel.
 
@@ -169,6 +170,9 @@ def cosimulate(
         Back-pressure of the source and the sink (:func:`srlab.fpga.cycle.simulate_cycles`).
     workdir : path, optional
         Where the temporary simulation folder goes.
+    reference : FixedPointResizer, optional
+        The model the pixels are compared with; default ``resizer`` itself (e.g. its
+        horizontal-first twin shows what the pass order changes).
 
     Returns
     -------
@@ -189,7 +193,8 @@ def cosimulate(
     design = generate_verilog(resizer, frames.shape[1:])
     run = run_simulation(design, frames, simulator, seeds, rates, workdir)
     ho, wo, channels = design.output_shape
-    expected = np.stack([resizer.run(f) for f in frames]).reshape(len(frames), ho, wo, channels)
+    model = resizer if reference is None else reference
+    expected = np.stack([model.run(f) for f in frames]).reshape(len(frames), ho, wo, channels)
     flat = np.zeros((expected.size // channels, channels), dtype=np.uint8)
     flat[: len(run.outputs)] = run.outputs[: len(flat)]  # a short run leaves zeros: mismatches
     got = flat.reshape(expected.shape)
