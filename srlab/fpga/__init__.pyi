@@ -9,13 +9,18 @@ __all__ = [
     "StreamStats",
     "cost",
     "cost_table",
+    "cycle",
+    "cycle_stats",
     "datapath",
     "design_quality",
     "estimate_cost",
     "export_test_vectors",
     "float_reference",
     "pareto_front",
+    "primitives",
+    "realtime_table",
     "read_test_vectors",
+    "simulate_cycles",
     "stream_resize",
     "streaming",
     "streaming_agreement",
@@ -24,8 +29,9 @@ __all__ = [
     "word_length_sweep",
 ]
 
-from . import cost, datapath, streaming, sweep, vectors
-from .cost import HardwareCostReport, cost_table, estimate_cost
+from . import cost, cycle, datapath, primitives, streaming, sweep, vectors
+from .cost import HardwareCostReport, cost_table, estimate_cost, realtime_table
+from .cycle import cycle_stats, simulate_cycles
 from .datapath import DatapathTrace, FixedPointResizer, PhaseDDA
 from .streaming import StreamResult, StreamStats, stream_resize, streaming_agreement
 from .sweep import design_quality, float_reference, pareto_front, word_length_sweep

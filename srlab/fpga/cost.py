@@ -1,11 +1,13 @@
-"""Hardware cost of a fixed-point resizer: an estimate from its formats and geometry.
+"""Hardware cost of a fixed-point resizer: an estimate from its formats, pass order and geometry.
 
-:func:`estimate_cost` counts what the datapath of
-:class:`~srlab.fpga.datapath.FixedPointResizer` needs: multipliers and the DSP slices
-they map to, adders, register bits, line buffers and their BRAM18 blocks, the weight
-ROM, pipeline depth, latency and throughput. It is an *estimate* made from a stated
-model of the design, not a synthesis result; the assumptions are listed in
-:func:`estimate_cost`.
+:func:`estimate_cost` maps the datapath of :class:`~srlab.fpga.datapath.FixedPointResizer`
+onto a Xilinx FPGA: multipliers and the DSP slices they take (pre-adder, cascade and two
+products a slice where the formats allow), fabric adders, LUTs and flip-flops, line buffers
+and their block RAMs in the pass order the design uses (and which order would store fewer
+bits), the weight ROM, pipeline depth, latency, throughput and the clock that 1080p60 and
+4K60 output need. It is an *estimate* from a stated model (the assumptions are listed in
+:func:`estimate_cost`); :func:`srlab.fpga.rtl.synthesize` counts the generated Verilog with
+Yosys, and notebook 06 sets the two side by side.
 """
 
 from __future__ import annotations
@@ -19,40 +21,24 @@ import numpy as np
 import pandas as pd
 
 from labcore.checks import check_type
-from srlab.fixed import multiply_format
+from srlab.fixed import QFormat
 from srlab.fpga._checks import check_designs
+from srlab.fpga.cycle import line_buffer_count
 from srlab.fpga.datapath import FixedPointResizer
+from srlab.fpga.primitives import (
+    DSP_PORTS,
+    VIDEO_FORMATS,
+    DspFamily,
+    bram18_blocks,
+    dsp_slices_per_multiply,
+    packs_two_products,
+)
+from srlab.fpga.rom import constant_weights
 from srlab.kernels import Kernel, csd_adders
 
-__all__ = [
-    "BRAM18_SHAPES",
-    "DSP_PORTS",
-    "DspFamily",
-    "HardwareCostReport",
-    "bram18_blocks",
-    "cost_table",
-    "dsp_slices_per_multiply",
-    "estimate_cost",
-]
+__all__ = ["HardwareCostReport", "cost_table", "estimate_cost", "realtime_table"]
 
-DspFamily = Literal["dsp48e1", "dsp48e2"]
 WeightSource = Literal["rom", "segments", "constants", "mux"]
-
-DSP_PORTS: dict[str, tuple[int, int]] = {
-    "dsp48e1": (25, 18),  # 7 series: 25 x 18 signed multiplier
-    "dsp48e2": (27, 18),  # UltraScale(+): 27 x 18 signed multiplier
-}
-"""Signed input widths of one DSP slice's multiplier."""
-
-BRAM18_SHAPES: tuple[tuple[int, int], ...] = (
-    (16384, 1),
-    (8192, 2),
-    (4096, 4),
-    (2048, 9),
-    (1024, 18),
-    (512, 36),
-)
-"""(depth, width) configurations of one 18 Kbit block RAM (simple dual port)."""
 
 # Kernels whose weights are not read from a ROM of phases (the rest are, or are constants).
 _WEIGHT_SOURCES: dict[str, str] = {
@@ -68,75 +54,20 @@ _READ_STAGES = 1
 _DSP_STAGES = 3
 _CONSTANT_STAGES = 1  # a shift-add constant multiplication, registered once
 _ROUND_STAGES = 1
+_LUT_INPUTS_MUX = 3  # a LUT6 selects one of four inputs: each LUT adds three to a mux
 
 
-def dsp_slices_per_multiply(a_bits: int, b_bits: int, dsp: DspFamily = "dsp48e2") -> int:
-    """DSP slices for one ``a_bits x b_bits`` signed multiplication.
-
-    An operand wider than a port is split into a signed top piece of the port's width
-    and unsigned lower pieces of one bit less; every pair of pieces takes one slice,
-    and the better of the two ways to assign operands to ports is used.
-
-    Parameters
-    ----------
-    a_bits, b_bits : int
-        Signed operand widths (an unsigned ``W``-bit operand needs ``W + 1``).
-    dsp : {"dsp48e1", "dsp48e2"}, default "dsp48e2"
-        Slice family (:data:`DSP_PORTS`).
-
-    Returns
-    -------
-    int
-        Slices, at least one.
-
-    Raises
-    ------
-    ValueError
-        If the family is unknown or a width is not positive.
-
-    Examples
-    --------
-    >>> dsp_slices_per_multiply(9, 12), dsp_slices_per_multiply(27, 18), dsp_slices_per_multiply(30, 20)
-    (1, 1, 2)
-    >>> dsp_slices_per_multiply(30, 30)
-    4
-    >>> dsp_slices_per_multiply(26, 18, "dsp48e1"), dsp_slices_per_multiply(26, 18, "dsp48e2")
-    (2, 1)
-    """
-    if dsp not in DSP_PORTS:
-        raise ValueError(f"unknown DSP family {dsp!r}; known: {', '.join(sorted(DSP_PORTS))}")
-    if min(a_bits, b_bits) < 1:
-        raise ValueError(f"operand widths must be positive, got {a_bits} and {b_bits}")
-    port_a, port_b = DSP_PORTS[dsp]
-
-    def pieces(width: int, port: int) -> int:
-        return 1 if width <= port else 1 + math.ceil((width - port) / (port - 1))
-
-    return min(
-        pieces(a_bits, port_a) * pieces(b_bits, port_b),
-        pieces(a_bits, port_b) * pieces(b_bits, port_a),
-    )
-
-
-def bram18_blocks(depth: int, width: int) -> int:
-    """18 Kbit block RAMs for a ``depth x width`` memory (best aspect ratio).
-
-    Examples
-    --------
-    >>> bram18_blocks(1920, 12), bram18_blocks(1920, 36), bram18_blocks(640, 8)
-    (2, 4, 1)
-    """
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be positive, got {depth} and {width}")
-    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM18_SHAPES)
-
-
-def _signed_width(fmt) -> int:
+def _signed_width(fmt: QFormat) -> int:
     return fmt.word_bits + (not fmt.signed)
 
 
-def _weight_source(kernel: Kernel) -> str:
-    if kernel.phases is not None:
+def _weight_source(kernel: Kernel, rows_addressed: int) -> str:
+    """How one pass gets its weights: nearest picks a tap; few ROM rows become constants (as
+    the generated Verilog builds them); otherwise line segments or a ROM.
+    """
+    if kernel.name in _WEIGHT_SOURCES and _WEIGHT_SOURCES[kernel.name] == "mux":
+        return "mux"
+    if kernel.phases is not None or constant_weights(rows_addressed):
         return "constants"
     return _WEIGHT_SOURCES.get(kernel.name, "rom" if kernel.hardware.multipliers else "constants")
 
@@ -153,9 +84,12 @@ class HardwareCostReport:
         ``"sy x sx"``.
     input_shape, output_shape : str
         ``"HxWxC"``.
-    weight_source : {"rom", "segments", "constants", "mux"}
+    pass_order : {"hv", "vh"}
+        The design's pass order (what its line buffers hold).
+    weight_source : {"rom", "segments", "constants", "mux", "mixed"}
         Where the weights come from: a phase ROM, shift-add line segments, constants
-        (shift-add, no multiplier) or a multiplexer (nearest).
+        (shift-add, no multiplier; a pass that addresses few ROM rows, e.g. at 2x) or a
+        multiplexer (nearest); "mixed" when the two passes differ.
     pixels_per_clock : int
         Output pixels per clock (parallel lanes).
     multipliers : int
@@ -163,20 +97,22 @@ class HardwareCostReport:
     dsp_per_multiplier : int
         DSP slices one multiplier needs (the wider of the two passes).
     dsp_slices : int
-        DSP slices in all.
+        DSP slices in all (two packed products share one).
     adders : int
-        Adders and subtracters in the fabric (adder trees, shift-add constants, weight
-        segments, the two DDA accumulators).
-    register_bits : int
-        Pipeline register bits (windows, weights, products, adder trees, outputs, DDAs).
+        Adders and subtracters in the fabric (shift-add constants, weight segments, the two
+        DDA accumulators); a DSP cascade sums its products inside the slices.
+    lut, flip_flops : int
+        LUTs and flip-flops in the fabric (DSP and block RAM registers not counted).
     line_buffers : int
         Rows held on chip.
     line_buffer_bits : int
         Their bits.
     bram18 : int
-        18 Kbit block RAMs holding them.
+        18 Kbit block RAMs holding them (``bram36``: half as many 36 Kbit blocks).
+    cheaper_pass_order : {"hv", "vh"}
+        The order whose line buffers hold fewer bits.
     rom_bits : int
-        Weight ROM bits, all copies (0 without a ROM).
+        Weight ROM bits, all copies (0 without a ROM), held in LUTs.
     pipeline_depth : int
         Register stages of both passes.
     fill_input_pixels : int
@@ -185,36 +121,49 @@ class HardwareCostReport:
         First input pixel to first output pixel.
     cycles_per_frame : int
         Clocks per frame at ``pixels_per_clock``.
+    clock_1080p60_mhz, clock_4k60_mhz : float
+        Clock that sustains 1080p60 (148.5 MHz pixel clock) and 4K60 (594 MHz) output at
+        ``pixels_per_clock``.
     """
 
     kernel: str
     scale: str
     input_shape: str
     output_shape: str
+    pass_order: str
     weight_source: str
     pixels_per_clock: int
     multipliers: int
     dsp_per_multiplier: int
     dsp_slices: int
     adders: int
-    register_bits: int
+    lut: int
+    flip_flops: int
     line_buffers: int
     line_buffer_bits: int
     bram18: int
+    cheaper_pass_order: str
     rom_bits: int
     pipeline_depth: int
     fill_input_pixels: int
     latency_cycles: int
     cycles_per_frame: int
+    clock_1080p60_mhz: float
+    clock_4k60_mhz: float
+
+    @property
+    def bram36(self) -> float:
+        """The block RAMs as 36 Kbit blocks (two 18 Kbit halves each)."""
+        return self.bram18 / 2
 
     @property
     def storage_bits(self) -> int:
-        """Register, line-buffer and ROM bits together: a one-number area proxy."""
-        return self.register_bits + self.line_buffer_bits + self.rom_bits
+        """Flip-flop, line-buffer and ROM bits together: a one-number area proxy."""
+        return self.flip_flops + self.line_buffer_bits + self.rom_bits
 
     def to_frame(self) -> pd.DataFrame:
-        """One-row DataFrame of the report (plus ``storage_bits``), labelled an estimate."""
-        row = asdict(self) | {"storage_bits": self.storage_bits}
+        """One-row DataFrame of the report (plus ``bram36``, ``storage_bits``), labelled an estimate."""
+        row = asdict(self) | {"bram36": self.bram36, "storage_bits": self.storage_bits}
         frame = pd.DataFrame([row])
         frame.attrs["note"] = (
             "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
@@ -222,54 +171,98 @@ class HardwareCostReport:
         return frame
 
 
-def _constant_adders(coefficients: np.ndarray) -> int:
-    # Direct form per phase: CSD adders of each non-zero constant, then the sum of the
-    # non-zero taps; the worst phase counts. This uses the constants actually in the
-    # ROM, so coarse coefficient formats (simpler constants) cost fewer adders.
-    per_row = [
+def _constant_adders(rows: np.ndarray) -> int:
+    # One shift-add network per ROM row the pass addresses (a row's constants are wired in),
+    # then a multiplexer: CSD adders of each non-zero constant and the sum of the non-zero taps.
+    return sum(
         sum(csd_adders(int(c)) for c in row if c) + max(int(np.count_nonzero(row)) - 1, 0)
-        for row in coefficients
-    ]
-    return max(per_row) if per_row else 0
+        for row in rows
+    )
 
 
-def _pass_cost(
-    r: FixedPointResizer, source, target, source_label: str, dsp: str, source_kind: str
-) -> dict[str, int]:
-    """Arithmetic, registers and pipeline stages of one pass, one channel, one lane."""
-    taps = r.taps
-    in_w, coef_w = source.word_bits, r.coeff_fmt.word_bits
-    prod_w = multiply_format(source, r.coeff_fmt).word_bits
-    tree_levels = math.ceil(math.log2(taps))
-    if source_kind in ("rom", "segments"):
-        multipliers = r.kernel.hardware.multipliers
-        dsp_each = dsp_slices_per_multiply(_signed_width(source), _signed_width(r.coeff_fmt), dsp)
-        adders = r.kernel.hardware.adders
-        stages = _READ_STAGES + _DSP_STAGES + tree_levels + _ROUND_STAGES
-        weight_regs = taps * coef_w
-    elif source_kind == "constants":
-        multipliers, dsp_each = 0, 0
-        adders = _constant_adders(r.coefficients[r.coefficient_rows])
-        stages = _READ_STAGES + _CONSTANT_STAGES + tree_levels + _ROUND_STAGES
-        weight_regs = 0
-    else:  # mux
-        multipliers, dsp_each, adders = 0, 0, 0
+@dataclass(frozen=True)
+class _Pass:
+    """One pass: its source and target formats, ROM rows addressed, parallel units."""
+
+    source: QFormat
+    target: QFormat
+    rows: np.ndarray  # weight codes of the rows this pass addresses
+    units: int  # filters side by side (each for every channel)
+    shared_phase: bool  # whether the units read one ROM row (a vertical pass's lanes)
+    window: bool  # whether its taps sit in fabric registers (not block RAM outputs)
+
+
+def _pass_cost(r: FixedPointResizer, p: _Pass, channels: int, dsp: str) -> dict:
+    """Arithmetic, LUTs, flip-flops and pipeline stages of one pass, all units and channels."""
+    kind = _weight_source(r.kernel, len(p.rows))
+    taps, coef = r.taps, r.coeff_fmt
+    src_w, coef_w, acc_w = _signed_width(p.source), _signed_width(coef), r.acc_fmt.word_bits
+    out_w, filters = p.target.word_bits, p.units * channels
+    rom_copies = 0
+    if kind in ("rom", "segments"):
+        lerp = kind == "rom" and taps == 2  # a + f (b - a): the pre-adder forms b - a
+        multipliers = 1 if lerp else (taps if kind == "rom" else r.kernel.hardware.multipliers)
+        dsp_each = dsp_slices_per_multiply(src_w + lerp, coef_w, dsp)
+        adders = 0 if kind == "rom" else r.kernel.hardware.adders
+        share = channels * (p.units if p.shared_phase else 1)
+        products = multipliers * filters
+        if share >= 2 and dsp_each == 1 and packs_two_products(src_w + lerp, coef_w, taps, dsp):
+            slices = multipliers * math.ceil(share / 2) * (filters // share)
+        else:
+            slices = products * dsp_each
+        stages = _READ_STAGES + _DSP_STAGES + math.ceil(math.log2(taps)) + _ROUND_STAGES
+        if kind == "rom":
+            rom_copies = 1 if p.shared_phase else p.units
+    elif kind == "constants":
+        multipliers, dsp_each, slices = 0, 0, 0
+        adders = _constant_adders(p.rows)
+        stages = _READ_STAGES + _CONSTANT_STAGES + math.ceil(math.log2(taps)) + _ROUND_STAGES
+    else:  # mux: nearest picks a tap
+        multipliers, dsp_each, slices, adders = 0, 0, 0, 0
         stages = _READ_STAGES + _ROUND_STAGES
-        weight_regs = 0
-    if source_kind == "mux":
-        registers = taps * in_w + target.word_bits
-    else:
-        registers = (
-            taps * in_w + taps * prod_w + (taps - 1) * r.acc_fmt.word_bits + target.word_bits
+    rom_rows = 1 << r.phase_bits
+    lut = filters * (
+        adders * acc_w  # an adder is a LUT a bit on the carry chain
+        + (math.ceil((len(p.rows) - 1) / _LUT_INPUTS_MUX) * out_w if kind == "constants" else 0)
+        + (math.ceil((taps - 1) / _LUT_INPUTS_MUX) * out_w if kind == "mux" else 0)
+        + (2 * out_w if kind != "mux" else 0)  # output rounding and saturation
+    ) + rom_copies * taps * coef.word_bits * math.ceil(rom_rows / 64)  # LUT6 ROM, 64 rows
+    flip_flops = (
+        filters
+        * (
+            (taps * p.source.word_bits if p.window else 0)
+            + out_w
+            + (taps * (src_w + coef_w) + acc_w if kind == "constants" else 0)  # product, sum stages
         )
+        + rom_copies * taps * coef.word_bits
+    )
     return {
-        "multipliers": multipliers,
+        "multipliers": multipliers * filters,
         "dsp_each": dsp_each,
-        "adders": adders,
-        "registers": registers,
-        "weight_registers": weight_regs,
+        "dsp": slices,
+        "adders": adders * filters,
+        "lut": lut,
+        "flip_flops": flip_flops,
+        "rom_bits": rom_copies * rom_rows * taps * coef.word_bits,
         "stages": stages,
+        "kind": kind,
     }
+
+
+def _line_buffers(
+    r: FixedPointResizer, order: str, shape: tuple[int, int, int], lanes: int, kind: str
+) -> tuple[int, int, int]:
+    """Rows, bits and BRAM18 blocks of the line buffers in one pass order."""
+    h, w, channels = shape
+    h_out, w_out = r.output_shape((h, w))
+    if order == "hv":  # rows of horizontally resized words (pixels as they are for nearest)
+        rows, width, per_clock = r.taps, w_out, lanes
+        word = (r.pixel_fmt if kind == "mux" else r.mid_fmt).word_bits
+    else:  # rows of input pixels, 8 bits, read a few columns a clock
+        rows, width, word = line_buffer_count(r.taps), w, 8
+        per_clock = max(1, math.ceil(lanes * w / w_out))
+    blocks = rows * bram18_blocks(math.ceil(width / per_clock), word * channels * per_clock)
+    return rows, rows * width * word * channels, blocks
 
 
 def estimate_cost(
@@ -283,38 +276,46 @@ def estimate_cost(
 
     The cost model (an estimate; real numbers come from synthesis):
 
-    * **Structure**: the horizontal pass, then ``taps`` line buffers, then the vertical
-      pass, both pipelined, ``pixels_per_clock`` parallel lanes, every channel with its
-      own arithmetic; the channels of a lane share its weight lookup.
-    * **Multipliers**: ``kernel.hardware.multipliers`` per pass, channel and lane (one per
-      tap for ROM and line-segment kernels, none for shift-add constants and nearest).
-      Each maps onto DSP slices by its operand widths (pixel or line-buffer word x
-      weight word, an unsigned operand counting one extra bit) and the slice's signed
-      ports, 25x18 (DSP48E1) or 27x18 (DSP48E2); a wider operand is split (see
-      :func:`dsp_slices_per_multiply`).
-    * **Adders**: ``kernel.hardware.adders`` per pass, channel and lane (adder tree,
-      weight segments); for constant weights the canonical-signed-digit adders of the
-      constants actually in the ROM, worst phase; plus one accumulator per DDA.
-    * **Registers**: per pass, channel and lane the ``taps``-word window, the products,
-      ``taps - 1`` accumulator words (adder tree) and the output word; per lane the
-      ``taps`` weight words (ROM and segments); two DDA accumulators and phase
-      registers. DSP-internal registers are counted as well: it is a bit count, not a
-      flip-flop count.
-    * **Line buffers**: ``taps`` rows of ``W_out`` words of ``mid_fmt`` per channel (the
-      streaming model needs all ``taps``: output rows that share a window are produced
-      while the next row waits), packed across channels and lanes into one memory per
-      row, mapped onto BRAM18 with the best aspect ratio, even when small enough for
-      distributed RAM.
-    * **ROM**: ``2**phase_bits`` rows of ``taps`` weight words; none for constants,
-      segments or nearest. Every clock the horizontal pass reads one row per lane
-      (neighbouring outputs have different phases) and the vertical pass one row (the
-      lanes of an output row share its phase); a dual-port copy serves two reads, so one
-      copy for both passes of one lane, ``ceil((lanes + 1) / 2)`` copies in general.
+    * **Structure**: the two passes in the design's ``pass_order``, both pipelined, the
+      second with ``pixels_per_clock`` filters (lanes) side by side; the first too when it
+      is horizontal, and as many as input columns a clock it needs when it is vertical
+      (``ceil(lanes W / W_out)``); every channel with its own filters.
+    * **Weights**: nearest picks a tap; a pass that addresses at most
+      :data:`~srlab.fpga.rom.CONSTANT_ROWS` ROM rows (any 2x design) has them as constants,
+      as the generated Verilog does; otherwise line segments (``pwl*``) or a ROM.
+    * **Multipliers**: per filter one a tap for ROM weights, one for a 2-tap ROM kernel
+      (``a + f (b - a)``: the DSP48E2 pre-adder forms ``b - a`` and its post-adder adds
+      ``a``), ``kernel.hardware.multipliers`` for line segments, none for shift-add
+      constants and nearest. Each maps onto DSP slices by its operand widths and the
+      slice's signed ports (:func:`~srlab.fpga.primitives.dsp_slices_per_multiply`); the
+      products of one filter are summed through the slices' cascade (no fabric adders);
+      two products that share a weight (the channels of a filter, and the lanes of a
+      vertical pass) share a slice where both sums fit 18-bit fields
+      (:func:`~srlab.fpga.primitives.packs_two_products`).
+    * **Adders** (fabric): for constant weights one shift-and-add network per ROM row the
+      pass addresses (canonical-signed-digit adders plus the tap sum), selected by a
+      multiplexer; ``kernel.hardware.adders`` for line segments; two DDA accumulators.
+    * **LUTs**: a LUT a bit per fabric adder (accumulator width) and DDA bit, the constant
+      rows' and nearest's multiplexers (a LUT6 adds three inputs), the output rounding and
+      saturation (two LUTs a bit), ROM weights as LUT6 ROMs (64 rows, a bit each), the
+      multiplexers that give each tap its row of the rotating line buffers, and
+      counters; **flip-flops**: the window registers of each filter (none where the taps
+      come straight from block RAM output registers), output registers, the product and
+      sum stages of shift-add filters, the ROM read registers, DDAs and counters.
+    * **Line buffers**: horizontal first, ``taps`` rows of ``W_out`` words of ``mid_fmt``
+      (of the pixel format for nearest, which resizes by picking pixels); vertical first,
+      rows of ``W`` 8-bit input pixels (the taps rounded up to a power of two, as the
+      generated Verilog does); the channels and the words read in one clock side by
+      side, mapped onto BRAM18 with the best aspect ratio. ``cheaper_pass_order`` names
+      the order that stores fewer bits.
+    * **ROM**: ``2**phase_bits`` rows of ``taps`` weights, one copy for the units of a
+      vertical pass (one phase a row), one a unit of a horizontal pass; none otherwise.
     * **Timing**: per pass a read stage, 3 DSP stages (1 shift-add stage for constants),
-      ``ceil(log2(taps))`` adder-tree stages and a rounding stage. Input arrives at one
-      pixel per clock; the latency is the line-buffer fill (``fill_input_pixels``)
-      plus both pipelines. A frame takes ``max(H W, H W_out, H_out W_out) /
-      pixels_per_clock`` clocks (the busiest stage).
+      ``ceil(log2(taps))`` adder stages and a rounding stage. Input arrives at one pixel
+      per clock; the latency is the line-buffer fill (``fill_input_pixels``) plus both
+      pipelines. A frame takes its busiest stage's words over ``pixels_per_clock`` clocks;
+      the video clocks are the formats' pixel clocks over ``pixels_per_clock`` (blanking
+      absorbs the row starts).
 
     Parameters
     ----------
@@ -323,7 +324,7 @@ def estimate_cost(
     input_shape : (H, W) or (H, W, C), default (540, 960, 3)
         Input frame size.
     dsp : {"dsp48e1", "dsp48e2"}, default "dsp48e2"
-        DSP slice family.
+        DSP slice family (packing needs a DSP48E2's 27-bit pre-adder).
     pixels_per_clock : int, default 1
         Parallel lanes.
 
@@ -342,9 +343,14 @@ def estimate_cost(
     Examples
     --------
     >>> report = estimate_cost(FixedPointResizer("shift_add_2x", 2))
-    >>> report.multipliers, report.dsp_slices, report.line_buffers
-    (0, 0, 4)
-    >>> estimate_cost(FixedPointResizer("bicubic", 2)).dsp_slices
+    >>> report.multipliers, report.dsp_slices, report.line_buffers, report.bram18
+    (0, 0, 4, 16)
+    >>> vh = estimate_cost(FixedPointResizer("shift_add_2x", 2, pass_order="vh"))
+    >>> vh.bram18, report.cheaper_pass_order
+    (8, 'vh')
+    >>> estimate_cost(FixedPointResizer("bicubic", 2)).dsp_slices  # 2x: constant weights
+    0
+    >>> estimate_cost(FixedPointResizer("bicubic", 1.7)).dsp_slices  # 4 taps x 2 passes x RGB
     24
     """
     check_type(resizer, FixedPointResizer, "resizer")
@@ -361,65 +367,78 @@ def estimate_cost(
         or (len(shape) == 3 and shape[2] < 1)
     ):
         raise ValueError(
-            f"input_shape must be (H, W) or (H, W, C) with H, W >= {resizer.taps} (the kernel's taps), got {input_shape!r}"
+            f"input_shape must be (H, W) or (H, W, C) with H, W >= {resizer.taps} (the kernel's "
+            f"taps), got {input_shape!r}"
         )
     h, w = shape[:2]
     channels = shape[2] if len(shape) == 3 else 1
     h_out, w_out = resizer.output_shape((h, w))
     lanes = int(pixels_per_clock)
-    source_kind = _weight_source(resizer.kernel)
-
-    horizontal = _pass_cost(resizer, resizer.pixel_fmt, resizer.mid_fmt, "pixel", dsp, source_kind)
-    vertical = _pass_cost(resizer, resizer.mid_fmt, resizer.out_fmt, "mid", dsp, source_kind)
-    per_lane = channels * lanes
-    multipliers = (horizontal["multipliers"] + vertical["multipliers"]) * per_lane
-    dsp_slices = (
-        horizontal["multipliers"] * horizontal["dsp_each"]
-        + vertical["multipliers"] * vertical["dsp_each"]
-    ) * per_lane
-    adders = (
-        horizontal["adders"] + vertical["adders"]
-    ) * per_lane + 2  # + the two DDA accumulators
-    dda_bits = (
-        resizer.dda_y.register_bits(h) + resizer.dda_x.register_bits(w) + 2 * resizer.phase_bits
+    order = resizer.pass_order
+    rows_y = resizer.coefficients[np.unique(resizer.tap_table("y", h)[1])]
+    rows_x = resizer.coefficients[np.unique(resizer.tap_table("x", w)[1])]
+    first_units = lanes if order == "hv" else max(1, math.ceil(lanes * w / w_out))
+    first = _Pass(
+        resizer.pixel_fmt,
+        resizer.mid_fmt,
+        rows_x if order == "hv" else rows_y,
+        first_units,
+        shared_phase=order == "vh",
+        window=order == "hv",
     )
-    registers = (
-        (horizontal["registers"] + vertical["registers"]) * per_lane
-        + (horizontal["weight_registers"] + vertical["weight_registers"]) * lanes
-        + dda_bits
+    second = _Pass(
+        resizer.mid_fmt,
+        resizer.out_fmt,
+        rows_y if order == "hv" else rows_x,
+        lanes,
+        shared_phase=order == "hv",
+        window=order == "vh",
     )
-    rows = resizer.taps
-    word = resizer.mid_fmt.word_bits * channels * lanes
-    depth = math.ceil(w_out / lanes)
-    rom_copies = math.ceil((lanes + 1) / 2) if source_kind == "rom" else 0
-    rom_bits = rom_copies * (1 << resizer.phase_bits) * resizer.taps * resizer.coeff_fmt.word_bits
-
+    passes = [_pass_cost(resizer, p, channels, dsp) for p in (first, second)]
+    kind = passes[0]["kind"] if passes[0]["kind"] == passes[1]["kind"] else "mixed"
+    total = {key: sum(p[key] for p in passes) for key in ("multipliers", "dsp", "adders", "lut")}
+    dda_bits = resizer.dda_y.register_bits(h) + resizer.dda_x.register_bits(w)
+    counters = sum(max(int(n), 1).bit_length() for n in (h, w, h_out, w_out))
+    rows, bits, bram18 = _line_buffers(resizer, order, (h, w, channels), lanes, kind)
+    # Each tap reads its row from the buffer that holds it (the rows rotate): a multiplexer.
+    select = math.ceil((rows - 1) / _LUT_INPUTS_MUX) * resizer.taps * channels
+    select *= 8 * first_units if order == "vh" else resizer.mid_fmt.word_bits * lanes
+    other = "vh" if order == "hv" else "hv"
+    _, other_bits, _ = _line_buffers(resizer, other, (h, w, channels), lanes, kind)
     i0_y, _ = resizer.dda_y.positions(1)
     i0_x, _ = resizer.dda_x.positions(1)
-    last_row = min(max(int(i0_y[0]) + resizer.taps // 2, 0), h - 1)
-    last_col = min(max(int(i0_x[0]) + resizer.taps // 2, 0), w - 1)
+    last_row = min(max(int(i0_y[0]) + int(resizer.kernel.offsets[-1]), 0), h - 1)
+    last_col = min(max(int(i0_x[0]) + int(resizer.kernel.offsets[-1]), 0), w - 1)
     fill = last_row * w + last_col + 1
-    pipeline = horizontal["stages"] + vertical["stages"]
+    pipeline = sum(p["stages"] for p in passes)
+    middle = h * w_out if order == "hv" else h_out * w
     return HardwareCostReport(
         kernel=resizer.kernel.name,
         scale=f"{resizer.scale[0]:g} x {resizer.scale[1]:g}",
         input_shape="x".join(map(str, (h, w, channels))),
         output_shape="x".join(map(str, (h_out, w_out, channels))),
-        weight_source=source_kind,
+        pass_order=order,
+        weight_source=kind,
         pixels_per_clock=lanes,
-        multipliers=int(multipliers),
-        dsp_per_multiplier=int(max(horizontal["dsp_each"], vertical["dsp_each"])),
-        dsp_slices=int(dsp_slices),
-        adders=int(adders),
-        register_bits=int(registers),
+        multipliers=int(total["multipliers"]),
+        dsp_per_multiplier=int(max(p["dsp_each"] for p in passes)),
+        dsp_slices=int(total["dsp"]),
+        adders=int(total["adders"]) + 2,  # + the two DDA accumulators
+        lut=int(total["lut"] + select + dda_bits + 2 * counters),
+        flip_flops=int(
+            sum(p["flip_flops"] for p in passes) + dda_bits + 2 * resizer.phase_bits + counters
+        ),
         line_buffers=rows,
-        line_buffer_bits=rows * w_out * resizer.mid_fmt.word_bits * channels,
-        bram18=rows * bram18_blocks(depth, word),
-        rom_bits=int(rom_bits),
+        line_buffer_bits=bits,
+        bram18=bram18,
+        cheaper_pass_order=order if bits <= other_bits else other,
+        rom_bits=int(sum(p["rom_bits"] for p in passes)),
         pipeline_depth=int(pipeline),
         fill_input_pixels=int(fill),
         latency_cycles=int(fill + pipeline),
-        cycles_per_frame=math.ceil(max(h * w, h * w_out, h_out * w_out) / lanes),
+        cycles_per_frame=math.ceil(max(h * w, middle, h_out * w_out) / lanes),
+        clock_1080p60_mhz=VIDEO_FORMATS["1080p60"][2] / lanes / 1e6,
+        clock_4k60_mhz=VIDEO_FORMATS["4k60"][2] / lanes / 1e6,
     )
 
 
@@ -453,9 +472,9 @@ def cost_table(
 
     Examples
     --------
-    >>> t = cost_table({"bilinear": FixedPointResizer("bilinear", 2)})
-    >>> int(t.loc["bilinear", "multipliers"])
-    12
+    >>> t = cost_table({"bilinear": FixedPointResizer("bilinear", 1.7)})
+    >>> int(t.loc["bilinear", "multipliers"])  # a + f (b - a): 2 passes x 3 channels
+    6
     """
     frames = [
         estimate_cost(r, input_shape, dsp=dsp, pixels_per_clock=pixels_per_clock)
@@ -468,3 +487,65 @@ def cost_table(
         "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
     )
     return table
+
+
+def realtime_table(
+    designs: Mapping[str, FixedPointResizer],
+    video: str = "4k60",
+    *,
+    lanes: tuple[int, ...] = (1, 2, 4),
+    channels: int = 3,
+    fmax_mhz: float = 300.0,
+    dsp: DspFamily = "dsp48e2",
+) -> pd.DataFrame:
+    """Each design at each parallelism for one video output format: clock and resources.
+
+    The input is the format's active size over the design's scale; the clock needed is the
+    format's pixel clock over the lanes (blanking included, as a video pipeline runs).
+
+    Parameters
+    ----------
+    designs : mapping of str to FixedPointResizer
+    video : {"1080p60", "4k60"}, default "4k60"
+    lanes : tuple of int, default (1, 2, 4)
+        Output pixels per clock to try.
+    channels : int, default 3
+    fmax_mhz : float, default 300
+        The clock taken as reachable (the published IP's).
+    dsp : {"dsp48e1", "dsp48e2"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per design and lanes: ``clock_mhz``, ``meets_clock`` (``<= fmax_mhz``),
+        ``dsp_slices``, ``bram36``, ``lut``, ``flip_flops``.
+
+    Examples
+    --------
+    >>> t = realtime_table({"x2": FixedPointResizer("shift_add_2x", 2, pass_order="vh")})
+    >>> t[["lanes", "clock_mhz", "meets_clock", "dsp_slices", "bram36"]].values.tolist()
+    [[1, 594.0, False, 0, 6.0], [2, 297.0, True, 0, 6.0], [4, 148.5, True, 0, 6.0]]
+    """
+    if video not in VIDEO_FORMATS:
+        raise ValueError(f"unknown video format {video!r}; known: {', '.join(VIDEO_FORMATS)}")
+    h_out, w_out, clock = VIDEO_FORMATS[video]
+    rows = []
+    for label, r in check_designs(designs, FixedPointResizer).items():
+        shape = (round(h_out / r.scale[0]), round(w_out / r.scale[1]), channels)
+        for n in lanes:
+            report = estimate_cost(r, shape, dsp=dsp, pixels_per_clock=n)
+            rows.append(
+                {
+                    "design": label,
+                    "video": video,
+                    "input": f"{shape[1]}x{shape[0]}",
+                    "lanes": n,
+                    "clock_mhz": clock / n / 1e6,
+                    "meets_clock": clock / n / 1e6 <= fmax_mhz,
+                    "dsp_slices": report.dsp_slices,
+                    "bram36": report.bram36,
+                    "lut": report.lut,
+                    "flip_flops": report.flip_flops,
+                }
+            )
+    return pd.DataFrame(rows)

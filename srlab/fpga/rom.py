@@ -16,7 +16,31 @@ import numpy as np
 from srlab.fixed import MAX_WORD_BITS, QFormat, quantize
 from srlab.kernels import Kernel
 
-__all__ = ["build_rom", "check_rom_fits", "minimum_int_bits", "prefix_bounds", "shift_outward"]
+__all__ = [
+    "CONSTANT_ROWS",
+    "build_rom",
+    "check_rom_fits",
+    "constant_weights",
+    "minimum_int_bits",
+    "prefix_bounds",
+    "shift_outward",
+]
+
+CONSTANT_ROWS = 4
+"""A pass that addresses at most this many ROM rows is built with its weights as constants:
+one shift-and-add network a row and a multiplexer, no multiplier (any 2x design addresses two).
+"""
+
+
+def constant_weights(rows_addressed: int) -> bool:
+    """Whether a pass addressing ``rows_addressed`` ROM rows takes constant weights.
+
+    Examples
+    --------
+    >>> constant_weights(2), constant_weights(23)
+    (True, False)
+    """
+    return int(rows_addressed) <= CONSTANT_ROWS
 
 
 def minimum_int_bits(low: int, high: int, frac_bits: int, signed: bool) -> int:

@@ -212,7 +212,7 @@ def word_length_sweep(
         One row per (image, kernel, coefficient, accumulator and line-buffer bits): the keys of
         :data:`KEY_COLUMNS`, the formats, ``psnr`` (dB, against :func:`float_reference`),
         ``max_abs_error`` (grey levels), and the cost estimate's ``dsp_slices``,
-        ``adders``, ``register_bits``, ``line_buffer_bits``, ``rom_bits``, ``storage_bits``.
+        ``adders``, ``flip_flops``, ``line_buffer_bits``, ``rom_bits``, ``storage_bits``.
 
     Raises
     ------
@@ -280,7 +280,7 @@ def word_length_sweep(
                         "max_abs_error": float(np.abs(output - reference).max()),
                         "dsp_slices": cost.dsp_slices,
                         "adders": cost.adders,
-                        "register_bits": cost.register_bits,
+                        "flip_flops": cost.flip_flops,
                         "line_buffer_bits": cost.line_buffer_bits,
                         "rom_bits": cost.rom_bits,
                         "storage_bits": cost.storage_bits,

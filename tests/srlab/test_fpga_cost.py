@@ -1,114 +1,108 @@
-"""Hardware cost estimate: multipliers, DSP slices, line buffers, BRAM, latency."""
+"""Hardware cost estimate: multipliers, DSP slices, LUTs, flip-flops, line buffers, BRAM, clocks.
+
+Every expected number is derived by hand in the comments; the default formats are pixels
+ap_ufixed<8,8> (9 bits as a signed operand), weights ap_fixed<12,2> (12 bits, 10 fraction
+bits), accumulator ap_fixed<24,12>, line-buffer words ap_fixed<12,10>, output 8 bits, 6 phase
+bits, 16 DDA fraction bits.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from srlab.fpga import FixedPointResizer, cost_table, estimate_cost
-from srlab.fpga.cost import bram18_blocks, dsp_slices_per_multiply
-
-# Hand counts use the default formats: pixels ap_ufixed<8,8> (8 bits, 9 as a signed DSP
-# operand), weights ap_fixed<12,2> (12 bits), accumulator ap_fixed<24,12> (24 bits),
-# line-buffer words ap_fixed<12,10> (12 bits), output 8 bits, 6 phase bits, 16 DDA fraction
-# bits. A product is as wide as its operands together: 8 x 12 -> 20 bits, 12 x 12 -> 24 bits.
-
-
-def test_bilinear_2x_on_a_16_pixel_row_counted_by_hand():
-    c = estimate_cost(FixedPointResizer("bilinear", 2), (4, 16))
-    assert (c.input_shape, c.output_shape, c.weight_source) == ("4x16x1", "8x32x1", "rom")
-    # 2 taps x 2 passes x 1 channel; 9 x 12 and 12 x 12 bits each fit one 27 x 18 slice.
-    assert (c.multipliers, c.dsp_per_multiplier, c.dsp_slices) == (4, 1, 4)
-    # One adder per pass (two taps), plus the two DDA accumulators.
-    assert c.adders == 1 + 1 + 2
-    # Horizontal: window 2 x 8 + products 2 x 20 + 1 accumulator x 24 + output word 12 = 92.
-    # Vertical: window 2 x 12 + products 2 x 24 + 1 x 24 + output 8 = 104.
-    # Weights: 2 x 12 per pass = 48. DDAs: y 3 + 1 + 16 = 20 bits (4 + 2 = 6 is 3 bits, a sign,
-    # 16 fraction bits), x 5 + 1 + 16 = 22 bits (16 + 2 = 18 is 5 bits), phases 2 x 6 = 12.
-    assert c.register_bits == 92 + 104 + 48 + 20 + 22 + 12 == 298
-    # 2 rows of 32 words of 12 bits; each row a 32 x 12 memory, one BRAM18 (1024 x 18).
-    assert (c.line_buffers, c.line_buffer_bits, c.bram18) == (2, 2 * 32 * 12, 2)
-    # 64 phases x 2 taps x 12 bits, one dual-port ROM for both passes.
-    assert c.rom_bits == 64 * 2 * 12 == 1536
-    # Per pass: ROM read 1 + DSP 3 + adder tree 1 + rounding 1 = 6.
-    assert c.pipeline_depth == 12
-    # Output (0, 0) sits at u = -0.25: taps at -1 and 0, clipped to pixel 0 of row 0.
-    assert (c.fill_input_pixels, c.latency_cycles) == (1, 1 + 12)
-    # The vertical pass writes 8 x 32 outputs, the busiest stage (input 4 x 16, horizontal 4 x 32).
-    assert c.cycles_per_frame == 256
-    assert c.storage_bits == 298 + 768 + 1536
-
-
-def test_two_lanes_double_arithmetic_not_line_buffer_bits():
-    one = estimate_cost(FixedPointResizer("bilinear", 2), (4, 16))
-    two = estimate_cost(FixedPointResizer("bilinear", 2), (4, 16), pixels_per_clock=2)
-    assert (two.multipliers, two.dsp_slices, two.adders) == (8, 8, 2 * 2 + 2)
-    # Both lanes' pass registers and weights (92 + 104 + 48) x 2, one set of DDAs 54.
-    assert two.register_bits == (92 + 104 + 48) * 2 + 54 == 542
-    # Same 768 bits, now 2 rows of 16 words of 24 bits (both lanes side by side): 1 BRAM18 each.
-    assert (two.line_buffer_bits, two.bram18) == (one.line_buffer_bits, 2) == (768, 2)
-    # Per clock the horizontal pass reads 2 ROM rows (outputs 2k and 2k + 1 have phases 0.75
-    # and 0.25) and the vertical pass 1: 3 reads need two dual-port copies.
-    assert two.rom_bits == 2 * 1536
-    assert two.cycles_per_frame == 256 // 2
-
-
-@pytest.mark.parametrize(
-    ("kernel", "adders_per_pass"), [("shift_add_2x", 9), ("shift_add_2x_opencv", 10)]
+from srlab.fpga import FixedPointResizer, cost_table, estimate_cost, realtime_table
+from srlab.fpga.primitives import (
+    PUBLISHED_IP,
+    bram18_blocks,
+    dsp_slices_per_multiply,
+    packs_two_products,
 )
-def test_shift_add_kernels_use_no_multiplier(kernel, adders_per_pass):
-    # Worst phase 0.25. a = -0.5: 9 = 8 + 1, 111 = 128 - 16 - 1, 29 = 32 - 4 + 1, 3 = 4 - 1 take
-    # 1 + 2 + 2 + 1 adders, and summing four taps 3 more: 9. a = -0.75: 27 = 32 - 4 - 1,
-    # 225 = 256 - 32 + 1, 67 = 64 + 2 + 1, 9 = 8 + 1 take 2 + 2 + 2 + 1, plus 3: 10.
-    table = cost_table(
-        {kernel: FixedPointResizer(kernel, 2), "bicubic": FixedPointResizer("bicubic", 2)},
-        (6, 8, 3),
-    )
-    row = table.loc[kernel]
-    assert (row["multipliers"], row["dsp_slices"], row["rom_bits"], row["weight_source"]) == (
-        0,
-        0,
-        0,
-        "constants",
-    )
-    assert row["adders"] == adders_per_pass * 2 * 3 + 2  # per pass and channel, + 2 DDAs
-    assert table.loc["bicubic", "multipliers"] == 4 * 2 * 3  # taps x passes x channels
-    # Per pass: read 1 + one shift-add stage + adder tree 2 + rounding 1 = 5.
-    assert row["pipeline_depth"] == 10
-    # The bicubic registers of 6x8x3 less the weight registers (none for constants): per channel
-    # horizontal 4 x 8 + 4 x 20 + 3 x 24 + 12 = 196, vertical 4 x 12 + 4 x 24 + 3 x 24 + 8 = 224;
-    # DDAs y and x 4 + 1 + 16 = 21 bits each (6 + 2 and 8 + 2 are 4 bits), phases 12.
-    assert row["register_bits"] == (196 + 224) * 3 + 21 + 21 + 12 == 1314
-    assert table.loc["bicubic", "register_bits"] == 1314 + 2 * 4 * 12
 
 
-def test_bicubic_1080p_counts():
-    r = FixedPointResizer("bicubic", 2)  # 8-bit pixels, 12-bit weights, 12-bit line-buffer words
-    c = estimate_cost(r, (540, 960, 3))
-    assert c.output_shape == "1080x1920x3" and c.weight_source == "rom"
-    assert c.dsp_per_multiplier == 1 and c.dsp_slices == 24
-    assert c.line_buffers == 4 and c.line_buffer_bits == 4 * 1920 * 12 * 3
-    # A row is 1920 words of 36 bits (3 channels): 4 x (512 x 36), 4 x (1024 x 18) or
-    # 4 x (2048 x 9) blocks, so 4 BRAM18 per row.
-    assert c.bram18 == 4 * 4
-    # Two lanes: a row is 960 words of 72 bits, 2 x 2 blocks of 512 x 36 or 1 x 4 of 1024 x 18.
-    assert estimate_cost(r, (540, 960, 3), pixels_per_clock=2).bram18 == 4 * 4
-    assert c.rom_bits == 64 * 4 * 12
-    assert c.pipeline_depth == 2 * (1 + 3 + 2 + 1)
+def test_bilinear_at_1_7x_on_a_small_frame_counted_by_hand():
+    r = FixedPointResizer("bilinear", 1.7)
+    # 6 x 16 -> round(10.2) x round(27.2); both passes address more than four ROM rows: a ROM.
     assert (
-        c.fill_input_pixels == 1 * 960 + 1 + 1
-    )  # rows 0-1 and pixels 0-1 of row 1 for output (0, 0)
-    assert c.latency_cycles == 962 + 14
-    assert c.cycles_per_frame == 1080 * 1920
-    # Registers (196 + 224) x 3 + weights 2 x 4 x 12 + DDAs 2 x (10 + 1 + 16) (542 and 962
-    # are 10 bits) + phases 12 = 1260 + 96 + 54 + 12.
-    assert c.register_bits == 1422
-    assert c.storage_bits == 1422 + 276480 + 3072
+        len(np.unique(r.tap_table("x", 16)[1])) > 4 and len(np.unique(r.tap_table("y", 6)[1])) > 4
+    )
+    c = estimate_cost(r, (6, 16))
+    assert (c.output_shape, c.weight_source, c.pass_order) == ("10x27x1", "rom", "hv")
+    # a + f (b - a): one multiplier a pass; 10 x 12 (pixel and the pre-adder's carry bit) and
+    # 13 x 12 bits each fit a 27 x 18 slice.
+    assert (c.multipliers, c.dsp_per_multiplier, c.dsp_slices) == (2, 1, 2)
+    assert c.adders == 2  # the DSP adds; only the two DDA accumulators are in the fabric
+    # One ROM copy a pass: 64 rows x 2 taps x 12 bits each.
+    assert c.rom_bits == 2 * 64 * 2 * 12
+    # LUTs: horizontal pass rounding + saturation 2 x 12 and its LUT6 ROM 2 x 12; vertical 2 x 8
+    # and 2 x 12; the two line buffers' row select 1 LUT x 2 taps x 12 bits; DDAs y 21 bits
+    # (6 + 2 is 4 bits, a sign, 16 fraction bits) and x 22; counters 2 x (3 + 5 + 4 + 5).
+    assert c.lut == 48 + 40 + 24 + 43 + 34 == 189
+    # Flip-flops: horizontal window 2 x 8, output 12, ROM read 2 x 12; vertical output 8 and ROM
+    # read 24 (its taps come from the buffers' registers); DDAs 43, phases 2 x 6, counters 17.
+    assert c.flip_flops == 52 + 32 + 43 + 12 + 17 == 156
+    # Two rows of 27 words of 12 bits, one BRAM18 each; vertical first would store two rows of
+    # 16 input pixels of 8 bits.
+    assert (c.line_buffers, c.line_buffer_bits, c.bram18) == (2, 2 * 27 * 12, 2)
+    assert c.cheaper_pass_order == "vh"
+    # Per pass: ROM read 1 + DSP 3 + adder level 1 + rounding 1.
+    assert c.pipeline_depth == 12
+    # Output (0, 0) sits at u = -0.21: taps at -1 and 0, clipped to pixel 0 of row 0.
+    assert (c.fill_input_pixels, c.latency_cycles) == (1, 13)
+    assert c.cycles_per_frame == 10 * 27  # the output is the busiest stage
+    assert (c.clock_1080p60_mhz, c.clock_4k60_mhz) == (148.5, 594.0)
+    assert c.storage_bits == 156 + 648 + 3072
+
+
+def test_two_x_bicubic_needs_no_multiplier_and_vertical_first_halves_the_block_ram():
+    hv = estimate_cost(FixedPointResizer("bicubic", 2), (540, 960, 3))
+    vh = estimate_cost(FixedPointResizer("bicubic", 2, pass_order="vh"), (540, 960, 3))
+    for c in (hv, vh):
+        # At 2x the DDA addresses two rows, (-9, 111, 29, -3) / 128 and its mirror: in 10
+        # fraction bits -72 = -(64 + 8), 888 = 1024 - 128 - 8, 232 = 256 - 32 + 8, -24 =
+        # -(32 - 8): 1 + 2 + 2 + 1 CSD adders and 3 to sum the taps, 9 a row, 18 a filter.
+        assert (c.weight_source, c.multipliers, c.dsp_slices, c.rom_bits) == ("constants", 0, 0, 0)
+        assert c.adders == 18 * 2 * 3 + 2  # two passes, three channels, two DDAs
+    # Horizontal first: 4 rows of 1920 words of 36 bits (3 x 12): 4 BRAM18 a row.
+    assert (hv.line_buffer_bits, hv.bram18) == (4 * 1920 * 36, 16)
+    # Vertical first: 4 rows of 960 pixels of 24 bits (3 x 8): 2 BRAM18 a row (1024 x 18).
+    assert (vh.line_buffer_bits, vh.bram18, vh.bram36) == (4 * 960 * 24, 8, 4.0)
+    assert hv.cheaper_pass_order == vh.cheaper_pass_order == "vh"
+    # Per pass: read 1 + one shift-add stage + 2 adder levels + rounding 1.
+    assert hv.pipeline_depth == 10
+    assert hv.fill_input_pixels == 960 + 2  # row 1, pixel 1 holds output (0, 0)'s last tap
+    assert hv.cycles_per_frame == 1080 * 1920
+
+
+def test_lanes_multiply_filters_and_widen_the_buffers():
+    r = FixedPointResizer("bicubic", 1.7, pass_order="vh")
+    one = estimate_cost(r, (64, 64, 3))
+    four = estimate_cost(r, (64, 64, 3), pixels_per_clock=4)
+    assert one.weight_source == "rom" and one.dsp_slices == 4 * 3 * 2  # taps x channels x passes
+    # Four output pixels a clock need ceil(4 x 64 / 109) = 3 input columns a clock: 3 vertical
+    # filters and 4 horizontal ones a channel, each 4 taps.
+    assert four.dsp_slices == 4 * 3 * (3 + 4)
+    # The four rows of 64 pixels now read 3 pixels (72 bits) a clock: 22 x 72, 2 BRAM18 a row.
+    assert four.bram18 == 4 * 2 and one.bram18 == 4
+    assert four.cycles_per_frame == -(-109 * 109 // 4)
+    assert four.clock_4k60_mhz == 148.5
+
+
+def test_two_products_share_a_slice_where_the_formats_allow():
+    # 7-bit weights: a pixel (9 signed bits) times a weight, summed over 4 taps, fits 18 bits.
+    narrow = FixedPointResizer("bicubic", 1.7, coeff_fmt="ap_fixed<7,2,RND,SAT>", pass_order="vh")
+    assert packs_two_products(9, 7, 4) and not packs_two_products(13, 7, 4)
+    # The vertical pass's three channels share each weight: 2 slices a tap instead of 3; the
+    # horizontal pass reads 12-bit words, too wide to pack: 3 a tap.
+    assert estimate_cost(narrow, (64, 64, 3)).dsp_slices == 4 * 2 + 4 * 3
+    assert estimate_cost(narrow, (64, 64, 3), dsp="dsp48e1").dsp_slices == 4 * 3 * 2
+    assert estimate_cost(narrow, (64, 64, 1)).dsp_slices == 4 + 4  # nothing to pair with
 
 
 def test_wide_operands_need_more_dsp_slices():
     wide = FixedPointResizer(
         "bicubic",
-        2,
+        1.7,
         coeff_fmt="ap_fixed<26,2,RND,SAT>",
         mid_fmt="ap_fixed<30,12,RND,SAT>",
         acc_fmt="ap_fixed<40,14>",
@@ -141,36 +135,32 @@ def test_bram18_blocks():
     assert bram18_blocks(16384, 1) == 1 and bram18_blocks(100, 1) == 1
 
 
-def test_nearest_is_a_multiplexer():
+def test_nearest_picks_pixels_and_buffers_them_as_they_are():
     c = estimate_cost(FixedPointResizer("nearest", 2), (16, 16))
-    assert (c.multipliers, c.dsp_slices, c.rom_bits, c.weight_source, c.line_buffers) == (
-        0,
-        0,
-        0,
-        "mux",
-        2,
+    assert (c.multipliers, c.dsp_slices, c.rom_bits, c.weight_source) == (0, 0, 0, "mux")
+    # Two rows of 32 pixels of 8 bits (no 12-bit line-buffer words: nothing is computed).
+    assert (c.line_buffers, c.line_buffer_bits) == (2, 2 * 32 * 8)
+
+
+def test_realtime_table_against_the_published_ip():
+    designs = {"2x shift-add": FixedPointResizer("shift_add_2x", 2, pass_order="vh")}
+    t = realtime_table(designs, "4k60").set_index("lanes")
+    # 4K60 needs a 594 MHz pixel clock: one lane cannot reach 300 MHz, four run at 148.5.
+    assert t.loc[1, "clock_mhz"] == 594.0 and not t.loc[1, "meets_clock"]
+    assert t.loc[4, "clock_mhz"] == 148.5 and t.loc[4, "meets_clock"]
+    # 1080p RGB input at four output pixels a clock: two input columns a clock from four rows
+    # of 960 x 48 bits, 3 BRAM18 (1024 x 18) each: 6 BRAM36, and no DSP at all.
+    assert t.loc[4, "dsp_slices"] == 0 and t.loc[4, "bram36"] == 6.0
+    ip = PUBLISHED_IP["APV21B bicubic 4x (per 8-bit channel)"]
+    assert ip["dsp"] == 49 and ip["pixels_per_clock"] == 4
+    with pytest.raises(ValueError, match="unknown video format"):
+        realtime_table(designs, "8k")
+
+
+def test_cost_table_is_labelled_an_estimate():
+    t = cost_table(
+        {"pwl4": FixedPointResizer("pwl4", 1.7), "nearest": FixedPointResizer("nearest", 2)}
     )
-
-
-def test_frame_is_labelled_an_estimate():
-    frame = estimate_cost(FixedPointResizer("pwl4", 2)).to_frame()
-    assert "estimate" in frame.attrs["note"] and frame.loc[0, "weight_source"] == "segments"
-    assert frame.loc[0, "rom_bits"] == 0 and frame.loc[0, "multipliers"] == 24
-
-
-def test_bad_input():
-    r = FixedPointResizer("bicubic", 2)
-    with pytest.raises(ValueError, match="unknown DSP family 'dsp58'; known: dsp48e1, dsp48e2"):
-        estimate_cost(r, dsp="dsp58")
-    with pytest.raises(ValueError, match="pixels_per_clock must be an integer >= 1"):
-        estimate_cost(r, pixels_per_clock=0)
-    with pytest.raises(TypeError, match="pixels_per_clock must be an integer >= 1, got 1.0"):
-        estimate_cost(r, pixels_per_clock=1.0)
-    with pytest.raises(ValueError, match="H, W >= 4"):
-        estimate_cost(r, (3, 100))
-    with pytest.raises(TypeError, match="resizer must be a FixedPointResizer, got str"):
-        estimate_cost("bicubic")
-    with pytest.raises(ValueError, match="designs is empty"):
-        cost_table({})
-    with pytest.raises(TypeError, match="design 'b' must be a FixedPointResizer, got str"):
-        cost_table({"a": r, "b": "bicubic"})
+    assert "estimate" in t.attrs["note"] and t.loc["pwl4", "weight_source"] == "segments"
+    assert t.loc["pwl4", "rom_bits"] == 0 and t.loc["pwl4", "multipliers"] == 24
+    assert {"lut", "flip_flops", "bram36", "clock_4k60_mhz"} <= set(t.columns)

@@ -29,14 +29,12 @@ from dataclasses import dataclass
 from srlab.fixed import QFormat
 from srlab.fpga.cycle import line_buffer_count
 from srlab.fpga.datapath import FixedPointResizer
+from srlab.fpga.rom import constant_weights
 from srlab.fpga.rtl._fixed_verilog import FilterSpec, filter_module, literal, signed_width
 
 __all__ = ["RtlDesign", "filter_spec", "generate_verilog"]
 
 UINT8 = QFormat(8, 8, signed=False)
-
-CONSTANT_ROWS = 4
-"""A pass that addresses at most this many ROM rows gets shift-and-add constants."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def filter_spec(r: FixedPointResizer, axis: str, n_in: int, name: str) -> Filter
         target=r.mid_fmt if first else r.out_fmt,
         rows=rows,
         phase_bits=max(r.phase_bits, 1),
-        constant=len(used) <= CONSTANT_ROWS,
+        constant=constant_weights(len(used)),
     )
 
 
