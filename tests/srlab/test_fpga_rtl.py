@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from srlab.fpga import FixedPointResizer
+from srlab.fpga import FixedPointResizer, estimate_cost
 from srlab.fpga.cycle import cycle_stats, simulate_cycles
 from srlab.fpga.rtl import (
     available_simulators,
@@ -174,3 +174,13 @@ def test_synthesis_counts_line_buffers_and_multipliers():
     rom = synthesize(generate_verilog(design("bicubic 1.7x rom", "default"), (64, 64)))
     assert rom["dsp"] == 8  # one multiplier a tap in each pass
     assert gray["lut"] > 0 and gray["flip_flops"] > 0
+    # The cost model's DSP and block RAM counts are the synthesized ones; its LUTs are within
+    # a factor of two (the Verilog sums taps in the fabric where the model assumes a cascade).
+    for counted, r, shape in (
+        (gray, design("bicubic 2x", "default"), (540, 960)),
+        (rgb, design("bilinear 2x", "default"), (540, 960, 3)),
+    ):
+        estimate = estimate_cost(r, shape)
+        assert estimate.dsp_slices == counted["dsp"]
+        assert estimate.bram18 == counted["bram18"] + 2 * counted["bram36"]
+        assert 0.5 < estimate.lut / counted["lut"] < 2
