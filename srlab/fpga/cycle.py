@@ -229,6 +229,9 @@ class CycleStats:
         Clocks between the last output pixels of two consecutive frames (the frame period).
     interval : int
         Smallest number of clocks between consecutive output pixels (the initiation interval).
+    row_clocks : int
+        Clocks from the first pixel of one output row to the first of the next (the row
+        pacing), the most over the frame.
     output_pixels_per_clock : float
         Output pixels of a frame over ``frame_clocks``.
     input_stall_share : float
@@ -240,6 +243,7 @@ class CycleStats:
     latency: int
     frame_clocks: int
     interval: int
+    row_clocks: int
     output_pixels_per_clock: float
     input_stall_share: float
     line_buffers: int
@@ -264,10 +268,13 @@ def cycle_stats(resizer: FixedPointResizer, input_shape: tuple[int, ...]) -> Cyc
     per_frame = len(trace.output_cycles) // 2
     frame_clocks = int(trace.output_cycles[-1] - trace.output_cycles[per_frame - 1])
     inputs = len(trace.input_cycles) // 2
+    _, w_out = resizer.output_shape(tuple(input_shape[:2]))
+    row_starts = trace.output_cycles[:per_frame:w_out]
     return CycleStats(
         latency=int(trace.output_cycles[0] - trace.input_cycles[0]),
         frame_clocks=frame_clocks,
         interval=int(np.diff(trace.output_cycles[:per_frame]).min()) if per_frame > 1 else 1,
+        row_clocks=int(np.diff(row_starts).max()) if len(row_starts) > 1 else frame_clocks,
         output_pixels_per_clock=per_frame / frame_clocks,
         input_stall_share=1 - inputs / frame_clocks,
         line_buffers=line_buffer_count(resizer.taps),

@@ -147,6 +147,11 @@ def test_cycle_model_figures_derived_by_hand():
         assert cycle_stats(design("bicubic 2x", "default"), (6, w)).latency == w + 4
     up = cycle_stats(design("bicubic 2x", "default"), (16, 32))
     assert up.interval == 1 and 0.9 < up.output_pixels_per_clock < 1
+    # A row of 64 output pixels takes 64 clocks and one more to refill the window (columns 0 and
+    # 1, the second pushed in the emit's clock); a row that needs a new input row waits two
+    # more: the writer starts that row only when the previous output row is done, and its
+    # column 1 is readable two clocks after it is written.
+    assert up.row_clocks == 64 + 1 + 2
     assert up.input_stall_share > 0.7  # an upscale by 2 takes one input pixel in four clocks
     down = cycle_stats(FixedPointResizer("bilinear", 0.5, pass_order="vh"), (8, 8))
     assert down.interval == 2  # two input columns a pixel
