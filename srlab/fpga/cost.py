@@ -123,7 +123,8 @@ class HardwareCostReport:
         Clocks per frame at ``pixels_per_clock``.
     clock_1080p60_mhz, clock_4k60_mhz : float
         Clock that sustains 1080p60 (148.5 MHz pixel clock) and 4K60 (594 MHz) output at
-        ``pixels_per_clock``.
+        ``pixels_per_clock``: the pixel clock times the busiest stage's words per output
+        pixel, over the lanes.
     """
 
     kernel: str
@@ -200,13 +201,15 @@ def _pass_cost(r: FixedPointResizer, p: _Pass, channels: int, dsp: str) -> dict:
     out_w, filters = p.target.word_bits, p.units * channels
     rom_copies = 0
     if kind in ("rom", "segments"):
-        lerp = kind == "rom" and taps == 2  # a + f (b - a): the pre-adder forms b - a
+        # a + f (b - a) equals the two products only when the weights add up to one
+        lerp = kind == "rom" and taps == 2 and bool(r.unity_gain)  # the pre-adder forms b - a
         multipliers = 1 if lerp else (taps if kind == "rom" else r.kernel.hardware.multipliers)
         dsp_each = dsp_slices_per_multiply(src_w + lerp, coef_w, dsp)
         adders = 0 if kind == "rom" else r.kernel.hardware.adders
         share = channels * (p.units if p.shared_phase else 1)
         products = multipliers * filters
-        if share >= 2 and dsp_each == 1 and packs_two_products(src_w + lerp, coef_w, taps, dsp):
+        packable = not lerp and dsp_each == 1 and packs_two_products(src_w, coef_w, taps, dsp)
+        if share >= 2 and packable:  # (packing needs the pre-adder that a lerp uses)
             slices = multipliers * math.ceil(share / 2) * (filters // share)
         else:
             slices = products * dsp_each
@@ -284,13 +287,15 @@ def estimate_cost(
       :data:`~srlab.fpga.rom.CONSTANT_ROWS` ROM rows (any 2x design) has them as constants,
       as the generated Verilog does; otherwise line segments (``pwl*``) or a ROM.
     * **Multipliers**: per filter one a tap for ROM weights, one for a 2-tap ROM kernel
-      (``a + f (b - a)``: the DSP48E2 pre-adder forms ``b - a`` and its post-adder adds
-      ``a``), ``kernel.hardware.multipliers`` for line segments, none for shift-add
+      whose weights add up to one (``unity_gain``: ``a + f (b - a)``, the DSP48E2
+      pre-adder forms ``b - a`` and its post-adder adds ``a``; the generated Verilog keeps
+      the two products), ``kernel.hardware.multipliers`` for line segments, none for shift-add
       constants and nearest. Each maps onto DSP slices by its operand widths and the
       slice's signed ports (:func:`~srlab.fpga.primitives.dsp_slices_per_multiply`); the
       products of one filter are summed through the slices' cascade (no fabric adders);
       two products that share a weight (the channels of a filter, and the lanes of a
-      vertical pass) share a slice where both sums fit 18-bit fields
+      vertical pass) share a slice where both sums fit 18-bit fields and the pre-adder is
+      free (not with a lerp; the sign correction of WP487 is not counted)
       (:func:`~srlab.fpga.primitives.packs_two_products`).
     * **Adders** (fabric): for constant weights one shift-and-add network per ROM row the
       pass addresses (canonical-signed-digit adders plus the tap sum), selected by a
@@ -311,11 +316,12 @@ def estimate_cost(
     * **ROM**: ``2**phase_bits`` rows of ``taps`` weights, one copy for the units of a
       vertical pass (one phase a row), one a unit of a horizontal pass; none otherwise.
     * **Timing**: per pass a read stage, 3 DSP stages (1 shift-add stage for constants),
-      ``ceil(log2(taps))`` adder stages and a rounding stage. Input arrives at one pixel
-      per clock; the latency is the line-buffer fill (``fill_input_pixels``) plus both
-      pipelines. A frame takes its busiest stage's words over ``pixels_per_clock`` clocks;
-      the video clocks are the formats' pixel clocks over ``pixels_per_clock`` (blanking
-      absorbs the row starts).
+      ``ceil(log2(taps))`` adder stages and a rounding stage. Each stage moves up to
+      ``pixels_per_clock`` words a clock (the input too); the latency is the line-buffer
+      fill (``fill_input_pixels``) plus both pipelines. A frame takes its busiest stage's
+      words over ``pixels_per_clock`` clocks; the video clocks scale the formats' pixel
+      clocks by the busiest stage's words per output pixel (1 for an upscale, whose output
+      is busiest; blanking absorbs the row starts).
 
     Parameters
     ----------
@@ -412,6 +418,9 @@ def estimate_cost(
     fill = last_row * w + last_col + 1
     pipeline = sum(p["stages"] for p in passes)
     middle = h * w_out if order == "hv" else h_out * w
+    # Words of the busiest stage a frame, per output pixel (1 for an upscale; 4 for a 2x
+    # downscale, whose input stage reads four pixels an output pixel).
+    busiest = max(h * w, middle, h_out * w_out) / (h_out * w_out)
     return HardwareCostReport(
         kernel=resizer.kernel.name,
         scale=f"{resizer.scale[0]:g} x {resizer.scale[1]:g}",
@@ -437,8 +446,8 @@ def estimate_cost(
         fill_input_pixels=int(fill),
         latency_cycles=int(fill + pipeline),
         cycles_per_frame=math.ceil(max(h * w, middle, h_out * w_out) / lanes),
-        clock_1080p60_mhz=VIDEO_FORMATS["1080p60"][2] / lanes / 1e6,
-        clock_4k60_mhz=VIDEO_FORMATS["4k60"][2] / lanes / 1e6,
+        clock_1080p60_mhz=VIDEO_FORMATS["1080p60"][2] * busiest / lanes / 1e6,
+        clock_4k60_mhz=VIDEO_FORMATS["4k60"][2] * busiest / lanes / 1e6,
     )
 
 
@@ -501,7 +510,8 @@ def realtime_table(
     """Each design at each parallelism for one video output format: clock and resources.
 
     The input is the format's active size over the design's scale; the clock needed is the
-    format's pixel clock over the lanes (blanking included, as a video pipeline runs).
+    format's pixel clock (blanking included, as a video pipeline runs) times the busiest
+    stage's words per output pixel, over the lanes (``estimate_cost``'s video clocks).
 
     Parameters
     ----------
@@ -528,20 +538,21 @@ def realtime_table(
     """
     if video not in VIDEO_FORMATS:
         raise ValueError(f"unknown video format {video!r}; known: {', '.join(VIDEO_FORMATS)}")
-    h_out, w_out, clock = VIDEO_FORMATS[video]
+    h_out, w_out, _ = VIDEO_FORMATS[video]
     rows = []
     for label, r in check_designs(designs, FixedPointResizer).items():
         shape = (round(h_out / r.scale[0]), round(w_out / r.scale[1]), channels)
         for n in lanes:
             report = estimate_cost(r, shape, dsp=dsp, pixels_per_clock=n)
+            needed = getattr(report, f"clock_{video}_mhz")
             rows.append(
                 {
                     "design": label,
                     "video": video,
                     "input": f"{shape[1]}x{shape[0]}",
                     "lanes": n,
-                    "clock_mhz": clock / n / 1e6,
-                    "meets_clock": clock / n / 1e6 <= fmax_mhz,
+                    "clock_mhz": needed,
+                    "meets_clock": needed <= fmax_mhz,
                     "dsp_slices": report.dsp_slices,
                     "bram36": report.bram36,
                     "lut": report.lut,

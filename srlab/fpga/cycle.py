@@ -33,6 +33,7 @@ from srlab.fpga.datapath import FixedPointResizer
 __all__ = [
     "CycleStats",
     "CycleTrace",
+    "clock_limit",
     "cycle_stats",
     "line_buffer_count",
     "rate_threshold",
@@ -65,7 +66,16 @@ def rate_threshold(rate: float) -> int:
     """
     if not 0 < rate <= 1:
         raise ValueError(f"a valid or ready rate must be in (0, 1], got {rate!r}")
+    if round(rate * 65536) == 0:
+        raise ValueError(f"a rate of {rate!r} rounds to never; use at least 1/65536")
     return round(rate * 65536)
+
+
+def clock_limit(n_in: int, n_out: int, rates: tuple[float, float]) -> int:
+    """Clocks after which a run that has not delivered every pixel counts as stalled: 64 a pixel
+    at the pace the source and the sink allow, plus 1000.
+    """
+    return int(64 * (n_in / rates[0] + n_out / rates[1])) + 1000
 
 
 def line_buffer_count(taps: int) -> int:
@@ -182,6 +192,11 @@ def simulate_cycles(
         A rate outside (0, 1], fewer than one frame, or a frame smaller than the kernel.
     """
     check_type(resizer, FixedPointResizer, "resizer")
+    if resizer.pass_order != "vh":
+        raise ValueError(
+            "the cycle model follows the generated circuit, which runs the vertical pass first; "
+            "pass dataclasses.replace(resizer, pass_order='vh')"
+        )
     if int(n_frames) < 1:
         raise ValueError(f"n_frames must be at least 1, got {n_frames!r}")
     h, w = int(input_shape[0]), int(input_shape[1])
@@ -194,7 +209,7 @@ def simulate_cycles(
     inputs, outputs, last = [], [], []
     taken = emitted = cycle = 0
     hold = False
-    limit = 64 * (n_in + n_out) + 1000
+    limit = clock_limit(n_in, n_out, rates)
     while emitted < n_out:
         rv, rr = xorshift32(rv), xorshift32(rr)  # this clock's choices
         in_valid = taken < n_in and (hold or (rv & 0xFFFF) < tv)

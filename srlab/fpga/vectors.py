@@ -7,7 +7,8 @@
 ``coefficients.hex`` the weight ROM (``coeff_fmt``), ``2**phase_bits`` rows of ``taps``
                     words, row-major (for a fixed-phase kernel only its phases' rows
                     are non-zero)
-``mid.hex``         expected line-buffer words (``mid_fmt``) after the horizontal pass
+``mid.hex``         expected words (``mid_fmt``) after the first pass: horizontal first
+                    ``(H, W_out)``, vertical first ``(H_out, W)`` (``pass_order``)
 ``output.hex``      expected output pixels (``out_fmt``), raster order
 ``manifest.json``   formats, DDA constants, sizes, file names, value counts, SHA-256
 ==================  ====================================================================
@@ -170,6 +171,7 @@ def export_test_vectors(
             "scale": list(r.scale),
             "taps": r.taps,
             "tap_offsets": [int(o) for o in r.kernel.offsets],
+            "pass_order": r.pass_order,
             "border": "replicate",
             "accumulation": "acc = acc_fmt(acc + c[k] * p[k]) for k = 0 .. taps-1, then out = target_fmt(acc)",
             "phase_bits": r.phase_bits,

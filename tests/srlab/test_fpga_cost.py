@@ -99,6 +99,34 @@ def test_two_products_share_a_slice_where_the_formats_allow():
     assert estimate_cost(narrow, (64, 64, 1)).dsp_slices == 4 + 4  # nothing to pair with
 
 
+def test_a_downscale_is_paced_by_its_input():
+    # Halving 4K: the vertical pass reads 4 input pixels an output pixel, so a 1080p60 output
+    # needs four times its pixel clock at one lane.
+    down = estimate_cost(FixedPointResizer("bilinear", 0.5, pass_order="vh"), (2160, 3840))
+    assert down.clock_1080p60_mhz == 4 * 148.5 and down.cycles_per_frame == 2160 * 3840
+
+
+def test_the_lerp_needs_weights_that_add_up_to_one_and_a_free_pre_adder():
+    lerp = FixedPointResizer("bilinear", 1.7)
+    direct = FixedPointResizer("bilinear", 1.7, unity_gain=False)
+    assert estimate_cost(lerp, (6, 16)).multipliers == 2
+    assert estimate_cost(direct, (6, 16)).multipliers == 4  # two products a pass
+    # 7-bit pixels and weights would pack two channels' products, but the lerp's b - a takes
+    # the pre-adder that packing needs: one slice a product.
+    narrow = FixedPointResizer(
+        "bilinear",
+        1.7,
+        pixel_fmt="ap_ufixed<7,7>",
+        coeff_fmt="ap_fixed<7,2,RND,SAT>",
+        pass_order="vh",
+    )
+    assert (
+        estimate_cost(narrow, (64, 64, 3)).dsp_slices
+        == estimate_cost(narrow, (64, 64, 3)).multipliers
+        == 6
+    )
+
+
 def test_wide_operands_need_more_dsp_slices():
     wide = FixedPointResizer(
         "bicubic",

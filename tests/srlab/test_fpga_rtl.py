@@ -72,6 +72,12 @@ def test_generation_refuses_what_the_circuit_does_not_compute():
         generate_verilog(FixedPointResizer("bicubic", 2, pass_order="vh"), (3, 8))
     with pytest.raises(TypeError, match="FixedPointResizer"):
         generate_verilog("bicubic", (8, 8))
+    with pytest.raises(ValueError, match="not a Verilog module name"):
+        generate_verilog(FixedPointResizer("bicubic", 2, pass_order="vh"), (8, 8), name="my top")
+    with pytest.raises(ValueError, match="positive ints"):
+        generate_verilog(FixedPointResizer("bicubic", 2, pass_order="vh"), (8.5, 8))
+    with pytest.raises(ValueError, match="vertical pass first"):
+        simulate_cycles(FixedPointResizer("bicubic", 2), (8, 8))
     with pytest.raises(ValueError, match="over 60"):
         generate_verilog(
             FixedPointResizer("bicubic", 2, acc_fmt="ap_fixed<61,12>", pass_order="vh"), (8, 8)
@@ -122,6 +128,32 @@ def test_simulated_rtl_equals_the_model_bit_for_bit_and_clock_for_clock(simulato
     assert report.frames == 160
     assert report.mismatches.empty, report.mismatches.head()
     assert report.cycle_mismatches == 0
+
+
+@needs_simulator
+def test_wrapping_into_unsigned_words_is_exact():
+    # Negative sums wrap into unsigned accumulator and line-buffer words: the wire that keeps
+    # the word's bits must be sign-extended first, or the circuit reads undefined bits.
+    r = FixedPointResizer(
+        "bicubic",
+        2,
+        pass_order="vh",
+        acc_fmt="ap_ufixed<24,20,TRN,WRAP>",
+        mid_fmt="ap_ufixed<14,11,RND,WRAP>",
+    )
+    report = cosimulate(r, verification_frames((6, 7), n=12), SIMULATORS[0], rates=(0.5, 0.5))
+    assert report.identical
+    d = generate_verilog(r, (6, 7))
+    assert check_filter_unit(d.vertical, SIMULATORS[0]).empty
+    assert check_filter_unit(d.horizontal, SIMULATORS[0]).empty
+
+
+def test_verification_frames_fit_any_channels_and_size():
+    for shape in [(6, 6, 4), (9, 9, 2), (300, 700), (4, 4, 3), (1, 1)]:
+        frames = verification_frames(shape, n=120)
+        assert frames.shape == (120,) + shape and frames.dtype == np.uint8
+    with pytest.raises(ValueError, match=r"frames\[None\]"):
+        cosimulate(design("bilinear 2x", "default"), np.zeros((0, 6, 6), np.uint8))
 
 
 @needs_simulator

@@ -83,11 +83,14 @@ def verification_frames(shape: tuple[int, ...], n: int = 160, seed: int = 0) -> 
     frames += [
         255 * xx // max(w - 1, 1),
         255 * yy // max(h - 1, 1),
-        255 - 255 * (yy + xx) // (h + w - 2),
+        255 - 255 * (yy + xx) // max(h + w - 2, 1),
     ]
-    photos = [load_image(name, gray=channels == 1) for name in available_images("photo")]
+    photos = [load_image(name, gray=channels != 3) for name in available_images("photo")]
     while len(frames) < n:
         photo = photos[len(frames) % len(photos)]
+        reps = (-(-h // photo.shape[0]) + 1, -(-w // photo.shape[1]) + 1) + (1,) * (photo.ndim - 2)
+        if max(reps[:2]) > 2:  # a frame larger than the photo sees it tiled
+            photo = np.tile(photo, reps)
         y0 = rng.integers(0, photo.shape[0] - h + 1)
         x0 = rng.integers(0, photo.shape[1] - w + 1)
         frames.append(photo[y0 : y0 + h, x0 : x0 + w])
@@ -186,9 +189,10 @@ def cosimulate(
         As :func:`generate_verilog`; frames that are not uint8 of one size.
     """
     frames = np.asarray(frames)
-    if frames.ndim not in (3, 4) or frames.dtype != np.uint8:
+    if frames.ndim not in (3, 4) or frames.dtype != np.uint8 or not len(frames):
         raise ValueError(
-            f"frames must be uint8 (n, H, W) or (n, H, W, C), got {frames.dtype} {frames.shape}"
+            "frames must be uint8 (n, H, W) or (n, H, W, C) with n >= 1 (a single frame needs a "
+            f"leading axis: frames[None]), got {frames.dtype} {frames.shape}"
         )
     design = generate_verilog(resizer, frames.shape[1:])
     run = run_simulation(design, frames, simulator, seeds, rates, workdir)
@@ -307,4 +311,12 @@ endmodule
         (folder / "filter.v").write_text(filter_module(spec))
         (folder / "tbf.v").write_text(bench)
         SIMULATORS.get(simulator)(folder, [folder / "tbf.v", folder / "filter.v"], "tbf")
-        return np.array((folder / "y.txt").read_text().split(), dtype=np.int64)
+        values = (folder / "y.txt").read_text().split()
+    unknown = [i for i, v in enumerate(values) if not v.lstrip("-").isdigit()]
+    if unknown:
+        i = unknown[0]
+        raise RuntimeError(
+            f"filter unit {spec.name} produced unknown (X/Z) bits {values[i]!r} for vector {i} "
+            f"(phase {phase[i]}, taps {x[i].tolist()})"
+        )
+    return np.array(values, dtype=np.int64)

@@ -24,6 +24,7 @@ and its last input pixel has arrived; the next starts on the following clock.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from srlab.fixed import QFormat
@@ -97,8 +98,10 @@ def _check(resizer: FixedPointResizer, shape: tuple[int, ...]) -> tuple[int, int
             "the generated RTL runs the vertical pass first, which rounds in other places than "
             "the horizontal-first model; pass dataclasses.replace(resizer, pass_order='vh')"
         )
-    if len(shape) not in (2, 3) or any(int(n) < 1 for n in shape):
-        raise ValueError(f"input_shape must be (H, W) or (H, W, C), got {shape!r}")
+    if len(shape) not in (2, 3) or any(
+        isinstance(n, bool) or not float(n).is_integer() or n < 1 for n in shape
+    ):
+        raise ValueError(f"input_shape must be (H, W) or (H, W, C) of positive ints, got {shape!r}")
     h, w = int(shape[0]), int(shape[1])
     if min(h, w) < resizer.taps:
         raise ValueError(
@@ -131,8 +134,8 @@ def generate_verilog(
     TypeError
         If ``resizer`` is not a FixedPointResizer.
     ValueError
-        A horizontal-first design, a frame smaller than the kernel, or a format whose wires
-        would exceed 60 bits.
+        A horizontal-first design, a frame smaller than the kernel, a name that is no Verilog
+        identifier, or a format whose wires would exceed 60 bits.
 
     Examples
     --------
@@ -142,6 +145,15 @@ def generate_verilog(
     ((8, 12, 1), 2, True)
     """
     h, w, channels = _check(resizer, tuple(input_shape))
+    if (
+        not isinstance(name, str)
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+        or name in _KEYWORDS
+    ):
+        raise ValueError(
+            f"name {name!r} is not a Verilog module name: letters, digits and _, not starting "
+            "with a digit, and no keyword"
+        )
     h_out, w_out = resizer.output_shape((h, w))
     vertical = filter_spec(resizer, "y", h, f"{name}_vfilter")
     horizontal = filter_spec(resizer, "x", w, f"{name}_hfilter")
@@ -170,6 +182,11 @@ def generate_verilog(
 
 
 _FORMATS = ("pixel_fmt", "coeff_fmt", "acc_fmt", "mid_fmt", "out_fmt")
+_KEYWORDS = frozenset(
+    "always and assign begin case default else end endcase endfunction endmodule function if "
+    "initial inout input integer localparam module negedge or output parameter posedge reg "
+    "signed wire".split()
+)
 
 
 def _bits(n: int) -> int:

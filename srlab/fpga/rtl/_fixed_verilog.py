@@ -120,6 +120,11 @@ def cast_statements(lines: list[str], v: Value, fmt: QFormat, name: str) -> Valu
     w = max(q.width, out.width + 1)
     hi, lo = literal(fmt.max_code, w), literal(low, w)
     if fmt.overflow == "wrap":
+        if q.width < fmt.word_bits:  # a narrower q (e.g. negatives into an unsigned word)
+            wide = 1 << (fmt.word_bits - 1)  # sign-extends to the word before its bits are kept
+            q = _wire(
+                lines, Value(f"{name}_w", min(q.low, -wide), max(q.high, wide - 1), q.frac), q.name
+            )
         bits = f"{q.name}[{fmt.word_bits - 1}:0]"
         return _wire(lines, out, bits if fmt.signed else f"{{1'b0, {bits}}}")
     if fmt.overflow == "sat_zero":

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from labcore.registry import Registry
-from srlab.fpga.cycle import rate_threshold
+from srlab.fpga.cycle import clock_limit, rate_threshold
 from srlab.fpga.rtl._design import RtlDesign
 
 __all__ = [
@@ -49,7 +49,7 @@ def testbench(
     pix = 8 * channels
     n_in, n_out = n_frames * h * w, n_frames * ho * wo
     tv, tr = (rate_threshold(r) for r in rates)
-    limit = 64 * (n_in + n_out) + 1000
+    limit = clock_limit(n_in, n_out, rates)
     return f"""`timescale 1ns/1ps
 module tb;
     reg clk = 1'b0, rst = 1'b1;
@@ -223,10 +223,16 @@ def run_simulation(
         )
     h, w, channels = design.input_shape
     frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.reshape(len(frames), h, w, -1).shape[-1] != channels:
+    shape = frames.shape[1:] if frames.ndim == 4 else frames.shape[1:] + (1,)
+    if (
+        frames.dtype != np.uint8
+        or frames.ndim not in (3, 4)
+        or shape != (h, w, channels)
+        or not len(frames)
+    ):
         raise ValueError(
-            f"frames must be uint8 of shape (n, {h}, {w}, {channels}) for this design, got "
-            f"{frames.dtype} {frames.shape}"
+            f"frames must be uint8 of shape (n, {h}, {w}, {channels}) with n >= 1 for this design "
+            f"(a single frame needs a leading axis: frames[None]), got {frames.dtype} {frames.shape}"
         )
     frames = frames.reshape(len(frames), h, w, channels)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -241,6 +247,13 @@ def run_simulation(
         lines = (folder / "handshakes.txt").read_text().split("\n")
     inputs = [int(line.split()[1]) for line in lines if line.startswith("I ")]
     outputs = [line.split() for line in lines if line.startswith("O ")]
+    for index, (_, clock, value, _) in enumerate(outputs):
+        if any(c in "xXzZ" for c in value):
+            raise RuntimeError(
+                f"the design produced unknown (X/Z) bits: output pixel {index} (frame "
+                f"{index // (design.output_shape[0] * design.output_shape[1])}) at clock {clock} "
+                f"reads {value}"
+            )
     pixels = np.array([list(bytes.fromhex(o[2]))[::-1] for o in outputs], dtype=np.uint8).reshape(
         len(outputs), channels
     )
