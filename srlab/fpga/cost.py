@@ -195,7 +195,8 @@ class _Pass:
 
 def _pass_cost(r: FixedPointResizer, p: _Pass, channels: int, dsp: str) -> dict:
     """Arithmetic, LUTs, flip-flops and pipeline stages of one pass, all units and channels."""
-    kind = _weight_source(r.kernel, len(p.rows))
+    distinct = np.unique(p.rows, axis=0)  # rows of equal weights share one network
+    kind = _weight_source(r.kernel, len(distinct))
     taps, coef = r.taps, r.coeff_fmt
     src_w, coef_w, acc_w = _signed_width(p.source), _signed_width(coef), r.acc_fmt.word_bits
     out_w, filters = p.target.word_bits, p.units * channels
@@ -218,7 +219,7 @@ def _pass_cost(r: FixedPointResizer, p: _Pass, channels: int, dsp: str) -> dict:
             rom_copies = 1 if p.shared_phase else p.units
     elif kind == "constants":
         multipliers, dsp_each, slices = 0, 0, 0
-        adders = _constant_adders(p.rows)
+        adders = _constant_adders(distinct)
         stages = _READ_STAGES + _CONSTANT_STAGES + math.ceil(math.log2(taps)) + _ROUND_STAGES
     else:  # mux: nearest picks a tap
         multipliers, dsp_each, slices, adders = 0, 0, 0, 0
@@ -226,7 +227,7 @@ def _pass_cost(r: FixedPointResizer, p: _Pass, channels: int, dsp: str) -> dict:
     rom_rows = 1 << r.phase_bits
     lut = filters * (
         adders * acc_w  # an adder is a LUT a bit on the carry chain
-        + (math.ceil((len(p.rows) - 1) / _LUT_INPUTS_MUX) * out_w if kind == "constants" else 0)
+        + (math.ceil((len(distinct) - 1) / _LUT_INPUTS_MUX) * out_w if kind == "constants" else 0)
         + (math.ceil((taps - 1) / _LUT_INPUTS_MUX) * out_w if kind == "mux" else 0)
         + (2 * out_w if kind != "mux" else 0)  # output rounding and saturation
     ) + rom_copies * taps * coef.word_bits * math.ceil(rom_rows / 64)  # LUT6 ROM, 64 rows

@@ -27,13 +27,14 @@ __all__ = [
 ]
 
 CONSTANT_ROWS = 4
-"""A pass that addresses at most this many ROM rows is built with its weights as constants:
-one shift-and-add network a row and a multiplexer, no multiplier (any 2x design addresses two).
+"""A pass whose addressed ROM rows hold at most this many distinct weight rows is built with its
+weights as constants: one shift-and-add network a distinct row and a multiplexer, no multiplier
+(any 2x design addresses two rows; nearest has two distinct rows at any scale).
 """
 
 
 def constant_weights(rows_addressed: int) -> bool:
-    """Whether a pass addressing ``rows_addressed`` ROM rows takes constant weights.
+    """Whether a pass addressing ``rows_addressed`` distinct weight rows takes constant weights.
 
     Examples
     --------

@@ -210,6 +210,10 @@ def test_synthesis_counts_line_buffers_and_multipliers():
     assert rgb["dsp"] == 0 and rgb["bram36"] == 2
     rom = synthesize(generate_verilog(design("bicubic 1.7x rom", "default"), (64, 64)))
     assert rom["dsp"] == 8  # one multiplier a tap in each pass
+    # Nearest at 1.7x addresses many ROM rows but holds two distinct ones: a multiplexer.
+    nearest = FixedPointResizer("nearest", 1.7, pass_order="vh")
+    assert generate_verilog(nearest, (8, 64)).vertical.constant
+    assert synthesize(generate_verilog(nearest, (8, 64)))["dsp"] == 0
     assert gray["lut"] > 0 and gray["flip_flops"] > 0
     # The cost model's DSP and block RAM counts are the synthesized ones; its LUTs are within
     # a factor of two (the Verilog sums taps in the fabric where the model assumes a cascade).

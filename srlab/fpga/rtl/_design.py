@@ -86,7 +86,7 @@ def filter_spec(r: FixedPointResizer, axis: str, n_in: int, name: str) -> Filter
         target=r.mid_fmt if first else r.out_fmt,
         rows=rows,
         phase_bits=max(r.phase_bits, 1),
-        constant=constant_weights(len(used)),
+        constant=constant_weights(len(set(rows.values()))),
     )
 
 

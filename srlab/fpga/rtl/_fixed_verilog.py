@@ -175,7 +175,8 @@ class FilterSpec:
     phase_bits : int
         Width of the phase input (at least 1).
     constant : bool
-        True: one shift-and-add MAC per row and a multiplexer; False: a ROM and multipliers.
+        True: one shift-and-add MAC per distinct row and a multiplexer; False: a ROM and
+        multipliers.
     """
 
     name: str
@@ -261,12 +262,15 @@ def filter_module(spec: FilterSpec) -> str:
         else:
             taps.append(raw)
     if spec.constant:
-        outputs = {
-            row: _mac(spec, taps, list(codes), lines, f"r{row}") for row, codes in spec.rows.items()
-        }
+        # One network per distinct weight row (e.g. nearest's two rows serve every phase).
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row, codes in sorted(spec.rows.items()):
+            groups.setdefault(tuple(codes), []).append(row)
         choice = literal(0, ow)
-        for row, value in sorted(outputs.items(), reverse=True):
-            choice = f"(phase == {spec.phase_bits}'d{row}) ? {value.name} : {choice}"
+        for codes, rows in reversed(list(groups.items())):
+            value = _mac(spec, taps, list(codes), lines, f"r{rows[0]}")
+            hit = " || ".join(f"(phase == {spec.phase_bits}'d{row})" for row in rows)
+            choice = f"({hit}) ? {value.name} : {choice}"
         lines.append(f"    assign y = {choice};")
     else:
         codes = np.array(list(spec.rows.values()))
