@@ -277,6 +277,7 @@ def test_the_int4_kernel_computes_the_same_in_the_interpreter():
             (torch.float32, 1e-5, 320, 64),  # 5 groups: the last step partial
             (torch.float32, 1e-5, 288, 48),  # a group that is no power of two
             (torch.float32, 1e-5, 64, 8),  # one word a group
+            (torch.float32, 1e-5, 1024, 64),  # whole 1024-column steps: the vector-load path
         ]
         for dtype, tolerance, k, group in cases:
             weight = torch.randn(5, 72, k, generator=generator).to(dtype)
@@ -287,7 +288,7 @@ def test_the_int4_kernel_computes_the_same_in_the_interpreter():
                     for s, e in enumerate(ids.tolist())]
             expected = torch.stack(rows)
             # default tiles; one group per step; two groups per step
-            for tiles in (None, Tiles(8, 32, 2), Tiles(16, 128)):
+            for tiles in (None, Tiles(8, 32, 2), Tiles(16, 128), Tiles(32, 1024, 4)):
                 out = routed_gemv_int4(x, q, ids, tiles)
                 error = (out.double() - expected).abs().max().item() / expected.abs().max().item()
                 assert out.dtype == dtype and error <= tolerance, (dtype, k, group, tiles, error)
