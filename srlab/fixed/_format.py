@@ -110,6 +110,13 @@ class QFormat:
         return (1 << (self.word_bits - self.signed)) - 1
 
     @property
+    def signed_width(self) -> int:
+        """Bits that hold every code in two's complement: ``W``, one more when unsigned (the
+        width of a signed multiplier port or a Verilog ``signed`` wire).
+        """
+        return self.word_bits + (not self.signed)
+
+    @property
     def lsb(self) -> float:
         """Weight of one code step, ``2**-frac_bits`` (an exact float64)."""
         return 2.0**-self.frac_bits

@@ -57,10 +57,6 @@ _ROUND_STAGES = 1
 _LUT_INPUTS_MUX = 3  # a LUT6 selects one of four inputs: each LUT adds three to a mux
 
 
-def _signed_width(fmt: QFormat) -> int:
-    return fmt.word_bits + (not fmt.signed)
-
-
 def _weight_source(kernel: Kernel, rows_addressed: int) -> str:
     """How one pass gets its weights: nearest picks a tap; few ROM rows become constants (as
     the generated Verilog builds them); otherwise line segments or a ROM.
@@ -198,7 +194,7 @@ def _pass_cost(r: FixedPointResizer, p: _Pass, channels: int, dsp: str) -> dict:
     distinct = np.unique(p.rows, axis=0)  # rows of equal weights share one network
     kind = _weight_source(r.kernel, len(distinct))
     taps, coef = r.taps, r.coeff_fmt
-    src_w, coef_w, acc_w = _signed_width(p.source), _signed_width(coef), r.acc_fmt.word_bits
+    src_w, coef_w, acc_w = p.source.signed_width, coef.signed_width, r.acc_fmt.word_bits
     out_w, filters = p.target.word_bits, p.units * channels
     rom_copies = 0
     if kind in ("rom", "segments"):

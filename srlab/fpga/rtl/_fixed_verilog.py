@@ -193,12 +193,11 @@ class FilterSpec:
     @property
     def input_width(self) -> int:
         """Bits of one tap's input code on the port."""
-        fmt = self.input_format or self.source
-        return fmt.word_bits + (0 if fmt.signed else 1)
+        return (self.input_format or self.source).signed_width
 
     @property
     def output_width(self) -> int:
-        return self.target.word_bits + (0 if self.target.signed else 1)
+        return self.target.signed_width
 
 
 def _mac(
