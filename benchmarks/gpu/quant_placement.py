@@ -2,10 +2,12 @@
 
 For each GPU budget, number of 4-bit experts and host mode, :func:`moelab.quant.plan_precision`
 places the experts (non-expert layers, 4-bit experts, then full-precision ones while room lasts;
-the rest in host memory, copied into each layer's cache rows on use, or computed on the CPU), :func:`moelab.experts.
-apply_precision_plan` stores a fresh random bf16 model that way, and it decodes 16 prompt + 64
-new tokens at batch 1 on the routed path (one captured graph per step when every expert is on
-the GPU; eagerly when experts are copied in, since that reads the routing on the host). The cost
+the rest in host memory: copied into each layer's cache rows on use, computed on the CPU, or read
+in place by the GPU's kernels across the host bus), :func:`moelab.experts.apply_precision_plan`
+stores a fresh random bf16 model that way, and it decodes 16 prompt + 64 new tokens at batch 1
+on the routed path (one captured graph per step when every expert is on the GPU or read in
+place; eagerly when experts are copied in or computed on the CPU, since that reads the routing
+on the host). The cost
 model (:func:`moelab.quant.measure_decode_cost`, timed once on the unquantized model) predicts
 each plan's tokens/s, written beside the measurement. Random weights have no quality: the
 quality side of these plans comes from the zoo (``benchmarks/moe_int4_quality.py``, notebook 04).
@@ -45,6 +47,7 @@ from moelab.sources import RandomSource, materialize  # noqa: E402
 OUT = Path(__file__).with_suffix(".json")
 BUDGETS_GB = (25, 35, 45, 53, 70)
 N4 = (0, 64, 128, 192, 256)
+SUFFIX = {"copy": "", "compute": ", computed on the CPU", "stream": ", read in place"}
 
 
 def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict[str, float]:
@@ -65,7 +68,10 @@ def main() -> int:
     parser.add_argument("--budgets", type=float, nargs="+", default=BUDGETS_GB)
     parser.add_argument("--n4", type=int, nargs="+", default=N4)
     parser.add_argument(
-        "--hosts", nargs="+", default=["copy", "compute"], choices=["copy", "compute"]
+        "--hosts",
+        nargs="+",
+        default=["copy", "compute", "stream"],
+        choices=["copy", "compute", "stream"],
     )
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
@@ -94,6 +100,7 @@ def main() -> int:
         "host_expert_s": cost.host_expert_s,
         "expert_s": {str(k): v for k, v in cost.expert_s.items()},
         "copy_bytes_per_s": cost.copy_bytes_per_s,
+        "stream_expert_s": {str(k): v for k, v in cost.stream_expert_s.items()},
     }
     results["full_gpu"] = decode(base, device, True, prompt)
     del base
@@ -107,7 +114,7 @@ def main() -> int:
         (gb, n4, host) for host in args.hosts for gb in args.budgets for n4 in args.n4
     ]
     for gb, n4, host in configurations:
-        key = f"{gb:g} GB, {n4} x 4-bit" + (", computed on the CPU" if host == "compute" else "")
+        key = f"{gb:g} GB, {n4} x 4-bit" + SUFFIX[host]
         if key in results["configurations"] or time.perf_counter() > end - 60:
             continue
         n = min(n4, len(slots))
@@ -138,7 +145,7 @@ def main() -> int:
             "cpu_bytes": plan.cpu_bytes,
             "cache_rows": plan.cache_rows,
             "build_s": time.perf_counter() - start,
-            "measured": decode(model, device, "cpu" not in plan.device, prompt),
+            "measured": decode(model, device, plan.graph_safe, prompt),
             "predicted_tokens_per_s": cost.tokens_per_s(plan, shares),
         }
         entry["predicted_vs_measured"] = (

@@ -9,7 +9,9 @@ captured graph.
 
 Experts can be stored in 4 bits (:func:`quantize_int4`: group-wise affine codes, HQQ's format),
 all or some of a layer's (:func:`quantize_experts`, :class:`MixedExperts`), and decode through
-the same path (a 4-bit Triton kernel that unpacks in registers).
+the same path (a 4-bit Triton kernel that unpacks in registers). Experts a precision plan
+leaves in host memory are copied into cache rows on use, computed on the CPU, or read there in
+place by the same kernels across the host bus (:func:`apply_precision_plan`).
 
 It plugs in through transformers' experts-implementation registry under the name
 ``"moelab_routed"``: any model whose experts module is built with
@@ -37,6 +39,7 @@ from moelab.experts._routed import (
     routed_linear,
     routed_linear_int4,
     routed_linear_mixed,
+    routed_linear_pool,
 )
 from moelab.experts._triton import (
     Tiles,
@@ -63,6 +66,7 @@ __all__ = [
     "routed_linear",
     "routed_linear_int4",
     "routed_linear_mixed",
+    "routed_linear_pool",
     "triton_available",
     "use_routed_experts",
 ]

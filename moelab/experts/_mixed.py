@@ -64,6 +64,11 @@ class MixedExperts:
         last ``int4_cache_rows`` rows when routed to.
     int4_cache_rows : int
         Rows at the end of ``int4`` for them.
+    streamed, streamed_int4 : Tensor ``[E_s, N, K]`` / Int4Experts, or None
+        Experts kept in host memory that the kernels read there in place on every use
+        (:func:`~moelab.reconfigure.device_view`): no rows, no copies, no host synchronisation.
+    streamed_rows, streamed_int4_rows : Tensor ``[E]``, int64, or None
+        Row of each expert in ``streamed`` / ``streamed_int4``; -1 elsewhere.
     """
 
     dense: torch.Tensor | None
@@ -75,6 +80,10 @@ class MixedExperts:
     host_compute: bool = False
     host_int4: Mapping[int, Int4Experts] = field(default_factory=dict)
     int4_cache_rows: int = 0
+    streamed: torch.Tensor | None = None
+    streamed_int4: Int4Experts | None = None
+    streamed_rows: torch.Tensor | None = None
+    streamed_int4_rows: torch.Tensor | None = None
     _cached: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cached_int4: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
@@ -108,8 +117,22 @@ class MixedExperts:
 
     @property
     def host_experts(self) -> set[int]:
-        """Experts kept in host memory, of both precisions."""
+        """Experts in host memory that are copied in or computed there (the routing is read on
+        the host to serve them), of both precisions.
+        """
         return set(self.host) | set(self.host_int4)
+
+    def pools(self) -> list[tuple[torch.Tensor | Int4Experts, torch.Tensor]]:
+        """``(weights, rows)`` of every pool the kernels read in place: device pools, then
+        streamed ones; ``rows[e]`` is expert ``e``'s row there, -1 elsewhere.
+        """
+        pools = [
+            (self.dense, self.dense_rows),
+            (self.int4, self.int4_rows),
+            (self.streamed, self.streamed_rows),
+            (self.streamed_int4, self.streamed_int4_rows),
+        ]
+        return [(w, rows) for w, rows in pools if w is not None]
 
     @property
     def host_shape(self) -> tuple[int, int]:
@@ -118,6 +141,10 @@ class MixedExperts:
             return tuple(self.dense.shape[1:])
         if self.int4 is not None:
             return tuple(self.int4.shape[1:])
+        if self.streamed is not None:
+            return tuple(self.streamed.shape[1:])
+        if self.streamed_int4 is not None:
+            return tuple(self.streamed_int4.shape[1:])
         return tuple(next(iter(self.host.values())).shape)  # only host experts
 
     @property
@@ -133,9 +160,12 @@ class MixedExperts:
 
     @property
     def host_bytes(self) -> int:
-        """Bytes of the experts kept in host memory."""
+        """Bytes of the experts kept in host memory (copied in, computed there or streamed)."""
         dense = sum(t.numel() * t.element_size() for t in self.host.values())
-        return dense + sum(q.nbytes for q in self.host_int4.values())
+        if self.streamed is not None:
+            dense += self.streamed.numel() * self.streamed.element_size()
+        quantized = [*self.host_int4.values(), self.streamed_int4]
+        return dense + sum(q.nbytes for q in quantized if q is not None)
 
     def __getitem__(self, index: object) -> torch.Tensor:
         raise TypeError(_ROUTED_ONLY)
@@ -149,10 +179,27 @@ class MixedExperts:
             return self.host[expert]
         if expert in self.host_int4:
             return self.host_int4[expert].dequantize(0)
-        row = int(self.dense_rows[expert])
-        if row >= 0:
-            return self.dense[row]
-        return self.int4.dequantize(int(self.int4_rows[expert]))
+        for weights, rows in self.pools():
+            row = int(rows[expert])
+            if row >= 0:
+                return (
+                    weights[row] if isinstance(weights, torch.Tensor) else weights.dequantize(row)
+                )
+        raise IndexError(f"expert {expert} is in none of this layer's pools")
+
+
+def _in_place_on(device: torch.device, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` copied to page-locked host memory, as ``device`` reads it in place."""
+    from moelab.reconfigure import device_view, pinned_copy
+
+    return device_view(pinned_copy(tensor), device)
+
+
+def _rows_of(experts: list[int], n_experts: int, device: torch.device) -> torch.Tensor:
+    """``[E]`` table: row ``i`` for ``experts[i]``, -1 for every other expert."""
+    table = torch.full((n_experts,), -1, dtype=torch.long, device=device)
+    table[list(experts)] = torch.arange(len(experts), device=device)
+    return table
 
 
 def _mixed(
@@ -163,6 +210,8 @@ def _mixed(
     quantized: list[int] = (),
     host: list[int] = (),
     host_int4: list[int] = (),
+    streamed: list[int] = (),
+    streamed_int4: list[int] = (),
     rows: int = 0,
     int4_rows: int = 0,
     pin: bool = False,
@@ -170,16 +219,13 @@ def _mixed(
 ) -> MixedExperts:
     """Split one fused matrix into its pools: ``quantized`` experts in 4 bits on the device,
     ``host`` ones in host memory as stored and ``host_int4`` ones there in 4 bits, with
-    ``rows`` / ``int4_rows`` cache rows appended to the device pools; the rest dense.
+    ``rows`` / ``int4_rows`` cache rows appended to the device pools; ``streamed`` /
+    ``streamed_int4`` ones in host memory that the kernels read in place; the rest dense.
     """
     n_experts = weight.shape[0]
-    elsewhere = {*quantized, *host, *host_int4}
+    elsewhere = {*quantized, *host, *host_int4, *streamed, *streamed_int4}
     kept = [e for e in range(n_experts) if e not in elsewhere]
     device = weight.device
-    dense_rows = torch.full((n_experts,), -1, dtype=torch.long, device=device)
-    int4_table = torch.full((n_experts,), -1, dtype=torch.long, device=device)
-    dense_rows[kept] = torch.arange(len(kept), device=device)
-    int4_table[list(quantized)] = torch.arange(len(quantized), device=device)
 
     def to_host(t: torch.Tensor) -> torch.Tensor:
         t = t.to("cpu", copy=True)
@@ -191,11 +237,11 @@ def _mixed(
         if kept or rows:
             dense = torch.empty((len(kept) + rows, *w.shape[1:]), dtype=w.dtype, device=device)
             dense[: len(kept)] = w[kept]
-        int4, stored_int4 = None, {}
-        both = [*quantized, *host_int4]
-        if both:
-            q = quantize_int4(w[both], group_size, backend)
-            n = len(quantized)
+        int4, stored_int4, in_place_int4 = None, {}, None
+        every = [*quantized, *host_int4, *streamed_int4]
+        if every:
+            q = quantize_int4(w[every], group_size, backend)
+            n, m = len(quantized), len(quantized) + len(host_int4)
             parts = []
             for t in (q.packed, q.scale, q.zero):
                 pool = torch.empty((n + int4_rows, *t.shape[1:]), dtype=t.dtype, device=device)
@@ -205,17 +251,27 @@ def _mixed(
             for i, e in enumerate(host_int4, start=n):
                 one = (to_host(t[i : i + 1]) for t in (q.packed, q.scale, q.zero))
                 stored_int4[e] = Int4Experts(*one, group_size)
+            if streamed_int4:
+                fields = (_in_place_on(device, t[m:]) for t in (q.packed, q.scale, q.zero))
+                in_place_int4 = Int4Experts(*fields, group_size)
         stored = {e: to_host(w[e]) for e in host}
+        in_place = _in_place_on(device, w[list(streamed)]) if streamed else None
     return MixedExperts(
         dense,
         int4,
-        dense_rows,
-        int4_table,
+        _rows_of(kept, n_experts, device),
+        _rows_of(list(quantized), n_experts, device),
         stored,
         rows,
         host_compute,
         stored_int4,
         int4_rows,
+        streamed=in_place,
+        streamed_int4=in_place_int4,
+        streamed_rows=_rows_of(list(streamed), n_experts, device) if streamed else None,
+        streamed_int4_rows=(
+            _rows_of(list(streamed_int4), n_experts, device) if streamed_int4 else None
+        ),
     )
 
 
@@ -322,9 +378,11 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
     """Store a model's experts as a :class:`~moelab.quant.PrecisionPlan` says, in place.
 
     Full-precision GPU experts stay on the model's device, quantized ones are stored in 4 bits
-    there, and CPU experts move to host memory (pinned where CUDA is available), copied into a
-    layer's cache rows when routed to, or computed there (``host="compute"`` plans); either way
-    the routing is read on the host, so such a model decodes without a captured graph.
+    there, and CPU experts move to host memory (pinned where CUDA is available). There they are
+    copied into a layer's cache rows when routed to (``host="copy"``) or computed on the CPU
+    (``host="compute"``), both of which read the routing on the host, so such a model decodes
+    without a captured graph; or the GPU's kernels read them in place across the host bus
+    (``host="stream"``), so the step stays one captured graph.
 
     Parameters
     ----------
@@ -368,7 +426,7 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
         quantized = [s.expert for s in slots if s in chosen and where[s] == "gpu"]
         on_cpu = [s.expert for s in slots if s not in chosen and where[s] == "cpu"]
         quantized_on_cpu = [s.expert for s in slots if s in chosen and where[s] == "cpu"]
-        copying = plan.host == "copy"
+        copying, streaming = plan.host == "copy", plan.host == "stream"
         for name in FUSED_MATRICES:
             weight = experts._parameters.pop(name)
             mixed = _mixed(
@@ -376,12 +434,14 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
                 plan.group_size,
                 backend,
                 quantized=quantized,
-                host=on_cpu,
-                host_int4=quantized_on_cpu,
+                host=[] if streaming else on_cpu,
+                host_int4=[] if streaming else quantized_on_cpu,
+                streamed=on_cpu if streaming else [],
+                streamed_int4=quantized_on_cpu if streaming else [],
                 rows=plan.rows_per_layer if on_cpu and copying else 0,
                 int4_rows=plan.rows_per_layer if quantized_on_cpu and copying else 0,
                 pin=pin,
-                host_compute=not copying,
+                host_compute=plan.host == "compute",
             )
             setattr(experts, name, mixed)
             del weight

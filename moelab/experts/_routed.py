@@ -31,6 +31,7 @@ __all__ = [
     "routed_linear",
     "routed_linear_int4",
     "routed_linear_mixed",
+    "routed_linear_pool",
 ]
 
 #: Most (token, expert) assignments of one step served by the routed path: batch 8 at top-2.
@@ -121,24 +122,49 @@ def _(x, packed, scale, zero, ids, group_size):  # noqa: ANN001, ANN202
 
 
 def routed_linear_mixed(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor) -> torch.Tensor:
-    """:func:`routed_linear` over a layer whose experts are in two pools (full and 4-bit).
+    """:func:`routed_linear` over a layer whose experts are in several pools (full-precision and
+    4-bit, on the device or read in place from host memory).
 
-    Each pool's kernel runs over every assignment and writes zeros for the other pool's, so
-    the sum is every assignment through its own expert. Host experts (if any) are copied into
-    their pool's cache rows first, at most that many at a time, or computed on the host.
+    Each pool's kernel runs over every assignment and writes zeros for the other pools', so
+    the sum is every assignment through its own expert. Host experts that are copied in (if
+    any) go to their pool's cache rows first, at most that many at a time; those computed on
+    the host are computed there.
     """
     if weight.host_experts:
         return _with_host_experts(x, weight, ids)
-    return _both_pools(x, weight, weight.dense_rows[ids], weight.int4_rows[ids])
+    return _sum_of_pools(x, weight, ids)
 
 
-def _both_pools(
-    x: torch.Tensor, weight: MixedExperts, dense_rows: torch.Tensor, int4_rows: torch.Tensor
-) -> torch.Tensor | None:
-    """The dense pool's part plus the 4-bit pool's, for pool rows per assignment (-1: none)."""
-    parts = [_dense_part(x, weight, dense_rows), _int4_part(x, weight, int4_rows)]
-    parts = [p for p in parts if p is not None]
-    return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
+def routed_linear_pool(
+    x: torch.Tensor, weights: torch.Tensor | Int4Experts, rows: torch.Tensor
+) -> torch.Tensor:
+    """:func:`routed_linear` or :func:`routed_linear_int4`, as ``weights`` are stored.
+
+    Parameters
+    ----------
+    x : Tensor ``[S, K]``
+    weights : Tensor ``[E, N, K]`` or Int4Experts
+        One pool of experts (on the device, or read in place from host memory).
+    rows : Tensor ``[S]``
+        Row of each assignment in the pool; below 0: none (a row of zeros).
+
+    Returns
+    -------
+    Tensor ``[S, N]`` in ``x``'s dtype.
+    """
+    if isinstance(weights, Int4Experts):
+        q = weights
+        return routed_linear_int4(x, q.packed, q.scale, q.zero, rows, q.group_size)
+    return routed_linear(x, weights, rows)
+
+
+def _sum_of_pools(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor) -> torch.Tensor:
+    """Every pool the kernels read in place, summed (None when the layer has none)."""
+    out = None
+    for weights, rows in weight.pools():
+        part = routed_linear_pool(x, weights, rows[ids])
+        out = part if out is None else out + part
+    return out
 
 
 def _routable(experts: nn.Module) -> bool:
@@ -233,27 +259,15 @@ def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor)
         turns.append((table, [wanted[i : i + size] for i in range(0, len(wanted), size)]))
     out = None
     for turn in range(max(1, *(len(groups) for _, groups in turns))):
-        for (table, groups), kernel in zip(turns, (_dense_part, _int4_part)):
-            if turn and turn >= len(groups):
+        for (table, groups), pool in zip(turns, (weight.dense, weight.int4)):
+            if pool is None or (turn and turn >= len(groups)):
                 continue
             rows = table.clone() if turn == 0 else torch.full_like(table, -1)
             for expert in groups[turn] if turn < len(groups) else ():
                 rows[expert] = weight.fetch(expert)
-            part = kernel(x, weight, rows[ids])
-            if part is not None:
-                out = part if out is None else out + part
+            part = routed_linear_pool(x, pool, rows[ids])
+            out = part if out is None else out + part
     return out
-
-
-def _dense_part(x: torch.Tensor, weight: MixedExperts, rows: torch.Tensor) -> torch.Tensor | None:
-    return None if weight.dense is None else routed_linear(x, weight.dense, rows)
-
-
-def _int4_part(x: torch.Tensor, weight: MixedExperts, rows: torch.Tensor) -> torch.Tensor | None:
-    q = weight.int4
-    if q is None:
-        return None
-    return routed_linear_int4(x, q.packed, q.scale, q.zero, rows, q.group_size)
 
 
 def _computing_host_experts(
@@ -261,7 +275,7 @@ def _computing_host_experts(
 ) -> torch.Tensor:
     # The resident pools over every assignment (host experts' rows are -1 there: zeros), then
     # each host expert's assignments computed on the CPU, where its weights live.
-    resident = _both_pools(x, weight, weight.dense_rows[ids], weight.int4_rows[ids])
+    resident = _sum_of_pools(x, weight, ids)
     out = x.new_zeros((x.shape[0], weight.host_shape[0])) if resident is None else resident
     for expert in ids.unique().tolist():
         if expert in weight.host:

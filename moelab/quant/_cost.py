@@ -4,9 +4,11 @@ A decode token at batch 1 runs the non-expert layers once and, in every MoE laye
 the router picks. An expert on the GPU costs the time of its routed matmuls at its precision;
 one in host memory costs a copy of its weights into a cache row first (at the measured
 host-to-device bandwidth; no cache hits assumed, so the prediction errs slow) and then its
-matmul at its precision. The rest of the step costs what it costs as the plan runs it: as one
-captured graph when every expert is on the GPU, eagerly when experts are copied in (choosing
-them reads the routing on the host), which on a GPU is several times slower in launches alone.
+matmul at its precision, or its matmul run on the CPU, or its matmul reading the weights in
+place across the host bus (timed as such). The rest of the step costs what it costs as the plan
+runs it: as one captured graph when every expert is on the GPU or read in place, eagerly when
+experts are copied in or computed on the CPU (choosing them reads the routing on the host),
+which on a GPU is several times slower in launches alone.
 :func:`measure_decode_cost` times those primitives on the model's device, the step through
 :class:`moelab.serving.StaticDecoder` both ways; :meth:`DecodeCost.tokens_per_s` weighs them by
 how often the router picks each expert.
@@ -43,6 +45,9 @@ class DecodeCost:
     host_expert_s : float, optional
         One full-precision expert's matmuls run on the CPU, its inputs and outputs moved
         (plans with ``host="compute"``).
+    stream_expert_s : dict of int or None to float, optional
+        One expert's matmuls on the GPU reading its weights in place from host memory, by bits
+        (plans with ``host="stream"``).
     """
 
     non_expert_s: float
@@ -50,6 +55,7 @@ class DecodeCost:
     copy_bytes_per_s: float
     non_expert_eager_s: float | None = None
     host_expert_s: float | None = None
+    stream_expert_s: dict[int | None, float] | None = None
 
     def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted seconds per decode token of ``plan``.
@@ -66,6 +72,11 @@ class DecodeCost:
                 "the plan computes CPU experts on the CPU and this cost has no time for that: "
                 "measure it (measure_decode_cost)"
             )
+        if plan.host == "stream" and "cpu" in plan.device and self.stream_expert_s is None:
+            raise ValueError(
+                "the plan reads CPU experts in place and this cost has no time for that: "
+                "measure it (measure_decode_cost)"
+            )
         missing = {b for b in plan.bits if b not in self.expert_s}
         if missing:
             raise ValueError(
@@ -73,13 +84,15 @@ class DecodeCost:
                 f"also uses {sorted(missing, key=str)}: measure them (measure_decode_cost)"
             )
         share = shares.set_index(["layer", "expert"])["share"]
-        eager = "cpu" in plan.device and self.non_expert_eager_s is not None
+        eager = not plan.graph_safe and self.non_expert_eager_s is not None
         total = self.non_expert_eager_s if eager else self.non_expert_s
         for slot, bits, device in zip(plan.slots, plan.bits, plan.device):
             uses = float(share.get((slot.layer, slot.expert), 0.0))
             cost = self.expert_s[bits]
             if device == "cpu" and plan.host == "compute":
                 cost = self.host_expert_s
+            elif device == "cpu" and plan.host == "stream":
+                cost = self.stream_expert_s[bits]
             elif device == "cpu":  # copied into a row of its precision first
                 row = plan.row_bytes if bits is None else plan.quantized_row_bytes
                 cost = row / self.copy_bytes_per_s + self.expert_s[bits]
@@ -167,8 +180,9 @@ def measure_decode_cost(
     """
     if bits != 4:
         raise ValueError(f"only 4-bit experts have a routed kernel to time, not {bits}-bit ones")
-    from moelab.experts import host_linear, quantize_int4, routed_linear, routed_linear_int4
+    from moelab.experts import Int4Experts, host_linear, quantize_int4, routed_linear_pool
     from moelab.families import detect_family
+    from moelab.reconfigure import device_view, pinned_copy
 
     family = detect_family(model)
     config = family.check_config(model)
@@ -178,24 +192,30 @@ def measure_decode_cost(
     up, down = experts.gate_up_proj.detach(), experts.down_proj.detach()
     # One layer's step: k distinct experts in one call per matrix, as a token routes; per
     # expert, the calls' fixed costs are shared as they are when decoding.
-    ids = torch.arange(k, device=device) % up.shape[0]
     x = torch.randn(k, up.shape[-1], dtype=up.dtype, device=device)
     h = torch.randn(k, down.shape[-1], dtype=up.dtype, device=device)
     with torch.no_grad():
-
-        def dense() -> None:
-            routed_linear(x, up, ids)
-            routed_linear(h, down, ids)
-
-        full = _kernel_seconds(dense, device, repeats) / k
-        q_up, q_down = quantize_int4(up[ids], group_size), quantize_int4(down[ids], group_size)
         rows = torch.arange(k, device=device)
+        q_up, q_down = quantize_int4(up[rows], group_size), quantize_int4(down[rows], group_size)
 
-        def quantized() -> None:
-            for q, v in ((q_up, x), (q_down, h)):
-                routed_linear_int4(v, q.packed, q.scale, q.zero, rows, q.group_size)
+        def in_place(q: Any) -> Any:  # the same experts, read from host memory where they lie
+            if isinstance(q, torch.Tensor):
+                return device_view(pinned_copy(q[rows]), device)
+            fields = (device_view(pinned_copy(t), device) for t in (q.packed, q.scale, q.zero))
+            return Int4Experts(*fields, q.group_size)
 
-        small = _kernel_seconds(quantized, device, repeats) / k
+        def per_expert(gate_up: Any, down_proj: Any) -> float:
+            def step() -> None:
+                routed_linear_pool(x, gate_up, rows)
+                routed_linear_pool(h, down_proj, rows)
+
+            return _kernel_seconds(step, device, repeats) / k
+
+        full, small = per_expert(up, down), per_expert(q_up, q_down)
+        stream = {
+            None: per_expert(in_place(up), in_place(down)),
+            bits: per_expert(in_place(q_up), in_place(q_down)),
+        }
         cpu_up, cpu_down = up[0].to("cpu", copy=True), down[0].to("cpu", copy=True)
 
         def on_host() -> None:  # one expert for one token, as host="compute" runs it
@@ -221,4 +241,5 @@ def measure_decode_cost(
         nbytes / max(copy, 1e-9),
         max(eager - experts, 0.0),
         host_expert,
+        stream,
     )

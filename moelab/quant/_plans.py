@@ -5,8 +5,9 @@ quantized expert (they are small), then full-precision experts in the order give
 budget lasts; the experts left over stay in CPU memory and are copied into GPU rows when routed
 to, so the GPU keeps one row per expert a token routes to in every layer that has such experts
 (full-precision rows, and quantized ones a quarter the size where quantized experts did not fit
-either), or are computed on the CPU (``host="compute"``, no rows). Bytes are counted exactly
-(:meth:`QuantizedMatrix.nbytes`'s formula).
+either), or are computed on the CPU (``host="compute"``, no rows), or are read in place by the
+GPU's kernels across the host bus (``host="stream"``, no rows, no host synchronisation). Bytes
+are counted exactly (:meth:`QuantizedMatrix.nbytes`'s formula).
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ class PrecisionPlan:
     rows_per_layer : int
         Cache rows of each layer that keeps CPU experts; 0 when the plan keeps one set of
         rows for the whole model (``rows=N``) or none (``host="compute"``).
-    host : {"copy", "compute"}
+    host : {"copy", "compute", "stream"}
         What happens to a CPU expert when routed to: copied into a cache row and run on the
-        GPU (the paper), or run on the CPU where it lives (as Fiddler does; no cache rows).
+        GPU (the paper), run on the CPU where it lives (as Fiddler does; no cache rows), or
+        read in place by the GPU's kernel across the host bus (zero-copy; no cache rows).
     quantized_cache_rows : int
         GPU rows for quantized CPU experts copied in on use.
     quantized_row_bytes : int
@@ -103,6 +105,14 @@ class PrecisionPlan:
             + rows
             + self.quantized_cache_rows * self.quantized_row_bytes
         )
+
+    @property
+    def graph_safe(self) -> bool:
+        """Whether a decode step runs as one captured graph: every expert on the GPU, or the
+        CPU ones read in place (``host="stream"``); copying experts in or computing them on the
+        CPU reads the routing on the host.
+        """
+        return "cpu" not in self.device or self.host == "stream"
 
     @property
     def cpu_bytes(self) -> int:
@@ -157,10 +167,12 @@ def plan_precision(
         one token's experts in every layer that keeps some on the CPU (what a consolidated
         model's pool keeps, and a decode step captured as one graph needs); the paper's 1: a
         single placeholder, the experts copied one after another.
-    host : {"copy", "compute"}, default "copy"
-        CPU experts copied into GPU rows on use (the paper), or computed on the CPU (no rows,
-        so the budget holds more GPU experts; :class:`~moelab.quant.DecodeCost` says which is
-        faster on a machine).
+    host : {"copy", "compute", "stream"}, default "copy"
+        CPU experts copied into GPU rows on use (the paper), computed on the CPU (no rows, so
+        the budget holds more GPU experts; full-precision experts only), or read in place by
+        the GPU's kernels across the host bus on every use (no rows, no copies, and the step
+        stays one captured graph); :class:`~moelab.quant.DecodeCost` says which is faster on a
+        machine.
 
     Returns
     -------
@@ -200,17 +212,17 @@ def plan_precision(
     k = family.experts_per_token(config)
     if rows is not None:
         check_int(rows, "rows", minimum=1)
-    if host not in ("copy", "compute"):
-        raise ValueError(f"host must be 'copy' or 'compute', got {host!r}")
-    if host == "compute" and rows is not None:
-        raise ValueError("rows are for experts copied in; host='compute' keeps none (rows=None)")
+    if host not in ("copy", "compute", "stream"):
+        raise ValueError(f"host must be 'copy', 'compute' or 'stream', got {host!r}")
+    if host != "copy" and rows is not None:
+        raise ValueError(f"rows are for experts copied in; host={host!r} keeps none (rows=None)")
     size = {s: small if s in chosen else full for s in slots}
     # Rows are kept per layer with CPU experts (rows=None) or once for all (rows=N): a group
     # is a layer, or the whole model; emptying a group of CPU experts frees its rows. A group
     # keeps full-precision rows for its full-precision CPU experts and quantized rows (a
     # quarter of the size) for its quantized ones.
     group_of = {s: s.layer if rows is None else 0 for s in slots}
-    n_rows = 0 if host == "compute" else (k if rows is None else rows)
+    n_rows = 0 if host != "copy" else (k if rows is None else rows)
     groups: dict[int, list] = {}
     for slot in slots:
         groups.setdefault(group_of[slot], []).append(slot)
@@ -241,12 +253,14 @@ def plan_precision(
 
     minimum = total()
     if budget < minimum:
-        rest = (
-            "every 4-bit expert; full-precision ones computed on the CPU"
-            if host == "compute"
-            else f"for each {'layer' if rows is None else 'model'} either all its experts or "
+        rest = {
+            "compute": "every 4-bit expert; full-precision ones computed on the CPU",
+            "stream": "no expert: every one can be read from host memory",
+        }.get(
+            host,
+            f"for each {'layer' if rows is None else 'model'} either all its experts or "
             f"{n_rows} rows of {full:,} bytes (of {small:,} for quantized experts) for "
-            f"experts copied in from the CPU"
+            f"experts copied in from the CPU",
         )
         raise ValueError(
             f"a GPU budget of {budget:,} bytes is too small: the minimum is {minimum:,} bytes "

@@ -40,7 +40,7 @@ Modules
     ReconfigureMode, RECONFIGURE_MODES; expert pools (``_pool``); non-expert sets
     (``_sets``: param_sites, unique_parameters, staged_set, live_buffers, which also
     serve any engine that swaps whole weight sets); tensor storage (``_tensors``):
-    storage_bytes, host_buffer; CUDA graphs of one forward
+    storage_bytes, host_buffer, pinned_copy, device_view; CUDA graphs of one forward
     (``_graphs``): CapturedForward
 
 Examples
@@ -60,16 +60,18 @@ from moelab.reconfigure._model import (
     ReconfigureMode,
 )
 from moelab.reconfigure._sets import live_buffers, param_sites, staged_set, unique_parameters
-from moelab.reconfigure._tensors import host_buffer, storage_bytes
+from moelab.reconfigure._tensors import device_view, host_buffer, pinned_copy, storage_bytes
 
 __all__ = [
     "RECONFIGURE_MODES",
     "CapturedForward",
     "ConsolidatedMoE",
     "ReconfigureMode",
+    "device_view",
     "host_buffer",
     "live_buffers",
     "param_sites",
+    "pinned_copy",
     "staged_set",
     "storage_bytes",
     "unique_parameters",

@@ -8,7 +8,10 @@ The small bf16 Mixtral of ``test_gpu.py``:
 * a decode step captured as a CUDA graph replays the routed path's eager tokens exactly, and a
   consolidated model's per-tenant graphs on the routed path replay each tenant's eager logits;
 * the 4-bit kernel computes each assignment through its dequantized expert (skipping the other
-  pool's), and a model with every expert in 4 bits decodes a batch of 4 in a graph as eagerly.
+  pool's), and a model with every expert in 4 bits decodes a batch of 4 in a graph as eagerly;
+* experts a plan leaves in host memory and the kernels read there in place (``host="stream"``)
+  take no device memory, compute what the same experts on the device compute, and decode in a
+  captured graph as eagerly.
 
 Run with ``python -m pytest -m gpu tests/moelab/test_gpu_experts.py``; without CUDA every test
 is skipped.
@@ -22,6 +25,7 @@ from test_gpu import CONFIG, base_model, input_ids, make_tenants
 
 from moelab.consolidation import plan_consolidation
 from moelab.experts import (
+    apply_precision_plan,
     quantize_experts,
     quantize_int4,
     routed_gemv,
@@ -30,6 +34,8 @@ from moelab.experts import (
     triton_available,
     use_routed_experts,
 )
+from moelab.families import get_family
+from moelab.quant import plan_precision
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.serving import StaticDecoder
 
@@ -122,3 +128,36 @@ def test_quantized_experts_decode_in_a_captured_graph_as_eagerly():
     graphed = StaticDecoder(model, 40, graphs=True, batch_size=4)
     for _ in range(2):  # captured, then replayed
         assert [g.tokens for g in graphed.generate_batch(prompts, 16)] == [e.tokens for e in eager]
+
+
+def test_experts_read_in_place_from_host_memory_compute_as_on_the_device_in_a_graph():
+    model = use_routed_experts(base_model("cuda"))
+    slots = get_family("mixtral").expert_slots(model.config)
+    quantized = slots[::2]  # half the experts in 4 bits, in every layer
+    everything = plan_precision(model, 10**12, quantized, group_size=64)
+    # Room for half the experts: both precisions stay in host memory, read in place.
+    budget = (everything.gpu_bytes + everything.non_expert_bytes) // 2
+    plan = plan_precision(model, budget, quantized, group_size=64, host="stream")
+    cpu_bits = {b for b, d in zip(plan.bits, plan.device) if d == "cpu"}
+    assert cpu_bits == {None, 4} and plan.graph_safe
+    # The same experts, all on the device (the same 4-bit codes: round to nearest per group).
+    resident = quantize_experts(use_routed_experts(base_model("cuda")), quantized, 64)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    apply_precision_plan(model, plan)
+    torch.cuda.synchronize()
+    # The experts left the device: what stays there is what the plan counts on it.
+    freed = before - torch.cuda.memory_allocated()
+    planned = len(slots) * plan.row_bytes - (plan.gpu_bytes - plan.non_expert_bytes)
+    assert abs(freed - planned) <= 64 * 1024 * 8, (freed, planned)
+    ids = input_ids(length=1)
+    with torch.no_grad():
+        got = model(input_ids=ids).logits.float()
+        expected = resident(input_ids=ids).logits.float()
+    scale = expected.abs().max().item()
+    torch.testing.assert_close(got, expected, rtol=2e-2, atol=1e-2 * scale)
+    prompt = input_ids(length=8)[0].tolist()
+    eager = StaticDecoder(model, 40, graphs=False).generate(prompt, 16).tokens
+    graphed = StaticDecoder(model, 40, graphs=True)
+    for _ in range(2):  # captured, then replayed
+        assert graphed.generate(prompt, 16).tokens == eager

@@ -433,7 +433,7 @@ def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_s
         plan_precision(model, full.non_expert_bytes - 1, group_size=8, host="compute")
     with pytest.raises(ValueError, match="host='compute' keeps none"):
         plan_precision(model, budget, group_size=8, host="compute", rows=1)
-    with pytest.raises(ValueError, match="host must be 'copy' or 'compute'"):
+    with pytest.raises(ValueError, match="host must be 'copy', 'compute' or 'stream'"):
         plan_precision(model, budget, group_size=8, host="gpu")
     reference = fake_quantize(copy.deepcopy(model), slots[:2], 4, 8)
     apply_precision_plan(model, plan)
@@ -458,6 +458,55 @@ def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_s
     gpu = sum(0.5 * cost.expert_s[b] for b, d in zip(plan.bits, plan.device) if d == "gpu")
     expected = cost.non_expert_eager_s + gpu + cpu * cost.host_expert_s
     assert cost.token_s(plan, shares) == pytest.approx(expected)
+
+
+def test_a_plan_that_reads_cpu_experts_in_place_needs_no_rows_and_computes_the_same(tiny_model):
+    model = tiny_model("mixtral", 3)
+    family = get_family("mixtral")
+    slots = family.expert_slots(model.config)
+    everything = plan_precision(model, 10**9, slots[:6], group_size=8)
+    small, full = everything.slot_bytes[0], everything.row_bytes
+    # Room for two 4-bit experts besides the non-expert layers: below copy mode's minimum, and
+    # CPU experts of both precisions.
+    budget = everything.non_expert_bytes + 2 * small
+    assert budget < everything.non_expert_bytes + full
+    with pytest.raises(ValueError, match="too small"):
+        plan_precision(model, budget, slots[:6], group_size=8)
+    plan = plan_precision(model, budget, slots[:6], group_size=8, host="stream")
+    assert plan.cache_rows == plan.quantized_cache_rows == plan.rows_per_layer == 0
+    assert plan.gpu_bytes == budget and plan.device.count("gpu") == 2 and plan.graph_safe
+    cpu = {b for b, d in zip(plan.bits, plan.device) if d == "cpu"}
+    assert cpu == {None, 4}  # both precisions stay in host memory
+    tight = everything.non_expert_bytes + 6 * small  # 4-bit experts on the GPU, the rest not
+    assert not plan_precision(model, tight, slots[:6], group_size=8, host="compute").graph_safe
+    assert plan_precision(model, 10**9, slots[:6], group_size=8, host="compute").graph_safe
+    with pytest.raises(ValueError, match="too small: .* no expert: every one can be read"):
+        plan_precision(model, everything.non_expert_bytes - 1, group_size=8, host="stream")
+    with pytest.raises(ValueError, match="host='stream' keeps none"):
+        plan_precision(model, budget, group_size=8, host="stream", rows=1)
+    reference = fake_quantize(copy.deepcopy(model), slots[:6], 4, 8)
+    apply_precision_plan(model, plan)
+    pools = holds_what_the_plan_counts(model, plan)
+    assert not any(p.host_experts for p in pools)  # nothing read on the host to serve them
+    assert all(p.streamed is not None and p.streamed_int4 is not None for p in pools[2:])
+    ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+        )
+    assert greedy_decode(model, [4, 2], 6).tokens == greedy_decode(reference, [4, 2], 6).tokens
+    # The cost model: each CPU expert's matmul reading it in place, and the step as a graph.
+    shares = pd.DataFrame(
+        {"layer": [s.layer for s in slots], "expert": [s.expert for s in slots], "share": 0.5}
+    )
+    cost = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, 3.0, None, {None: 0.4, 4: 0.2})
+    far = {None: 0.4, 4: 0.2}
+    expected = 1.0 + sum(
+        0.5 * (far[b] if d == "cpu" else cost.expert_s[b]) for b, d in zip(plan.bits, plan.device)
+    )
+    assert cost.token_s(plan, shares) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="reads CPU experts in place and this cost has no time"):
+        DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6).token_s(plan, shares)
 
 
 def test_plans_that_cannot_run_are_refused(tiny_model):
@@ -510,3 +559,5 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     with pytest.raises(ValueError, match=r"also uses \[3\]: measure them"):
         cost.token_s(three, shares)
     assert set(measured.expert_s) == {None, 4} and min(measured.expert_s.values()) > 0
+    assert set(measured.stream_expert_s) == {None, 4}
+    assert min(measured.stream_expert_s.values()) > 0
