@@ -19,9 +19,17 @@ ValueError: layer must be >= 0, got -1
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["check_callable", "check_int", "check_name", "check_type"]
+__all__ = [
+    "check_callable",
+    "check_choice",
+    "check_int",
+    "check_name",
+    "check_type",
+    "unknown_name",
+]
 
 
 def _type_names(types: type | tuple[type, ...]) -> str:
@@ -109,3 +117,90 @@ def check_callable(value: Any, what: str) -> None:
     """Raise ``TypeError`` unless ``value`` is callable."""
     if not callable(value):
         raise TypeError(f"{what} must be callable, got {type(value).__name__} {value!r}")
+
+
+def _known(plural: str | None) -> str:
+    return f"known {plural}" if plural else "known"
+
+
+def unknown_name(
+    kind: str, value: object, known: Iterable[str], plural: str | None = None
+) -> ValueError:
+    """The error for a name that is not among ``known``: it lists the known names.
+
+    Parameters
+    ----------
+    kind : str
+        What the name names, e.g. ``"kernel"``.
+    value : object
+        The name that was given.
+    known : iterable of str
+        The accepted names, in the order the message lists them.
+    plural : str, optional
+        The word after "known" (``"known kernels: a, b"``); without it ``"known: a, b"``.
+
+    Returns
+    -------
+    ValueError
+        ``"unknown {kind} {value!r}; known {plural}: a, b"``, to raise.
+
+    Examples
+    --------
+    >>> unknown_name("path", "fast", ["auto", "taps"])
+    ValueError("unknown path 'fast'; known: auto, taps")
+    """
+    names = list(known)
+    return ValueError(f"unknown {kind} {value!r}; {_known(plural)}: {', '.join(names)}")
+
+
+def check_choice(
+    value: Any, kind: str, known: Iterable[str], *, plural: str | None = None, also: str = ""
+) -> str:
+    """Return ``value`` if it is one of the names in ``known``.
+
+    The one check of a name chosen from a fixed set (a mode, a direction); a table of named
+    things is a :class:`~labcore.registry.Registry`, whose lookups raise the same errors.
+
+    Parameters
+    ----------
+    value : object
+        The argument.
+    kind : str
+        What it names, in the messages (e.g. ``"phase_rounding"``).
+    known : iterable of str
+        The accepted names, in the order the messages list them.
+    plural : str, optional
+        The word after "known" in the messages (see :func:`unknown_name`).
+    also : str, optional
+        Other accepted types for the type message, e.g. ``" or a Kernel"``.
+
+    Returns
+    -------
+    str
+        ``value``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a str: ``"{kind} must be a name (str), got 3; known: a, b"``.
+    ValueError
+        If it is not a known name: ``"unknown {kind} 'c'; known: a, b"``.
+
+    Examples
+    --------
+    >>> check_choice("taps", "path", ("auto", "taps"))
+    'taps'
+    >>> check_choice(None, "path", ("auto", "taps"))
+    Traceback (most recent call last):
+    ...
+    TypeError: path must be a name (str), got None; known: auto, taps
+    """
+    names = list(known)
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{kind} must be a name (str){also}, got {value!r}; "
+            f"{_known(plural)}: {', '.join(names)}"
+        )
+    if value not in names:
+        raise unknown_name(kind, value, names, plural)
+    return value

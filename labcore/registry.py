@@ -3,13 +3,17 @@
 Every lookup table of the labs (interpolation kernels, model families, similarity
 metrics, owner policies, merge methods, ...) is one :class:`Registry`, so they share
 one shape and one error style: an unknown name raises ``ValueError`` listing the
-known ones (the habit of mergekit's ``merge_methods/registry.py``).
+known ones (the habit of mergekit's ``merge_methods/registry.py``), a name that is not a str
+``TypeError`` (both from :func:`labcore.checks.check_choice`, the messages of every named
+choice of the labs).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
+
+from labcore.checks import check_choice, unknown_name
 
 __all__ = ["Registry"]
 
@@ -160,8 +164,11 @@ class Registry(Generic[T]):
     # ------------------------------------------------------------------ looking up
     def unknown(self, name: object) -> ValueError:
         """The error for an unknown ``name``: it lists the known names."""
-        known = f"known {self.plural}" if self.plural else "known"
-        return ValueError(f"unknown {self.kind} {name!r}; {known}: {', '.join(self.names())}")
+        return unknown_name(self.kind, name, self.names(), self.plural)
+
+    def _check_name(self, name: object, also: str = "") -> None:
+        if not isinstance(name, str):  # raises TypeError, listing the known names
+            check_choice(name, self.kind, self.names(), plural=self.plural, also=also)
 
     def resolve(self, name_or_item: str | T) -> T:
         """An item of the registry's ``item_type`` unchanged, else the entry of that name.
@@ -180,11 +187,15 @@ class Registry(Generic[T]):
 
         Raises
         ------
+        TypeError
+            If ``name_or_item`` is neither a str nor an item (the message names both).
         ValueError
             Unknown name; the message lists the known ones.
         """
-        if self.item_type is not None and isinstance(name_or_item, self.item_type):
-            return name_or_item
+        if self.item_type is not None:
+            if isinstance(name_or_item, self.item_type):
+                return name_or_item
+            self._check_name(name_or_item, f" or a {self.item_type.__name__}")
         return self.get(name_or_item)
 
     @overload
@@ -209,12 +220,15 @@ class Registry(Generic[T]):
 
         Raises
         ------
+        TypeError
+            If ``name`` is not a str (even with a default: a wrong type is a bug, not a miss).
         ValueError
             If ``name`` is unknown and no default is given; the message lists the known ones.
         """
+        self._check_name(name)
         try:
             return self._entries[name]
-        except (KeyError, TypeError):  # TypeError: an unhashable name is unknown too
+        except KeyError:
             if default is not _MISSING:
                 return default
             raise self.unknown(name) from None
@@ -245,8 +259,7 @@ class Registry(Generic[T]):
         self.add(name, obj, overwrite=True)
 
     def __delitem__(self, name: str) -> None:
-        if name not in self._entries:
-            raise self.unknown(name)
+        self.get(name)  # TypeError for a non-str name, ValueError for an unknown one
         del self._entries[name]
 
     def __contains__(self, name: object) -> bool:

@@ -12,10 +12,14 @@ from labcore import (
     atomic_write_bytes,
     atomic_write_text,
     check_callable,
+    check_choice,
     check_int,
     check_name,
     check_type,
+    non_dominated,
+    pareto_front,
 )
+from labcore.atomic import atomic_dir
 
 
 @pytest.fixture
@@ -62,8 +66,10 @@ def test_name_from_attribute() -> None:
 def test_unknown_name_lists_the_known_ones(shapes: Registry) -> None:
     with pytest.raises(ValueError, match=r"^unknown shape 'circle'; known shapes: double, square$"):
         shapes.get("circle")
-    with pytest.raises(ValueError, match=r"unknown shape \['x'\]"):
-        shapes.get(["x"])  # unhashable: unknown, not a TypeError
+    with pytest.raises(TypeError, match=r"^shape must be a name \(str\), got \['x'\]; known sh"):
+        shapes.get(["x"])  # a wrong type is a TypeError, even with a default
+    with pytest.raises(TypeError, match=r"shape must be a name \(str\), got 3"):
+        shapes.get(3, None)
     plain: Registry = Registry("colour")
     plain.add("red", 1)
     with pytest.raises(ValueError, match=r"^unknown colour 'blue'; known: red$"):
@@ -160,6 +166,8 @@ def test_typed_registry_refuses_other_types_with_type_error() -> None:
     assert shapes.resolve("square") is square
     with pytest.raises(ValueError, match="unknown shape 'triangle'"):
         shapes.resolve("triangle")
+    with pytest.raises(TypeError, match=r"shape must be a name \(str\) or a Shape, got 3"):
+        shapes.resolve(3)
 
 
 def test_checks_raise_type_error_for_types_and_value_error_for_values() -> None:
@@ -184,3 +192,72 @@ def test_checks_raise_type_error_for_types_and_value_error_for_values() -> None:
         check_type(1.5, tuple, "x", expected="an ExpertSlot-like pair")
     with pytest.raises(TypeError, match="f must be callable, got int 3"):
         check_callable(3, "f")
+
+
+def test_atomic_dir_publishes_a_complete_folder(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "model"
+    with atomic_dir(target) as tmp:
+        assert tmp.parent == target.parent and tmp != target and not target.exists()
+        (tmp / "weights.bin").write_bytes(b"new")
+    assert _leftovers(target) == ["weights.bin"]
+    assert _leftovers(target.parent) == ["model"]
+    assert target.stat().st_mode & 0o777 == 0o755
+
+
+def test_atomic_dir_replaces_an_existing_folder(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "stale.bin").write_bytes(b"old")
+    with atomic_dir(target) as tmp:
+        (tmp / "weights.bin").write_bytes(b"new")
+    assert _leftovers(target) == ["weights.bin"]
+    assert _leftovers(tmp_path) == ["model"]
+
+
+def test_atomic_dir_keeps_a_concurrent_writers_folder(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with atomic_dir(target) as mine, atomic_dir(target) as theirs:
+        (mine / "mine.bin").write_bytes(b"1")
+        (theirs / "theirs.bin").write_bytes(b"2")
+    # The inner block published first; the outer one found a complete folder in place.
+    assert _leftovers(tmp_path) == ["model"]
+    assert _leftovers(target) in (["mine.bin"], ["theirs.bin"])
+
+
+def test_atomic_dir_leaves_the_target_untouched_when_the_block_raises(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_dir(target) as tmp:
+            (tmp / "half.bin").write_bytes(b"half")
+            raise RuntimeError("disk full")
+    assert _leftovers(target) == ["old.bin"]
+    assert _leftovers(tmp_path) == ["model"]
+
+
+def test_check_choice_has_the_registry_messages() -> None:
+    assert check_choice("min", "direction", ("min", "max")) == "min"
+    with pytest.raises(ValueError, match=r"^unknown direction 'up'; known: min, max$"):
+        check_choice("up", "direction", ("min", "max"))
+    with pytest.raises(TypeError, match=r"^direction must be a name \(str\), got 1; known di"):
+        check_choice(1, "direction", ("min", "max"), plural="directions")
+
+
+def test_non_dominated_keeps_ties_and_refuses_nan() -> None:
+    points = [(1, 3), (2, 2), (3, 1), (2, 3), (1, 3)]
+    assert non_dominated(points) == [0, 1, 2, 4]  # (2, 3) is dominated; equal points stay
+    assert non_dominated([]) == []
+    with pytest.raises(ValueError, match="NaN objective"):
+        non_dominated([(1.0, float("nan"))])
+    with pytest.raises(ValueError, match="same number of objectives"):
+        non_dominated([(1.0,), (1.0, 2.0)])
+
+
+def test_pareto_front_of_a_table_keeps_its_order_and_index() -> None:
+    import pandas as pd
+
+    table = pd.DataFrame({"ppl": [4.1, 4.0, 3.9], "tok": [90, 100, 80]}, index=[7, 5, 6])
+    assert pareto_front(table, minimize="ppl", maximize="tok").index.tolist() == [5, 6]
+    with pytest.raises(ValueError, match="at least one column"):
+        pareto_front(table)
