@@ -1,14 +1,10 @@
-"""Where zoos live on disk, how a folder is checked, and how a new one is published atomically."""
+"""Where zoos live on disk and how a cached folder is checked against its manifest."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
@@ -22,9 +18,7 @@ __all__ = [
     "atomic_write_text",
     "check_zoo_dir",
     "file_hashes",
-    "publish",
     "required_files",
-    "staging_dir",
     "zoo_dir",
     "zoo_root",
 ]
@@ -114,41 +108,3 @@ def check_zoo_dir(folder: Path, spec: ZooSpec) -> tuple[dict | None, str | None]
                 f"file {rel} has SHA-256 {actual[:12]}..., the manifest records {expected[:12]}...",
             )
     return manifest, None
-
-
-@contextmanager
-def staging_dir(target: Path) -> Iterator[Path]:
-    """A fresh temporary folder next to ``target`` (same file system, so rename is atomic).
-
-    Removed on exit unless :func:`publish` has moved it into place.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the published zoo is a shared cache
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def publish(staged: Path, target: Path) -> bool:
-    """Move a finished build into place with one rename; return False if another won the race.
-
-    A stale (corrupt) ``target`` is first renamed aside, so readers never see a half-written
-    folder: ``target`` is either the old folder, absent for an instant, or the new one.
-    """
-    if target.exists():
-        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
-        try:
-            os.replace(target, stale / "old")
-        except FileNotFoundError:
-            pass  # another process moved it already
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.replace(staged, target)
-    except OSError:
-        # A concurrent build published first (the target is a non-empty folder again).
-        if target.is_dir():
-            return False
-        raise
-    return True
