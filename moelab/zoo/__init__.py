@@ -16,12 +16,15 @@ Opening
     load_zoo, ensure_zoo, build_zoo, build_zoos, Zoo, ZooCacheWarning, BUILD_BUDGET_SECONDS
 Recipes
     ZooSpec, ZOO_SPECS, get_spec, spec_key, build_environment, ZOO_FORMAT_VERSION
-    (``_spec``); get_recipe, exact_match_accepted: how a family is trained and accepted
-    (``_recipes``); train_tokenizer, SPECIAL_TOKENS: the byte-level BPE tokenizer (``_tokenizer``)
+    (``_spec``); get_recipe, exact_match_accepted, parameter_breakdown: how a family is
+    checked, trained and accepted, and which variants it takes (``_recipes``);
+    train_tokenizer, SPECIAL_TOKENS: the byte-level BPE tokenizer (``_tokenizer``)
 Cache
-    zoo_root, zoo_dir, ZOO_DIR_ENV (``MOELAB_ZOO_DIR``), file_hashes (``_store``)
+    zoo_root, zoo_dir, ZOO_DIR_ENV (``MOELAB_ZOO_DIR``), file_hashes (``_store``); a build is
+    published with :func:`labcore.atomic.atomic_dir`
 Training
-    train_threads, train_jobs (``MOELAB_TRAIN_THREADS``, ``MOELAB_TRAIN_JOBS``)
+    train_threads, train_jobs (``MOELAB_TRAIN_THREADS``, ``MOELAB_TRAIN_JOBS``), the
+    optimizer loop (``_training``); the process pool of training jobs (``_jobs``)
 
 A zoo lives in ``<root>/<name>-v<format>-<spec hash>/`` with ``base/``, ``variants/<name>/``
 (``save_pretrained`` folders, safetensors), ``tokenizer/``, ``heldout.json`` and

@@ -13,6 +13,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,9 +30,11 @@ from labcore.registry import Registry
 from moelab import corpora
 from moelab.evaluate import exact_match, perplexity
 from moelab.families import EXPERTS_GROUP, detect_family
-from moelab.zoo._spec import ZooSpec
 from moelab.zoo._tokenizer import train_tokenizer
 from moelab.zoo._training import Batch, seeded
+
+if TYPE_CHECKING:  # the spec checks itself against its recipe, so _spec imports this module
+    from moelab.zoo._spec import ZooSpec
 
 __all__ = [
     "EXACT_MATCH_ERROR_CUT_MIN",
@@ -154,6 +157,16 @@ class Recipe(ABC):
     metric: str
     #: What ``heldout.json`` holds: "documents" (texts) or "examples" (source, target pairs).
     heldout_kind: str
+    #: Variant names a zoo of this family may fine-tune on (corpus domains or tasks).
+    variants: tuple[str, ...]
+
+    def check_spec(self, spec: ZooSpec) -> None:
+        """Raise ``ValueError`` if ``spec`` asks for a model this family cannot be.
+
+        Called by :class:`~moelab.zoo.ZooSpec` after its family-independent checks; the
+        default accepts everything.
+        """
+        return None
 
     @abstractmethod
     def prepare(self, spec: ZooSpec) -> ZooData:
@@ -186,6 +199,7 @@ class CausalRecipe(Recipe):
     model_class = MixtralForCausalLM
     metric = "perplexity"
     heldout_kind = "documents"
+    variants = corpora.DOMAINS
 
     def prepare(self, spec: ZooSpec) -> ZooData:
         splits = {
@@ -319,6 +333,16 @@ class Seq2SeqRecipe(Recipe):
     model_class = SwitchTransformersForConditionalGeneration
     metric = "exact_match"
     heldout_kind = "examples"
+    variants = corpora.TASKS
+
+    def check_spec(self, spec: ZooSpec) -> None:
+        """Switch routes each token to one expert, and its sparse layers alternate with dense ones."""
+        if spec.experts_per_token != 1:
+            raise ValueError(
+                "Switch Transformers route each token to one expert; set experts_per_token=1"
+            )
+        if spec.num_layers < 2:
+            raise ValueError("a switch zoo needs num_layers >= 2 (every other layer is sparse)")
 
     def prepare(self, spec: ZooSpec) -> ZooData:
         splits = {

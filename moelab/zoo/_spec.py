@@ -7,11 +7,14 @@ import json
 import platform
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from typing import Literal
 
-from moelab.corpora import CORPORA_VERSION, DOMAINS, TASKS
+from labcore.registry import Registry
+from moelab.corpora import CORPORA_VERSION
+from moelab.zoo._recipes import get_recipe
 
 __all__ = [
     "ZOO_FORMAT_VERSION",
@@ -26,9 +29,8 @@ __all__ = [
 #: caches from older code are rebuilt instead of trusted.
 ZOO_FORMAT_VERSION = 2
 
+#: Families with a recipe (:data:`~moelab.zoo._recipes.RECIPES` holds the facts of each).
 Family = Literal["mixtral", "switch"]
-# Which variant names each family accepts: corpus domains for causal LMs, tasks for seq2seq.
-_VARIANTS_OF: dict[str, tuple[str, ...]] = {"mixtral": DOMAINS, "switch": TASKS}
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,8 @@ class ZooSpec:
         ``MixtralForCausalLM`` (causal LM on corpus domains) or
         ``SwitchTransformersForConditionalGeneration`` (text-to-text tasks).
     variants : tuple of str
-        Domains (mixtral: ``moelab.corpora.DOMAINS``) or tasks (switch: ``moelab.corpora.TASKS``);
-        one fine-tuned variant each.
+        Names the family's recipe accepts (``get_recipe(family).variants``: corpus domains for
+        mixtral, tasks for switch); one fine-tuned variant each.
     mixture : tuple of int
         Integer shares of the variants in the base's pre-training batches (rows are assigned
         in this repeating pattern); empty means equal shares.
@@ -120,12 +122,9 @@ class ZooSpec:
                 f"zoo name {self.name!r} must be letters, digits, '.', '_' or '-' "
                 "(it names a folder)"
             )
-        if self.family not in _VARIANTS_OF:
-            raise ValueError(
-                f"unknown zoo family {self.family!r}; known families: {', '.join(_VARIANTS_OF)}"
-            )
+        recipe = get_recipe(self.family)  # unknown families: the registry's error
         object.__setattr__(self, "variants", tuple(self.variants))
-        known = _VARIANTS_OF[self.family]
+        known = recipe.variants
         unknown = [v for v in self.variants if v not in known]
         if unknown or not self.variants or len(set(self.variants)) != len(self.variants):
             raise ValueError(
@@ -156,12 +155,7 @@ class ZooSpec:
                 f"experts_per_token must lie in [1, num_experts={self.num_experts}], "
                 f"got {self.experts_per_token}"
             )
-        if self.family == "switch" and self.experts_per_token != 1:
-            raise ValueError(
-                "Switch Transformers route each token to one expert; set experts_per_token=1"
-            )
-        if self.family == "switch" and self.num_layers < 2:
-            raise ValueError("a switch zoo needs num_layers >= 2 (every other layer is sparse)")
+        recipe.check_spec(self)
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction}")
 
@@ -203,28 +197,47 @@ def build_environment(threads: int | None = None) -> dict[str, str | int]:
     }
 
 
-def spec_key(spec: ZooSpec, threads: int | None = None) -> str:
+def spec_key(
+    spec: ZooSpec, threads: int | None = None, *, environment: Mapping[str, object] | None = None
+) -> str:
     """Short hash of the recipe, the format and corpora versions and the build environment.
 
     Two builds that could differ by a single byte never share a key (see
     :func:`build_environment`), so a cache folder is only ever reused by a build that would
     have written exactly the same files.
+
+    Parameters
+    ----------
+    spec : ZooSpec
+        The recipe.
+    threads : int, optional
+        Training threads per job (see :func:`build_environment`).
+    environment : mapping, optional
+        The build environment to hash instead of this machine's
+        (``build_environment(threads)``), e.g. to ask which key another machine would use.
+
+    Returns
+    -------
+    str
+        12 hexadecimal digits.
     """
     payload = {
         "format": ZOO_FORMAT_VERSION,
         "corpora": CORPORA_VERSION,
-        "environment": build_environment(threads),
+        "environment": dict(build_environment(threads) if environment is None else environment),
         "spec": spec.to_dict(),
     }
     blob = json.dumps(payload, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
-ZOO_SPECS: dict[str, ZooSpec] = {
-    # 8 experts top-2 in each of 4 layers; experts hold ~91 % of the weights (Mixtral-8x7B:
-    # 96.6 %). The base sees prose and code 4x as often as arithmetic, sorting 2x: a generic
-    # base, with headroom for each specialist.
-    "mixtral-tiny": ZooSpec(
+#: The built-in zoos by name (a :class:`~labcore.registry.Registry`; see :func:`get_spec`).
+ZOO_SPECS: Registry[ZooSpec] = Registry("zoo", plural="zoos", item_type=ZooSpec)
+# 8 experts top-2 in each of 4 layers; experts hold ~91 % of the weights (Mixtral-8x7B:
+# 96.6 %). The base sees prose and code 4x as often as arithmetic, sorting 2x: a generic
+# base, with headroom for each specialist.
+ZOO_SPECS.add_named(
+    ZooSpec(
         name="mixtral-tiny",
         family="mixtral",
         variants=("prose", "code", "arithmetic", "sorting"),
@@ -244,10 +257,12 @@ ZOO_SPECS: dict[str, ZooSpec] = {
         finetune_lr=1.5e-3,
         n_train=700,
         n_heldout=120,
-    ),
-    # 2 layers per stack, the second sparse (every other block, as in Switch-Base-8); experts
-    # hold ~3/4 of the weights, as in Switch-Base-8.
-    "switch-tiny": ZooSpec(
+    )
+)
+# 2 layers per stack, the second sparse (every other block, as in Switch-Base-8); experts
+# hold ~3/4 of the weights, as in Switch-Base-8.
+ZOO_SPECS.add_named(
+    ZooSpec(
         name="switch-tiny",
         family="switch",
         variants=("add", "sort", "reverse", "dedup"),
@@ -265,8 +280,8 @@ ZOO_SPECS: dict[str, ZooSpec] = {
         finetune_lr=2e-3,
         n_train=4000,
         n_heldout=200,
-    ),
-}
+    )
+)
 
 
 def get_spec(name: str) -> ZooSpec:
@@ -277,6 +292,4 @@ def get_spec(name: str) -> ZooSpec:
     ValueError
         Unknown name; the message lists the known zoos.
     """
-    if name not in ZOO_SPECS:
-        raise ValueError(f"unknown zoo {name!r}; known zoos: {', '.join(ZOO_SPECS)}")
-    return ZOO_SPECS[name]
+    return ZOO_SPECS.get(name)

@@ -8,6 +8,8 @@ from typing import Literal
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from labcore.registry import Registry
+
 __all__ = ["SPECIAL_TOKENS", "train_tokenizer"]
 
 #: Special tokens, in id order: padding (and Switch's decoder start), begin and end of text,
@@ -15,6 +17,11 @@ __all__ = ["SPECIAL_TOKENS", "train_tokenizer"]
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>")
 
 TokenizerStyle = Literal["causal", "seq2seq"]
+
+# Where each style puts its special tokens (a template of ``TemplateProcessing``).
+_TEMPLATES: Registry[str] = Registry("tokenizer style", plural="styles", sort=False)
+_TEMPLATES.add("causal", "<s> $A")
+_TEMPLATES.add("seq2seq", "$A </s>")
 
 
 def train_tokenizer(
@@ -45,9 +52,7 @@ def train_tokenizer(
     ValueError
         Unknown style, or a vocabulary too small for the 256 byte symbols plus specials.
     """
-    templates = {"causal": "<s> $A", "seq2seq": "$A </s>"}
-    if style not in templates:
-        raise ValueError(f"unknown tokenizer style {style!r}; known styles: {', '.join(templates)}")
+    template = _TEMPLATES.get(style)
     n_min = 256 + len(SPECIAL_TOKENS)
     if vocab_size < n_min:
         raise ValueError(
@@ -71,7 +76,7 @@ def train_tokenizer(
     tokenizer.train_from_iterator(texts, trainer)
     special_ids = [(tok, SPECIAL_TOKENS.index(tok)) for tok in ("<s>", "</s>")]
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=templates[style], special_tokens=special_ids
+        single=template, special_tokens=special_ids
     )
     pad, bos, eos, unk = SPECIAL_TOKENS
     return PreTrainedTokenizerFast(

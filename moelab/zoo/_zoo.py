@@ -17,6 +17,8 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
+from labcore.atomic import atomic_dir
+from labcore.registry import Registry
 from moelab.corpora import Example
 from moelab.zoo._jobs import BASE, JobResult, TrainJob, model_folder, run_jobs, variant_jobs
 from moelab.zoo._recipes import get_recipe, package_versions, parameter_breakdown, token_stream
@@ -34,8 +36,6 @@ from moelab.zoo._store import (
     atomic_write_text,
     check_zoo_dir,
     file_hashes,
-    publish,
-    staging_dir,
     zoo_dir,
     zoo_root,
 )
@@ -303,11 +303,10 @@ def build_zoos(specs: Sequence[ZooSpec], root: str | os.PathLike | None = None) 
         raise ValueError(f"zoo names must be distinct, got {names}")
     targets = [zoo_dir(spec, root) for spec in specs]
     with contextlib.ExitStack() as stack:
-        staged = [stack.enter_context(staging_dir(target)) for target in targets]
+        # Each folder is renamed into place when the stack closes without an error; a
+        # concurrent build of the same recipe that published first is as good as this one.
+        staged = [stack.enter_context(atomic_dir(target)) for target in targets]
         _write_builds(specs, staged)
-        for folder, target in zip(staged, targets, strict=True):
-            # False when a concurrent build of the same recipe published first; theirs is as good.
-            publish(folder, target)
     zoos = {}
     for spec, target in zip(specs, targets, strict=True):
         manifest, reason = check_zoo_dir(target, spec)
@@ -451,10 +450,8 @@ def ensure_zoo(
         A name that is neither built in nor in ``specs`` (the message lists the known zoos).
     """
     names = [names] if isinstance(names, str) else list(names)
-    specs = dict(specs or {})
-    unknown = [n for n in names if n not in ZOO_SPECS and n not in specs]
-    if unknown:
-        known = sorted({*ZOO_SPECS, *specs})
-        raise ValueError(f"unknown zoo {unknown[0]!r}; known zoos: {', '.join(known)}")
-    chosen = [specs[n] if n in specs else get_spec(n) for n in dict.fromkeys(names)]
+    known = Registry("zoo", plural="zoos", item_type=ZooSpec)
+    for name, spec in [*ZOO_SPECS.items(), *(specs or {}).items()]:
+        known.add(name, spec, overwrite=True)  # a custom recipe overrides the built-in one
+    chosen = [known.get(n) for n in dict.fromkeys(names)]
     return _load_or_build(chosen, root)

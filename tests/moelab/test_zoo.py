@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -93,6 +93,12 @@ def tiny_copy(tiny_root: Path, tmp_path: Path) -> Path:
     root = tmp_path / "cache"
     shutil.copytree(tiny_root, root)
     return root
+
+
+def _forbid_building(monkeypatch: pytest.MonkeyPatch, fail: Callable[..., None]) -> None:
+    """Make every build fail at its first step (a recipe preparing the data)."""
+    for family in ("mixtral", "switch"):
+        monkeypatch.setattr(type(get_recipe(family)), "prepare", fail)
 
 
 def _load_quietly(name: str, root: Path, spec: ZooSpec) -> Zoo:
@@ -181,8 +187,8 @@ def test_spec_key_tracks_the_build_environment(monkeypatch: pytest.MonkeyPatch) 
     baseline = spec_key(TINY_MIXTRAL, threads=1)
     for field, value in [("torch", "0.0.0"), ("python", "3.99"), ("cpu_capability", "DEFAULT")]:
         changed = {**build_environment(1), field: value}
-        monkeypatch.setattr("moelab.zoo._spec.build_environment", lambda threads=None, c=changed: c)
-        assert spec_key(TINY_MIXTRAL, threads=1) != baseline, field
+        assert spec_key(TINY_MIXTRAL, environment=changed) != baseline, field
+    assert spec_key(TINY_MIXTRAL, environment=build_environment(1)) == baseline
 
 
 @pytest.mark.parametrize(
@@ -334,7 +340,7 @@ def test_second_load_does_not_rebuild(tiny_root: Path, monkeypatch: pytest.Monke
     def fail(*args, **kwargs):
         raise AssertionError("the cached zoo was rebuilt")
 
-    monkeypatch.setattr("moelab.zoo._zoo._write_builds", fail)
+    _forbid_building(monkeypatch, fail)
     started = time.perf_counter()
     zoos = ensure_zoo(
         root=tiny_root, specs={"mixtral-tiny": TINY_MIXTRAL, "switch-tiny": TINY_SWITCH}
@@ -418,7 +424,7 @@ def test_waits_for_a_concurrent_build(
     def fail(*args, **kwargs):
         raise AssertionError("built although another process was building the same zoo")
 
-    monkeypatch.setattr("moelab.zoo._zoo._write_builds", fail)
+    _forbid_building(monkeypatch, fail)
     target = zoo_dir(TINY_SWITCH, tmp_path)
     found: dict[str, Zoo] = {}
     with FileLock(tmp_path / f".{target.name}.lock"):  # "another process" is building
