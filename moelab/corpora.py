@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from labcore.registry import Registry
+
 __all__ = [
     "CORPORA_VERSION",
     "DOMAINS",
@@ -318,30 +320,33 @@ def _blocks(lines: list[str], prefix: str, lines_per_doc: int) -> list[Document]
 # ---------------------------------------------------------------------------------------------
 # Registries.
 
-_TEXT_DOMAINS: dict[str, Callable[[], list[Document]]] = {
-    "prose": _prose_documents,
-    "code": _code_documents,
-}
-_GENERATED_DOMAINS: dict[str, Callable[[_Draws], str]] = {
-    "arithmetic": _arithmetic_line,
-    "sorting": _sorting_line,
-}
+
+@dataclass(frozen=True)
+class _Domain:
+    """A causal-LM domain: fixed documents, or lines drawn by a generator (exactly one)."""
+
+    documents: Callable[[], list[Document]] | None = None
+    line: Callable[[_Draws], str] | None = None
+
+
+_DOMAINS: Registry[_Domain] = Registry("domain", plural="domains", sort=False)
+_DOMAINS.add("prose", _Domain(documents=_prose_documents))
+_DOMAINS.add("code", _Domain(documents=_code_documents))
+_DOMAINS.add("arithmetic", _Domain(line=_arithmetic_line))
+_DOMAINS.add("sorting", _Domain(line=_sorting_line))
 #: Causal-LM domains known to :func:`domain_split`.
-DOMAINS: tuple[str, ...] = (*_TEXT_DOMAINS, *_GENERATED_DOMAINS)
+DOMAINS: tuple[str, ...] = _DOMAINS.names()
 
 # task -> (source template, generator)
-_TASKS: dict[str, tuple[str, Callable[[_Draws], tuple[str, str]]]] = {
-    "add": ("add: {}", _gen_add),
-    "sort": ("sort: {}", _gen_sort),
-    "reverse": ("reverse: {}", _gen_reverse),
-    "dedup": ("dedup: {}", _gen_dedup),
-}
+_TASKS: Registry[tuple[str, Callable[[_Draws], tuple[str, str]]]] = Registry(
+    "task", plural="tasks", sort=False
+)
+_TASKS.add("add", ("add: {}", _gen_add))
+_TASKS.add("sort", ("sort: {}", _gen_sort))
+_TASKS.add("reverse", ("reverse: {}", _gen_reverse))
+_TASKS.add("dedup", ("dedup: {}", _gen_dedup))
 #: Text-to-text tasks known to :func:`task_split`.
-TASKS: tuple[str, ...] = tuple(_TASKS)
-
-
-def _unknown(kind: str, name: str, known: tuple[str, ...]) -> ValueError:
-    return ValueError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(known)}")
+TASKS: tuple[str, ...] = _TASKS.names()
 
 
 def domain_split(
@@ -384,29 +389,28 @@ def domain_split(
     >>> len(split.train) > len(split.heldout) > 0
     True
     """
-    if domain in _TEXT_DOMAINS:
-        train, heldout = _split_documents(_TEXT_DOMAINS[domain](), heldout_fraction, seed)
+    source = _DOMAINS.get(domain)
+    if source.documents is not None:
+        train, heldout = _split_documents(source.documents(), heldout_fraction, seed)
         return DomainSplit(domain, train, heldout)
-    if domain in _GENERATED_DOMAINS:
-        if min(n_train, n_heldout, lines_per_doc) < 1:
-            raise ValueError(
-                f"n_train, n_heldout and lines_per_doc must be >= 1, got {n_train}, "
-                f"{n_heldout}, {lines_per_doc}"
-            )
-        train_lines, heldout_lines = _unique_split(
-            _GENERATED_DOMAINS[domain],
-            n_train,
-            n_heldout,
-            seed=seed,
-            salt=domain,
-            heldout_fraction=heldout_fraction,
+    if min(n_train, n_heldout, lines_per_doc) < 1:
+        raise ValueError(
+            f"n_train, n_heldout and lines_per_doc must be >= 1, got {n_train}, "
+            f"{n_heldout}, {lines_per_doc}"
         )
-        return DomainSplit(
-            domain,
-            tuple(_blocks(train_lines, f"{domain}-train", lines_per_doc)),
-            tuple(_blocks(heldout_lines, f"{domain}-heldout", lines_per_doc)),
-        )
-    raise _unknown("domain", domain, DOMAINS)
+    train_lines, heldout_lines = _unique_split(
+        source.line,
+        n_train,
+        n_heldout,
+        seed=seed,
+        salt=domain,
+        heldout_fraction=heldout_fraction,
+    )
+    return DomainSplit(
+        domain,
+        tuple(_blocks(train_lines, f"{domain}-train", lines_per_doc)),
+        tuple(_blocks(heldout_lines, f"{domain}-heldout", lines_per_doc)),
+    )
 
 
 def task_split(
@@ -443,11 +447,9 @@ def task_split(
         Unknown task (the message lists the known ones), counts below 1, or more examples than
         the task has distinct sources.
     """
-    if task not in _TASKS:
-        raise _unknown("task", task, TASKS)
+    template, gen = _TASKS.get(task)
     if min(n_train, n_heldout) < 1:
         raise ValueError(f"n_train and n_heldout must be >= 1, got {n_train} and {n_heldout}")
-    template, gen = _TASKS[task]
     targets: dict[str, str] = {}
 
     def draw(rng: _Draws) -> str:
