@@ -42,7 +42,12 @@ from labcore.atomic import atomic_path
 from labcore.registry import Registry
 from moelab.consolidation import plan_consolidation
 from moelab.loading import MoEModel, load_moe
-from moelab.merging import get_merge_method, merge_models, without_reconfiguration
+from moelab.merging import (
+    available_merge_methods,
+    get_merge_method,
+    merge_models,
+    without_reconfiguration,
+)
 from moelab.quality import QualityMetric, available_quality_metrics, get_quality_metric
 from moelab.reconfigure import ConsolidatedMoE, storage_bytes
 
@@ -61,6 +66,7 @@ __all__ = [
     "compare_methods",
     "get_quality_metric",
     "get_serving_method",
+    "register_serving_method",
     "summarize",
 ]
 
@@ -87,17 +93,12 @@ DEFAULT_METHODS = (
     "ties",
     "dare",
 )
-#: Settings of the merging baselines in :func:`compare_methods`: the registry defaults of
-#: :mod:`moelab.merging` (task arithmetic lambda 0.5, between the mean and the sum of the task
-#: vectors; TIES density 0.5, lambda 1, mergekit's example; DARE density 0.5 with rescaling,
-#: mergekit's ``dare_linear``), fixed in advance, not tuned on the held-out sets.
+#: Settings of the merging baselines in :func:`compare_methods`: the defaults each merge method
+#: registered in :mod:`moelab.merging` declares (task arithmetic lambda 0.5, between the mean and
+#: the sum of the task vectors; TIES density 0.5, lambda 1, mergekit's example; DARE density 0.5
+#: with rescaling, mergekit's ``dare_linear``), fixed in advance, not tuned on the held-out sets.
 DEFAULT_MERGE_SETTINGS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
-    {
-        "average": {},
-        "task_arithmetic": {"lambda_": 0.5},
-        "ties": {"density": 0.5, "lambda_": 1.0},
-        "dare": {"density": 0.5, "rescale": True},
-    }
+    {name: get_merge_method(name).defaults for name in available_merge_methods()}
 )
 
 
@@ -193,9 +194,11 @@ for _serving in (
     _SERVING.add(_serving.name, _serving)
 
 
-#: Public faces of the registry: names in display order, and lookup by name.
+#: Public faces of the registry: names in display order, lookup by name, and
+#: ``register_serving_method(method, overwrite=False)`` (e.g. to wrap a method in a test).
 available_serving_methods = _SERVING.names
 get_serving_method = _SERVING.get
+register_serving_method = _SERVING.add_named
 
 
 # ================================================================================ the sweep

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labcore.registry import Registry
 from moelab.consolidation import MEAN_OWNER, ConsolidationPlan
 from moelab.families import ExpertSlot, MoEFamily, TensorRef
 from moelab.reconfigure._sets import expert_parameter_ids
@@ -294,19 +295,20 @@ def _build_fused_pool(
     return pool
 
 
-_POOL_BUILDERS: dict[str, Callable[..., ExpertPool]] = {
-    "fused": _build_fused_pool,
-    "per_expert": _build_per_expert_pool,
-}
+# An adapter's expert_layout -> how a pool of that layout is built.
+_POOL_BUILDERS: Registry[Callable[..., ExpertPool]] = Registry("expert layout", plural="layouts")
+_POOL_BUILDERS.add("fused", _build_fused_pool)
+_POOL_BUILDERS.add("per_expert", _build_per_expert_pool)
 
 
 def pool_builder(family: MoEFamily, host_tier: bool) -> Callable[..., ExpertPool]:
     # The adapter says how its experts are laid out; a layout is how the pool is built.
     layout = getattr(family, "expert_layout", None)
-    if layout not in _POOL_BUILDERS:
+    builder = _POOL_BUILDERS.get(layout, None)
+    if builder is None:
         raise ValueError(
-            f"family {family.name!r} has expert_layout {layout!r}, for which no expert pool "
-            f"is known; set it to one of {', '.join(sorted(_POOL_BUILDERS))}"
+            f"family {family.name!r}: {_POOL_BUILDERS.unknown(layout)}; set the adapter's "
+            "expert_layout to one of them"
         )
     if host_tier and layout != "fused":
         raise ValueError(
@@ -314,4 +316,4 @@ def pool_builder(family: MoEFamily, host_tier: bool) -> Callable[..., ExpertPool
             f"family {family.name!r} keeps one module per expert, so plan it with "
             f"placement='resident'"
         )
-    return _POOL_BUILDERS[layout]
+    return builder

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from labcore.registry import Registry
 from moelab.similarity._layout import (
     CROSS_SLOT_COLUMNS,
     SAME_SLOT_COLUMNS,
@@ -187,11 +188,11 @@ def _slot_statistics(
     )
 
 
-_CORRELATIONS: dict[str, str] = {
-    "spearman": "spearmanr",
-    "kendall": "kendalltau",
-    "pearson": "pearsonr",
-}
+# Correlation method -> the scipy.stats function that computes it.
+_CORRELATIONS: Registry[str] = Registry("correlation method", plural="methods", sort=False)
+_CORRELATIONS.add("spearman", "spearmanr")
+_CORRELATIONS.add("kendall", "kendalltau")
+_CORRELATIONS.add("pearson", "pearsonr")
 
 
 def metric_correlation(
@@ -225,10 +226,7 @@ def metric_correlation(
     """
     import scipy.stats
 
-    if method not in _CORRELATIONS:
-        raise ValueError(
-            f"unknown correlation method {method!r}; known methods: {', '.join(_CORRELATIONS)}"
-        )
+    coefficient = getattr(scipy.stats, _CORRELATIONS.get(method))
     check_table(table, SAME_SLOT_COLUMNS, "metric_correlation")
     for name in (x, y):
         select_rows(table, "metric", name, "metric_correlation")
@@ -243,7 +241,7 @@ def metric_correlation(
             raise ValueError(
                 f"pair {pair!r} has {len(both)} slots with both {x} and {y}; need at least 3"
             )
-        result = getattr(scipy.stats, _CORRELATIONS[method])(both[x], both[y])
+        result = coefficient(both[x], both[y])
         rows.append(
             {
                 "pair": pair,

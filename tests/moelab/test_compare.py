@@ -12,7 +12,15 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from moelab.compare import COLUMNS, claims_table, compare_methods, summarize
+from moelab.compare import (
+    COLUMNS,
+    ServingMethod,
+    claims_table,
+    compare_methods,
+    get_serving_method,
+    register_serving_method,
+    summarize,
+)
 from moelab.evaluate import perplexity, perplexity_sliding_window
 from moelab.families import get_family
 from moelab.reconfigure import storage_bytes
@@ -115,7 +123,7 @@ def test_rows_memory_and_quality(mixtral_zoo, tmp_path):
     assert separate.set_index("tenant")["quality"]["b"] == pytest.approx(own, rel=1e-12)
 
 
-def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path, monkeypatch):
+def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path):
     path = tmp_path / "out" / "results.csv"
     first = compare_methods(
         mixtral_zoo,
@@ -127,26 +135,25 @@ def test_results_file_resumes_and_skips_finished_configs(mixtral_zoo, tmp_path, 
     )
     on_disk = pd.read_csv(path)
     assert len(on_disk) == len(first) == 4
-    from moelab import compare
-
     calls = []
-    original = compare._separate
+    original = get_serving_method("separate")
 
     def counting(*args):
         calls.append(args[1])
-        return original(*args)
+        return original.build(*args)
 
-    monkeypatch.setitem(
-        compare._SERVING, "separate", compare.ServingMethod("separate", False, counting)
-    )
-    again = compare_methods(
-        mixtral_zoo,
-        tenants=(2, 3),
-        budgets=(1.0,),
-        methods=("separate", "average"),
-        results=path,
-        progress=False,
-    )
+    register_serving_method(ServingMethod("separate", False, counting), overwrite=True)
+    try:
+        again = compare_methods(
+            mixtral_zoo,
+            tenants=(2, 3),
+            budgets=(1.0,),
+            methods=("separate", "average"),
+            results=path,
+            progress=False,
+        )
+    finally:
+        register_serving_method(original, overwrite=True)
     assert calls == [["a", "b", "c"]]  # N=2 was finished and skipped
     assert len(pd.read_csv(path)) == len(again) == 4 + 6
     pd.testing.assert_frame_equal(again.iloc[:4].reset_index(drop=True), first, check_dtype=False)
