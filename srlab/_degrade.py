@@ -13,6 +13,7 @@ import numpy as np
 import skimage.util
 from scipy.special import ndtr
 
+from labcore.registry import Registry
 from srlab.imagecheck import check_image, check_size, to_dtype
 
 __all__ = ["PSF", "center_crop", "degrade", "pair_sizes"]
@@ -74,10 +75,10 @@ def _gaussian_weights(centers: np.ndarray, n_hr: int, scale: float, sigma: float
     return mass / mass.sum(axis=1, keepdims=True)  # mass outside the image is renormalized
 
 
-_PSF_WEIGHTS: dict[str, Callable[[np.ndarray, int, float, float], np.ndarray]] = {
-    "box": _box_weights,
-    "gaussian": _gaussian_weights,
-}
+# Point-spread functions by name: (LR centres, HR size, scale, sigma) -> decimation rows.
+_PSF_WEIGHTS: Registry[Callable[[np.ndarray, int, float, float], np.ndarray]] = Registry("psf")
+_PSF_WEIGHTS.add("box", _box_weights)
+_PSF_WEIGHTS.add("gaussian", _gaussian_weights)
 
 
 def _decimation_matrix(n_hr: int, n_lr: int, scale: float, psf: str, sigma: float) -> np.ndarray:
@@ -156,8 +157,7 @@ def degrade(
     """
     hr = check_image(hr)
     ratio = _scale_ratio(scale)
-    if psf not in _PSF_WEIGHTS:
-        raise ValueError(f"unknown psf {psf!r}; known: {', '.join(sorted(_PSF_WEIGHTS))}")
+    _PSF_WEIGHTS.get(psf)  # a name that is not a str: TypeError; unknown: ValueError
     sigma = _psf_sigma(psf, psf_sigma, float(ratio))
     if not np.isfinite(noise_sigma) or noise_sigma < 0:
         raise ValueError(f"noise_sigma must be a finite number >= 0, got {noise_sigma!r}")

@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KERNEL_RULES", "HardwareCost", "Kernel", "csd_adders", "csd_digits"]
+from labcore.checks import check_choice
+
+__all__ = ["KERNEL_RULES", "WEIGHT_SOURCES", "HardwareCost", "Kernel", "csd_adders", "csd_digits"]
 
 #: Values of :attr:`Kernel.rule`: how :func:`srlab.resize` builds a kernel's tables.
 KERNEL_RULES = (None, "nearest", "area")
@@ -26,6 +28,10 @@ _PHASE_TOL = 1e-9
 
 
 # --------------------------------------------------------------------------- hardware cost
+
+
+WEIGHT_SOURCES = ("rom", "segments", "constants", "mux")
+"""Where a hardware filter gets its weights (:attr:`HardwareCost.weights`)."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +53,19 @@ class HardwareCost:
         Fractional bits a fixed-point design would typically give the weights.
     notes : str, default ""
         How the count was made.
+    weights : {"rom", "segments", "constants", "mux"}, optional
+        Where a hardware filter gets its weights: a ROM of phases, shift-add line segments
+        computed from the phase, wired constants (shift-add, no multiplier) or a multiplexer
+        that picks a tap (no weights at all). By default "rom" with multipliers, else
+        "constants". The FPGA cost model reads it, so a new kernel needs no edit there.
 
     Raises
     ------
     TypeError
-        If a count or ``coefficient_bits_hint`` is not an integer.
+        If a count or ``coefficient_bits_hint`` is not an integer, or ``weights`` not a str.
     ValueError
-        If a count is negative or ``coefficient_bits_hint`` is not positive.
+        If a count is negative, ``coefficient_bits_hint`` is not positive or ``weights`` is
+        unknown.
 
     Examples
     --------
@@ -67,6 +79,7 @@ class HardwareCost:
     shifts: int = 0
     coefficient_bits_hint: int | None = None
     notes: str = ""
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("taps", "multipliers", "adders", "shifts"):
@@ -83,6 +96,9 @@ class HardwareCost:
             raise TypeError(message)
         if hint is not None and hint <= 0:
             raise ValueError(message)
+        if self.weights is None:
+            object.__setattr__(self, "weights", "rom" if self.multipliers else "constants")
+        check_choice(self.weights, "HardwareCost.weights", WEIGHT_SOURCES)
 
 
 def csd_digits(n: int) -> tuple[int, ...]:

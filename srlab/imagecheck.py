@@ -24,6 +24,8 @@ from typing import Any, Literal
 import numpy as np
 import skimage.util
 
+from labcore.registry import Registry
+
 __all__ = [
     "IMAGE_DTYPES",
     "DType",
@@ -37,15 +39,16 @@ __all__ = [
 DType = Literal["uint8", "uint16", "float32", "float64"]
 
 # Converters from a float image in [0, 1]; scikit-image rounds to nearest and checks the range.
-_FROM_UNIT_FLOAT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "uint8": skimage.util.img_as_ubyte,
-    "uint16": skimage.util.img_as_uint,
-    "float32": skimage.util.img_as_float32,
-    "float64": skimage.util.img_as_float64,
-}
+_FROM_UNIT_FLOAT: Registry[Callable[[np.ndarray], np.ndarray]] = Registry(
+    "image dtype", plural="dtypes", sort=False
+)
+_FROM_UNIT_FLOAT.add("uint8", skimage.util.img_as_ubyte)
+_FROM_UNIT_FLOAT.add("uint16", skimage.util.img_as_uint)
+_FROM_UNIT_FLOAT.add("float32", skimage.util.img_as_float32)
+_FROM_UNIT_FLOAT.add("float64", skimage.util.img_as_float64)
 
 #: The dtypes srlab makes images in (:func:`to_dtype`) and :func:`srlab.images.degrade` takes.
-IMAGE_DTYPES: tuple[str, ...] = tuple(_FROM_UNIT_FLOAT)
+IMAGE_DTYPES: tuple[str, ...] = _FROM_UNIT_FLOAT.names()
 
 
 def check_size(size: tuple[int, int], minimum: int = 8) -> tuple[int, int]:
@@ -98,10 +101,8 @@ def to_dtype(unit_image: np.ndarray, dtype: DType | str) -> np.ndarray:
     >>> to_dtype(np.array([0.0, 0.5, 1.2]), "uint8").tolist()
     [0, 128, 255]
     """
-    key = np.dtype(dtype).name
-    if key not in _FROM_UNIT_FLOAT:
-        raise ValueError(f"dtype {key!r} is not supported; use one of {sorted(_FROM_UNIT_FLOAT)}")
-    return _FROM_UNIT_FLOAT[key](np.clip(unit_image, 0.0, 1.0))
+    convert = _FROM_UNIT_FLOAT.get(np.dtype(dtype).name)  # unknown: ValueError listing them
+    return convert(np.clip(unit_image, 0.0, 1.0))
 
 
 def _dtype_text(dtypes: Collection[str]) -> str:

@@ -266,7 +266,11 @@ def _rom_cost(taps: int, notes: str) -> HardwareCost:
 @register_kernel("nearest")
 def _nearest() -> Kernel:
     cost = HardwareCost(
-        taps=1, multipliers=0, adders=0, notes="a multiplexer picks one of two pixels"
+        taps=1,
+        multipliers=0,
+        adders=0,
+        notes="a multiplexer picks one of two pixels",
+        weights="mux",
     )
     return Kernel(
         "nearest", 2, True, cost, _nearest_profile, weights_fn=_nearest_weights, rule="nearest"
@@ -365,6 +369,7 @@ def _pwl_cost(knots: np.ndarray, values: np.ndarray) -> HardwareCost:
         adders=3 + gen_adders,
         shifts=gen_shifts,
         coefficient_bits_hint=_PWL_BITS,
+        weights="segments",
         notes=(
             "weights computed from the phase by shift-add line segments (no ROM, no cubic "
             f"evaluation): {gen_adders} adders for the 4 weights, then 4 pixel x weight "

@@ -33,31 +33,48 @@ border (srlab's ``border="replicate"``), Pillow drops the outside taps and renor
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from labcore.registry import Registry
 from srlab.imagecheck import check_image
 
 __all__ = ["OPENCV_FLAGS", "PILLOW_FILTERS", "PeerKernel", "opencv_resize", "pillow_resize"]
 
 PeerKernel = Literal["nearest", "bilinear", "bicubic", "lanczos3", "lanczos4", "area"]
 
-OPENCV_FLAGS: dict[str, int] = {
-    "nearest": cv2.INTER_NEAREST_EXACT,
-    "bilinear": cv2.INTER_LINEAR,
-    "bicubic": cv2.INTER_CUBIC,
-    "lanczos4": cv2.INTER_LANCZOS4,
-    "area": cv2.INTER_AREA,
-}
-PILLOW_FILTERS: dict[str, Image.Resampling] = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos3": Image.Resampling.LANCZOS,
-}
+
+def _table(library: str, entries: dict[str, Any]) -> Registry[Any]:
+    table: Registry[Any] = Registry(f"{library} kernel", plural="kernels", sort=False)
+    for name, flag in entries.items():
+        table.add(name, flag)
+    return table
+
+
+#: The kernels OpenCV offers under srlab's names, and each one's interpolation flag.
+OPENCV_FLAGS: Registry[int] = _table(
+    "OpenCV",
+    {
+        "nearest": cv2.INTER_NEAREST_EXACT,
+        "bilinear": cv2.INTER_LINEAR,
+        "bicubic": cv2.INTER_CUBIC,
+        "lanczos4": cv2.INTER_LANCZOS4,
+        "area": cv2.INTER_AREA,
+    },
+)
+#: The kernels Pillow offers under srlab's names, and each one's resampling filter.
+PILLOW_FILTERS: Registry[Image.Resampling] = _table(
+    "Pillow",
+    {
+        "nearest": Image.Resampling.NEAREST,
+        "bilinear": Image.Resampling.BILINEAR,
+        "bicubic": Image.Resampling.BICUBIC,
+        "lanczos3": Image.Resampling.LANCZOS,
+    },
+)
 
 
 _OPENCV_GROUP = 4  # channels per cv2.resize call beyond 4 channels
@@ -67,12 +84,10 @@ def _check(
     image: np.ndarray,
     size: tuple[int, int],
     kernel: str,
-    table: dict,
-    library: str,
+    table: Registry[Any],
     dtypes: tuple[str, ...] | None = None,
 ) -> tuple[int, int]:
-    if kernel not in table:
-        raise ValueError(f"{library} has no kernel {kernel!r}; it offers: {', '.join(table)}")
+    table.get(kernel)  # not a str: TypeError; not offered: ValueError listing the offered ones
     check_image(image, dtypes=dtypes, channels=None, min_side=1, finite=False)
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f"size must be (height, width) with positive integers, got {size!r}")
@@ -106,7 +121,7 @@ def opencv_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     >>> opencv_resize(np.zeros((4, 6), np.uint8), (8, 12), "bicubic").shape
     (8, 12)
     """
-    height, width = _check(image, size, kernel, OPENCV_FLAGS, "OpenCV")
+    height, width = _check(image, size, kernel, OPENCV_FLAGS)
     flag = OPENCV_FLAGS[kernel]
     if image.ndim == 3 and image.shape[2] > _OPENCV_GROUP:
         groups = [
@@ -151,7 +166,7 @@ def pillow_resize(image: np.ndarray, size: tuple[int, int], kernel: PeerKernel) 
     >>> pillow_resize(np.zeros((4, 6, 3), np.uint8), (8, 12), "bilinear").shape
     (8, 12, 3)
     """
-    height, width = _check(image, size, kernel, PILLOW_FILTERS, "Pillow", ("uint8", "float"))
+    height, width = _check(image, size, kernel, PILLOW_FILTERS, ("uint8", "float"))
     resample = PILLOW_FILTERS[kernel]
     if image.dtype == np.uint8 and (image.ndim == 2 or image.shape[2] == 3):
         out = np.asarray(

@@ -28,6 +28,8 @@ import pandas as pd
 import skimage.util
 from tqdm.auto import tqdm
 
+from labcore.checks import check_choice
+from labcore.registry import Registry
 from srlab import peers as _peers
 from srlab._resize import resize
 from srlab.images import PSF, degrade, load_image
@@ -58,12 +60,11 @@ COLUMNS = ("image", "scale", "method", "family", "psnr", "ssim")
 
 # Each peer resizes (float image, (height, width), kernel name) -> image; its kernels are the
 # ones it offers under srlab's names (see srlab.peers).
-_PEERS: dict[
-    str, tuple[Callable[[np.ndarray, tuple[int, int], str], np.ndarray], Mapping[str, Any]]
-] = {
-    "opencv": (_peers.opencv_resize, _peers.OPENCV_FLAGS),
-    "pillow": (_peers.pillow_resize, _peers.PILLOW_FILTERS),
-}
+_PEERS: Registry[tuple[Callable[[np.ndarray, tuple[int, int], str], np.ndarray], Registry[Any]]] = (
+    Registry("peer", plural="peers", sort=False)
+)
+_PEERS.add("opencv", (_peers.opencv_resize, _peers.OPENCV_FLAGS))
+_PEERS.add("pillow", (_peers.pillow_resize, _peers.PILLOW_FILTERS))
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,7 @@ class Method:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.family not in ("ours", *_PEERS):
-            raise ValueError(f"unknown family {self.family!r}; known: ours, {', '.join(_PEERS)}")
+        check_choice(self.family, "family", ("ours", *_PEERS), plural="families")
 
     @property
     def fixed_scale(self) -> float | None:
@@ -181,9 +181,7 @@ def resolve_methods(
         raise ValueError("kernels is empty; give at least one kernel name, e.g. ['bicubic']")
     methods = list(ours)
     for peer in peers:
-        if peer not in _PEERS:
-            raise ValueError(f"unknown peer {peer!r}; known peers: {', '.join(sorted(_PEERS))}")
-        offered = _PEERS[peer][1]
+        offered = _PEERS.get(peer)[1]  # unknown: ValueError listing the known peers
         names = dict.fromkeys(m.kernel.name for m in ours if m.kernel.name in offered)
         methods += [Method(f"{peer}:{name}", peer, get_kernel(name)) for name in names]
     labels = [m.label for m in methods]

@@ -1,7 +1,9 @@
-"""Argument checks shared by the modules of :mod:`srlab.fpga`: bit counts, named choices, designs.
+"""Argument checks shared by the modules of :mod:`srlab.fpga`: bit counts, formats, designs.
 
 They keep :mod:`labcore.checks`' convention: a value of the wrong type raises ``TypeError``;
-a value of the right type that is out of range or unknown raises ``ValueError``.
+a value of the right type that is out of range or unknown raises ``ValueError``. A name
+chosen from a fixed set is checked by :func:`labcore.checks.check_choice`; a table of named
+things is a :class:`labcore.Registry`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from labcore.checks import check_type
 from srlab.fixed import QFormat
 
-__all__ = ["check_bits", "check_choice", "check_designs", "check_format"]
+__all__ = ["check_bits", "check_designs", "check_format"]
 
 T = TypeVar("T")
 
@@ -25,7 +27,8 @@ def check_designs(designs: Mapping[str, T], cls: type[T]) -> Mapping[str, T]:
     Raises
     ------
     TypeError
-        If a design is not an instance of ``cls`` (the message names its label).
+        If ``designs`` is not a mapping, or a design is not an instance of ``cls`` (the
+        message names its label).
     ValueError
         If ``designs`` is empty.
 
@@ -34,35 +37,14 @@ def check_designs(designs: Mapping[str, T], cls: type[T]) -> Mapping[str, T]:
     >>> check_designs({"a": 1.0}, float)
     {'a': 1.0}
     """
+    check_type(
+        designs, Mapping, "designs", expected=f"a mapping {{label: {cls.__name__}}}, e.g. a dict"
+    )
     if not designs:
         raise ValueError(f"designs is empty; give at least one {{label: {cls.__name__}}}")
     for label, design in designs.items():
         check_type(design, cls, f"design {label!r}")
     return designs
-
-
-def check_choice(kind: str, value: Any, known: dict[str, Any]) -> str:
-    """``value`` if it is one of the keys of ``known``.
-
-    Raises
-    ------
-    TypeError
-        If ``value`` is not a string.
-    ValueError
-        If it is not a known name; both messages list the known names.
-
-    Examples
-    --------
-    >>> check_choice("path", "taps", {"auto": None, "taps": None})
-    'taps'
-    """
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{kind} must be a name (str), got {value!r}; known: {', '.join(sorted(known))}"
-        )
-    if value not in known:
-        raise ValueError(f"unknown {kind} {value!r}; known: {', '.join(sorted(known))}")
-    return value
 
 
 def check_bits(name: str, value: Any, low: int, high: int) -> int:

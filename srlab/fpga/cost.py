@@ -13,14 +13,14 @@ Yosys, and notebook 06 sets the two side by side.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from labcore.checks import check_type
+from labcore.checks import check_int, check_type
 from srlab.fixed import QFormat
 from srlab.fpga._checks import check_designs
 from srlab.fpga.cycle import line_buffer_count
@@ -40,14 +40,6 @@ __all__ = ["HardwareCostReport", "cost_table", "estimate_cost", "realtime_table"
 
 WeightSource = Literal["rom", "segments", "constants", "mux"]
 
-# Kernels whose weights are not read from a ROM of phases (the rest are, or are constants).
-_WEIGHT_SOURCES: dict[str, str] = {
-    "nearest": "mux",
-    "pwl2": "segments",
-    "pwl4": "segments",
-    "pwl6": "segments",
-}
-
 # Pipeline registers of one pass: window/ROM read, the DSP's input, product and output
 # registers (A/B, M, P), one per adder-tree level, and the output rounding register.
 _READ_STAGES = 1
@@ -58,14 +50,15 @@ _LUT_INPUTS_MUX = 3  # a LUT6 selects one of four inputs: each LUT adds three to
 
 
 def _weight_source(kernel: Kernel, rows_addressed: int) -> str:
-    """How one pass gets its weights: nearest picks a tap; few ROM rows become constants (as
-    the generated Verilog builds them); otherwise line segments or a ROM.
+    """How one pass gets its weights: as the kernel's ``hardware.weights`` says, except that a
+    pass addressing few ROM rows has them as constants (as the generated Verilog builds them).
     """
-    if kernel.name in _WEIGHT_SOURCES and _WEIGHT_SOURCES[kernel.name] == "mux":
+    source = str(kernel.hardware.weights)
+    if source == "mux":  # nearest picks a tap: no weights to hold
         return "mux"
     if kernel.phases is not None or constant_weights(rows_addressed):
         return "constants"
-    return _WEIGHT_SOURCES.get(kernel.name, "rom" if kernel.hardware.multipliers else "constants")
+    return source
 
 
 @dataclass(frozen=True)
@@ -265,6 +258,17 @@ def _line_buffers(
     return rows, rows * width * word * channels, blocks
 
 
+def _shape(input_shape: object) -> tuple[int, ...]:
+    """``input_shape`` as a tuple of ints; TypeError for anything but a sequence of integers."""
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise TypeError(
+            f"input_shape must be a tuple (H, W) or (H, W, C) of ints, got {input_shape!r}"
+        )
+    for v in input_shape:
+        check_int(v, "input_shape's sides", minimum=None)
+    return tuple(int(v) for v in input_shape)
+
+
 def estimate_cost(
     resizer: FixedPointResizer,
     input_shape: tuple[int, ...] = (540, 960, 3),
@@ -338,7 +342,8 @@ def estimate_cost(
     Raises
     ------
     TypeError
-        If ``resizer`` is not a FixedPointResizer or ``pixels_per_clock`` not an integer.
+        If ``resizer`` is not a FixedPointResizer, ``input_shape`` not a tuple of ints, the
+        DSP family not a str or ``pixels_per_clock`` not an integer.
     ValueError
         If the shape is not ``(H, W[, C])`` with sides of at least ``taps``, the DSP
         family is unknown or ``pixels_per_clock < 1``.
@@ -357,13 +362,12 @@ def estimate_cost(
     24
     """
     check_type(resizer, FixedPointResizer, "resizer")
-    if dsp not in DSP_PORTS:
-        raise ValueError(f"unknown DSP family {dsp!r}; known: {', '.join(sorted(DSP_PORTS))}")
+    DSP_PORTS.get(dsp)  # not a str: TypeError; unknown: ValueError listing the families
     if isinstance(pixels_per_clock, bool) or not isinstance(pixels_per_clock, (int, np.integer)):
         raise TypeError(f"pixels_per_clock must be an integer >= 1, got {pixels_per_clock!r}")
     if pixels_per_clock < 1:
         raise ValueError(f"pixels_per_clock must be an integer >= 1, got {pixels_per_clock!r}")
-    shape = tuple(int(v) for v in input_shape)
+    shape = _shape(input_shape)
     if (
         len(shape) not in (2, 3)
         or min(shape[:2]) < resizer.taps
@@ -527,15 +531,20 @@ def realtime_table(
         One row per design and lanes: ``clock_mhz``, ``meets_clock`` (``<= fmax_mhz``),
         ``dsp_slices``, ``bram36``, ``lut``, ``flip_flops``.
 
+    Raises
+    ------
+    TypeError
+        If ``designs`` is not a mapping of FixedPointResizer, or ``video`` not a str.
+    ValueError
+        If ``designs`` is empty or ``video`` unknown, or as :func:`estimate_cost`.
+
     Examples
     --------
     >>> t = realtime_table({"x2": FixedPointResizer("shift_add_2x", 2, pass_order="vh")})
     >>> t[["lanes", "clock_mhz", "meets_clock", "dsp_slices", "bram36"]].values.tolist()
     [[1, 594.0, False, 0, 6.0], [2, 297.0, True, 0, 6.0], [4, 148.5, True, 0, 6.0]]
     """
-    if video not in VIDEO_FORMATS:
-        raise ValueError(f"unknown video format {video!r}; known: {', '.join(VIDEO_FORMATS)}")
-    h_out, w_out, _ = VIDEO_FORMATS[video]
+    h_out, w_out, _ = VIDEO_FORMATS.get(video)  # unknown: ValueError listing the formats
     rows = []
     for label, r in check_designs(designs, FixedPointResizer).items():
         shape = (round(h_out / r.scale[0]), round(w_out / r.scale[1]), channels)

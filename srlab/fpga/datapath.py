@@ -44,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from labcore.checks import check_choice
 from srlab._separable import check_scale, geometry, horizontal, vertical
 from srlab.fixed import (
     MAX_WORD_BITS,
@@ -56,7 +57,7 @@ from srlab.fixed import (
     multiply_format,
     quantize,
 )
-from srlab.fpga._checks import check_bits, check_choice, check_format
+from srlab.fpga._checks import check_bits, check_format
 from srlab.fpga.dda import MAX_DDA_FRAC_BITS, MAX_PHASE_BITS, PhaseDDA, PhaseRounding
 from srlab.fpga.fastpath import TAP_BY_TAP, coefficient_plan, finish_sums, pass_spec, pixel_floats
 from srlab.fpga.rom import (
@@ -217,7 +218,7 @@ class FixedPointResizer:
                 f"out_fmt {self.out_fmt} must be an 8-bit unsigned integer format, ap_ufixed<8,8,Q,O>, "
                 "since the output is uint8; choose its rounding and overflow modes, e.g. 'ap_ufixed<8,8,RND,SAT>'"
             )
-        check_choice("pass_order", self.pass_order, {"hv": None, "vh": None})
+        check_choice(self.pass_order, "pass_order", ("hv", "vh"))
         if not isinstance(self.unity_gain, (bool, np.bool_)):
             raise TypeError(f"unity_gain must be True or False, got {self.unity_gain!r}")
         if kernel.phases is not None and (abs(sy - 2.0) > 1e-12 or abs(sx - 2.0) > 1e-12):
@@ -533,7 +534,7 @@ def _transposed(r: FixedPointResizer) -> FixedPointResizer:
 
 
 def _run(r: FixedPointResizer, image: np.ndarray, keep: bool, path: str) -> DatapathTrace:
-    check_choice("path", path, {"auto": None, "taps": None})
+    check_choice(path, "path", ("auto", "taps"))
     if r.pass_order == "vh":
         # Vertical first == horizontal first on the transposed image with the scales swapped:
         # the same DDA, ROM and formats meet the same pixels in the same order.

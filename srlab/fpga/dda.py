@@ -40,7 +40,8 @@ from typing import Literal
 
 import numpy as np
 
-from srlab.fpga._checks import check_bits, check_choice
+from labcore.checks import check_choice
+from srlab.fpga._checks import check_bits
 
 __all__ = ["MAX_DDA_FRAC_BITS", "MAX_PHASE_BITS", "PhaseDDA", "PhaseRounding"]
 
@@ -121,7 +122,7 @@ class PhaseDDA:
                 f"phase_bits={phase} exceeds the DDA's {frac} fraction bits; the phase is taken from "
                 "the accumulator's fraction, so use dda_frac_bits >= phase_bits"
             )
-        check_choice("phase_rounding", self.phase_rounding, _PHASE_OFFSETS)
+        check_choice(self.phase_rounding, "phase_rounding", _PHASE_OFFSETS)
         step = round(Fraction(ratio) * (1 << frac))
         if step <= 0:
             raise ValueError(

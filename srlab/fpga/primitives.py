@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from labcore.registry import Registry
+
 __all__ = [
     "BRAM18_SHAPES",
     "DSP_PORTS",
@@ -27,11 +29,10 @@ __all__ = [
 
 DspFamily = Literal["dsp48e1", "dsp48e2"]
 
-DSP_PORTS: dict[str, tuple[int, int]] = {
-    "dsp48e1": (25, 18),  # 7 series: 25 x 18 signed multiplier
-    "dsp48e2": (27, 18),  # UltraScale(+): 27 x 18 signed multiplier
-}
-"""Signed input widths of one DSP slice's multiplier."""
+DSP_PORTS: Registry[tuple[int, int]] = Registry("DSP family", plural="families")
+"""Signed input widths of one DSP slice's multiplier, by slice family."""
+DSP_PORTS.add("dsp48e1", (25, 18))  # 7 series: 25 x 18 signed multiplier
+DSP_PORTS.add("dsp48e2", (27, 18))  # UltraScale(+): 27 x 18 signed multiplier
 
 PACKED_FIELD_BITS = 18
 """Width of each product field when two products share a DSP48E2 (WP487)."""
@@ -46,11 +47,12 @@ BRAM18_SHAPES: tuple[tuple[int, int], ...] = (
 )
 """(depth, width) configurations of one 18 Kbit block RAM (simple dual port)."""
 
-VIDEO_FORMATS: dict[str, tuple[int, int, float]] = {
-    "1080p60": (1080, 1920, 148.5e6),
-    "4k60": (2160, 3840, 594e6),
-}
+VIDEO_FORMATS: Registry[tuple[int, int, float]] = Registry(
+    "video format", plural="formats", sort=False
+)
 """Active lines, active pixels a line and the pixel clock (Hz) with standard (CTA-861) blanking."""
+VIDEO_FORMATS.add("1080p60", (1080, 1920, 148.5e6))
+VIDEO_FORMATS.add("4k60", (2160, 3840, 594e6))
 
 PUBLISHED_IP: dict[str, dict[str, float | str]] = {
     "APV21B bicubic 4x (per 8-bit channel)": {
@@ -90,6 +92,8 @@ def dsp_slices_per_multiply(a_bits: int, b_bits: int, dsp: DspFamily = "dsp48e2"
 
     Raises
     ------
+    TypeError
+        If the family is not a str.
     ValueError
         If the family is unknown or a width is not positive.
 
@@ -102,11 +106,9 @@ def dsp_slices_per_multiply(a_bits: int, b_bits: int, dsp: DspFamily = "dsp48e2"
     >>> dsp_slices_per_multiply(26, 18, "dsp48e1"), dsp_slices_per_multiply(26, 18, "dsp48e2")
     (2, 1)
     """
-    if dsp not in DSP_PORTS:
-        raise ValueError(f"unknown DSP family {dsp!r}; known: {', '.join(sorted(DSP_PORTS))}")
+    port_a, port_b = DSP_PORTS.get(dsp)  # unknown: ValueError listing the families
     if min(a_bits, b_bits) < 1:
         raise ValueError(f"operand widths must be positive, got {a_bits} and {b_bits}")
-    port_a, port_b = DSP_PORTS[dsp]
 
     def pieces(width: int, port: int) -> int:
         return 1 if width <= port else 1 + math.ceil((width - port) / (port - 1))

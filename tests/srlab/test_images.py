@@ -54,7 +54,9 @@ def test_chart_bad_size_and_dtype(chart):
         ValueError, match=re.escape("size must be a (height, width) pair of integers")
     ):
         chart((64.5, 64))
-    with pytest.raises(ValueError, match=re.escape("dtype 'int32' is not supported; use one of")):
+    with pytest.raises(
+        ValueError, match=re.escape("unknown image dtype 'int32'; known dtypes: uint8, uint16")
+    ):
         chart((64, 64), dtype="int32")
 
 
