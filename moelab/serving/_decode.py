@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labcore.checks import check_int, check_type
+
 __all__ = ["Generation", "greedy_decode"]
 
 
@@ -36,6 +38,41 @@ def _now(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
+
+
+def check_prompt(prompt_ids: Sequence[int], vocab_size: int | None) -> tuple[int, ...]:
+    """The prompt as a tuple of ints, each a token id of the vocabulary.
+
+    Parameters
+    ----------
+    prompt_ids : sequence of int
+        Token ids.
+    vocab_size : int or None
+        Ids must lie in ``[0, vocab_size)``; None checks only that they are >= 0.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    TypeError
+        Text instead of ids, not a sequence, or an id that is not an int.
+    ValueError
+        An empty prompt or an id outside the vocabulary.
+    """
+    if isinstance(prompt_ids, (str, bytes)):
+        raise TypeError("prompt_ids must be token ids, got text; tokenize it first")
+    check_type(prompt_ids, Sequence, "prompt_ids", expected="a sequence of token ids")
+    ids = tuple(check_int(t, "each of prompt_ids", minimum=0) for t in prompt_ids)
+    if not ids:
+        raise ValueError("prompt_ids is empty; pass at least one token id")
+    if vocab_size is not None and max(ids) >= vocab_size:
+        raise ValueError(
+            f"prompt_ids holds token id {max(ids)}, outside the model's vocabulary of "
+            f"{vocab_size}; encode the prompt with the model's own tokenizer"
+        )
+    return ids
 
 
 def greedy_decode(
@@ -68,9 +105,17 @@ def greedy_decode(
 
     Raises
     ------
+    TypeError
+        A model that is not a torch module, a prompt that is not a sequence of int token ids,
+        or a count that is not an int.
     ValueError
-        For an encoder-decoder model.
+        For an encoder-decoder model, an empty prompt, a token id outside the model's
+        vocabulary, or ``max_new_tokens < 1``.
     """
+    check_type(model, nn.Module, "model", expected="a torch module (a causal language model)")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    prompt_ids = check_prompt(prompt_ids, vocab if isinstance(vocab, int) else None)
+    check_int(max_new_tokens, "max_new_tokens", minimum=1)
     if getattr(model.config, "is_encoder_decoder", False):
         raise ValueError(
             f"greedy_decode serves causal language models; {type(model).__name__} is an "

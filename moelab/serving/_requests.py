@@ -16,7 +16,7 @@ import numpy as np
 from labcore.atomic import atomic_write_text
 from labcore.checks import check_int, check_name, check_type
 
-__all__ = ["Request", "load_trace", "poisson_arrivals", "save_trace"]
+__all__ = ["Request", "check_requests", "load_trace", "poisson_arrivals", "save_trace"]
 
 TRACE_COLUMNS = ("request_id", "tenant", "arrival_s", "max_new_tokens", "prompt_ids")
 
@@ -64,6 +64,41 @@ class Request:
         check_int(self.request_id, "Request.request_id", minimum=0)
 
 
+def check_requests(requests: Sequence[Request], what: str = "requests") -> None:
+    """Raise ``TypeError`` unless ``requests`` is a sequence (not text) of :class:`Request`.
+
+    Parameters
+    ----------
+    requests : sequence of Request
+        A stream.
+    what : str, default "requests"
+        The argument's name in the message.
+    """
+    expected = "a list of Request (e.g. from poisson_arrivals or load_trace)"
+    if isinstance(requests, (str, bytes)):
+        raise TypeError(f"{what} must be {expected}, got str")
+    check_type(requests, Sequence, what, expected=expected)
+    for i, request in enumerate(requests):
+        check_type(request, Request, f"{what}[{i}]", expected="a Request")
+
+
+def check_path(path: str | os.PathLike[str], what: str = "path") -> None:
+    """Raise ``TypeError`` unless ``path`` is a file path (a str or an ``os.PathLike``)."""
+    check_type(path, (str, os.PathLike), what, expected="a file path (str or pathlib.Path)")
+
+
+def _check_rates(rates: Mapping[str, float], duration_s: float) -> None:
+    check_type(rates, Mapping, "rates", expected="a dict {tenant: requests per second}")
+    check_type(duration_s, numbers.Real, "duration_s", expected="a number")
+    for tenant, rate in rates.items():
+        check_type(rate, numbers.Real, f"rates[{tenant!r}]", expected="a number")
+    values = [duration_s, *rates.values()]
+    if not all(0 <= v < math.inf for v in values):
+        raise ValueError(
+            f"rates and duration_s must be finite numbers >= 0, got {dict(rates)} and {duration_s}"
+        )
+
+
 def poisson_arrivals(
     rates: Mapping[str, float],
     duration_s: float,
@@ -93,6 +128,8 @@ def poisson_arrivals(
 
     Raises
     ------
+    TypeError
+        ``rates`` or ``prompts`` that is not a dict, or a rate or duration that is not a number.
     ValueError
         A negative rate or duration, or a tenant without prompts.
 
@@ -102,11 +139,8 @@ def poisson_arrivals(
     >>> all(r.arrival_s < 10 for r in reqs), reqs[0].request_id
     (True, 0)
     """
-    values = [duration_s, *rates.values()]
-    if not all(isinstance(v, numbers.Real) and 0 <= v < math.inf for v in values):
-        raise ValueError(
-            f"rates and duration_s must be finite numbers >= 0, got {dict(rates)} and {duration_s}"
-        )
+    _check_rates(rates, duration_s)
+    check_type(prompts, Mapping, "prompts", expected="a dict {tenant: list of token-id sequences}")
     rng = np.random.default_rng(seed)
     drawn: list[tuple[float, str, tuple[int, ...]]] = []
     for tenant, rate in rates.items():
@@ -141,7 +175,14 @@ def save_trace(requests: Sequence[Request], path: str | os.PathLike[str]) -> Pat
     -------
     Path
         The file.
+
+    Raises
+    ------
+    TypeError
+        ``requests`` that is not a list of Request, or ``path`` that is not a file path.
     """
+    check_requests(requests)
+    check_path(path)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TRACE_COLUMNS)
@@ -163,9 +204,12 @@ def load_trace(path: str | os.PathLike[str]) -> list[Request]:
 
     Raises
     ------
+    TypeError
+        ``path`` that is not a file path (an int would be read as an open file descriptor).
     ValueError
         Missing columns, or a row that is not a valid request (the message names the line).
     """
+    check_path(path)
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in TRACE_COLUMNS if c not in (reader.fieldnames or [])]

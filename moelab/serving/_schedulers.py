@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from labcore.checks import check_int
+from labcore.checks import check_int, check_type
 from labcore.registry import Registry
 from moelab.serving._requests import Request
 
@@ -102,10 +102,18 @@ def get_scheduler(name_or_scheduler: str | Scheduler) -> Scheduler:
 
     Raises
     ------
+    TypeError
+        Neither a name nor a :class:`Scheduler`.
     ValueError
         Unknown name; the message lists the known ones.
     """
     if isinstance(name_or_scheduler, Scheduler):
         name_or_scheduler.reset()
         return name_or_scheduler
+    check_type(
+        name_or_scheduler,
+        str,
+        "scheduler",
+        expected=f"a Scheduler or one of the names {', '.join(available_schedulers())}",
+    )
     return _SCHEDULERS.get(name_or_scheduler)()

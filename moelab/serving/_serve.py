@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from labcore.checks import check_int
+from labcore.checks import check_int, check_type
 from moelab.serving._engines import Engine
-from moelab.serving._requests import Request
+from moelab.serving._requests import Request, check_requests
 from moelab.serving._schedulers import Scheduler, get_scheduler
 
 __all__ = ["Outcome", "ServingRun", "serve"]
@@ -207,7 +207,17 @@ def serve(
         One :class:`Outcome` per request, in request order: done, rejected (unknown tenant,
         too long for the context, queue full) or failed (its generation raised; the engine
         goes on with the next request).
+
+    Raises
+    ------
+    TypeError
+        An engine that is not an :class:`Engine`, requests that are not a list of
+        :class:`Request`, or a scheduler that is neither a name nor a :class:`Scheduler`.
+    ValueError
+        ``max_queue < 1`` or an unknown scheduler name.
     """
+    check_type(engine, Engine, "engine", expected="an Engine (e.g. ConsolidatedEngine)")
+    check_requests(requests)
     check_int(max_queue, "max_queue", minimum=1)
     policy = get_scheduler(scheduler)
     order = sorted(

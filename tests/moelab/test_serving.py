@@ -24,6 +24,7 @@ from moelab.serving import (
     available_schedulers,
     calibrate,
     get_mig_profile,
+    get_scheduler,
     greedy_decode,
     load_trace,
     poisson_arrivals,
@@ -105,6 +106,24 @@ def test_greedy_decode_equals_generate(tiny_model):
     assert 0 <= out.first_token_s <= out.total_s
     with pytest.raises(ValueError, match="is an encoder-decoder"):
         greedy_decode(tiny_model("switch_transformers", 0), prompt, 2)
+
+
+def test_greedy_decode_checks_its_arguments(tiny_model):
+    model = tiny_model("mixtral", 2)
+    with pytest.raises(ValueError, match="prompt_ids is empty; pass at least one token id"):
+        greedy_decode(model, [], 4)
+    with pytest.raises(ValueError, match="token id 999, outside the model's vocabulary of 64"):
+        greedy_decode(model, [3, 999], 4)
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1, got -1"):
+        greedy_decode(model, [3], -1)
+    with pytest.raises(TypeError, match="max_new_tokens must be an int, got float"):
+        greedy_decode(model, [3], 2.0)
+    with pytest.raises(TypeError, match="got text; tokenize it first"):
+        greedy_decode(model, "hello", 4)
+    with pytest.raises(TypeError, match="each of prompt_ids must be an int, got float"):
+        greedy_decode(model, [3.0], 4)
+    with pytest.raises(TypeError, match="model must be a torch module"):
+        greedy_decode("model", [3], 4)
 
 
 # ------------------------------------------------------------------------------- engines
@@ -380,3 +399,49 @@ def test_a_consolidated_engine_follows_whoever_activated_its_model(tiny_model):
     run = serve(engine, [req("t0", 0.0, 0, prompt=(3, 4), new=4)])
     assert run.outcomes[0].tokens == greedy_decode(tenants["t0"], (3, 4), 4).tokens
     assert run.summary()["reconfigurations"] == 1
+
+
+# ------------------------------------------------------------------------ argument checks
+def test_request_streams_and_traces_check_their_arguments(tmp_path):
+    with pytest.raises(TypeError, match=r"rates must be a dict \{tenant: requests per second\}"):
+        poisson_arrivals([1.0], 10.0, {"a": [[1]]}, 4)
+    with pytest.raises(TypeError, match=r"rates\['a'\] must be a number, got str"):
+        poisson_arrivals({"a": "1"}, 10.0, {"a": [[1]]}, 4)
+    with pytest.raises(TypeError, match="duration_s must be a number, got str"):
+        poisson_arrivals({"a": 1.0}, "10", {"a": [[1]]}, 4)
+    with pytest.raises(TypeError, match="prompts must be a dict"):
+        poisson_arrivals({"a": 1.0}, 10.0, [[1]], 4)
+    with pytest.raises(ValueError, match="must be finite numbers >= 0"):
+        poisson_arrivals({"a": -1.0}, 10.0, {"a": [[1]]}, 4)
+    with pytest.raises(TypeError, match="requests must be a list of Request"):
+        save_trace("r", tmp_path / "t.csv")
+    with pytest.raises(TypeError, match=r"requests\[0\] must be a Request, got int"):
+        save_trace([1], tmp_path / "t.csv")
+    with pytest.raises(TypeError, match="path must be a file path"):
+        save_trace([], 5)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        load_trace(5)
+    assert not list(tmp_path.iterdir())
+
+
+def test_serve_and_schedulers_check_their_arguments():
+    with pytest.raises(TypeError, match="requests must be a list of Request"):
+        serve(TimedEngine(), "reqs")
+    with pytest.raises(TypeError, match="engine must be an Engine"):
+        serve("eng", [])
+    with pytest.raises(TypeError, match="scheduler must be a Scheduler or one of the names fifo"):
+        get_scheduler(3)
+    with pytest.raises(ValueError, match="unknown scheduler 'lifo'; known schedulers: fifo"):
+        get_scheduler("lifo")
+    with pytest.raises(ValueError, match="fairness_limit must be >= 0, got -1"):
+        TenantGroupingScheduler(-1)
+    with pytest.raises(TypeError, match="fairness_limit must be an int, got float"):
+        TenantGroupingScheduler(1.5)
+    # A limit of 0 is documented: nothing overtakes the oldest request (first come first served),
+    # while a limit of 1 lets the active tenant's request run before the other tenant's.
+    stream = [Request("b", (1,), 1, 0.0, 0), Request("a", (1,), 1, 0.0, 1)]
+    stream.append(Request("b", (1,), 1, 0.0, 2))
+    for limit, order in [(0, [0, 1, 2]), (1, [0, 2, 1])]:
+        run = serve(TimedEngine(), stream, TenantGroupingScheduler(limit))
+        started = sorted(run.outcomes, key=lambda o: o.start_s)
+        assert [o.request.request_id for o in started] == order, limit
