@@ -153,6 +153,8 @@ def check_image(
 
     Raises
     ------
+    TypeError
+        If ``image`` is not an array of numbers (e.g. a str or a file name).
     ValueError
         For another shape (the message names the channels accepted), an empty or too
         small image, another dtype, or a NaN or infinite value.
@@ -169,6 +171,11 @@ def check_image(
     ValueError: image of 2x8 pixels is smaller than the 4-tap kernel needs: at least 4x4 pixels
     """
     image = np.asarray(image)
+    if image.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must be an image: a numeric (H, W) or (H, W, C) array, got "
+            f"{type(image).__name__ if image.ndim else type(image.item()).__name__}"
+        )
     if image.ndim not in (2, 3) or (
         image.ndim == 3 and channels is not None and image.shape[2] not in channels
     ):

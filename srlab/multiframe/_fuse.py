@@ -22,9 +22,10 @@ from typing import Literal
 
 import numpy as np
 
-from labcore.checks import check_int
+from labcore.checks import check_choice, check_int, check_type
+from labcore.registry import Registry
 from srlab._resize import resize
-from srlab.imagecheck import to_unit
+from srlab.imagecheck import check_image, to_unit
 from srlab.images import degrade
 from srlab.multiframe._sequence import Motion, warp
 
@@ -35,7 +36,9 @@ Upscaler = Callable[[np.ndarray, int], np.ndarray]
 
 
 def _check(frames: Sequence[np.ndarray], motions: Sequence[Motion], scale: int) -> list:
-    frames = [to_unit(f) for f in frames]
+    frames = [to_unit(check_image(f, dtypes=None, channels=None, name="frame")) for f in frames]
+    for motion in motions:
+        check_type(motion, Motion, "each motion", expected="a Motion (e.g. from register_frames)")
     if len(frames) < 2:
         raise ValueError(f"fusion needs at least 2 frames, got {len(frames)}")
     if len(motions) != len(frames):
@@ -59,18 +62,24 @@ def _check_hr(image: np.ndarray, frame: np.ndarray, scale: int, what: str) -> No
         )
 
 
+# How the frames' estimates of one HR pixel combine (a stack's axis 0).
+_REDUCERS: Registry[Callable[[np.ndarray], np.ndarray]] = Registry("reducer", plural="reducers")
+_REDUCERS.add("mean", lambda stack: stack.mean(axis=0))
+_REDUCERS.add("median", lambda stack: np.median(stack, axis=0))
+
+# The fusion methods by name (:func:`fuse`); a new method is one more registered function.
+_FUSERS: Registry[Callable[..., np.ndarray]] = Registry("fusion method", plural="methods")
+
+
 def _reduce(stack: np.ndarray, reducer: Reducer) -> np.ndarray:
-    if reducer == "mean":
-        return stack.mean(axis=0)
-    if reducer == "median":
-        return np.median(stack, axis=0)
-    raise ValueError(f"unknown reducer {reducer!r}; use 'mean' or 'median'")
+    return _REDUCERS.get(reducer)(stack)
 
 
 def _resize_upscaler(kernel: str) -> Upscaler:
     return lambda image, scale: resize(image, scale=scale, kernel=kernel)
 
 
+@_FUSERS.register("interpolate")
 def interpolate(
     frames: Sequence[np.ndarray],
     motions: Sequence[Motion],
@@ -106,6 +115,7 @@ def interpolate(
         upscaler whose output is not ``scale`` times a frame, an unknown reducer.
     """
     _check(frames, motions, scale)
+    _REDUCERS.get(reducer)  # not a str: TypeError; unknown: ValueError, before the work
     moved = []
     for raw, motion in zip(frames, motions):
         raw = np.asarray(raw)
@@ -119,6 +129,7 @@ def interpolate(
     return np.clip(_reduce(np.stack(moved), reducer), 0.0, 1.0)
 
 
+@_FUSERS.register("shift_and_add")
 def shift_and_add(
     frames: Sequence[np.ndarray],
     motions: Sequence[Motion],
@@ -150,8 +161,7 @@ def shift_and_add(
         As :func:`interpolate`.
     """
     frames = _check(frames, motions, scale)
-    if reducer not in ("mean", "median"):
-        raise ValueError(f"unknown reducer {reducer!r}; use 'mean' or 'median'")
+    check_choice(reducer, "reducer", _REDUCERS.names(), plural="reducers")
     h, w = frames[0].shape[:2]
     channels = frames[0].shape[2:]
     height, width = h * scale, w * scale
@@ -218,6 +228,7 @@ def _weighted_medians(
     return pixels, fused
 
 
+@_FUSERS.register("back_project")
 def back_project(
     frames: Sequence[np.ndarray],
     motions: Sequence[Motion],
@@ -315,11 +326,4 @@ def fuse(
     ValueError
         An unknown method (the message lists the known ones), or what the method refuses.
     """
-    methods = {
-        "shift_and_add": shift_and_add,
-        "interpolate": interpolate,
-        "back_project": back_project,
-    }
-    if method not in methods:
-        raise ValueError(f"unknown fusion method {method!r}; use one of {sorted(methods)}")
-    return methods[method](frames, motions, scale, **options)
+    return _FUSERS.get(method)(frames, motions, scale, **options)

@@ -16,7 +16,7 @@ motion), and prepares the images:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import cv2
@@ -25,7 +25,9 @@ import skimage.color
 import skimage.filters
 from skimage.registration import phase_cross_correlation
 
-from srlab.imagecheck import to_unit
+from labcore.checks import check_int
+from labcore.registry import Registry
+from srlab.imagecheck import check_image, to_unit
 from srlab.multiframe._sequence import Motion
 
 __all__ = ["register_frames", "register_translation", "register_ecc"]
@@ -35,16 +37,11 @@ Method = Literal["phase", "ecc"]
 
 def _gray(frame: np.ndarray, name: str) -> np.ndarray:
     """A frame as float64 luminance in [0, 1] (integer frames span their dtype's range)."""
-    frame = np.asarray(frame)
+    frame = check_image(frame, dtypes=None, channels=(1, 3, 4), name=name)
     if frame.ndim == 3 and frame.shape[-1] == 1:
         frame = frame[..., 0]
-    if frame.ndim == 3 and frame.shape[-1] in (3, 4):
+    if frame.ndim == 3:
         return skimage.color.rgb2gray(to_unit(frame[..., :3]))
-    if frame.ndim != 2:
-        raise ValueError(
-            f"{name} must be a (h, w) grey image or an (h, w, 1), (h, w, 3) or (h, w, 4) one, "
-            f"got shape {frame.shape}"
-        )
     return to_unit(frame)
 
 
@@ -89,6 +86,7 @@ def register_translation(reference: np.ndarray, frame: np.ndarray, upsample: int
     >>> round(m.dy, 1), round(m.dx, 1)
     (0.3, -0.6)
     """
+    check_int(upsample, "upsample", minimum=1)
     ref, mov = _pair(reference, frame)
     window = skimage.filters.window("hann", ref.shape)
     # scikit-image returns the shift that registers ``mov`` onto ``ref``: minus the motion.
@@ -157,6 +155,14 @@ def register_ecc(
     return Motion(float(d[1]), float(d[0]), float(angle))
 
 
+# The registration methods by name (:func:`register_frames`).
+_REGISTRATIONS: Registry[Callable[[np.ndarray, np.ndarray], Motion]] = Registry(
+    "registration method", plural="methods"
+)
+_REGISTRATIONS.add("phase", register_translation)
+_REGISTRATIONS.add("ecc", register_ecc)
+
+
 def register_frames(frames: Sequence[np.ndarray], method: Method = "phase") -> tuple[Motion, ...]:
     """The motion of every frame against the first.
 
@@ -178,10 +184,8 @@ def register_frames(frames: Sequence[np.ndarray], method: Method = "phase") -> t
         Fewer than two frames, frames of different sizes, an unknown method, or ECC failing
         (:func:`register_ecc`).
     """
+    register = _REGISTRATIONS.get(method)  # not a str: TypeError; unknown: ValueError
     frames = list(frames)
     if len(frames) < 2:
         raise ValueError(f"registration needs at least 2 frames, got {len(frames)}")
-    if method not in ("phase", "ecc"):
-        raise ValueError(f"unknown registration method {method!r}; use 'phase' or 'ecc'")
-    register = register_translation if method == "phase" else register_ecc
     return (Motion(0.0, 0.0, 0.0), *(register(frames[0], f) for f in frames[1:]))

@@ -17,13 +17,15 @@ and fusion alike):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from numbers import Real
 from typing import Literal
 
 import numpy as np
 import scipy.ndimage
 
-from labcore.checks import check_int
+from labcore.checks import check_int, check_type
 from srlab.imagecheck import check_image, to_dtype
 from srlab.images import degrade, pair_sizes
 
@@ -40,11 +42,26 @@ class Motion:
         Translation in low-resolution pixels (down, right).
     angle : float
         Rotation about the image centre in degrees, counter-clockwise as displayed.
+
+    Raises
+    ------
+    TypeError
+        If a field is not a real number.
+    ValueError
+        If it is NaN or infinite.
     """
 
     dy: float
     dx: float
     angle: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("dy", "dx", "angle"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise TypeError(f"Motion.{name} must be a real number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"Motion.{name} must be finite, got {value!r}")
 
     def inverse(self) -> Motion:
         """The motion that moves a frame back onto the reference.
@@ -103,12 +120,18 @@ def warp(image: np.ndarray, motion: Motion, pixel: float = 1.0) -> np.ndarray:
     -------
     ndarray of the same shape, float64.
 
+    Raises
+    ------
+    TypeError
+        If ``motion`` is not a Motion.
+
     Examples
     --------
     >>> ramp = np.tile(np.arange(8.0), (4, 1))
     >>> bool(np.allclose(warp(ramp, Motion(0.0, 1.0))[:, 2:6], ramp[:, 1:5]))
     True
     """
+    check_type(motion, Motion, "motion", expected="a Motion, e.g. Motion(dy=0.5, dx=0.0)")
     theta = np.deg2rad(motion.angle)
     # Output point p (pixel centre o + 0.5) reads the input at R(-angle) (p - c - d) + c.
     inverse = np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])

@@ -77,7 +77,7 @@ def test_bad_sequences_and_frames_are_refused(camera):
     with pytest.raises(ValueError, match="too small to register"):
         register_ecc(frames[0][:4, :4], frames[1][:4, :4])
     with pytest.raises(
-        ValueError, match=r"must be a \(h, w\) grey image or an \(h, w, 1\), \(h, w, 3\)"
+        ValueError, match=r"reference must be 2-D \(H, W\) or 3-D \(H, W, C\) with C in 1, 3, 4"
     ):
         register_translation(frames[0][None], frames[1][None])
 
