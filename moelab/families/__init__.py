@@ -10,6 +10,12 @@ Parameter groups (``MoEFamily.parameter_groups``)
     EXPERTS_GROUP, NON_EXPERT_GROUPS, OTHER_GROUP
 Comparing models (``_compat``)
     check_compatible
+Fused expert tensors (``_fused``)
+    FusedGatedFamily: the shared adapter of decoder MoEs whose experts transformers stores in
+    one fused tensor per layer (the base of ``mixtral`` and ``olmoe``; not exported)
+Locking a model (``_locks``)
+    forbid_conversion: ``.to()``/``.half()``/``save_pretrained`` raise, for models rebuilt
+    around tensors that ``nn.Module`` does not see
 
 Built-in families: ``"mixtral"``, ``"olmoe"``, ``"switch_transformers"``.
 
@@ -28,6 +34,7 @@ from labcore.registry import Registry
 from moelab.errors import UnsupportedModelError
 from moelab.families._base import MoEFamily
 from moelab.families._compat import check_compatible
+from moelab.families._locks import forbid_conversion
 from moelab.families._types import (
     CHECKPOINT_LAYOUTS,
     EXPERT_LAYOUTS,
@@ -60,6 +67,7 @@ __all__ = [
     "available_families",
     "check_compatible",
     "detect_family",
+    "forbid_conversion",
     "get_family",
     "register_family",
 ]

@@ -18,6 +18,7 @@ from torch import nn
 
 from labcore.checks import check_type
 from moelab.consolidation import ConsolidationPlan
+from moelab.families import forbid_conversion
 from moelab.reconfigure._graphs import CapturedForward
 from moelab.reconfigure._pool import pool_builder
 from moelab.reconfigure._sets import (
@@ -65,21 +66,17 @@ def _resolve_mode(plan: ConsolidationPlan, mode: ReconfigureMode | None) -> Reco
     return mode
 
 
-def _refuse_saving(*args: Any, **kwargs: Any) -> None:
-    raise RuntimeError(
-        "the live model of a ConsolidatedMoE holds a pooled expert layout (shared rows and "
-        "per-tenant index tables) that no checkpoint format describes; save one tenant with "
-        "ConsolidatedMoE.save_tenant(tenant, folder)"
-    )
-
-
-def _refuse_conversion(*args: Any, **kwargs: Any) -> None:
-    raise RuntimeError(
-        "the live model of a ConsolidatedMoE cannot be converted in place (.to, .half, .cuda, "
-        "...): it would convert the active tenant's tensors and the shared pool but not the "
-        "other tenants' sets; build it again with ConsolidatedMoE.from_plan(plan, device=...) "
-        "from a plan made with plan_consolidation(..., dtype=...)"
-    )
+_SAVING_REFUSED = (
+    "the live model of a ConsolidatedMoE holds a pooled expert layout (shared rows and "
+    "per-tenant index tables) that no checkpoint format describes; save one tenant with "
+    "ConsolidatedMoE.save_tenant(tenant, folder)"
+)
+_CONVERSION_REFUSED = (
+    "the live model of a ConsolidatedMoE cannot be converted in place (.to, .half, .cuda, "
+    "...): it would convert the active tenant's tensors and the shared pool but not the "
+    "other tenants' sets; build it again with ConsolidatedMoE.from_plan(plan, device=...) "
+    "from a plan made with plan_consolidation(..., dtype=...)"
+)
 
 
 class ConsolidatedMoE:
@@ -202,8 +199,9 @@ class ConsolidatedMoE:
             _live_tenant=None,
             last_copy_bytes=0,
         )
-        live.save_pretrained = _refuse_saving  # its pooled experts are no checkpoint layout
-        live._apply = _refuse_conversion  # .to(), .half(), .cuda() would convert one tenant only
+        # .to(), .half(), .cuda() would convert one tenant only; its pooled experts are no
+        # checkpoint layout.
+        forbid_conversion(live, _CONVERSION_REFUSED, save_message=_SAVING_REFUSED)
         cmoe._bind_non_expert(live_set or sets[serving[0]])
         cmoe.activate(serving[0])
         cmoe._check_built(sources)

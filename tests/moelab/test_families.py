@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from torch import nn
 
 from moelab import (
     ExpertSlot,
@@ -22,6 +23,7 @@ from moelab.families import (
     NON_EXPERT_GROUPS,
     MoEFamily,
     TensorRef,
+    forbid_conversion,
     register_family,
 )
 
@@ -507,3 +509,19 @@ def test_check_compatible_different_slots(tiny_model):
 def test_check_compatible_non_moe(tiny_model):
     with pytest.raises(UnsupportedModelError, match="'llama'"):
         check_compatible(tiny_model("mixtral"), tiny_model("llama"))
+
+
+def test_forbid_conversion_locks_one_instance():
+    locked = forbid_conversion(nn.Linear(2, 2), "rebuild it", save_message="save a tenant")
+    for convert in (lambda m: m.to(torch.float16), lambda m: m.half(), lambda m: m.cpu()):
+        with pytest.raises(RuntimeError, match="rebuild it"):
+            convert(locked)
+    with pytest.raises(RuntimeError, match="save a tenant"):
+        locked.save_pretrained("anywhere")
+    assert nn.Linear(2, 2).half().weight.dtype == torch.float16  # other instances convert
+    with pytest.raises(RuntimeError, match="rebuild it"):
+        forbid_conversion(nn.Linear(2, 2), "rebuild it").save_pretrained("anywhere")
+    with pytest.raises(TypeError, match="model must be a torch module, got str"):
+        forbid_conversion("model", "rebuild it")
+    with pytest.raises(ValueError, match="message must not be empty"):
+        forbid_conversion(nn.Linear(2, 2), "")
