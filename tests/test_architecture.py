@@ -108,3 +108,102 @@ def test_no_module_is_longer_than_the_limit(package: str) -> None:
 )
 def test_private_rule(target: str, importer: str, allowed: bool) -> None:
     assert (private_violation(target, importer) is None) is allowed
+
+
+OURS = PACKAGES  # names whose private members tests and benchmarks must not reach
+# Private-looking attributes that belong to another library's documented interface:
+# transformers selects its kernels through ``config._experts_implementation`` /
+# ``config._attn_implementation``.
+THIRD_PARTY_ATTRIBUTES = frozenset({"_attn_implementation", "_experts_implementation"})
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` of a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _foreign_roots(tree: ast.AST) -> set[str]:
+    """Local names bound to imports from outside our packages (``torch``, ``np``, ...)."""
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] not in OURS:
+                    roots.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            if (node.module or "").split(".")[0] not in OURS:
+                roots.update(alias.asname or alias.name for alias in node.names)
+    return roots
+
+
+def private_accesses(tree: ast.AST) -> list[tuple[int, str]]:
+    """Private names a test or benchmark reaches: ``obj._name`` and patch targets.
+
+    ``self._x`` / ``cls._x`` (a test class's own state), dunders and attributes of names
+    imported from other libraries (``torch.utils._pytree``) are allowed; a string
+    ``"pkg.mod._name"`` passed to ``setattr``/``delattr`` (``monkeypatch``, ``mock.patch``) is not.
+    """
+    foreign = _foreign_roots(tree)
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and _is_private(node.attr)
+            and node.attr not in THIRD_PARTY_ATTRIBUTES
+        ):
+            root = node.value
+            while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            if isinstance(root, ast.Name) and root.id in {"self", "cls", *foreign}:
+                continue
+            found.append((node.lineno, _dotted(node) or f"._{node.attr.lstrip('_')}"))
+        elif isinstance(node, ast.Call) and node.args:
+            target = node.args[0]
+            if isinstance(target, ast.Constant) and isinstance(target.value, str):
+                parts = target.value.split(".")
+                if parts[0] in OURS and any(_is_private(p) for p in parts[1:]):
+                    found.append((node.lineno, target.value))
+    return found
+
+
+def test_tests_and_benchmarks_use_public_names_only() -> None:
+    problems = []
+    for path in python_files():
+        if path.relative_to(ROOT).parts[0] not in ("tests", "benchmarks"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for line, name in private_accesses(tree):
+            problems.append(f"{path.relative_to(ROOT)}:{line} reaches private {name}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("from moelab import compare\ncompare._separate", ["compare._separate"]),
+        ("cmoe._held_tensors()", ["cmoe._held_tensors"]),
+        ("engine.decoder._graphs", ["engine.decoder._graphs"]),
+        (
+            'monkeypatch.setattr("moelab.zoo._zoo._write_builds", f)',
+            ["moelab.zoo._zoo._write_builds"],
+        ),
+        ("class T:\n    def f(self):\n        return self._x", []),
+        ("import torch\ntorch.utils._pytree", []),
+        ("from torch.utils import _pytree\n_pytree.tree_leaves", []),
+        ("obj.__class__", []),
+        ("model.config._experts_implementation", []),
+        ('monkeypatch.setattr("torch._C.x", f)', []),
+    ],
+)
+def test_private_access_rule(source: str, flagged: list[str]) -> None:
+    assert [name for _, name in private_accesses(ast.parse(source))] == flagged

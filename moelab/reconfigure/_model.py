@@ -241,7 +241,17 @@ class ConsolidatedMoE:
 
     _ACTIVATORS: ClassVar[dict[str, str]] = {"swap": "_activate_swap", "copy": "_activate_copy"}
 
-    def _held_tensors(self) -> Iterator[torch.Tensor]:
+    def held_tensors(self) -> Iterator[torch.Tensor]:
+        """Every tensor the consolidated model holds: the live model's parameters and buffers,
+        each tenant's non-expert set, the staged flat copies, the live set and the expert pool.
+
+        A tensor may appear more than once (a live parameter is also in its tenant's set); what
+        :meth:`resident_bytes` counts is their storages, each once.
+
+        Yields
+        ------
+        Tensor
+        """
         yield from self.model.parameters()
         yield from self.model.buffers()
         for params in self._sets.values():
@@ -253,6 +263,8 @@ class ConsolidatedMoE:
         yield from self._pool.tensors
         yield from self._pool.tables
         yield from self._pool.host
+
+    _held_tensors = held_tensors  # the former name, kept for callers that still use it
 
     def _check_built(self, sources: Sequence[Any]) -> None:
         # Nothing may stay on the meta device, and nothing may be a source model's tensor:
@@ -268,7 +280,7 @@ class ConsolidatedMoE:
             if isinstance(getattr(s, "model", None), nn.Module)
             for p in s.model.parameters()
         }
-        leaked = [t for t in self._held_tensors() if storage_key(t) in source]
+        leaked = [t for t in self.held_tensors() if storage_key(t) in source]
         if leaked:
             raise RuntimeError("consolidated model still uses source tensors")
 
@@ -471,7 +483,7 @@ class ConsolidatedMoE:
             :func:`storage_bytes` of the live model's parameters and buffers, every non-expert
             set (resident or staged), the expert pool and its index tables.
         """
-        return storage_bytes(self._held_tensors())
+        return storage_bytes(self.held_tensors())
 
     def _tenant_set(self, tenant: str) -> list[torch.Tensor]:
         """A tenant's non-expert tensors in the unique order (staged ones viewed by shape)."""

@@ -203,6 +203,13 @@ class StaticDecoder:
         total = self._now() - start
         return [Generation(tuple(row), first - start, total) for row in rows]
 
+    @property
+    def captured_keys(self) -> frozenset[Hashable]:
+        """Keys of the decode steps captured so far: a tenant per graph in ``"swap"`` mode,
+        ``None`` for the one graph that serves every tenant; empty without graphs.
+        """
+        return frozenset(self._graphs)
+
     def _decode(self, key: Hashable) -> torch.Tensor:
         if not self.use_graphs:
             return self._run_step()

@@ -256,7 +256,7 @@ class _ReadAddresses(TorchDispatchMode):
 def held_addresses(cmoe: ConsolidatedMoE, tenant: str) -> set[int]:
     """Addresses of the consolidated model's own storages that one forward reads."""
     cmoe.activate(tenant)
-    held = {t.untyped_storage().data_ptr() for t in cmoe._held_tensors()}
+    held = {t.untyped_storage().data_ptr() for t in cmoe.held_tensors()}
     with torch.no_grad(), _ReadAddresses() as mode:
         cmoe.model(**inputs("mixtral"))
     return mode.read & held
