@@ -18,9 +18,13 @@ processes, one after the other so that each peak is its own, measure:
   per tenant fills the cache rows (untouched, hence not yet resident, after the build) and the
   RSS after serving is reported too;
 * eager: both folders loaded with ``from_pretrained`` (the alternative's first step);
-* exact: nothing shared (``plan_consolidation(folders, 0, unit="slots")``, resident), the
-  consolidated model's logits for each tenant against that tenant's ``from_pretrained`` model
-  on a few token ids, with ``torch.equal``.
+* exact: nothing shared, the consolidated model's logits for each tenant against that
+  tenant's ``from_pretrained`` model, with ``torch.equal``: a resident build
+  (``plan_consolidation(folders, 0, unit="slots")``) on a 7-token prompt, and an offloaded one
+  under a device budget of the non-expert sets plus the minimum cache rows (well under one
+  model) on every step of a greedy decode (one token per step: a layer never routes to more
+  host experts than it has rows). The offloaded build's 7-token forward is reported beside it:
+  there the experts copied in turns are added in another order than the model's own sum.
 
 On a CPU-only machine the "device" tier lives in host memory too, so the bound checked is the
 target's ("peak host memory while building two Mixtral-family checkpoints: at most 1.2x the
@@ -31,7 +35,8 @@ imports. Peak RSS is ``VmHWM`` (see ``moe_checkpoints.peak_rss_bytes``); it coun
 pages that safetensors maps and reads, so a sampling thread also records the peaks of
 ``RssAnon`` (allocated memory) and ``RssFile`` (mapped file pages) separately.
 
-Exits non-zero if a lazy build misses the bound or a tenant's logits differ.
+Writes every measurement to ``moe_consolidation_lazy.json`` beside this script (``--out``); exits
+non-zero if a lazy build misses the bound or a tenant's logits differ.
 
 Run: ``python benchmarks/moe_consolidation_lazy.py`` (``--layers N`` to change the size,
 ``--dir PATH`` to put the checkpoints elsewhere than the system temp folder).
@@ -40,6 +45,7 @@ Run: ``python benchmarks/moe_consolidation_lazy.py`` (``--layers N`` to change t
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
@@ -62,9 +68,13 @@ from moe_checkpoints import (
     stream_pair,
 )
 
+from labcore.atomic import atomic_write_text
+
 SHARED_SLOTS = 4  # slots the device budget shares beyond its minimum
 BOUND_FACTOR = 1.2
 TOKEN_IDS = [[1, 5, 42, 7, 300, 511, 1023]]
+DECODE_STEPS = 12
+OUT = Path(__file__).with_suffix(".json")
 GB = 1e9
 
 
@@ -201,8 +211,34 @@ def child_eager(folder_a: str, folder_b: str) -> dict:
     }
 
 
-def child_exact(folder_a: str, folder_b: str) -> dict:
-    """Nothing shared: each tenant's logits against its own from_pretrained model."""
+def _decode_logits(generate, ids) -> object:
+    """Per-step logits of a greedy decode from ``ids`` (one token per step after the first)."""
+    out = generate(
+        input_ids=ids,
+        max_new_tokens=DECODE_STEPS,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    import torch
+
+    return torch.stack(out.logits)
+
+
+def _compare(got, expected) -> dict:
+    import torch
+
+    return {
+        "equal": bool(torch.equal(got, expected)),
+        "dtype": str(got.dtype),
+        "max_abs_diff": float((got.float() - expected.float()).abs().max()),
+    }
+
+
+def child_exact(folder_a: str, folder_b: str, budget: str) -> dict:
+    """Nothing shared: each tenant's logits against its own from_pretrained model, for a
+    resident build and for an offloaded one under ``budget`` (smaller than one model).
+    """
     import torch
 
     from moelab.consolidation import plan_consolidation
@@ -210,27 +246,36 @@ def child_exact(folder_a: str, folder_b: str) -> dict:
 
     start = time.perf_counter()
     folders = {"a": folder_a, "b": folder_b}
-    plan = plan_consolidation(folders, 0, unit="slots")
-    cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
-    ids = torch.tensor(TOKEN_IDS)
+    resident = ConsolidatedMoE.from_plan(plan_consolidation(folders, 0, unit="slots"), device="cpu")
+    plan = plan_consolidation(folders, int(budget), unit="bytes", placement="offload")
+    if plan.memory.n_shared:
+        raise RuntimeError(f"the exact check needs nothing shared, got {plan.memory.n_shared}")
+    offload = ConsolidatedMoE.from_plan(plan, device="cpu")
+    ids, first = torch.tensor(TOKEN_IDS), torch.tensor(TOKEN_IDS)[:, :1]
     results = {}
     for tenant, folder in folders.items():
         reference = _from_pretrained(folder)
         with torch.no_grad():
-            got = cmoe.forward(tenant, input_ids=ids).logits
             expected = reference(input_ids=ids).logits
+            steps = _decode_logits(reference.generate, first)
+            results[tenant] = {
+                "resident": _compare(resident.forward(tenant, input_ids=ids).logits, expected),
+                # Decoding: one token per step, so every layer routes to at most its rows.
+                "offload_decode": _compare(
+                    _decode_logits(functools.partial(offload.generate, tenant), first),
+                    steps,
+                ),
+                # A 7-token forward routes to more host experts than a layer has rows: their
+                # groups' outputs are added in another order than the model's, within bf16.
+                "offload_prompt": _compare(offload.forward(tenant, input_ids=ids).logits, expected),
+            }
         del reference
         gc.collect()
-        results[tenant] = {
-            "equal": bool(torch.equal(got, expected)),
-            "dtype": str(got.dtype),
-            "max_abs_diff": float((got.float() - expected.float()).abs().max()),
-        }
     return {
         "tenants": results,
         "seconds": time.perf_counter() - start,
-        "placement": plan.placement,
-        **_memory_fields(plan.memory),
+        "offload_budget": int(budget),
+        "offload": _memory_fields(plan.memory),
     }
 
 
@@ -249,13 +294,15 @@ def run_child(kind: str, *args: object) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def device_budget(folders: dict[str, Path], non_expert: str) -> tuple[int, object]:
-    """A first plan (nothing shared) gives the sizes; the budget shares SHARED_SLOTS slots."""
+def device_budget(
+    folders: dict[str, Path], non_expert: str, shared: int = SHARED_SLOTS
+) -> tuple[int, object]:
+    """A first plan (nothing shared) gives the sizes; the budget shares ``shared`` slots."""
     from moelab.consolidation import plan_consolidation
 
     probe = plan_consolidation(folders, 0, unit="slots", placement="offload", non_expert=non_expert)
     m = probe.memory
-    budget = m.device_non_expert_bytes + (m.cache_rows + SHARED_SLOTS) * m.slot_bytes
+    budget = m.device_non_expert_bytes + (m.cache_rows + shared) * m.slot_bytes
     expected = probe.with_budget(budget, unit="bytes").memory
     return budget, expected
 
@@ -266,6 +313,7 @@ def main() -> int:
         "--layers", type=int, default=9, help="decoder layers (9: about 1.67 GB per checkpoint)"
     )
     parser.add_argument("--dir", default=None, help="parent folder of the temporary checkpoints")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON of every measurement")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -303,7 +351,8 @@ def main() -> int:
             )
             lazy[non_expert] = run_child("lazy", folders["a"], folders["b"], budget, non_expert)
         eager = run_child("eager", folders["a"], folders["b"])
-        exact = run_child("exact", folders["a"], folders["b"])
+        exact_budget, _ = device_budget(folders, "device", shared=0)
+        exact = run_child("exact", folders["a"], folders["b"], exact_budget)
 
     print()
     print(
@@ -360,15 +409,31 @@ def main() -> int:
         )
         if not ok:
             failures.append(f"lazy build (sets {non_expert}) misses the bound")
-    for tenant, t in exact["tenants"].items():
-        print(
-            f"exact (nothing shared, {exact['placement']}, {args.layers}-layer "
-            f"{size / GB:.2f} GB pair): tenant {tenant} logits {t['dtype']} on "
-            f"{len(TOKEN_IDS[0])} tokens equal from_pretrained's: {t['equal']} "
-            f"(max |diff| {t['max_abs_diff']:.3g})"
-        )
-        if not t["equal"]:
-            failures.append(f"tenant {tenant}'s logits differ")
+    one_model = size
+    print(
+        f"exact (nothing shared, {args.layers}-layer {size / GB:.2f} GB pair; offload under "
+        f"{exact['offload_budget'] / GB:.3f} GB = {exact['offload_budget'] / one_model:.2f} of "
+        "one model):"
+    )
+    for tenant, checks in exact["tenants"].items():
+        for check, t in checks.items():
+            print(
+                f"  tenant {tenant}, {check}: logits {t['dtype']} equal from_pretrained's: "
+                f"{t['equal']} (max |diff| {t['max_abs_diff']:.3g})"
+            )
+            if check != "offload_prompt" and not t["equal"]:
+                failures.append(f"tenant {tenant}'s {check} logits differ")
+    results = {
+        "layers": args.layers,
+        "checkpoint_bytes": size,
+        "layer_bytes": layer_bytes,
+        "bound_factor": BOUND_FACTOR,
+        "lazy": lazy,
+        "eager": eager,
+        "exact": exact,
+        "failures": failures,
+    }
+    atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
     print("temporary checkpoints removed")
     if failures:
         print("FAILED: " + "; ".join(failures))
