@@ -7,7 +7,8 @@ Loading models (``loading``, ``checkpoint``)
 Weight sources, read one piece at a time (``sources``)
     WeightSource, PerturbedSource (a base plus seeded noise), open_source
 Family adapters, the only code that knows how an architecture stores its experts (``families``)
-    ExpertSlot, MoEFamily, available_families, get_family, detect_family, check_compatible
+    ExpertSlot, MoEFamily, available_families, get_family, detect_family, check_compatible,
+    forbid_conversion
 The offline zoo of tiny trained models, the embedded default (``zoo``, corpora in ``corpora``)
     ensure_zoo, load_zoo, Zoo
 Expert similarity (``similarity``)
@@ -19,6 +20,11 @@ Runtime partial reconfiguration, graph-safe (``reconfigure``)
     ConsolidatedMoE
 Routing counts (``routing``)
     routing_counts
+Decode-time routed experts, dense or 4-bit, on the device or in host memory (``experts``)
+    use_routed_experts, quantize_experts, apply_precision_plan, quantize_int4
+Expert quantization under a GPU budget (``quant``)
+    plan_precision, PrecisionPlan, available_backends, select_experts, sweep_precision,
+    measure_decode_cost, pareto_front
 Serving request streams (``serving``)
     Request, poisson_arrivals, ConsolidatedEngine, SingleEngine, SwapEngine, serve
 Merging baselines (``merging``) and the quality-vs-memory comparison (``compare``, ``quality``)

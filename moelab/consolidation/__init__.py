@@ -22,8 +22,11 @@ Placement policies (``_tiers``: a registry; see :func:`available_placements`)
     host memory, copied in on use); PlacementPolicy, PlacementName, PLACEMENTS, get_placement
 Tenant checks (``_tenants``)
     check_same_shapes, check_dtypes
+Ranking and deciding slots (``_decisions``)
+    SlotDecision (what one slot becomes: shared with an owner, or one copy per tenant, and
+    its tier); the slots ranked by summed distance, the closest shared while the budget lasts
 The plan (``_plan``)
-    plan_consolidation, ConsolidationPlan, SlotDecision
+    plan_consolidation, ConsolidationPlan
 
 Examples
 --------
