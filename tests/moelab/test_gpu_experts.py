@@ -19,6 +19,8 @@ is skipped.
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 from test_gpu import CONFIG, base_model, input_ids, make_tenants
@@ -143,9 +145,11 @@ def test_experts_read_in_place_from_host_memory_compute_as_on_the_device_in_a_gr
     assert cpu_bits == {None, 4} and plan.graph_safe
     # The same experts, all on the device (the same 4-bit codes: round to nearest per group).
     resident = quantize_experts(use_routed_experts(base_model("cuda")), quantized, 64)
+    gc.collect()  # the tensors the conversion above let go of, freed before measuring
     torch.cuda.synchronize()
     before = torch.cuda.memory_allocated()
     apply_precision_plan(model, plan)
+    gc.collect()
     torch.cuda.synchronize()
     # The experts left the device: what stays there is what the plan counts on it.
     freed = before - torch.cuda.memory_allocated()
