@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from labcore.checks import check_choice
+from labcore.checks import check_choice, check_int
 
 __all__ = ["KERNEL_RULES", "WEIGHT_SOURCES", "HardwareCost", "Kernel", "csd_adders", "csd_digits"]
 
@@ -122,7 +122,7 @@ def csd_digits(n: int) -> tuple[int, ...]:
     >>> csd_digits(111)  # 128 - 16 - 1
     (-1, 0, 0, 0, -1, 0, 0, 1)
     """
-    n = int(n)
+    n = check_int(n, "n", minimum=None)  # '5' or 5.0 would hide a bug
     digits = []
     while n != 0:
         if n % 2:

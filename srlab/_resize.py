@@ -388,15 +388,8 @@ def resize(
     """
     # Any number of channels; uint8, uint16 or any float dtype; one pixel; finite values.
     image = check_image(image, dtypes=("uint8", "uint16", "float"), channels=None, min_side=1)
-    for kind, name, table in (
-        ("convention", convention, _CONVENTIONS),
-        ("border", border, _BORDERS),
-    ):
-        if not isinstance(name, str):
-            raise TypeError(
-                f"{kind} must be a name (str), got {name!r}; known {table.plural}: {', '.join(table)}"
-            )
-        table.get(name)  # an unknown name raises ValueError, listing the known ones
+    for name, table in ((convention, _CONVENTIONS), (border, _BORDERS)):
+        table.get(name)  # not a str: TypeError; unknown: ValueError; both list the known ones
     k = get_kernel(kernel, **kernel_params)
     (h_out, w_out), (y_ratio, x_ratio) = geometry(image.shape[:2], scale, size)
     h_in, w_in = image.shape[:2]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labcore.checks import check_type
+from labcore.checks import check_int, check_type
 from srlab.fpga.datapath import FixedPointResizer
 
 __all__ = [
@@ -81,8 +81,20 @@ def clock_limit(n_in: int, n_out: int, rates: tuple[float, float]) -> int:
 def line_buffer_count(taps: int) -> int:
     """Line buffers of the generated design: the taps rounded up to a power of two (so that a
     row's buffer is its low bits).
+
+    Raises
+    ------
+    TypeError
+        If ``taps`` is not an int.
+    ValueError
+        If ``taps < 1``.
+
+    Examples
+    --------
+    >>> line_buffer_count(3), line_buffer_count(4), line_buffer_count(6)
+    (4, 4, 8)
     """
-    return 1 << (int(taps) - 1).bit_length()
+    return 1 << (check_int(taps, "taps", minimum=1) - 1).bit_length()
 
 
 @dataclass(frozen=True)

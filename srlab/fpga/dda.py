@@ -36,6 +36,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from numbers import Real
 from typing import Literal
 
 import numpy as np
@@ -88,7 +89,8 @@ class PhaseDDA:
     Raises
     ------
     TypeError
-        If a bit count is not an integer or the rounding not a string.
+        If ``in_per_out`` is not a real number, a bit count not an integer or the rounding not
+        a string.
     ValueError
         If ``in_per_out`` is not positive and finite, a bit count is out of range,
         ``phase_bits > frac_bits``, the step rounds to zero, or the rounding is unknown.
@@ -110,6 +112,10 @@ class PhaseDDA:
     start: int = field(init=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.in_per_out, bool) or not isinstance(self.in_per_out, Real):
+            raise TypeError(
+                f"in_per_out must be a real number (1 / scale), got {self.in_per_out!r}"
+            )
         ratio = float(self.in_per_out)
         if not math.isfinite(ratio) or ratio <= 0:
             raise ValueError(

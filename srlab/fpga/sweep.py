@@ -20,6 +20,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from labcore.atomic import atomic_path
+from labcore.checks import check_type
+from labcore.pareto import non_dominated
 from srlab._resize import resize
 from srlab.fpga._checks import check_designs
 from srlab.fpga.cost import estimate_cost
@@ -315,7 +317,8 @@ def pareto_front(
 
     Row ``j`` dominates row ``i`` when it is at least as good on both columns and better
     on one. Rows equal on both columns do not dominate each other; all are kept. Rows
-    with NaN in ``x`` or ``y`` are left out.
+    with NaN in ``x`` or ``y`` are left out. The front is :func:`labcore.pareto.non_dominated`,
+    the one both labs use.
 
     Parameters
     ----------
@@ -332,6 +335,8 @@ def pareto_front(
 
     Raises
     ------
+    TypeError
+        If ``df`` is not a DataFrame.
     ValueError
         If a column is missing or a direction is not "min" or "max".
 
@@ -341,6 +346,7 @@ def pareto_front(
     >>> pareto_front(df, "cost", "psnr").index.tolist()
     [0, 1]
     """
+    check_type(df, pd.DataFrame, "df", expected="a pandas DataFrame (e.g. a sweep's table)")
     for column in (x, y):
         if column not in df.columns:
             raise ValueError(
@@ -349,12 +355,9 @@ def pareto_front(
     for name, better in (("x_better", x_better), ("y_better", y_better)):
         if better not in ("min", "max"):
             raise ValueError(f"{name} must be 'min' or 'max', got {better!r}")
-    valid = df[[x, y]].notna().all(axis=1)
-    data = df[valid]
-    a = data[x].to_numpy(dtype=np.float64) * (1 if x_better == "min" else -1)
-    b = data[y].to_numpy(dtype=np.float64) * (1 if y_better == "min" else -1)
-    # Both now "smaller is better": j dominates i if a_j <= a_i, b_j <= b_i, one strictly.
-    no_worse = (a[:, None] <= a[None, :]) & (b[:, None] <= b[None, :])
-    better = (a[:, None] < a[None, :]) | (b[:, None] < b[None, :])
-    dominated = (no_worse & better).any(axis=0)
-    return data[~dominated].sort_values([x, y], ascending=[x_better == "min", y_better == "min"])
+    data = df[df[[x, y]].notna().all(axis=1)]
+    signs = (1.0 if x_better == "min" else -1.0, 1.0 if y_better == "min" else -1.0)
+    # Both "smaller is better" after the signs; labcore's front keeps equal points.
+    points = [(signs[0] * float(a), signs[1] * float(b)) for a, b in zip(data[x], data[y])]
+    front = data.iloc[non_dominated(points)]
+    return front.sort_values([x, y], ascending=[x_better == "min", y_better == "min"])

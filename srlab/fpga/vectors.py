@@ -48,6 +48,7 @@ def format_hex(codes: np.ndarray, fmt: QFormat) -> str:
     >>> format_hex(np.array([-1, 5]), QFormat(12, 2))
     'fff\n005\n'
     """
+    check_type(fmt, QFormat, "fmt", expected="a QFormat, e.g. QFormat(12, 2)")
     digits = -(-fmt.word_bits // 4)
     mask = (1 << fmt.word_bits) - 1
     return "".join(f"{int(c) & mask:0{digits}x}\n" for c in np.asarray(codes).ravel())
@@ -58,6 +59,8 @@ def parse_hex(text: str, fmt: QFormat) -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If ``text`` is not a str or ``fmt`` not a QFormat.
     ValueError
         If a line is not hex or does not fit ``fmt.word_bits``.
 
@@ -66,6 +69,8 @@ def parse_hex(text: str, fmt: QFormat) -> np.ndarray:
     >>> parse_hex("fff\n005\n", QFormat(12, 2)).tolist()
     [-1, 5]
     """
+    check_type(text, str, "text", expected="a str of hex lines (format_hex's output)")
+    check_type(fmt, QFormat, "fmt", expected="a QFormat, e.g. QFormat(12, 2)")
     values = []
     for number, line in enumerate(text.split(), start=1):
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from labcore.checks import check_type
+from labcore.checks import check_int, check_type
 from srlab.fixed import FixedArray, add, cast, multiply
 from srlab.fpga.cycle import simulate_cycles
 from srlab.fpga.datapath import FixedPointResizer
@@ -44,15 +44,26 @@ def verification_frames(shape: tuple[int, ...], n: int = 160, seed: int = 0) -> 
     around a constant inside), ramps, and the rest crops of the bundled photos (gray, or RGB
     when ``shape`` has three channels), at random places.
 
+    Raises
+    ------
+    TypeError
+        If ``shape`` is not a tuple of ints or ``n`` not an int.
+    ValueError
+        If ``shape`` has not 2 or 3 sides, or a side or ``n`` is below 1.
+
     Examples
     --------
     >>> f = verification_frames((6, 8), n=40)
     >>> f.shape, f.dtype, bool((f == 255).all(axis=(1, 2)).any())
     ((40, 6, 8), dtype('uint8'), True)
     """
+    check_type(shape, tuple, "shape", expected="a tuple (H, W) or (H, W, C) of ints")
+    if len(shape) not in (2, 3):
+        raise ValueError(f"shape must be (H, W) or (H, W, C), got {shape!r}")
+    h, w = (check_int(v, "shape's sides", minimum=1) for v in shape[:2])
+    channels = check_int(shape[2], "shape's channels", minimum=1) if len(shape) == 3 else 1
+    check_int(n, "n", minimum=1)
     rng = np.random.default_rng(seed)
-    h, w = shape[:2]
-    channels = shape[2] if len(shape) == 3 else 1
     yy, xx = np.mgrid[:h, :w]
     frames: list[np.ndarray] = [rng.integers(0, 256, (h, w)) for _ in range(n // 4)]
     frames += [np.zeros((h, w)), np.full((h, w), 255)]
