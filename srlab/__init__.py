@@ -17,7 +17,12 @@ QFormat, FixedArray, quantize, cast, add, sub, multiply
 Test images and quality
 -----------------------
 available_images, load_image, degrade
-    Synthetic charts, bundled photos and LR/HR pairs (:mod:`srlab.images`).
+    Synthetic charts, bundled photos and LR/HR pairs (:mod:`srlab.images`; the charts in
+    :mod:`srlab._charts`, the degradation model, its PSF registry and crops in
+    :mod:`srlab._degrade`).
+srlab.imagecheck
+    The one image check of the lab (``check_image``: shape, size, dtype, finite values; a
+    non-numeric image is a TypeError), crop windows and dtype conversions.
 psnr, ssim
     Metrics with an explicit data range and border crop (:mod:`srlab.metrics`).
 kernel_quality_table

@@ -27,6 +27,12 @@ word_length_sweep, pareto_front, float_reference, design_quality
     Fraction bits -> PSNR against the float resize and cost (:mod:`srlab.fpga.sweep`);
     its figures (``difference_figure``, ``pareto_figure``) are in :mod:`srlab.viz`.
 
+Checks
+------
+The argument checks the modules share (bit counts, datapath formats, a mapping of designs)
+are in :mod:`srlab.fpga._checks`; named choices use :func:`labcore.checks.check_choice` and
+tables of named things (DSP families, video formats, simulators) are :class:`labcore.Registry`.
+
 Hardware
 --------
 export_test_vectors, read_test_vectors
