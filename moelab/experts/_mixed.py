@@ -20,7 +20,7 @@ from torch import nn
 
 from labcore.checks import check_int
 from moelab.experts._int4 import Int4Experts, quantize_int4
-from moelab.families import ExpertSlot, detect_family
+from moelab.families import ExpertSlot, detect_family, forbid_conversion
 
 __all__ = ["MixedExperts", "apply_precision_plan", "quantize_experts"]
 
@@ -31,12 +31,11 @@ _ROUTED_ONLY = (
 )
 
 
-def _refuse(*args: object, **kwargs: object) -> None:
-    raise RuntimeError(
-        "a model whose experts quantize_experts converted cannot be converted (.to, .half, "
-        ".cuda) or saved: its 4-bit experts are no parameters; quantize on the target device "
-        "and dtype, and save the original model"
-    )
+_LOCKED = (
+    "a model whose experts quantize_experts converted cannot be converted (.to, .half, "
+    ".cuda) or saved: its 4-bit experts are no parameters; quantize on the target device "
+    "and dtype, and save the original model"
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,12 @@ class MixedExperts:
             self.dense[row].copy_(self.host[expert], non_blocking=True)
         cached[expert] = row
         return row
+
+    def cached(self, quantized: bool = False) -> list[int]:
+        """Host experts now in the cache rows of the full-precision (or the 4-bit) pool, least
+        recently used first.
+        """
+        return list(self._cached_int4 if quantized else self._cached)
 
     @property
     def host_experts(self) -> set[int]:
@@ -369,8 +374,7 @@ def quantize_experts(
             setattr(experts, name, _mixed(weight, group_size, backend, quantized=quantized))
             del weight
     use_routed_experts(model)
-    model._apply = _refuse
-    model.save_pretrained = _refuse
+    forbid_conversion(model, _LOCKED)
     return model
 
 
@@ -446,6 +450,5 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
             setattr(experts, name, mixed)
             del weight
     use_routed_experts(model)
-    model._apply = _refuse
-    model.save_pretrained = _refuse
+    forbid_conversion(model, _LOCKED)
     return model

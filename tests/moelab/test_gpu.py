@@ -256,7 +256,7 @@ def test_memory_report_is_what_the_build_allocated(cpu_tenants, mode, placement)
     device = int(report.loc[report["location"] == "device", "bytes"].sum())
     host = int(report.loc[report["location"] == "host", "bytes"].sum())
     assert device + host == cmoe.resident_bytes()
-    held = {(t.device, t.untyped_storage().data_ptr()): t for t in cmoe._held_tensors()}.values()
+    held = {(t.device, t.untyped_storage().data_ptr()): t for t in cmoe.held_tensors()}.values()
     on_device = [t for t in held if t.is_cuda]
     on_host = [t for t in held if not t.is_cuda]
     assert storage_bytes(on_device) == device and storage_bytes(on_host) == host
@@ -345,5 +345,5 @@ def test_graph_decoding_generates_what_eager_decoding_does(cuda_plan, mode):
         cmoe.activate(outcome.request.tenant)
         expected = greedy_decode(cmoe.model, prompt, 12).tokens
         assert outcome.status == "done" and outcome.tokens == expected, outcome.reason
-    keys = set(engine.decoder._graphs)
+    keys = set(engine.decoder.captured_keys)
     assert keys == ({"t0", "t1", "t2"} if mode == "swap" else {None})

@@ -405,7 +405,7 @@ def test_quantized_experts_left_on_the_cpu_are_copied_into_quantized_rows(tiny_m
             model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
         )
     assert greedy_decode(model, [4, 2], 6).tokens == greedy_decode(reference, [4, 2], 6).tokens
-    assert len(pools[2]._cached_int4) == 2  # the rows hold the last two experts used
+    assert len(pools[2].cached(quantized=True)) == 2  # the rows hold the last two experts used
     # The cost model copies each in as a quantized row, then runs the 4-bit matmul.
     shares = pd.DataFrame(
         {"layer": [s.layer for s in slots], "expert": [s.expert for s in slots], "share": 0.5}
