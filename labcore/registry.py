@@ -211,7 +211,8 @@ class Registry(Generic[T]):
         name : str
             A name from :meth:`names`.
         default : optional
-            Returned for an unknown name instead of raising (as ``dict.get`` does).
+            Returned for an unknown name, or one that is not a str, instead of raising (as
+            ``dict.get`` does), so a caller can word its own error.
 
         Returns
         -------
@@ -221,14 +222,15 @@ class Registry(Generic[T]):
         Raises
         ------
         TypeError
-            If ``name`` is not a str (even with a default: a wrong type is a bug, not a miss).
+            If ``name`` is not a str and no default is given; the message lists the known names.
         ValueError
             If ``name`` is unknown and no default is given; the message lists the known ones.
         """
-        self._check_name(name)
+        if default is _MISSING:
+            self._check_name(name)
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name, with a default
             if default is not _MISSING:
                 return default
             raise self.unknown(name) from None
