@@ -422,30 +422,32 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
         )
     chosen = {s for s, b in zip(plan.slots, plan.bits) if b is not None}
     _check_request(model, chosen, plan.group_size, backend)
-    where = dict(zip(plan.slots, plan.device))
+    mode = {s: plan.host_mode(i) for i, s in enumerate(plan.slots)}
     pin = torch.cuda.is_available()
     for layer in range(family.num_moe_layers(config)):
         experts = family.moe_block(model, layer).experts
         slots = [s for s in plan.slots if s.layer == layer]
-        quantized = [s.expert for s in slots if s in chosen and where[s] == "gpu"]
-        on_cpu = [s.expert for s in slots if s not in chosen and where[s] == "cpu"]
-        quantized_on_cpu = [s.expert for s in slots if s in chosen and where[s] == "cpu"]
-        copying, streaming = plan.host == "copy", plan.host == "stream"
+
+        def pick(how: str | None, quantized: bool, slots: list = slots) -> list[int]:
+            return [s.expert for s in slots if mode[s] == how and (s in chosen) == quantized]
+
+        copied, copied_int4 = pick("copy", False), pick("copy", True)
+        computed = pick("compute", False)
         for name in FUSED_MATRICES:
             weight = experts._parameters.pop(name)
             mixed = _mixed(
                 weight,
                 plan.group_size,
                 backend,
-                quantized=quantized,
-                host=[] if streaming else on_cpu,
-                host_int4=[] if streaming else quantized_on_cpu,
-                streamed=on_cpu if streaming else [],
-                streamed_int4=quantized_on_cpu if streaming else [],
-                rows=plan.rows_per_layer if on_cpu and copying else 0,
-                int4_rows=plan.rows_per_layer if quantized_on_cpu and copying else 0,
+                quantized=pick(None, True),
+                host=copied + computed,  # a plan copies its host experts in or computes them
+                host_int4=copied_int4,
+                streamed=pick("stream", False),
+                streamed_int4=pick("stream", True),
+                rows=plan.rows_per_layer if copied else 0,
+                int4_rows=plan.rows_per_layer if copied_int4 else 0,
                 pin=pin,
-                host_compute=plan.host == "compute",
+                host_compute=bool(computed),
             )
             setattr(experts, name, mixed)
             del weight

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -67,12 +67,13 @@ class DecodeCost:
             ``layer``, ``expert``, ``share`` (e.g. :func:`~moelab.quant.expert_scores` or
             :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token.
         """
-        if self.host_expert_s is None and plan.host == "compute" and "cpu" in plan.device:
+        modes = [plan.host_mode(i) for i in range(len(plan.slots))]
+        if self.host_expert_s is None and "compute" in modes:
             raise ValueError(
                 "the plan computes CPU experts on the CPU and this cost has no time for that: "
                 "measure it (measure_decode_cost)"
             )
-        if plan.host == "stream" and "cpu" in plan.device and self.stream_expert_s is None:
+        if self.stream_expert_s is None and "stream" in modes:
             raise ValueError(
                 "the plan reads CPU experts in place and this cost has no time for that: "
                 "measure it (measure_decode_cost)"
@@ -86,18 +87,67 @@ class DecodeCost:
         share = shares.set_index(["layer", "expert"])["share"]
         eager = not plan.graph_safe and self.non_expert_eager_s is not None
         total = self.non_expert_eager_s if eager else self.non_expert_s
-        for slot, bits, device in zip(plan.slots, plan.bits, plan.device):
+        for slot, bits, mode in zip(plan.slots, plan.bits, modes):
             uses = float(share.get((slot.layer, slot.expert), 0.0))
-            cost = self.expert_s[bits]
-            if device == "cpu" and plan.host == "compute":
-                cost = self.host_expert_s
-            elif device == "cpu" and plan.host == "stream":
-                cost = self.stream_expert_s[bits]
-            elif device == "cpu":  # copied into a row of its precision first
-                row = plan.row_bytes if bits is None else plan.quantized_row_bytes
-                cost = row / self.copy_bytes_per_s + self.expert_s[bits]
-            total += uses * cost
+            total += uses * self._expert_use_s(plan, bits, mode)
         return total
+
+    def _expert_use_s(self, plan: Any, bits: int | None, mode: str | None) -> float:
+        """Seconds of one use of an expert at ``bits`` that lives where ``mode`` says."""
+        if mode == "compute":
+            return self.host_expert_s
+        if mode == "stream":
+            return self.stream_expert_s[bits]
+        if mode == "copy":  # copied into a row of its precision first
+            row = plan.row_bytes if bits is None else plan.quantized_row_bytes
+            return row / self.copy_bytes_per_s + self.expert_s[bits]
+        return self.expert_s[bits]
+
+    def choose_host_modes(self, plan: Any, shares: pd.DataFrame) -> Any:
+        """Per CPU expert of a ``host="stream"`` plan, read it in place or compute it on the CPU,
+        whichever this cost predicts faster.
+
+        Computing any expert on the CPU reads the routing on the host, so the whole step then
+        runs eagerly: the per-expert choice is weighed as a whole against reading every CPU
+        expert in place inside one captured graph, and the faster plan is returned.
+
+        Parameters
+        ----------
+        plan : PrecisionPlan
+            Made with ``host="stream"`` (no cache rows).
+        shares : pandas.DataFrame
+            ``layer``, ``expert``, ``share``: the expected uses of each expert per token.
+
+        Returns
+        -------
+        PrecisionPlan
+            ``plan`` with ``host="auto"`` and its ``host_modes``.
+
+        Raises
+        ------
+        ValueError
+            A plan made with another ``host``.
+        """
+        if plan.host != "stream":
+            raise ValueError(
+                f"choose_host_modes takes a plan made with host='stream', got host={plan.host!r}"
+            )
+
+        def mode(bits: int | None, device: str) -> str:
+            if device == "gpu":
+                return ""
+            # Only full-precision experts are computed on the CPU (the 4-bit kernel is the GPU's).
+            computed = bits is None and self.host_expert_s is not None
+            return (
+                "compute"
+                if computed and self.host_expert_s < self.stream_expert_s[bits]
+                else "stream"
+            )
+
+        per_expert = tuple(mode(b, d) for b, d in zip(plan.bits, plan.device))
+        all_streamed = tuple("" if d == "gpu" else "stream" for d in plan.device)
+        plans = [replace(plan, host="auto", host_modes=m) for m in (all_streamed, per_expert)]
+        return min(plans, key=lambda p: self.token_s(p, shares))
 
     def tokens_per_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted decode tokens per second of ``plan``."""

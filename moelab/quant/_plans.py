@@ -70,14 +70,19 @@ class PrecisionPlan:
     rows_per_layer : int
         Cache rows of each layer that keeps CPU experts; 0 when the plan keeps one set of
         rows for the whole model (``rows=N``) or none (``host="compute"``).
-    host : {"copy", "compute", "stream"}
+    host : {"copy", "compute", "stream", "auto"}
         What happens to a CPU expert when routed to: copied into a cache row and run on the
-        GPU (the paper), run on the CPU where it lives (as Fiddler does; no cache rows), or
-        read in place by the GPU's kernel across the host bus (zero-copy; no cache rows).
+        GPU (the paper), run on the CPU where it lives (as Fiddler does; no cache rows), read
+        in place by the GPU's kernel across the host bus (zero-copy; no cache rows), or, for
+        ``"auto"``, one of the last two per expert (``host_modes``).
     quantized_cache_rows : int
         GPU rows for quantized CPU experts copied in on use.
     quantized_row_bytes : int
         Bytes of one such row (a quantized expert).
+    host_modes : tuple of str
+        Per slot, for ``host="auto"`` plans: what happens to that CPU expert (``"compute"`` or
+        ``"stream"``, chosen by a cost model), ``""`` for GPU slots; empty otherwise (every CPU
+        expert does what ``host`` says).
     """
 
     slots: tuple[ExpertSlot, ...]
@@ -93,6 +98,15 @@ class PrecisionPlan:
     host: str = "copy"
     quantized_cache_rows: int = 0
     quantized_row_bytes: int = 0
+    host_modes: tuple[str, ...] = ()
+
+    def host_mode(self, index: int) -> str | None:
+        """What happens to slot ``index`` when routed to: None for a GPU expert, else
+        ``"copy"``, ``"compute"`` or ``"stream"``.
+        """
+        if self.device[index] == "gpu":
+            return None
+        return self.host_modes[index] if self.host_modes else self.host
 
     @property
     def gpu_bytes(self) -> int:
@@ -112,7 +126,7 @@ class PrecisionPlan:
         CPU ones read in place (``host="stream"``); copying experts in or computing them on the
         CPU reads the routing on the host.
         """
-        return "cpu" not in self.device or self.host == "stream"
+        return all(self.host_mode(i) in (None, "stream") for i in range(len(self.slots)))
 
     @property
     def cpu_bytes(self) -> int:
@@ -146,6 +160,8 @@ def plan_precision(
     gpu_order: Sequence[ExpertSlot] | None = None,
     rows: int | None = None,
     host: str = "copy",
+    cost: Any = None,
+    shares: pd.DataFrame | None = None,
 ) -> PrecisionPlan:
     """Place a model's experts under a GPU budget, some of them quantized.
 
@@ -172,7 +188,13 @@ def plan_precision(
         the budget holds more GPU experts; full-precision experts only), or read in place by
         the GPU's kernels across the host bus on every use (no rows, no copies, and the step
         stays one captured graph); :class:`~moelab.quant.DecodeCost` says which is faster on a
-        machine.
+        machine. ``"auto"`` places experts as ``"stream"`` does, then lets ``cost`` choose per
+        CPU expert between reading it in place and computing it on the CPU
+        (:meth:`DecodeCost.choose_host_modes`).
+    cost : DecodeCost, optional
+        For ``host="auto"``: the machine's measured primitives.
+    shares : pandas.DataFrame, optional
+        For ``host="auto"``: ``layer``, ``expert``, ``share`` (routing shares per token).
 
     Returns
     -------
@@ -212,8 +234,18 @@ def plan_precision(
     k = family.experts_per_token(config)
     if rows is not None:
         check_int(rows, "rows", minimum=1)
-    if host not in ("copy", "compute", "stream"):
-        raise ValueError(f"host must be 'copy', 'compute' or 'stream', got {host!r}")
+    if host not in ("copy", "compute", "stream", "auto"):
+        raise ValueError(f"host must be 'copy', 'compute', 'stream' or 'auto', got {host!r}")
+    if host == "auto":
+        if cost is None or shares is None:
+            raise ValueError(
+                "host='auto' chooses per expert with a cost model: pass cost= (measure_decode_cost) "
+                "and shares= (routing shares per token)"
+            )
+        streamed = plan_precision(
+            model, budget, quantized, bits, group_size, gpu_order, rows, host="stream"
+        )
+        return cost.choose_host_modes(streamed, shares)
     if host != "copy" and rows is not None:
         raise ValueError(f"rows are for experts copied in; host={host!r} keeps none (rows=None)")
     size = {s: small if s in chosen else full for s in slots}

@@ -433,7 +433,7 @@ def test_a_plan_that_computes_cpu_experts_there_needs_no_rows_and_computes_the_s
         plan_precision(model, full.non_expert_bytes - 1, group_size=8, host="compute")
     with pytest.raises(ValueError, match="host='compute' keeps none"):
         plan_precision(model, budget, group_size=8, host="compute", rows=1)
-    with pytest.raises(ValueError, match="host must be 'copy', 'compute' or 'stream'"):
+    with pytest.raises(ValueError, match="host must be 'copy', 'compute', 'stream' or 'auto'"):
         plan_precision(model, budget, group_size=8, host="gpu")
     reference = fake_quantize(copy.deepcopy(model), slots[:2], 4, 8)
     apply_precision_plan(model, plan)
@@ -507,6 +507,47 @@ def test_a_plan_that_reads_cpu_experts_in_place_needs_no_rows_and_computes_the_s
     assert cost.token_s(plan, shares) == pytest.approx(expected)
     with pytest.raises(ValueError, match="reads CPU experts in place and this cost has no time"):
         DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6).token_s(plan, shares)
+
+
+def test_an_auto_plan_lets_the_cost_model_choose_per_expert_and_runs_as_chosen(tiny_model):
+    model = tiny_model("mixtral", 3)
+    slots = get_family("mixtral").expert_slots(model.config)
+    everything = plan_precision(model, 10**9, slots[:6], group_size=8)
+    budget = everything.non_expert_bytes + 2 * everything.slot_bytes[0]
+    shares = pd.DataFrame(
+        {"layer": [s.layer for s in slots], "expert": [s.expert for s in slots], "share": 0.5}
+    )
+    with pytest.raises(ValueError, match="pass cost= .* and shares="):
+        plan_precision(model, budget, slots[:6], group_size=8, host="auto")
+    streamed = plan_precision(model, budget, slots[:6], group_size=8, host="stream")
+    # Computing a bf16 expert on the CPU is cheaper per use than reading it in place, and the
+    # eager step costs little more than the graph: the bf16 CPU experts are computed there.
+    cheap_cpu = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, 1.1, 0.2, {None: 0.9, 4: 0.3})
+    plan = plan_precision(
+        model, budget, slots[:6], group_size=8, host="auto", cost=cheap_cpu, shares=shares
+    )
+    modes = {
+        (b, plan.host_mode(i)) for i, (b, d) in enumerate(zip(plan.bits, plan.device)) if d == "cpu"
+    }
+    assert modes == {(None, "compute"), (4, "stream")} and not plan.graph_safe
+    assert plan.device == streamed.device and plan.gpu_bytes == streamed.gpu_bytes
+    assert cheap_cpu.token_s(plan, shares) < cheap_cpu.token_s(streamed, shares)
+    # An eager step that costs more than the CPU saves: every CPU expert is read in place.
+    slow_eager = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, 3.0, 0.2, {None: 0.9, 4: 0.3})
+    kept = slow_eager.choose_host_modes(streamed, shares)
+    assert kept.graph_safe and {kept.host_mode(i) for i in range(len(slots))} == {None, "stream"}
+    with pytest.raises(ValueError, match="takes a plan made with host='stream'"):
+        slow_eager.choose_host_modes(everything, shares)
+    # The mixed plan runs: streamed and computed experts in one layer compute what it should.
+    reference = fake_quantize(copy.deepcopy(model), slots[:6], 4, 8)
+    apply_precision_plan(model, plan)
+    pools = holds_what_the_plan_counts(model, plan)
+    assert any(p.host_compute and p.streamed_int4 is not None for p in pools)
+    ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(input_ids=ids).logits, reference(input_ids=ids).logits, rtol=1e-5, atol=1e-5
+        )
 
 
 def test_plans_that_cannot_run_are_refused(tiny_model):
