@@ -53,8 +53,10 @@ Where each concept lives
 Format (:mod:`srlab.fixed._format`)
     QFormat, add_format, sub_format, multiply_format, MAX_ABS_INT_BITS
 Modes (:mod:`srlab.fixed._modes`)
-    Rounding, Overflow (the mode names), MAX_WORD_BITS, cast_float_codes; the one table of
-    rounding rules and the one table of overflow rules
+    Rounding, Overflow (the mode names), MAX_WORD_BITS, cast_float_codes, lowest_kept; the
+    one table of rounding rules (ROUNDING_BIASES of RoundingBias: what integer rounding
+    adds before its shift, also read by the Verilog generator) and the one table of
+    overflow rules
 Arrays (:mod:`srlab.fixed._array`)
     FixedArray, quantize, cast, add, sub, multiply
 
@@ -76,19 +78,30 @@ Examples
 
 from srlab.fixed._array import FixedArray, add, cast, multiply, quantize, sub
 from srlab.fixed._format import MAX_ABS_INT_BITS, QFormat, add_format, multiply_format, sub_format
-from srlab.fixed._modes import MAX_WORD_BITS, Overflow, Rounding, cast_float_codes
+from srlab.fixed._modes import (
+    MAX_WORD_BITS,
+    ROUNDING_BIASES,
+    Overflow,
+    Rounding,
+    RoundingBias,
+    cast_float_codes,
+    lowest_kept,
+)
 
 __all__ = [
     "MAX_ABS_INT_BITS",
     "MAX_WORD_BITS",
+    "ROUNDING_BIASES",
     "FixedArray",
     "Overflow",
     "QFormat",
     "Rounding",
+    "RoundingBias",
     "add",
     "add_format",
     "cast",
     "cast_float_codes",
+    "lowest_kept",
     "multiply",
     "multiply_format",
     "quantize",

@@ -2,8 +2,9 @@
 
 Rounding
     FLOAT_ROUNDERS (exact float64 values, any magnitude: :func:`quantize`, and codes held
-    exactly in float arrays: :func:`cast_float_codes`), INT_ROUNDERS and
-    shift_right_rounded (dropping low bits of int64 codes: :func:`cast`).
+    exactly in float arrays: :func:`cast_float_codes`); ROUNDING_BIASES, the bias each mode
+    adds before dropping low bits of integer codes, read by shift_right_rounded (int64
+    codes: :func:`cast`) and by the Verilog generator of :mod:`srlab.fpga.rtl`.
 Overflow
     OVERFLOWS (int64 codes, or exact integer codes held in a float array), lowest_kept.
 
@@ -14,6 +15,7 @@ type checkers, and :class:`QFormat` accepts exactly them (:func:`canonical_mode`
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -49,10 +51,11 @@ def canonical_mode(kind: str, value: Any, known: tuple[str, ...]) -> str:
 
 
 # --------------------------------------------------------------------------- rounding
-# Two registries per mode: one rounds exact float64 scaled values (quantize), one drops
-# s >= 1 low bits of int64 codes (cast). Each rounder returns a fresh array and may
-# overwrite its float input, which is always a scratch buffer; an array pass over a
-# 1080p frame costs about a millisecond, so every pass saved counts.
+# Two tables per mode: one rounds exact float64 scaled values (quantize), one gives the
+# bias for dropping s >= 1 low bits of integer codes (cast, and the generated Verilog).
+# Each rounder returns a fresh array and may overwrite its float input, which is always a
+# scratch buffer; an array pass over a 1080p frame costs about a millisecond, so every
+# pass saved counts.
 
 
 def _half_up(y: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -114,47 +117,88 @@ FLOAT_ROUNDERS: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] 
 }
 
 
-# Integer rounding adds a bias below the kept LSB, then shifts right arithmetically
-# (floor). With |codes| < 2**62 and bias < 2**62 the sum never leaves int64.
-def _int_trn(codes: Codes, s: int) -> Codes:
-    return codes >> s
+# Integer rounding adds a bias below the kept LSB, then shifts right arithmetically (floor).
+# With |codes| < 2**62 and every bias < 2**62 the sum never leaves int64. Each mode's bias is
+# one RoundingBias: the NumPy rounding below and the Verilog generator
+# (srlab.fpga.rtl) both read ROUNDING_BIASES, so a mode is written down once.
+def _nothing(s: int) -> int:
+    return 0
 
 
-def _int_trn_zero(codes: Codes, s: int) -> Codes:
-    q = codes >> 63  # -1 (all ones) for negative codes, else 0
-    q &= (1 << s) - 1  # negative codes get bias 2**s - 1: floor becomes ceil
-    q += codes
-    q >>= s
-    return q
+def _one(s: int) -> int:
+    return 1
 
 
-def _int_biased(codes: Codes, s: int, bias: int, extra: Callable[[Codes], Any] | None) -> Codes:
-    q = codes + bias
-    if extra is not None:
-        q += extra(codes)
-    q >>= s
-    return q
+def _half(s: int) -> int:
+    return 1 << (s - 1)
 
 
-def _int_rnd_conv(codes: Codes, s: int) -> Codes:
-    # Ties go up only when the kept LSB is odd, which lands them on an even code.
-    q = codes >> s
-    q &= 1
-    q += (1 << (s - 1)) - 1
-    q += codes
-    q >>= s
-    return q
+def _below_half(s: int) -> int:
+    return (1 << (s - 1)) - 1
 
 
-INT_ROUNDERS: dict[str, Callable[[Codes, int], Codes]] = {
-    "trn": _int_trn,
-    "trn_zero": _int_trn_zero,
-    "rnd": lambda codes, s: _int_biased(codes, s, 1 << (s - 1), None),
-    "rnd_min_inf": lambda codes, s: _int_biased(codes, s, (1 << (s - 1)) - 1, None),
-    "rnd_zero": lambda codes, s: _int_biased(codes, s, (1 << (s - 1)) - 1, lambda c: c < 0),
-    "rnd_inf": lambda codes, s: _int_biased(codes, s, (1 << (s - 1)) - 1, lambda c: c >= 0),
-    "rnd_conv": _int_rnd_conv,
+def _all_dropped(s: int) -> int:
+    return (1 << s) - 1
+
+
+@dataclass(frozen=True)
+class RoundingBias:
+    """How a rounding mode biases codes before dropping their ``s`` low bits.
+
+    ``codes / 2**s`` rounded is ``(codes + base(s) + [condition] * step(s)) >> s`` (an
+    arithmetic shift, so floor), where the condition tests one bit of the code.
+
+    Attributes
+    ----------
+    base : callable
+        ``base(s)``, the constant added to every code.
+    step : callable
+        ``step(s)``, added where the condition holds.
+    bit : {"sign", "kept_lsb"} or None
+        The bit the condition reads: the sign bit, or bit ``s`` (the lowest bit kept; for a
+        code narrower than ``s`` bits, its sign bit). None: no condition, ``step`` is unused.
+    when : int
+        The bit value (0 or 1) for which ``step`` is added.
+
+    Examples
+    --------
+    >>> rule = ROUNDING_BIASES["rnd_zero"]  # ties toward zero: negatives get one more
+    >>> s = 2
+    >>> [(c + rule.base(s) + rule.step(s) * (c < 0)) >> s for c in (-6, -2, 2, 6)]
+    [-1, 0, 0, 1]
+    """
+
+    base: Callable[[int], int]
+    step: Callable[[int], int] = _nothing
+    bit: Literal["sign", "kept_lsb"] | None = None
+    when: int = 1
+
+
+ROUNDING_BIASES: dict[str, RoundingBias] = {
+    "trn": RoundingBias(_nothing),
+    "trn_zero": RoundingBias(_nothing, _all_dropped, "sign"),  # negatives: floor becomes ceil
+    "rnd": RoundingBias(_half),
+    "rnd_min_inf": RoundingBias(_below_half),
+    "rnd_zero": RoundingBias(_below_half, _one, "sign"),  # ties up for negatives only
+    "rnd_inf": RoundingBias(_below_half, _one, "sign", when=0),  # ties up for the others
+    "rnd_conv": RoundingBias(_below_half, _one, "kept_lsb"),  # ties up onto an even code
 }
+"""Rounding mode -> the bias it adds before the right shift that drops bits."""
+
+
+def _condition_steps(codes: Codes, s: int, rule: RoundingBias) -> Codes:
+    """``rule.step(s)`` where the rule's condition holds, else 0, as a fresh array."""
+    if rule.bit == "sign":  # a logical shift of the unsigned view: 1 for negatives
+        q = (codes.view(np.uint64) >> np.uint64(63)).view(np.int64)
+    else:
+        q = codes >> s
+        q &= 1
+    if not rule.when:
+        q ^= 1
+    step = rule.step(s)
+    if step != 1:
+        q *= step
+    return q
 
 
 def shift_right_rounded(codes: Codes, s: int, rounding: str) -> Codes:
@@ -163,7 +207,17 @@ def shift_right_rounded(codes: Codes, s: int, rounding: str) -> Codes:
         # |codes / 2**s| < 1/2: only the sign still matters (floor gives -1 for negatives,
         # every other mode gives 0), and sign(codes) / 4 rounds the same way in every mode.
         codes, s = np.sign(codes), 2
-    return INT_ROUNDERS[rounding](codes, s)
+    rule = ROUNDING_BIASES[rounding]
+    base = rule.base(s)
+    if rule.bit is None:
+        q = codes + base if base else codes.copy()
+    else:
+        q = _condition_steps(codes, s, rule)
+        if base:
+            q += base
+        q += codes
+    q >>= s
+    return q
 
 
 # --------------------------------------------------------------------------- overflow

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from srlab.fixed import QFormat
+from srlab.fixed import ROUNDING_BIASES, QFormat, lowest_kept
 from srlab.kernels import csd_digits
 
 __all__ = ["FilterSpec", "Value", "cast_statements", "filter_module", "signed_width"]
@@ -75,28 +75,20 @@ def _wire(lines: list[str], value: Value, expression: str) -> Value:
 
 
 def _bias(rounding: str, v: Value, s: int, width: int) -> str:
-    """The rounding bias that ``srlab.fixed`` adds before its arithmetic right shift by ``s``."""
-    half, half_less = 1 << (s - 1), (1 << (s - 1)) - 1
-    one, zero = literal(1, width), literal(0, width)
-    if rounding == "trn":
-        return ""
-    if rounding == "trn_zero":
-        return f" + (({v.name} < 0) ? {literal((1 << s) - 1, width)} : {zero})"
-    if rounding == "rnd":
-        return f" + {literal(half, width)}"
-    if rounding == "rnd_min_inf":
-        return f" + {literal(half_less, width)}"
-    if rounding == "rnd_zero":
-        return f" + {literal(half_less, width)} + (({v.name} < 0) ? {one} : {zero})"
-    if rounding == "rnd_inf":
-        return f" + {literal(half_less, width)} + (({v.name} >= 0) ? {one} : {zero})"
-    if rounding == "rnd_conv":  # ties up only when the kept LSB (bit s of v) is odd
-        if s < v.width:
-            odd = f"$signed({{{width - 1}'d0, {v.name}[{s}]}})"
-        else:  # the floor is 0 or -1: odd exactly for negatives
-            odd = f"(({v.name} < 0) ? {one} : {zero})"
-        return f" + {literal(half_less, width)} + {odd}"
-    raise ValueError(f"unknown rounding mode {rounding!r}")
+    """The rounding bias that ``srlab.fixed`` adds before its arithmetic right shift by ``s``.
+
+    Reads the mode's :class:`~srlab.fixed.RoundingBias`, the rule the NumPy model applies.
+    """
+    rule = ROUNDING_BIASES[rounding]
+    base = rule.base(s)
+    bias = f" + {literal(base, width)}" if base else ""
+    if rule.bit is None:
+        return bias
+    # Bit s of a wire narrower than s + 1 bits is its sign bit (sign extension).
+    index = v.width - 1 if rule.bit == "sign" else min(s, v.width - 1)
+    step, zero = literal(rule.step(s), width), literal(0, width)
+    chosen, other = (step, zero) if rule.when else (zero, step)
+    return f"{bias} + ({v.name}[{index}] ? {chosen} : {other})"
 
 
 def cast_statements(lines: list[str], v: Value, fmt: QFormat, name: str) -> Value:
@@ -113,7 +105,7 @@ def cast_statements(lines: list[str], v: Value, fmt: QFormat, name: str) -> Valu
         _wire(lines, t, f"{v.name}{_bias(fmt.rounding, v, s, t.width)}")
         q = Value(f"{name}_q", v.low >> s, (v.high >> s) + 1, fmt.frac_bits)
         _wire(lines, q, f"{t.name} >>> {s}")
-    low = -fmt.max_code if (fmt.overflow == "sat_sym" and fmt.signed) else fmt.min_code
+    low = lowest_kept(fmt)
     out = Value(name, fmt.min_code, fmt.max_code, fmt.frac_bits)
     if low <= q.low and q.high <= fmt.max_code:  # no overflow can occur: the mode is moot
         return _wire(lines, out, q.name)
