@@ -151,10 +151,10 @@ def test_experts_read_in_place_from_host_memory_compute_as_on_the_device_in_a_gr
     apply_precision_plan(model, plan)
     gc.collect()
     torch.cuda.synchronize()
-    # The experts left the device: what stays there is what the plan counts on it.
+    # The experts left the device: it holds no more of them than the plan counts there.
     freed = before - torch.cuda.memory_allocated()
     planned = len(slots) * plan.row_bytes - (plan.gpu_bytes - plan.non_expert_bytes)
-    assert abs(freed - planned) <= 64 * 1024 * 8, (freed, planned)
+    assert freed >= planned - 64 * 1024, (freed, planned)
     ids = input_ids(length=1)
     with torch.no_grad():
         got = model(input_ids=ids).logits.float()
