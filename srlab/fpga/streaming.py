@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from labcore.checks import check_type
+from labcore.checks import check_int, check_type
 from srlab.fixed import FixedArray, QFormat, add, cast, multiply, quantize
 from srlab.fpga._checks import check_designs
 from srlab.fpga.datapath import FixedPointResizer
@@ -243,7 +243,9 @@ class StreamResult:
     stats: StreamStats
 
 
-def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult:
+def stream_resize(
+    resizer: FixedPointResizer, image: np.ndarray, line_buffers: int | None = None
+) -> StreamResult:
     """Run the resizer as a stream of raster-order pixels (see the module notes).
 
     Parameters
@@ -252,6 +254,9 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
         The datapath (kernel, formats, DDAs, ROM).
     image : (H, W) or (H, W, C) ndarray of uint8
         Keep it small: every pixel passes through Python.
+    line_buffers : int, optional
+        Line buffers to run with; default ``taps``, what the design has. Fewer show what
+        breaks: the first read of an overwritten row raises ``RuntimeError``.
 
     Returns
     -------
@@ -260,9 +265,11 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     Raises
     ------
     TypeError
-        If ``resizer`` is not a FixedPointResizer.
+        If ``resizer`` is not a FixedPointResizer, or ``line_buffers`` not an int.
+    RuntimeError
+        If ``line_buffers`` are too few for the schedule.
     ValueError
-        If the image is not valid for it (:meth:`FixedPointResizer.check_image`), or the design
+        If ``line_buffers`` is below 1, the image is not valid for it (:meth:`FixedPointResizer.check_image`), or the design
         runs the vertical pass first (its clocked model is :mod:`srlab.fpga.cycle`).
 
     Examples
@@ -286,7 +293,10 @@ def stream_resize(resizer: FixedPointResizer, image: np.ndarray) -> StreamResult
     pixels = image.reshape(h, w, channels)
 
     horizontal = _HorizontalStage(resizer, w_out, channels)
-    buffers = _LineBuffers(resizer.taps, w_out, channels)
+    rows = (
+        resizer.taps if line_buffers is None else check_int(line_buffers, "line_buffers", minimum=1)
+    )
+    buffers = _LineBuffers(rows, w_out, channels)
     vertical = _VerticalStage(resizer, h, h_out, buffers)
     mid = np.zeros((h, w_out, channels), dtype=np.int64)
     arrived = 0

@@ -113,17 +113,15 @@ def test_stats_against_hand_counts(kernel, scale, shape, fill, rows_in_use, outp
     assert cost.line_buffers == stats.line_buffer_rows == rows_in_use
 
 
-def test_one_line_buffer_fewer_is_not_enough(monkeypatch):
-    from srlab.fpga import streaming
-
-    class OneFewer(streaming._LineBuffers):
-        def __init__(self, rows: int, width: int, channels: int) -> None:
-            super().__init__(rows - 1, width, channels)
-
+def test_one_line_buffer_fewer_is_not_enough():
     image = np.random.default_rng(0).integers(0, 256, (6, 8), dtype=np.uint8)
-    monkeypatch.setattr(streaming, "_LineBuffers", OneFewer)
+    r = FixedPointResizer("bicubic", 2)
     with pytest.raises(RuntimeError, match="line buffer slot .* holds row"):
-        stream_resize(FixedPointResizer("bicubic", 2), image)
+        stream_resize(r, image, line_buffers=r.taps - 1)
+    with pytest.raises(ValueError, match="line_buffers must be >= 1"):
+        stream_resize(r, image, line_buffers=0)
+    with pytest.raises(TypeError, match="line_buffers must be an int"):
+        stream_resize(r, image, line_buffers="3")
 
 
 def test_upscaling_needs_every_line_buffer():
