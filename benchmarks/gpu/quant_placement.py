@@ -101,6 +101,7 @@ def main() -> int:
         "expert_s": {str(k): v for k, v in cost.expert_s.items()},
         "copy_bytes_per_s": cost.copy_bytes_per_s,
         "stream_expert_s": {str(k): v for k, v in cost.stream_expert_s.items()},
+        "copy_use_s": {str(k): v for k, v in cost.copy_use_s.items()},
     }
     results["full_gpu"] = decode(base, device, True, prompt)
     del base

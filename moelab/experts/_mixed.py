@@ -114,6 +114,25 @@ class MixedExperts:
         cached[expert] = row
         return row
 
+    @classmethod
+    def build(
+        cls, weight: torch.Tensor, group_size: int = 64, backend: str = "rtn", **pools: Any
+    ) -> MixedExperts:
+        """Split one fused ``[E, N, K]`` matrix into pools.
+
+        Parameters
+        ----------
+        weight : Tensor ``[E, N, K]``
+        group_size : int, default 64
+        backend : str, default "rtn"
+        **pools
+            Lists of experts: ``quantized`` (4 bits on the device), ``host`` / ``host_int4``
+            (host memory, copied in on use or, with ``host_compute=True``, computed there),
+            ``streamed`` / ``streamed_int4`` (host memory, read in place); ``rows`` /
+            ``int4_rows`` cache rows and ``pin``. Every other expert stays dense on the device.
+        """
+        return _mixed(weight, group_size, backend, **pools)
+
     def cached(self, quantized: bool = False) -> list[int]:
         """Host experts now in the cache rows of the full-precision (or the 4-bit) pool, least
         recently used first.

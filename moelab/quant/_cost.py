@@ -16,6 +16,7 @@ how often the router picks each expert.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from dataclasses import dataclass, replace
@@ -43,11 +44,17 @@ class DecodeCost:
     non_expert_eager_s : float, optional
         The same run eagerly (plans with CPU experts); None: ``non_expert_s``.
     host_expert_s : float, optional
-        One full-precision expert's matmuls run on the CPU, its inputs and outputs moved
-        (plans with ``host="compute"``).
+        One use of a full-precision expert computed on the CPU, as the computing path runs it
+        (the routing read on the host, the inputs and outputs moved; plans with
+        ``host="compute"``).
     stream_expert_s : dict of int or None to float, optional
         One expert's matmuls on the GPU reading its weights in place from host memory, by bits
         (plans with ``host="stream"``).
+    copy_use_s : dict of int or None to float, optional
+        One use of an expert copied in from host memory, as the copying path runs it (the
+        routing read on the host, the copy into a cache row, every use a miss, and the
+        matmul), by bits (plans with ``host="copy"``); None: the copy at
+        ``copy_bytes_per_s`` plus the matmul.
     """
 
     non_expert_s: float
@@ -56,6 +63,7 @@ class DecodeCost:
     non_expert_eager_s: float | None = None
     host_expert_s: float | None = None
     stream_expert_s: dict[int | None, float] | None = None
+    copy_use_s: dict[int | None, float] | None = None
 
     def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted seconds per decode token of ``plan``.
@@ -98,6 +106,8 @@ class DecodeCost:
             return self.host_expert_s
         if mode == "stream":
             return self.stream_expert_s[bits]
+        if mode == "copy" and self.copy_use_s is not None:
+            return self.copy_use_s[bits]
         if mode == "copy":  # copied into a row of its precision first
             row = plan.row_bytes if bits is None else plan.quantized_row_bytes
             return row / self.copy_bytes_per_s + self.expert_s[bits]
@@ -200,6 +210,40 @@ def _step_seconds(model: Any, graphs: bool, tokens: int = 16) -> float:
     return statistics.median((r.total_s - r.first_token_s) / (tokens - 1) for r in runs)
 
 
+def _host_use_seconds(
+    up: torch.Tensor,
+    down: torch.Tensor,
+    x: torch.Tensor,
+    h: torch.Tensor,
+    group_size: int,
+    repeats: int,
+) -> tuple[dict[int | None, float], float]:
+    """Seconds per use of a host expert as the paths that read the routing on the host run it
+    (eagerly): one layer with every expert in host memory and a token's worth of cache rows,
+    called with two sets of experts in turn so that every use misses the rows; copied in
+    (full precision and 4 bits) and computed on the CPU (full precision).
+    """
+    from moelab.experts import MixedExperts, routed_linear_mixed
+
+    k, n_experts, device = x.shape[0], up.shape[0], up.device
+    sets = [torch.arange(k, device=device) + i * k for i in range(2 if n_experts >= 2 * k else 1)]
+    every, pin = list(range(n_experts)), device.type == "cuda"
+
+    def per_use(**pools: Any) -> float:
+        layer = [MixedExperts.build(w, group_size, pin=pin, **pools) for w in (up, down)]
+        turn = itertools.cycle(sets)
+
+        def step() -> None:
+            ids = next(turn)
+            routed_linear_mixed(x, layer[0], ids)
+            routed_linear_mixed(h, layer[1], ids)
+
+        return _seconds(step, device, repeats) / k
+
+    copied = {None: per_use(host=every, rows=k), 4: per_use(host_int4=every, int4_rows=k)}
+    return copied, per_use(host=every, host_compute=True)
+
+
 def measure_decode_cost(
     model: Any, bits: int = 4, group_size: int = 64, repeats: int = 20
 ) -> DecodeCost:
@@ -230,7 +274,7 @@ def measure_decode_cost(
     """
     if bits != 4:
         raise ValueError(f"only 4-bit experts have a routed kernel to time, not {bits}-bit ones")
-    from moelab.experts import Int4Experts, host_linear, quantize_int4, routed_linear_pool
+    from moelab.experts import Int4Experts, quantize_int4, routed_linear_pool
     from moelab.families import detect_family
     from moelab.reconfigure import device_view, pinned_copy
 
@@ -266,13 +310,8 @@ def measure_decode_cost(
             None: per_expert(in_place(up), in_place(down)),
             bits: per_expert(in_place(q_up), in_place(q_down)),
         }
-        cpu_up, cpu_down = up[0].to("cpu", copy=True), down[0].to("cpu", copy=True)
-
-        def on_host() -> None:  # one expert for one token, as host="compute" runs it
-            host_linear(h[:1], cpu_down)
-            host_linear(x[:1], cpu_up)
-
-        host_expert = _seconds(on_host, device, max(repeats // 4, 1))
+        copy_use, host_expert = _host_use_seconds(up, down, x, h, group_size, repeats)
+        copy_use = {None: copy_use[None], bits: copy_use[4]}
         # A whole decode step with every expert as stored, less its experts: the rest, run as a
         # captured graph (on CUDA) and eagerly.
         cuda = device.type == "cuda"
@@ -292,4 +331,5 @@ def measure_decode_cost(
         max(eager - experts, 0.0),
         host_expert,
         stream,
+        copy_use,
     )

@@ -602,3 +602,7 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     assert set(measured.expert_s) == {None, 4} and min(measured.expert_s.values()) > 0
     assert set(measured.stream_expert_s) == {None, 4}
     assert min(measured.stream_expert_s.values()) > 0
+    assert set(measured.copy_use_s) == {None, 4} and min(measured.copy_use_s.values()) > 0
+    # Where the copying path was timed as a whole, a copied expert's use costs that time.
+    timed = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, copy_use_s={None: 0.7, 4: 0.2})
+    assert timed.token_s(plan, shares) == pytest.approx(1.0 + 0.5 * (2 * 0.05 + 2 * 0.1) + 2 * 0.7)
