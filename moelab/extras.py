@@ -56,7 +56,9 @@ def require(module: str, purpose: str) -> ModuleType:
 
     Examples
     --------
-    >>> scorer = require("rouge_score.rouge_scorer", "ROUGE-1")  # doctest: +SKIP
+    >>> scorer = require("rouge_score.rouge_scorer", "ROUGE-1")
+    >>> scorer.__name__
+    'rouge_score.rouge_scorer'
     """
     top = module.partition(".")[0]
     if top not in OPTIONAL_MODULES:

@@ -203,9 +203,9 @@ def load_moe(
 
     Examples
     --------
-    >>> moe = load_moe("checkpoints/mixtral-tiny", dtype=torch.bfloat16)  # doctest: +SKIP
-    >>> moe.family.name, len(moe.expert_slots())                          # doctest: +SKIP
-    ('mixtral', 256)
+    >>> moe = load_moe(base_path, dtype=torch.bfloat16)  # a save_pretrained folder
+    >>> moe.family.name, len(moe.expert_slots())
+    ('mixtral', 8)
     """
     if isinstance(source, MoEModel):
         return source

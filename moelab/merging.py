@@ -25,7 +25,9 @@ one tenant's non-expert set), is :func:`without_reconfiguration`.
 
 Examples
 --------
->>> merged = merge_models([a, b, c], "ties", base=base, density=0.5)  # doctest: +SKIP
+>>> merged = merge_models([a, b, c], "ties", base=base, density=0.5)
+>>> merged
+MoEModel(name='MixtralForCausalLM', family='mixtral', moe_layers=2, experts=4)
 """
 
 from __future__ import annotations
@@ -364,7 +366,11 @@ def merge_models(
 
     Examples
     --------
-    >>> merged = merge_models([a, b], "task_arithmetic", base=base, lambda_=0.5)  # doctest: +SKIP
+    With ``lambda_=0.5``, task arithmetic of two variants is their average:
+
+    >>> merged = merge_models([a, b], "task_arithmetic", base=base, lambda_=0.5)
+    >>> torch.allclose(merged.model.lm_head.weight, (a.lm_head.weight + b.lm_head.weight) / 2)
+    True
     """
     from tqdm.auto import tqdm
 

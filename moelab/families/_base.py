@@ -156,7 +156,7 @@ class MoEFamily(ABC):
 
         Examples
         --------
-        >>> get_family("mixtral").expert_slots(config)[:2]  # doctest: +SKIP
+        >>> get_family("mixtral").expert_slots(config)[:2]  # doctest: +ELLIPSIS
         [ExpertSlot(layer=0, expert=0, label='layers.0'), ExpertSlot(layer=0, expert=1, ...)]
         """
         config = self.check_config(model_or_config)
@@ -419,7 +419,7 @@ class MoEFamily(ABC):
 
         Examples
         --------
-        >>> fam.set_expert(model_a, slot, fam.get_expert(model_b, slot))  # doctest: +SKIP
+        >>> fam.set_expert(model_a, slot, fam.get_expert(model_b, slot))
         """
         targets = self.get_expert(model, slot)
         self._check_tensors(targets, tensors, slot)
@@ -465,7 +465,7 @@ class MoEFamily(ABC):
 
         Examples
         --------
-        >>> get_family("mixtral").parameter_groups(model)["model.layers.0.mlp.gate.weight"]  # doctest: +SKIP
+        >>> get_family("mixtral").parameter_groups(model)["model.layers.0.mlp.gate.weight"]
         'router'
         """
         owner: dict[int, str] = {}

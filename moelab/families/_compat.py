@@ -56,7 +56,9 @@ def check_compatible(a: Any, b: Any, *more: Any, names: Sequence[str] | None = N
 
     Examples
     --------
-    >>> check_compatible(load_moe(path_a), LazyCheckpoint(path_b))  # doctest: +SKIP
+    >>> from moelab import LazyCheckpoint, load_moe
+    >>> check_compatible(load_moe(path_a), LazyCheckpoint(path_b)).name
+    'mixtral'
     """
     models = (a, b, *more)
     if names is not None and len(names) != len(models):

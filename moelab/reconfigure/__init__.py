@@ -45,10 +45,12 @@ Modules
 
 Examples
 --------
->>> cmoe = ConsolidatedMoE.from_plan(plan)                      # doctest: +SKIP
->>> cmoe.activate("code")                                        # doctest: +SKIP
-2.1e-05
->>> cmoe.generate("code", input_ids=ids, max_new_tokens=8)       # doctest: +SKIP
+>>> cmoe = ConsolidatedMoE.from_plan(plan)
+>>> seconds = cmoe.activate("code")
+>>> cmoe.active
+'code'
+>>> cmoe.generate("code", input_ids=ids, max_new_tokens=8).shape
+torch.Size([1, 16])
 """
 
 from __future__ import annotations

@@ -31,9 +31,11 @@ context, queue full) or failed with its error; a failing request does not stop t
 
 Examples
 --------
->>> engine = ConsolidatedEngine(ConsolidatedMoE.from_plan(plan))            # doctest: +SKIP
->>> stream = poisson_arrivals({"prose": 0.5, "code": 0.5}, 60, prompts, 25)  # doctest: +SKIP
->>> serve(engine, stream, "tenant_grouping").summary()                       # doctest: +SKIP
+>>> from moelab import ConsolidatedMoE
+>>> engine = ConsolidatedEngine(ConsolidatedMoE.from_plan(plan))
+>>> stream = poisson_arrivals({"prose": 0.5, "code": 0.5}, 10, prompts, 2)
+>>> serve(engine, stream, "tenant_grouping").summary()[["requests", "done"]].to_dict()
+{'requests': 5, 'done': 5}
 """
 
 from __future__ import annotations

@@ -272,7 +272,8 @@ def gaussian_calibration(
 
     Examples
     --------
-    >>> calib = gaussian_calibration("checkpoints/mixtral-base", n_tokens=256)  # doctest: +SKIP
+    >>> gaussian_calibration(base_path, n_tokens=256)  # a save_pretrained folder
+    Calibration(layers=[0, 1], tokens=[256], hidden_size=16, description='seeded Gaussian N(0, 1), 256 tokens, seed 0')
     """
     check_int(n_tokens, "n_tokens", minimum=2)
     config, family = _config_and_family(model_or_config)
@@ -336,8 +337,12 @@ def capture_calibration(
 
     Examples
     --------
-    >>> ids = tokenizer(text, return_tensors="pt").input_ids  # doctest: +SKIP
-    >>> capture_calibration(base, ids).save("calibration.safetensors")  # doctest: +SKIP
+    >>> ids = tokenizer(text, return_tensors="pt").input_ids
+    >>> calib = capture_calibration(base, ids)
+    >>> calib
+    Calibration(layers=[0, 1], tokens=[11], hidden_size=16, description='captured from MixtralForCausalLM on 11 tokens')
+    >>> calib.save("calibration.safetensors").name
+    'calibration.safetensors'
     """
     moe = load_moe(model, tokenizer=False) if not isinstance(model, MoEModel) else model
     ids = _token_batch(token_ids, int(moe.config.vocab_size))

@@ -50,7 +50,17 @@ def match_experts(cross: pd.DataFrame, metric: str | None = None) -> pd.DataFram
 
     Examples
     --------
-    >>> match_experts(cross_slot_similarity(base, permuted, "l2")).query("moved")  # doctest: +SKIP
+    A variant whose layer-0 experts moved one slot up is matched back:
+
+    >>> from moelab import cross_slot_similarity
+    >>> permuted = permute_experts(variant, {0: [1, 2, 3, 0]})
+    >>> matched = match_experts(cross_slot_similarity(base, permuted, "l2", progress=False))
+    >>> matched.query("moved")[["layer", "expert_a", "expert_b"]]
+       layer  expert_a  expert_b
+    0      0         0         1
+    1      0         1         2
+    2      0         2         3
+    3      0         3         0
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -136,7 +146,8 @@ def permute_experts(
 
     Examples
     --------
-    >>> permute_experts(variant, {0: [1, 2, 3, 0]})  # doctest: +SKIP
+    >>> permute_experts(variant, {0: [1, 2, 3, 0]})
+    MoEModel(name='MixtralForCausalLM', family='mixtral', moe_layers=2, experts=4)
     """
     moe = load_moe(model, tokenizer=False) if not isinstance(model, MoEModel) else model
     n_experts = moe.family.num_experts(moe.config)

@@ -53,8 +53,13 @@ def sum_over_pairs(table: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
-    >>> table = expert_similarity([base, math, code])  # doctest: +SKIP
-    >>> sum_over_pairs(table).nsmallest(5, "value")  # doctest: +SKIP
+    >>> from moelab import expert_similarity
+    >>> table = expert_similarity({"base": base, "math": a, "code": b}, progress=False)
+    >>> sum_over_pairs(table).nsmallest(3, "value")[["layer", "expert", "value"]].round(4)
+       layer  expert   value
+    4      1       0  0.1145
+    1      0       1  0.1147
+    0      0       0  0.1153
     """
     check_table(table, SAME_SLOT_COLUMNS, "sum_over_pairs")
     keys = ["layer", "label", "expert", "metric", "direction"]

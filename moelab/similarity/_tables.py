@@ -158,7 +158,12 @@ def expert_similarity(
 
     Examples
     --------
-    >>> expert_similarity(["ckpt/base", "ckpt/math"], ["l2", "cosine"])  # doctest: +SKIP
+    >>> table = expert_similarity([base_path, path_a], ["l2", "cosine"], progress=False)
+    >>> table.groupby("metric")["value"].mean().round(3)
+    metric
+    cosine    0.999
+    l2        0.034
+    Name: value, dtype: float64
     """
     names, sources, family = open_models(models)
     resolved = resolve_metrics(metrics)
@@ -239,8 +244,14 @@ def cross_slot_similarity(
 
     Examples
     --------
-    >>> cross = cross_slot_similarity("ckpt/base", "ckpt/math", "l2", layers=[0])  # doctest: +SKIP
-    >>> match_experts(cross)                                                        # doctest: +SKIP
+    >>> from moelab import match_experts
+    >>> cross = cross_slot_similarity(base_path, path_a, "l2", layers=[0], progress=False)
+    >>> match_experts(cross)[["layer", "expert_a", "expert_b", "moved"]]
+       layer  expert_a  expert_b  moved
+    0      0         0         0  False
+    1      0         1         1  False
+    2      0         2         2  False
+    3      0         3         3  False
     """
     if names is not None:
         for name in names:
