@@ -8,8 +8,9 @@ generate_verilog, RtlDesign, filter_spec
     in :mod:`srlab.fpga.rtl._fixed_verilog`.
 Simulation
 ----------
-run_simulation, available_simulators, Handshakes
-    A valid/ready testbench under Icarus Verilog or Verilator (:mod:`srlab.fpga.rtl._simulate`).
+run_simulation, available_simulators, Handshakes, SIMULATORS, Simulator
+    A valid/ready testbench under Icarus Verilog or Verilator (:mod:`srlab.fpga.rtl._simulate`);
+    a simulator is one :class:`Simulator` entry of the ``SIMULATORS`` registry.
 Verification
 ------------
 cosimulate, CosimReport, verification_frames, check_filter_unit, filter_reference
@@ -19,7 +20,8 @@ cosimulate, CosimReport, verification_frames, check_filter_unit, filter_referenc
 Synthesis
 ---------
 synthesize, yosys_available, SYNTH_TARGETS
-    Yosys resource counts for a Zynq UltraScale+ or generic gates (:mod:`srlab.fpga.rtl._synth`).
+    Yosys resource counts for a Zynq UltraScale+ or generic gates (:mod:`srlab.fpga.rtl._synth`);
+    a target is one entry of the ``SYNTH_TARGETS`` registry (its Yosys command).
 """
 
 from srlab.fpga.rtl._cosim import (
@@ -30,14 +32,22 @@ from srlab.fpga.rtl._cosim import (
     verification_frames,
 )
 from srlab.fpga.rtl._design import RtlDesign, filter_spec, generate_verilog
-from srlab.fpga.rtl._simulate import Handshakes, available_simulators, run_simulation
+from srlab.fpga.rtl._simulate import (
+    SIMULATORS,
+    Handshakes,
+    Simulator,
+    available_simulators,
+    run_simulation,
+)
 from srlab.fpga.rtl._synth import SYNTH_TARGETS, synthesize, yosys_available
 
 __all__ = [
+    "SIMULATORS",
     "SYNTH_TARGETS",
     "CosimReport",
     "Handshakes",
     "RtlDesign",
+    "Simulator",
     "available_simulators",
     "check_filter_unit",
     "cosimulate",

@@ -12,6 +12,7 @@ crops of the bundled photos.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from srlab.fpga.cycle import simulate_cycles
 from srlab.fpga.datapath import FixedPointResizer
 from srlab.fpga.rtl._design import RtlDesign, generate_verilog
 from srlab.fpga.rtl._fixed_verilog import FilterSpec, filter_module
-from srlab.fpga.rtl._simulate import SIMULATORS, available_simulators, run_simulation
+from srlab.fpga.rtl._simulate import installed_simulator, run_simulation
+from srlab.imagecheck import check_frames
 from srlab.images import available_images, load_image
 
 __all__ = [
@@ -199,12 +201,7 @@ def cosimulate(
     ValueError
         As :func:`generate_verilog`; frames that are not uint8 of one size.
     """
-    frames = np.asarray(frames)
-    if frames.ndim not in (3, 4) or frames.dtype != np.uint8 or not len(frames):
-        raise ValueError(
-            "frames must be uint8 (n, H, W) or (n, H, W, C) with n >= 1 (a single frame needs a "
-            f"leading axis: frames[None]), got {frames.dtype} {frames.shape}"
-        )
+    frames = check_frames(frames)
     design = generate_verilog(resizer, frames.shape[1:])
     run = run_simulation(design, frames, simulator, seeds, rates, workdir)
     ho, wo, channels = design.output_shape
@@ -257,10 +254,7 @@ def check_filter_unit(
     ``expected``, ``simulated``; ``attrs["vectors"]`` counts the vectors driven.
     """
     check_type(spec, FilterSpec, "spec")
-    if simulator not in SIMULATORS:
-        raise SIMULATORS.unknown(simulator)
-    if simulator not in available_simulators():
-        raise RuntimeError(f"simulator {simulator!r} is not installed here")
+    run = installed_simulator(simulator).run
     fmt = spec.input_format or spec.source
     values = np.arange(fmt.min_code, fmt.max_code + 1, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -273,7 +267,7 @@ def check_filter_unit(
             phases.append(np.full(len(values), row))
     x, phase = np.concatenate(xs), np.concatenate(phases)
     expected = filter_reference(spec, x, phase)
-    simulated = _simulate_filter(spec, x, phase, simulator, workdir)
+    simulated = _simulate_filter(spec, x, phase, run, workdir)
     bad = np.flatnonzero(simulated != expected)
     out = pd.DataFrame(
         {
@@ -288,7 +282,11 @@ def check_filter_unit(
 
 
 def _simulate_filter(
-    spec: FilterSpec, x: np.ndarray, phase: np.ndarray, simulator: str, workdir: str | Path | None
+    spec: FilterSpec,
+    x: np.ndarray,
+    phase: np.ndarray,
+    run: Callable[[Path, list[Path], str], str],
+    workdir: str | Path | None,
 ) -> np.ndarray:
     iw, pb = spec.input_width, spec.phase_bits
     bits = pb + spec.taps * iw
@@ -321,7 +319,7 @@ endmodule
         (folder / "vectors.hex").write_text("".join(f"{int(v):0{digits}x}\n" for v in words))
         (folder / "filter.v").write_text(filter_module(spec))
         (folder / "tbf.v").write_text(bench)
-        SIMULATORS.get(simulator)(folder, [folder / "tbf.v", folder / "filter.v"], "tbf")
+        run(folder, [folder / "tbf.v", folder / "filter.v"], "tbf")
         values = (folder / "y.txt").read_text().split()
     unknown = [i for i, v in enumerate(values) if not v.lstrip("-").isdigit()]
     if unknown:

@@ -24,20 +24,52 @@ from pathlib import Path
 
 import numpy as np
 
+from labcore.checks import check_type
 from labcore.registry import Registry
 from srlab.fpga.cycle import clock_limit, rate_threshold
 from srlab.fpga.rtl._design import RtlDesign
+from srlab.imagecheck import check_frames
 
 __all__ = [
+    "SIMULATORS",
     "Handshakes",
+    "Simulator",
     "available_simulators",
+    "installed_simulator",
     "run_simulation",
     "testbench",
 ]
 
-SIMULATORS: Registry[Callable[[Path, list[Path], str], str]] = Registry(
-    "simulator", plural="simulators"
-)
+
+@dataclass(frozen=True)
+class Simulator:
+    """A Verilog simulator: how to run it and what it needs installed.
+
+    Attributes
+    ----------
+    name : str
+        Its registry name.
+    run : callable
+        ``run(folder, sources, top) -> log``: compile ``sources`` with top module ``top``
+        in ``folder``, simulate, and return the simulator's output.
+    programs : tuple of str
+        The executables it needs on the ``PATH``.
+    package : str
+        The Debian package that installs them (for the not-installed message).
+    """
+
+    name: str
+    run: Callable[[Path, list[Path], str], str]
+    programs: tuple[str, ...]
+    package: str
+
+    def installed(self) -> bool:
+        """Whether every program it needs is on the ``PATH``."""
+        return all(shutil.which(p) for p in self.programs)
+
+
+SIMULATORS: Registry[Simulator] = Registry("simulator", plural="simulators", item_type=Simulator)
+"""Simulator name -> :class:`Simulator`; adding a simulator is adding one entry."""
 
 
 def testbench(
@@ -153,7 +185,6 @@ def _run(command: list[str], cwd: Path, what: str) -> str:
     return done.stdout + done.stderr
 
 
-@SIMULATORS.register("icarus")
 def _icarus(folder: Path, sources: list[Path], top: str) -> str:
     _run(
         ["iverilog", "-g2005", "-Wall", "-s", top, "-o", "sim.vvp", *map(str, sources)],
@@ -163,7 +194,6 @@ def _icarus(folder: Path, sources: list[Path], top: str) -> str:
     return _run(["vvp", "-n", "sim.vvp"], folder, "vvp")
 
 
-@SIMULATORS.register("verilator")
 def _verilator(folder: Path, sources: list[Path], top: str) -> str:
     _run(
         [
@@ -186,14 +216,34 @@ def _verilator(folder: Path, sources: list[Path], top: str) -> str:
     return _run([str(folder / "obj" / f"V{top}")], folder, "the Verilator model")
 
 
-_PROGRAMS = {"icarus": ("iverilog", "vvp"), "verilator": ("verilator",)}
+SIMULATORS.add_named(Simulator("icarus", _icarus, ("iverilog", "vvp"), "iverilog"))
+SIMULATORS.add_named(Simulator("verilator", _verilator, ("verilator",), "verilator"))
 
 
 def available_simulators() -> list[str]:
     """Registered simulators whose programs are installed here."""
-    return [
-        name for name in SIMULATORS.names() if all(shutil.which(p) for p in _PROGRAMS.get(name, ()))
-    ]
+    return [name for name, sim in SIMULATORS.items() if sim.installed()]
+
+
+def installed_simulator(name: str) -> Simulator:
+    """The registered simulator ``name``, if its programs are installed here.
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a str.
+    ValueError
+        An unknown simulator.
+    RuntimeError
+        The simulator is not installed here.
+    """
+    simulator = SIMULATORS.get(name)
+    if not simulator.installed():
+        raise RuntimeError(
+            f"simulator {name!r} is not installed here (apt-get install {simulator.package}); "
+            f"installed: {available_simulators()}"
+        )
+    return simulator
 
 
 def run_simulation(
@@ -208,32 +258,18 @@ def run_simulation(
 
     Raises
     ------
+    TypeError
+        A design that is not an RtlDesign, frames that are not an array of numbers, a
+        simulator name that is not a str.
     ValueError
         Frames of another size than the design's, an unknown simulator, a rate outside (0, 1].
     RuntimeError
         The simulator is not installed, fails, or the design stops producing pixels.
     """
-    if simulator not in SIMULATORS:
-        raise SIMULATORS.unknown(simulator)
-    name = simulator
-    if name not in available_simulators():
-        raise RuntimeError(
-            f"simulator {name!r} is not installed here (apt-get install "
-            f"{'iverilog' if name == 'icarus' else name}); installed: {available_simulators()}"
-        )
+    check_type(design, RtlDesign, "design", expected="an RtlDesign (from generate_verilog)")
     h, w, channels = design.input_shape
-    frames = np.asarray(frames)
-    shape = frames.shape[1:] if frames.ndim == 4 else frames.shape[1:] + (1,)
-    if (
-        frames.dtype != np.uint8
-        or frames.ndim not in (3, 4)
-        or shape != (h, w, channels)
-        or not len(frames)
-    ):
-        raise ValueError(
-            f"frames must be uint8 of shape (n, {h}, {w}, {channels}) with n >= 1 for this design "
-            f"(a single frame needs a leading axis: frames[None]), got {frames.dtype} {frames.shape}"
-        )
+    frames = check_frames(frames, design.input_shape, needed_by="this design")
+    sim = installed_simulator(simulator)
     frames = frames.reshape(len(frames), h, w, channels)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         folder = Path(tmp)
@@ -241,7 +277,7 @@ def run_simulation(
         (folder / "pixels.hex").write_text("\n".join(bytes(p).hex() for p in words) + "\n")
         (folder / "design.v").write_text(design.verilog)
         (folder / "tb.v").write_text(testbench(design, len(frames), seeds, rates))
-        log = SIMULATORS.get(name)(folder, [folder / "tb.v", folder / "design.v"], "tb")
+        log = sim.run(folder, [folder / "tb.v", folder / "design.v"], "tb")
         if "TIMEOUT" in log:
             raise RuntimeError(f"the simulated design stalled: {log.strip()}")
         lines = (folder / "handshakes.txt").read_text().split("\n")

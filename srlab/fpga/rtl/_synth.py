@@ -17,14 +17,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from labcore.checks import check_type
+from labcore.registry import Registry
 from srlab.fpga.rtl._design import RtlDesign
 
 __all__ = ["SYNTH_TARGETS", "synthesize", "yosys_available"]
 
-SYNTH_TARGETS = {
-    "xilinx": "synth_xilinx -family xcup -flatten -top {top}",
-    "generic": "synth -flatten -top {top}",
-}
+SYNTH_TARGETS: Registry[str] = Registry(
+    "synthesis target", plural="targets", sort=False, item_type=str
+)
+"""Target name -> the Yosys synthesis command (``{top}`` is the top module's name)."""
+SYNTH_TARGETS.add("xilinx", "synth_xilinx -family xcup -flatten -top {top}")
+SYNTH_TARGETS.add("generic", "synth -flatten -top {top}")
 
 
 def yosys_available() -> bool:
@@ -69,6 +73,8 @@ def synthesize(design: RtlDesign, target: str = "xilinx", timeout_s: float = 600
     ------
     RuntimeError
         Yosys is not installed, or fails.
+    TypeError
+        A design that is not an RtlDesign, a target that is not a str.
     ValueError
         An unknown target.
 
@@ -80,13 +86,11 @@ def synthesize(design: RtlDesign, target: str = "xilinx", timeout_s: float = 600
     >>> int(synthesize(d)["dsp"]) if yosys_available() else 0  # 2x: constant weights, no multiplier
     0
     """
-    if target not in SYNTH_TARGETS:
-        raise ValueError(
-            f"unknown synthesis target {target!r}; known targets: {', '.join(SYNTH_TARGETS)}"
-        )
+    check_type(design, RtlDesign, "design", expected="an RtlDesign (from generate_verilog)")
+    command = SYNTH_TARGETS.get(target)
     if not yosys_available():
         raise RuntimeError("yosys is not installed here (apt-get install yosys)")
-    script = f"read_verilog design.v; {SYNTH_TARGETS[target].format(top=design.name)}; tee -o stat.txt stat"
+    script = f"read_verilog design.v; {command.format(top=design.name)}; tee -o stat.txt stat"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "design.v").write_text(design.verilog)
