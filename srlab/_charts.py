@@ -7,11 +7,13 @@ free of the aliasing that point-sampling a sharp pattern adds. Re-exported by
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import cv2
 import numpy as np
 
+from labcore.checks import check_type
 from srlab.imagecheck import DType, check_size, to_dtype
 
 __all__ = [
@@ -167,6 +169,8 @@ def checkerboard(
 
     Raises
     ------
+    TypeError
+        For a size or ``square`` that is not made of numbers.
     ValueError
         For a bad size or ``square < 1``.
 
@@ -176,6 +180,7 @@ def checkerboard(
     [0, 255]
     """
     height, width = check_size(size)
+    check_type(square, numbers.Real, "square", expected="an integer number of pixels")
     if int(square) != square or square < 1:
         raise ValueError(f"square must be an integer >= 1 pixel, got {square!r}")
     rows = np.arange(height)[:, None] // square

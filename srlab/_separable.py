@@ -20,6 +20,7 @@ stay exact. Both size their outputs as OpenCV does (:func:`geometry`).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -292,12 +293,10 @@ def check_scale(scale: float | Sequence[float]) -> tuple[float, float]:
     values = tuple(scale) if isinstance(scale, (tuple, list, np.ndarray)) else (scale, scale)
     if len(values) != 2:
         raise ValueError(f"scale must be a number or a (sy, sx) pair, got {scale!r}")
-    try:
-        sy, sx = (float(v) for v in values)
-    except (TypeError, ValueError):  # float(None), float("two"): not numbers
-        raise TypeError(
-            f"scale must be a number or a (sy, sx) pair of numbers, got {scale!r}"
-        ) from None
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in values):
+        # None, "two" and "2" are not numbers: float("2") would silently accept a str
+        raise TypeError(f"scale must be a number or a (sy, sx) pair of numbers, got {scale!r}")
+    sy, sx = (float(v) for v in values)
     if not (math.isfinite(sy) and math.isfinite(sx)) or sy <= 0 or sx <= 0:
         raise ValueError(f"scale must be > 0 and finite, got {scale!r}")
     return sy, sx

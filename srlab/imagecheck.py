@@ -10,6 +10,8 @@ check_size
 check_image
     An (H, W) or (H, W, C) image of a supported dtype, finite if float; options say which
     dtypes and channel counts, and how small an image may be.
+check_frames
+    A stack of uint8 frames (n, H, W) or (n, H, W, C) of one size, as a simulation streams.
 check_crop
     A (top, left, height, width) window inside an image.
 to_dtype
@@ -18,6 +20,7 @@ to_dtype
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Literal
 
@@ -30,6 +33,7 @@ __all__ = [
     "IMAGE_DTYPES",
     "DType",
     "check_crop",
+    "check_frames",
     "check_image",
     "check_size",
     "to_dtype",
@@ -56,6 +60,8 @@ def check_size(size: tuple[int, int], minimum: int = 8) -> tuple[int, int]:
 
     Raises
     ------
+    TypeError
+        If ``size`` is not a sequence of numbers (e.g. a str or a single int).
     ValueError
         If ``size`` is not a pair of integers >= ``minimum``.
 
@@ -63,7 +69,19 @@ def check_size(size: tuple[int, int], minimum: int = 8) -> tuple[int, int]:
     --------
     >>> check_size((np.int64(16), 32))
     (16, 32)
+    >>> check_size("8")
+    Traceback (most recent call last):
+        ...
+    TypeError: size must be a (height, width) pair of integers, got str '8'
     """
+    if (
+        isinstance(size, (str, bytes))
+        or not isinstance(size, (Sequence, np.ndarray))
+        or any(isinstance(v, bool) or not isinstance(v, numbers.Real) for v in size)
+    ):
+        raise TypeError(
+            f"size must be a (height, width) pair of integers, got {type(size).__name__} {size!r}"
+        )
     try:
         height, width = (int(v) for v in size)
     except (TypeError, ValueError):
@@ -203,6 +221,63 @@ def check_image(
         what = "NaN" if np.isnan(image).any() else "infinite"
         raise ValueError(f"{name} contains {what} values; replace them first (e.g. np.nan_to_num)")
     return image
+
+
+def check_frames(
+    frames: Any, shape: tuple[int, int, int] | None = None, *, needed_by: str = ""
+) -> np.ndarray:
+    """``frames`` as an ndarray if it is a stack of n >= 1 uint8 frames of one size.
+
+    Parameters
+    ----------
+    frames : (n, H, W) or (n, H, W, C) array_like of uint8
+        The frames.
+    shape : (H, W, C), optional
+        The frame size required (a C of 1 also accepts 3-D frames).
+    needed_by : str, optional
+        What requires ``shape``, for the message (e.g. ``"this design"``).
+
+    Returns
+    -------
+    frames : ndarray
+        Unchanged in shape.
+
+    Raises
+    ------
+    TypeError
+        If ``frames`` is not an array of numbers (e.g. a str).
+    ValueError
+        Another dtype or number of axes, no frame, or a size other than ``shape``.
+
+    Examples
+    --------
+    >>> check_frames(np.zeros((2, 4, 6), np.uint8), (4, 6, 1)).shape
+    (2, 4, 6)
+    >>> check_frames(np.zeros((4, 6), np.uint8))
+    Traceback (most recent call last):
+        ...
+    ValueError: frames must be uint8 of shape (n, H, W) or (n, H, W, C) with n >= 1 (a single frame needs a leading axis: frames[None]), got uint8 (4, 6)
+    """
+    frames = np.asarray(frames)
+    if frames.dtype.kind not in "biuf":
+        raise TypeError(
+            "frames must be a uint8 array (n, H, W) or (n, H, W, C), got "
+            f"{type(frames).__name__ if frames.ndim else type(frames.item()).__name__}"
+        )
+    wanted = "(n, H, W) or (n, H, W, C)" if shape is None else f"(n, {', '.join(map(str, shape))})"
+    size = frames.shape[1:] if frames.ndim == 4 else frames.shape[1:] + (1,)
+    if (
+        frames.dtype != np.uint8
+        or frames.ndim not in (3, 4)
+        or not len(frames)
+        or (shape is not None and size != tuple(shape))
+    ):
+        context = f" for {needed_by}" if needed_by else ""
+        raise ValueError(
+            f"frames must be uint8 of shape {wanted} with n >= 1{context} (a single frame needs "
+            f"a leading axis: frames[None]), got {frames.dtype} {frames.shape}"
+        )
+    return frames
 
 
 def check_crop(crop: Sequence[int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -74,13 +74,15 @@ def resolve_data_range(reference: np.ndarray, test: np.ndarray, data_range: floa
 
 
 def _prepare(reference: np.ndarray, test: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
-    reference, test = np.asarray(reference), np.asarray(test)
+    reference, test = (
+        check_image(image, dtypes=None, channels=None, finite=False, name="images")
+        for image in (reference, test)
+    )
     if reference.shape != test.shape:
         raise ValueError(
             f"reference and test must have the same shape, got {reference.shape} and "
             f"{test.shape}; resize or crop one of them first"
         )
-    check_image(reference, dtypes=None, channels=None, finite=False, name="images")
     message = f"border must be an integer >= 0 pixels, got {border!r}"
     if isinstance(border, bool) or not isinstance(border, (int, float, np.number)):
         raise TypeError(message)
@@ -125,7 +127,7 @@ def psnr(
     Raises
     ------
     TypeError
-        If ``data_range`` or ``border`` is not a number.
+        If an image is not an array of numbers, or ``data_range`` or ``border`` not a number.
     ValueError
         For a shape mismatch, a missing or bad ``data_range``, or a bad ``border``.
 

@@ -257,9 +257,10 @@ def quantize(x: ArrayLike, fmt: QFormat) -> FixedArray:
     Raises
     ------
     TypeError
-        If ``fmt`` is not a QFormat or ``x`` is a FixedArray (use :func:`cast`).
+        If ``fmt`` is not a QFormat, ``x`` is a FixedArray (use :func:`cast`), or ``x`` holds
+        no numbers (e.g. text).
     ValueError
-        If ``x`` holds NaN or infinity, is not real, or holds integers beyond ``+-2**61``.
+        If ``x`` holds NaN or infinity, complex numbers, or integers beyond ``+-2**61``.
 
     Examples
     --------
@@ -275,7 +276,9 @@ def quantize(x: ArrayLike, fmt: QFormat) -> FixedArray:
     if values.dtype.kind in "biu":
         return cast(_integer_source(values), fmt)
     if values.dtype.kind != "f":
-        raise ValueError(
+        # Text and objects are no numbers at all (TypeError); complex numbers are not real.
+        error = ValueError if values.dtype.kind == "c" else TypeError
+        raise error(
             f"quantize expects real numbers, got dtype {values.dtype}; pass floats or integers"
         )
     values = values.astype(np.float64, copy=False)

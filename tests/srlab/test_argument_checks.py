@@ -6,14 +6,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srlab.fixed import QFormat
+import srlab
+from srlab.fixed import QFormat, quantize
 from srlab.fpga import FixedPointResizer, estimate_cost, pareto_front, realtime_table
 from srlab.fpga.cycle import line_buffer_count
 from srlab.fpga.dda import PhaseDDA
 from srlab.fpga.primitives import dsp_slices_per_multiply
-from srlab.fpga.rtl import verification_frames
+from srlab.fpga.rtl import (
+    filter_spec,
+    generate_verilog,
+    run_simulation,
+    synthesize,
+    verification_frames,
+)
 from srlab.fpga.vectors import format_hex, parse_hex
+from srlab.imagecheck import check_frames
+from srlab.images import center_crop, checkerboard
 from srlab.kernels import csd_digits
+from srlab.metrics import psnr
 from srlab.multiframe import (
     Motion,
     fuse,
@@ -31,6 +41,11 @@ FRAMES = [np.zeros((16, 16)) for _ in range(4)]
 @pytest.fixture(scope="module")
 def design() -> FixedPointResizer:
     return FixedPointResizer("bilinear", 2)
+
+
+def rtl(r: FixedPointResizer):
+    """The generated Verilog of ``r``'s vertical-first twin for a small frame."""
+    return generate_verilog(FixedPointResizer(r.kernel, 2, pass_order="vh"), (4, 6))
 
 
 WRONG_TYPES = [
@@ -53,6 +68,24 @@ WRONG_TYPES = [
     (lambda r: parse_hex(5, QFormat(8, 2)), "text must be a str of hex lines"),
     (lambda r: verification_frames("4x6"), r"shape must be a tuple \(H, W\)"),
     (lambda r: pareto_front("df", "a", "b"), "df must be a pandas DataFrame"),
+    (lambda r: generate_verilog(rtl(r).resizer, (4, 6), name=5), "name must be a Verilog modu"),
+    (lambda r: synthesize(rtl(r), target=3), r"synthesis target must be a name \(str\), got 3"),
+    (lambda r: synthesize("design"), "design must be an RtlDesign"),
+    (lambda r: run_simulation(rtl(r), "frames"), r"frames must be a uint8 array \(n, H, W\)"),
+    (lambda r: run_simulation(rtl(r), IMAGE[None, :4, :6], 3), r"simulator must be a name \(s"),
+    (lambda r: psnr("a", IMAGE), "images must be an image: a numeric"),
+    (
+        lambda r: center_crop(IMAGE, "8"),
+        r"size must be a \(height, width\) pair of integers, got str",
+    ),
+    (lambda r: checkerboard(square="8"), "square must be an integer number of pixels, got str"),
+    (lambda r: quantize("a", QFormat(8, 4)), "quantize expects real numbers, got dtype <U1"),
+    (lambda r: srlab.resize(IMAGE, "2"), r"scale must be a number or a \(sy, sx\) pair of num"),
+    (lambda r: FixedPointResizer("bilinear", "2"), r"scale must be a number or a \(sy, sx\) pair"),
+    (lambda r: filter_spec(r, "x", "8", "f"), "n_in must be an int, got str '8'"),
+    (lambda r: filter_spec(r, 1, 8, "f"), r"axis must be a name \(str\), got 1; known: y, x"),
+    (lambda r: filter_spec(r, "x", 8, 0), "name must be a Verilog module name"),
+    (lambda r: check_frames(["a"]), r"frames must be a uint8 array \(n, H, W\)"),
 ]
 
 BAD_VALUES = [
@@ -65,6 +98,17 @@ BAD_VALUES = [
     (lambda r: line_buffer_count(-3), "taps must be >= 1, got -3"),
     (lambda r: verification_frames((4, 6), n=0), "n must be >= 1, got 0"),
     (lambda r: verification_frames((4,)), r"shape must be \(H, W\) or \(H, W, C\)"),
+    (lambda r: synthesize(rtl(r), target="asic"), "unknown synthesis target 'asic'; known tar"),
+    (lambda r: run_simulation(rtl(r), IMAGE[:4, :6]), r"frames\[None\]\), got uint8 \(4, 6\)"),
+    (lambda r: run_simulation(rtl(r), IMAGE[None]), r"shape \(n, 4, 6, 1\) with n >= 1 for this"),
+    (lambda r: run_simulation(rtl(r), IMAGE[None, :4, :6], "x"), "unknown simulator 'x'; known"),
+    (lambda r: center_crop(IMAGE, (8,)), r"size must be a \(height, width\) pair of integers"),
+    (lambda r: checkerboard(square=0), "square must be an integer >= 1 pixel, got 0"),
+    (lambda r: filter_spec(r, "z", 8, "f"), "unknown axis 'z'; known: y, x"),
+    (lambda r: filter_spec(r, "x", 0, "f"), "n_in must be >= 1, got 0"),
+    (lambda r: filter_spec(r, "x", 8, "1f"), "name '1f' is not a Verilog module name"),
+    (lambda r: check_frames(np.zeros((0, 4, 6), np.uint8)), "with n >= 1"),
+    (lambda r: check_frames(np.zeros((1, 4, 6), np.float32)), "got float32"),
 ]
 
 

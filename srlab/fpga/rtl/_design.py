@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from labcore.checks import check_choice, check_int, check_type
 from srlab.fixed import QFormat
 from srlab.fpga.cycle import line_buffer_count
 from srlab.fpga.datapath import FixedPointResizer
@@ -70,8 +71,54 @@ class RtlDesign:
     verilog: str
 
 
+def check_module_name(name: str) -> str:
+    """``name`` if it is a Verilog module name (letters, digits and ``_``, no keyword).
+
+    Raises
+    ------
+    TypeError
+        ``name`` is not a str.
+    ValueError
+        It is no Verilog identifier, or a keyword.
+    """
+    check_type(name, str, "name", expected="a Verilog module name (str)")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or name in _KEYWORDS:
+        raise ValueError(
+            f"name {name!r} is not a Verilog module name: letters, digits and _, not starting "
+            "with a digit, and no keyword"
+        )
+    return name
+
+
 def filter_spec(r: FixedPointResizer, axis: str, n_in: int, name: str) -> FilterSpec:
-    """The filter unit of one pass of the vertical-first design (``axis`` "y" first, then "x")."""
+    """The filter unit of one pass of the vertical-first design (``axis`` "y" first, then "x").
+
+    Parameters
+    ----------
+    r : FixedPointResizer
+        The design.
+    axis : {"y", "x"}
+        The pass: "y" (first, from uint8 pixels) or "x" (second, from line-buffer words).
+    n_in : int
+        Input samples along ``axis`` (frame height or width).
+    name : str
+        Verilog module name of the unit.
+
+    Returns
+    -------
+    FilterSpec
+
+    Raises
+    ------
+    TypeError
+        A wrong type of any argument.
+    ValueError
+        An unknown axis, ``n_in`` below 1, a name that is no Verilog identifier.
+    """
+    check_type(r, FixedPointResizer, "r")
+    check_choice(axis, "axis", ("y", "x"))
+    check_int(n_in, "n_in", minimum=1)
+    check_module_name(name)
     _, phase, _ = r.tap_table(axis, n_in)
     used = sorted({int(p) for p in phase})
     rows = {p: tuple(int(c) for c in r.coefficients[p]) for p in used}
@@ -132,7 +179,7 @@ def generate_verilog(
     Raises
     ------
     TypeError
-        If ``resizer`` is not a FixedPointResizer.
+        If ``resizer`` is not a FixedPointResizer, or ``name`` not a str.
     ValueError
         A horizontal-first design, a frame smaller than the kernel, a name that is no Verilog
         identifier, or a format whose wires would exceed 60 bits.
@@ -145,15 +192,7 @@ def generate_verilog(
     ((8, 12, 1), 2, True)
     """
     h, w, channels = _check(resizer, tuple(input_shape))
-    if (
-        not isinstance(name, str)
-        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
-        or name in _KEYWORDS
-    ):
-        raise ValueError(
-            f"name {name!r} is not a Verilog module name: letters, digits and _, not starting "
-            "with a digit, and no keyword"
-        )
+    check_module_name(name)
     h_out, w_out = resizer.output_shape((h, w))
     vertical = filter_spec(resizer, "y", h, f"{name}_vfilter")
     horizontal = filter_spec(resizer, "x", w, f"{name}_hfilter")
