@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -110,10 +110,12 @@ class HardwareCostReport:
         First input pixel to first output pixel.
     cycles_per_frame : int
         Clocks per frame at ``pixels_per_clock``.
-    clock_1080p60_mhz, clock_4k60_mhz : float
-        Clock that sustains 1080p60 (148.5 MHz pixel clock) and 4K60 (594 MHz) output at
+    clocks_mhz : dict of str to float
+        For each format of :data:`~srlab.fpga.primitives.VIDEO_FORMATS` (e.g. 1080p60 at a
+        148.5 MHz pixel clock, 4K60 at 594 MHz), the clock that sustains its output at
         ``pixels_per_clock``: the pixel clock times the busiest stage's words per output
-        pixel, over the lanes.
+        pixel, over the lanes. ``report.clock_4k60_mhz`` reads one format's, and
+        :meth:`to_frame` has a ``clock_<format>_mhz`` column for each.
     """
 
     kernel: str
@@ -138,8 +140,14 @@ class HardwareCostReport:
     fill_input_pixels: int
     latency_cycles: int
     cycles_per_frame: int
-    clock_1080p60_mhz: float
-    clock_4k60_mhz: float
+    clocks_mhz: dict[str, float] = field(hash=False)
+
+    def __getattr__(self, name: str) -> float:
+        """``clock_<format>_mhz``: the clock of one video format (see ``clocks_mhz``)."""
+        video = name.removeprefix("clock_").removesuffix("_mhz")
+        if name.startswith("clock_") and name.endswith("_mhz") and video in self.clocks_mhz:
+            return self.clocks_mhz[video]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def bram36(self) -> float:
@@ -153,7 +161,9 @@ class HardwareCostReport:
 
     def to_frame(self) -> pd.DataFrame:
         """One-row DataFrame of the report (plus ``bram36``, ``storage_bits``), labelled an estimate."""
-        row = asdict(self) | {"bram36": self.bram36, "storage_bits": self.storage_bits}
+        row = asdict(self)
+        row |= {f"clock_{video}_mhz": mhz for video, mhz in row.pop("clocks_mhz").items()}
+        row |= {"bram36": self.bram36, "storage_bits": self.storage_bits}
         frame = pd.DataFrame([row])
         frame.attrs["note"] = (
             "estimate from the cost model of srlab.fpga.cost.estimate_cost, not synthesis"
@@ -447,8 +457,10 @@ def estimate_cost(
         fill_input_pixels=int(fill),
         latency_cycles=int(fill + pipeline),
         cycles_per_frame=math.ceil(max(h * w, middle, h_out * w_out) / lanes),
-        clock_1080p60_mhz=VIDEO_FORMATS["1080p60"][2] * busiest / lanes / 1e6,
-        clock_4k60_mhz=VIDEO_FORMATS["4k60"][2] * busiest / lanes / 1e6,
+        clocks_mhz={
+            video: pixel_clock * busiest / lanes / 1e6
+            for video, (_, _, pixel_clock) in VIDEO_FORMATS.items()
+        },
     )
 
 
@@ -517,7 +529,8 @@ def realtime_table(
     Parameters
     ----------
     designs : mapping of str to FixedPointResizer
-    video : {"1080p60", "4k60"}, default "4k60"
+    video : str, default "4k60"
+        A format of :data:`~srlab.fpga.primitives.VIDEO_FORMATS` ("1080p60", "4k60").
     lanes : tuple of int, default (1, 2, 4)
         Output pixels per clock to try.
     channels : int, default 3
@@ -550,7 +563,7 @@ def realtime_table(
         shape = (round(h_out / r.scale[0]), round(w_out / r.scale[1]), channels)
         for n in lanes:
             report = estimate_cost(r, shape, dsp=dsp, pixels_per_clock=n)
-            needed = getattr(report, f"clock_{video}_mhz")
+            needed = report.clocks_mhz[video]
             rows.append(
                 {
                     "design": label,

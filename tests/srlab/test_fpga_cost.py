@@ -14,6 +14,7 @@ import pytest
 from srlab.fpga import FixedPointResizer, cost_table, estimate_cost, realtime_table
 from srlab.fpga.primitives import (
     PUBLISHED_IP,
+    VIDEO_FORMATS,
     bram18_blocks,
     dsp_slices_per_multiply,
     packs_two_products,
@@ -192,3 +193,15 @@ def test_cost_table_is_labelled_an_estimate():
     assert "estimate" in t.attrs["note"] and t.loc["pwl4", "weight_source"] == "segments"
     assert t.loc["pwl4", "rom_bits"] == 0 and t.loc["pwl4", "multipliers"] == 24
     assert {"lut", "flip_flops", "bram36", "clock_4k60_mhz"} <= set(t.columns)
+
+
+def test_a_new_video_format_reaches_the_report_and_the_realtime_table(monkeypatch):
+    monkeypatch.setitem(VIDEO_FORMATS, "720p60", (720, 1280, 74.25e6))
+    design = FixedPointResizer("bilinear", 2, pass_order="vh")
+    report = estimate_cost(design, (360, 640, 3))
+    assert report.clock_720p60_mhz == report.clocks_mhz["720p60"] == 74.25
+    assert "clock_720p60_mhz" in report.to_frame().columns
+    table = realtime_table({"x2": design}, "720p60", lanes=(1,))
+    assert table.loc[0, "clock_mhz"] == 74.25 and table.loc[0, "input"] == "640x360"
+    with pytest.raises(AttributeError, match="clock_8k_mhz"):
+        report.clock_8k_mhz  # noqa: B018 - the attribute access is the test
