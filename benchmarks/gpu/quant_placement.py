@@ -14,7 +14,10 @@ quality side of these plans comes from the zoo (``benchmarks/moe_int4_quality.py
 
 Every configuration writes the JSON as it ends; one that no longer fits ``--deadline`` is
 skipped, so a run can be split (``--budgets``, ``--n4``, ``--hosts``) and repeated into the
-same file; every measured configuration gets the latest run's prediction.
+same file; every measured configuration gets the latest run's prediction
+(``predicted_tokens_per_s``) and keeps the one of the run that measured it
+(``predicted_in_run_tokens_per_s``, with ``run``): plans that read the routing on the host run
+their step eagerly, at a speed that follows the host's CPU, which differs between machines.
 
 Run on a CUDA machine: ``python benchmarks/gpu/quant_placement.py`` (``--out``, ``--deadline``);
 ``--tiny`` runs the same code on the CPU with a tiny Mixtral.
@@ -104,6 +107,9 @@ def main() -> int:
         "copy_use_s": {str(k): v for k, v in cost.copy_use_s.items()},
     }
     results["full_gpu"] = decode(base, device, True, prompt)
+    runs = results.setdefault("runs", {})
+    run = len(runs) + 1
+    runs[str(run)] = f"budgets {args.budgets} GB, n4 {args.n4}, hosts {args.hosts}"
     del base
     free()
     slots = source.expert_slots()
@@ -151,6 +157,12 @@ def main() -> int:
         }
         entry["predicted_vs_measured"] = (
             entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
+        )
+        entry.update(
+            run=run,
+            graph_safe=plan.graph_safe,
+            predicted_in_run_tokens_per_s=entry["predicted_tokens_per_s"],
+            predicted_in_run_vs_measured=entry["predicted_vs_measured"],
         )
         results["configurations"][key] = entry
         print(
