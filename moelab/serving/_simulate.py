@@ -38,12 +38,27 @@ class CostModel:
         Time per generated token after the first.
     switch_s : float
         Time of a tenant switch (0 for an engine that never switches).
+
+    Raises
+    ------
+    TypeError
+        A time that is not a number.
+    ValueError
+        A negative or non-finite time.
     """
 
     prefill_s: float
     prefill_per_token_s: float
     decode_per_token_s: float
     switch_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("prefill_s", "prefill_per_token_s", "decode_per_token_s", "switch_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite, non-negative number of seconds, got {value}")
 
     def generation(self, prompt_tokens: int, new_tokens: int) -> tuple[float, float]:
         """``(first_token_s, total_s)`` predicted for one request."""

@@ -13,6 +13,7 @@ from moelab.consolidation import plan_consolidation
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.serving import (
     ConsolidatedEngine,
+    CostModel,
     Engine,
     Generation,
     Request,
@@ -445,3 +446,11 @@ def test_serve_and_schedulers_check_their_arguments():
         run = serve(TimedEngine(), stream, TenantGroupingScheduler(limit))
         started = sorted(run.outcomes, key=lambda o: o.start_s)
         assert [o.request.request_id for o in started] == order, limit
+
+
+def test_cost_models_refuse_times_that_are_not_seconds():
+    with pytest.raises(TypeError, match="prefill_s must be a number of seconds, got 'a'"):
+        CostModel("a", 0.0, 0.01, 0.0)
+    with pytest.raises(ValueError, match="switch_s must be a finite, non-negative number"):
+        CostModel(0.1, 0.0, 0.01, -1)
+    assert CostModel(0.1, 0.0, 0.01, 0).generation(4, 3) == pytest.approx((0.1, 0.12))
