@@ -160,6 +160,7 @@ def main() -> int:
         )
         entry.update(
             run=run,
+            predicted_by_run=run,
             graph_safe=plan.graph_safe,
             predicted_in_run_tokens_per_s=entry["predicted_tokens_per_s"],
             predicted_in_run_vs_measured=entry["predicted_vs_measured"],
@@ -189,6 +190,7 @@ def main() -> int:
         entry["predicted_vs_measured"] = (
             entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
         )
+        entry["predicted_by_run"] = run
     atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
     return 0
 
