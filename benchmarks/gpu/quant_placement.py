@@ -139,7 +139,7 @@ def main() -> int:
         start = time.perf_counter()
         try:
             model = apply_precision_plan(materialize(source, device), plan)
-        except ValueError as err:  # e.g. 4-bit experts left on the CPU: not runnable yet
+        except ValueError as err:  # a plan no pool layout holds
             results["configurations"][key] = {"refused": str(err)}
             free()
             continue

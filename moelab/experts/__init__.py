@@ -60,6 +60,7 @@ __all__ = [
     "host_linear",
     "quantize_experts",
     "quantize_int4",
+    "reads_routing_on_host",
     "routed_experts_forward",
     "routed_gemv",
     "routed_gemv_int4",
@@ -74,6 +75,23 @@ __all__ = [
 #: The name the routed path is registered under in transformers' ``ExpertsInterface``.
 ROUTED = "moelab_routed"
 ALL_EXPERTS_FUNCTIONS.register(ROUTED, routed_experts_forward)
+
+
+def reads_routing_on_host(model: nn.Module) -> bool:
+    """Whether a forward of ``model`` reads the routing on the host to serve some experts
+    (copied in from host memory or computed there), so that it cannot be captured as a graph.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> reads_routing_on_host(nn.Linear(2, 2))
+    False
+    """
+    return any(
+        isinstance(weight, MixedExperts) and bool(weight.host_experts)
+        for module in model.modules()
+        for weight in (getattr(module, "gate_up_proj", None), getattr(module, "down_proj", None))
+    )
 
 
 def use_routed_experts(model: nn.Module) -> nn.Module:

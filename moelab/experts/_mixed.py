@@ -31,6 +31,16 @@ _ROUTED_ONLY = (
 )
 
 
+#: (host mode, quantized) pairs a layer's pools hold; None: on the GPU.
+_RUNNABLE = {
+    (None, False),
+    (None, True),
+    ("copy", False),
+    ("copy", True),
+    ("compute", False),
+    ("stream", False),
+    ("stream", True),
+}
 _LOCKED = (
     "a model whose experts quantize_experts converted cannot be converted (.to, .half, "
     ".cuda) or saved: its 4-bit experts are no parameters; quantize on the target device "
@@ -146,13 +156,17 @@ class MixedExperts:
         """
         return set(self.host) | set(self.host_int4)
 
-    def pools(self) -> list[tuple[torch.Tensor | Int4Experts, torch.Tensor]]:
+    def pools(
+        self, streamed_only: bool = False
+    ) -> list[tuple[torch.Tensor | Int4Experts, torch.Tensor]]:
         """``(weights, rows)`` of every pool the kernels read in place: device pools, then
-        streamed ones; ``rows[e]`` is expert ``e``'s row there, -1 elsewhere.
+        streamed ones (only those with ``streamed_only``); ``rows[e]`` is expert ``e``'s row
+        there, -1 elsewhere.
         """
-        pools = [
-            (self.dense, self.dense_rows),
-            (self.int4, self.int4_rows),
+        pools = (
+            [] if streamed_only else [(self.dense, self.dense_rows), (self.int4, self.int4_rows)]
+        )
+        pools += [
             (self.streamed, self.streamed_rows),
             (self.streamed_int4, self.streamed_int4_rows),
         ]
@@ -247,7 +261,12 @@ def _mixed(
     ``streamed_int4`` ones in host memory that the kernels read in place; the rest dense.
     """
     n_experts = weight.shape[0]
-    elsewhere = {*quantized, *host, *host_int4, *streamed, *streamed_int4}
+    lists = (quantized, host, host_int4, streamed, streamed_int4)
+    elsewhere = {e for experts in lists for e in experts}
+    if sum(len(experts) for experts in lists) != len(elsewhere):
+        raise ValueError("an expert can live in one pool only; the pool lists overlap")
+    if not elsewhere <= set(range(n_experts)):
+        raise ValueError(f"pool lists name experts outside 0..{n_experts - 1}")
     kept = [e for e in range(n_experts) if e not in elsewhere]
     device = weight.device
 
@@ -450,6 +469,13 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
         def pick(how: str | None, quantized: bool, slots: list = slots) -> list[int]:
             return [s.expert for s in slots if mode[s] == how and (s in chosen) == quantized]
 
+        for s in slots:
+            if (mode[s], s in chosen) not in _RUNNABLE:
+                raise ValueError(
+                    f"{s} is planned {mode[s]!r} at {plan.bits[plan.slots.index(s)]} bits, "
+                    "which no pool holds (host experts are copied in or read in place at any "
+                    "width, computed on the CPU only at full precision)"
+                )
         copied, copied_int4 = pick("copy", False), pick("copy", True)
         computed = pick("compute", False)
         for name in FUSED_MATRICES:

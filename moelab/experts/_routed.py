@@ -267,6 +267,9 @@ def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor)
                 rows[expert] = weight.fetch(expert)
             part = routed_linear_pool(x, pool, rows[ids])
             out = part if out is None else out + part
+    for pool, table in weight.pools(streamed_only=True):  # read in place: no turns
+        part = routed_linear_pool(x, pool, table[ids])
+        out = part if out is None else out + part
     return out
 
 

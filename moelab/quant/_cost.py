@@ -92,6 +92,11 @@ class DecodeCost:
                 f"this cost has expert times for bits {sorted(self.expert_s, key=str)}, the plan "
                 f"also uses {sorted(missing, key=str)}: measure them (measure_decode_cost)"
             )
+        if not {"layer", "expert", "share"} <= set(getattr(shares, "columns", ())):
+            raise ValueError(
+                "shares must be a DataFrame with columns layer, expert and share (e.g. "
+                "moelab.routing.routing_counts)"
+            )
         share = shares.set_index(["layer", "expert"])["share"]
         eager = not plan.graph_safe and self.non_expert_eager_s is not None
         total = self.non_expert_eager_s if eager else self.non_expert_s
@@ -141,6 +146,10 @@ class DecodeCost:
         if plan.host != "stream":
             raise ValueError(
                 f"choose_host_modes takes a plan made with host='stream', got host={plan.host!r}"
+            )
+        if self.stream_expert_s is None:
+            raise ValueError(
+                "this cost has no time for experts read in place: measure it (measure_decode_cost)"
             )
 
         def mode(bits: int | None, device: str) -> str:

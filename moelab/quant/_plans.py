@@ -23,7 +23,10 @@ from labcore.checks import check_int
 from moelab.families import ExpertSlot
 from moelab.quant._backends import SUPPORTED_BITS
 
-__all__ = ["PrecisionPlan", "expert_bytes", "plan_precision"]
+__all__ = ["HOST_MODES", "PrecisionPlan", "expert_bytes", "plan_precision"]
+
+#: What a plan does with a CPU expert routed to (see :class:`PrecisionPlan`).
+HOST_MODES = ("copy", "compute", "stream", "auto")
 
 
 def expert_bytes(
@@ -99,6 +102,22 @@ class PrecisionPlan:
     quantized_cache_rows: int = 0
     quantized_row_bytes: int = 0
     host_modes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.host not in HOST_MODES:
+            raise ValueError(f"host must be one of {HOST_MODES}, got {self.host!r}")
+        if (self.host == "auto") != bool(self.host_modes):
+            raise ValueError("host_modes go with host='auto' plans, and only with them")
+        expected = [d == "gpu" for d in self.device]
+        if self.host_modes and (
+            len(self.host_modes) != len(self.slots)
+            or [m == "" for m in self.host_modes] != expected
+            or not set(self.host_modes) <= {"", "compute", "stream"}
+        ):
+            raise ValueError(
+                "host_modes must give every slot '' on the GPU, and 'compute' or 'stream' on "
+                "the CPU"
+            )
 
     def host_mode(self, index: int) -> str | None:
         """What happens to slot ``index`` when routed to: None for a GPU expert, else
@@ -234,8 +253,10 @@ def plan_precision(
     k = family.experts_per_token(config)
     if rows is not None:
         check_int(rows, "rows", minimum=1)
-    if host not in ("copy", "compute", "stream", "auto"):
+    if host not in HOST_MODES:
         raise ValueError(f"host must be 'copy', 'compute', 'stream' or 'auto', got {host!r}")
+    if host != "copy" and rows is not None:
+        raise ValueError(f"rows are for experts copied in; host={host!r} keeps none (rows=None)")
     if host == "auto":
         if cost is None or shares is None:
             raise ValueError(
@@ -246,8 +267,6 @@ def plan_precision(
             model, budget, quantized, bits, group_size, gpu_order, rows, host="stream"
         )
         return cost.choose_host_modes(streamed, shares)
-    if host != "copy" and rows is not None:
-        raise ValueError(f"rows are for experts copied in; host={host!r} keeps none (rows=None)")
     size = {s: small if s in chosen else full for s in slots}
     # Rows are kept per layer with CPU experts (rows=None) or once for all (rows=N): a group
     # is a layer, or the whole model; emptying a group of CPU experts frees its rows. A group

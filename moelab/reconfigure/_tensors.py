@@ -124,6 +124,8 @@ def device_view(tensor: torch.Tensor, device: torch.device | str) -> torch.Tenso
     True
     """
     device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
     if tensor.device.type != "cpu" or not tensor.is_contiguous():
         raise ValueError("device_view takes a contiguous tensor in host memory (host_buffer)")
     if device.type == "cpu" or tensor.numel() == 0:
@@ -136,6 +138,10 @@ def device_view(tensor: torch.Tensor, device: torch.device | str) -> torch.Tenso
     view = torch.as_tensor(_HostPages(tensor), device=device)
     view = view.view(tensor.dtype).view(tensor.shape)
     probe = min(tensor.numel(), 8)
-    if not torch.equal(view.view(-1)[:probe].cpu(), tensor.view(-1)[:probe]):
-        raise ValueError(f"{device} does not read host memory in place (no unified addressing)")
+    same = view.data_ptr() == tensor.data_ptr() and view.device == device
+    if not same or not torch.equal(view.view(-1)[:probe].cpu(), tensor.view(-1)[:probe]):
+        raise ValueError(
+            f"{device} does not read this host memory in place (no unified addressing, or it "
+            "was registered for another device)"
+        )
     return view

@@ -58,7 +58,9 @@ class CostModel:
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
                 raise TypeError(f"{name} must be a number of seconds, got {value!r}")
             if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite, non-negative number of seconds, got {value}")
+                raise ValueError(
+                    f"{name} must be a finite, non-negative number of seconds, got {value}"
+                )
 
     def generation(self, prompt_tokens: int, new_tokens: int) -> tuple[float, float]:
         """``(first_token_s, total_s)`` predicted for one request."""

@@ -38,7 +38,8 @@ class StaticDecoder:
     max_cache_len : int
         Prompt plus generated tokens of the longest request.
     graphs : bool, optional
-        Capture the decode step as a CUDA graph; by default when the model is on CUDA.
+        Capture the decode step as a CUDA graph; by default when the model is on CUDA and
+        reads no routing on the host (:func:`~moelab.experts.reads_routing_on_host`).
     capture : callable, optional
         ``capture(step) -> CapturedForward`` (e.g. ``ConsolidatedMoE.capture``, which guards
         per-tenant graphs); plain :class:`~moelab.reconfigure.CapturedForward` by default.
@@ -57,7 +58,8 @@ class StaticDecoder:
     Raises
     ------
     ValueError
-        For an encoder-decoder model.
+        For an encoder-decoder model, or ``graphs=True`` for a model that reads the routing on
+        the host.
     """
 
     def __init__(
@@ -84,7 +86,16 @@ class StaticDecoder:
         self.generated = torch.zeros(
             (batch_size, max_cache_len), dtype=torch.long, device=self.device
         )
-        self.use_graphs = self.device.type == "cuda" if graphs is None else graphs
+        from moelab.experts import reads_routing_on_host
+
+        on_host = reads_routing_on_host(model)
+        if graphs and on_host:
+            raise ValueError(
+                "this model reads the routing on the host (experts copied in or computed on "
+                "the CPU), which a captured graph cannot: pass graphs=False, or plan its host "
+                "experts with host='stream'"
+            )
+        self.use_graphs = self.device.type == "cuda" and not on_host if graphs is None else graphs
         self._capture = capture or CapturedForward
         self._run_step = (
             torch.compile(self._step, fullgraph=True, dynamic=False) if compile else self._step

@@ -550,6 +550,59 @@ def test_an_auto_plan_lets_the_cost_model_choose_per_expert_and_runs_as_chosen(t
         )
 
 
+def test_layers_mixing_pools_compute_every_expert_and_bad_layouts_are_refused():
+    from moelab.experts import MixedExperts, routed_linear_mixed
+
+    weight = torch.randn(4, 6, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    ids = torch.tensor([0, 1, 2, 3])
+    expected = torch.stack([weight[e] @ x[s] for s, e in enumerate(ids.tolist())])
+    # Copied in, read in place and resident experts in one layer: each through its own.
+    layer = MixedExperts.build(weight, 8, host=[0], streamed=[1], rows=1)
+    torch.testing.assert_close(routed_linear_mixed(x, layer, ids), expected)
+    computed = MixedExperts.build(weight, 8, host=[0], streamed=[1], host_compute=True)
+    torch.testing.assert_close(routed_linear_mixed(x, computed, ids), expected)
+    with pytest.raises(ValueError, match="one pool only"):
+        MixedExperts.build(weight, 8, streamed=[1], quantized=[1])
+    with pytest.raises(ValueError, match=r"outside 0..3"):
+        MixedExperts.build(weight, 8, streamed=[4])
+
+
+def test_plans_that_no_pool_can_hold_or_capture_are_refused(tiny_model):
+    from dataclasses import replace
+
+    from moelab.serving import StaticDecoder
+
+    model = tiny_model("mixtral", 3)
+    slots = get_family("mixtral").expert_slots(model.config)
+    everything = plan_precision(model, 10**9, slots[:6], group_size=8)
+    budget = everything.non_expert_bytes + 2 * everything.slot_bytes[0]
+    streamed = plan_precision(model, budget, slots[:6], group_size=8, host="stream")
+    # 4-bit experts computed on the CPU: no pool holds them (no silent return to the GPU).
+    with pytest.raises(ValueError, match="which no pool holds"):
+        apply_precision_plan(copy.deepcopy(model), replace(streamed, host="compute"))
+    with pytest.raises(ValueError, match="host_modes go with host='auto'"):
+        replace(streamed, host="auto")
+    with pytest.raises(ValueError, match="host_modes must give every slot"):
+        replace(streamed, host="auto", host_modes=("stream",) * len(slots))
+    with pytest.raises(ValueError, match="host='auto' keeps none"):
+        plan_precision(model, budget, slots[:6], group_size=8, host="auto", rows=1)
+    with pytest.raises(ValueError, match="columns layer, expert and share"):
+        DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6).token_s(everything, pd.DataFrame({"x": [1]}))
+    with pytest.raises(ValueError, match="no time for experts read in place"):
+        DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, 2.0, 0.1).choose_host_modes(streamed, None)
+    # A model that copies experts in cannot be captured: refused with the fix, not a CUDA error.
+    copying = apply_precision_plan(
+        copy.deepcopy(model),
+        plan_precision(
+            model, everything.non_expert_bytes + 6 * everything.slot_bytes[0], slots, group_size=8
+        ),
+    )
+    with pytest.raises(ValueError, match="pass graphs=False, or plan its host experts"):
+        StaticDecoder(copying, 16, graphs=True)
+    assert not StaticDecoder(copying, 16).use_graphs
+
+
 def test_plans_that_cannot_run_are_refused(tiny_model):
     model = tiny_model("mixtral", 3)
     slots = get_family("mixtral").expert_slots(model.config)
