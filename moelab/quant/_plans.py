@@ -158,13 +158,16 @@ class PrecisionPlan:
         return sum(b is not None for b in self.bits)
 
     def table(self) -> pd.DataFrame:
-        """One row per slot: ``layer``, ``expert``, ``bits`` (0: as stored), ``device``, ``bytes``."""
+        """One row per slot: ``layer``, ``expert``, ``bits`` (0: as stored), ``device``,
+        ``host`` (what happens to a CPU expert routed to; ``""`` on the GPU), ``bytes``.
+        """
         return pd.DataFrame(
             {
                 "layer": [s.layer for s in self.slots],
                 "expert": [s.expert for s in self.slots],
                 "bits": [b or 0 for b in self.bits],
                 "device": list(self.device),
+                "host": [self.host_mode(i) or "" for i in range(len(self.slots))],
                 "bytes": list(self.slot_bytes),
             }
         )

@@ -16,7 +16,7 @@ __all__ = ["precision_front_figure", "precision_heatmap"]
 _CATEGORIES = (
     ("gpu", False, "GPU, as stored", "#2a9d8f"),
     ("gpu", True, "GPU, quantized", "#e9c46a"),
-    ("cpu", False, "CPU, as stored (copied in on use)", "#e76f51"),
+    ("cpu", False, "CPU, as stored", "#e76f51"),
     ("cpu", True, "CPU, quantized", "#9b5de5"),
 )
 
@@ -32,14 +32,19 @@ def precision_heatmap(plan: PrecisionPlan) -> go.Figure:
     Returns
     -------
     plotly.graph_objects.Figure
-        One cell per slot, coloured by category (GPU or CPU, as stored or quantized); the
-        title gives the GPU and CPU bytes and the cache rows (of each precision).
+        One cell per slot, coloured by category (GPU or CPU, as stored or quantized; a CPU
+        slot's hover says what happens to it when routed to); the title gives the GPU and CPU
+        bytes, the cache rows (of each precision) and the plan's host mode.
     """
     table = plan.table()
     index = {(device, quantized): i for i, (device, quantized, _, _) in enumerate(_CATEGORIES)}
     table["category"] = [index[(d, b > 0)] for d, b in zip(table["device"], table["bits"])]
     grid = table.pivot(index="layer", columns="expert", values="category")
     labels = [label for _, _, label, _ in _CATEGORIES]
+    table["hover"] = [
+        labels[c] + (f" ({h})" if h else "") for c, h in zip(table["category"], table["host"])
+    ]
+    hover = table.pivot(index="layer", columns="expert", values="hover")
     n = len(_CATEGORIES)
     # A discrete colour scale: category i fills [i / n, (i + 1) / n].
     scale = []
@@ -53,7 +58,7 @@ def precision_heatmap(plan: PrecisionPlan) -> go.Figure:
             zmin=-0.5,
             zmax=n - 0.5,
             colorscale=scale,
-            customdata=[[labels[int(v)] for v in row] for row in grid.to_numpy()],
+            customdata=hover.to_numpy(),
             colorbar={"tickvals": list(range(n)), "ticktext": labels},
             hovertemplate="layer %{y} expert %{x}<br>%{customdata}<extra></extra>",
         )
@@ -64,6 +69,7 @@ def precision_heatmap(plan: PrecisionPlan) -> go.Figure:
             f"{plan.cpu_bytes / 1e9:.2f} GB; {plan.n_quantized} experts quantized, "
             f"{plan.cache_rows} cache rows"
             + (f" + {plan.quantized_cache_rows} quantized" if plan.quantized_cache_rows else "")
+            + f"; CPU experts: {plan.host}"
         ),
         xaxis_title="expert",
         yaxis_title="MoE layer",

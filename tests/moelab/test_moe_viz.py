@@ -213,6 +213,11 @@ def test_precision_heatmap_shows_each_slots_device_and_precision(tiny_model):
     assert np.array_equal(z[table["layer"], table["expert"]], expected.to_numpy())
     assert (z == 2).any() and (z == 1).any() and (z == 0).any()
     assert f"{tight.n_quantized} experts quantized" in fig.layout.title.text
+    assert "CPU experts: copy" in fig.layout.title.text
+    hover = np.asarray(fig.data[0].customdata)
+    cpu = table[table["device"] == "cpu"].iloc[0]
+    assert hover[cpu["layer"], cpu["expert"]].endswith("(copy)") and cpu["host"] == "copy"
+    assert set(table.loc[table["device"] == "gpu", "host"]) == {""}
 
 
 def test_precision_view_says_why_a_budget_is_refused(tiny_model):
