@@ -23,8 +23,9 @@ processes, one after the other so that each peak is its own, measure:
   (``plan_consolidation(folders, 0, unit="slots")``) on a 7-token prompt, and an offloaded one
   under a device budget of the non-expert sets plus the minimum cache rows (well under one
   model) on every step of a greedy decode (one token per step: a layer never routes to more
-  host experts than it has rows). The offloaded build's 7-token forward is reported beside it:
-  there the experts copied in turns are added in another order than the model's own sum.
+  host experts than it has rows), and on the 7-token prompt with transformers' ``eager``
+  experts loop on both sides. With the default ``grouped_mm`` that prompt's host experts, run in
+  turns, are batched differently, and its logits are reported beside (equal within bf16).
 
 On a CPU-only machine the "device" tier lives in host memory too, so the bound checked is the
 target's ("peak host memory while building two Mixtral-family checkpoints: at most 1.2x the
@@ -251,6 +252,7 @@ def child_exact(folder_a: str, folder_b: str, budget: str) -> dict:
     if plan.memory.n_shared:
         raise RuntimeError(f"the exact check needs nothing shared, got {plan.memory.n_shared}")
     offload = ConsolidatedMoE.from_plan(plan, device="cpu")
+    offload_impl = offload.model.config._experts_implementation
     ids, first = torch.tensor(TOKEN_IDS), torch.tensor(TOKEN_IDS)[:, :1]
     results = {}
     for tenant, folder in folders.items():
@@ -265,10 +267,18 @@ def child_exact(folder_a: str, folder_b: str, budget: str) -> dict:
                     _decode_logits(functools.partial(offload.generate, tenant), first),
                     steps,
                 ),
-                # A 7-token forward routes to more host experts than a layer has rows: their
-                # groups' outputs are added in another order than the model's, within bf16.
+                # A 7-token forward routes to more host experts than a layer has rows, which run
+                # in turns: grouped_mm batches each turn's products differently (within bf16).
                 "offload_prompt": _compare(offload.forward(tenant, input_ids=ids).logits, expected),
             }
+            # The same prompt with transformers' eager experts loop on both sides (one matrix
+            # product per expert, on exactly its tokens): the turns change no product.
+            for model in (reference, offload.model):
+                model.set_experts_implementation("eager")
+            results[tenant]["offload_prompt_eager"] = _compare(
+                offload.forward(tenant, input_ids=ids).logits, reference(input_ids=ids).logits
+            )
+            offload.model.set_experts_implementation(offload_impl)
         del reference
         gc.collect()
     return {
