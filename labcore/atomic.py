@@ -19,6 +19,13 @@ from pathlib import Path
 __all__ = ["atomic_dir", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place when the block succeeds.
@@ -26,7 +33,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary sits in the same folder (so ``os.replace`` is atomic) and keeps the
     target's suffix (some writers, e.g. ``numpy.save``, append their own otherwise). On
     success it is fsynced and replaces ``path``; on any exception it is removed and
-    ``path`` is left untouched. Missing parent folders are created.
+    ``path`` is left untouched. Missing parent folders are created. The file gets the
+    permissions of a newly created one (``0o666`` less the umask), as ``open`` would give it.
 
     Parameters
     ----------
@@ -54,6 +62,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     )
     os.close(handle)
     tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; a new file follows the umask
     try:
         yield tmp
         # Flush the data to disk before the rename, so a crash cannot leave an empty target.

@@ -260,3 +260,19 @@ def test_pareto_front_of_a_table_keeps_its_order_and_index() -> None:
     assert pareto_front(table, minimize="ppl", maximize="tok").index.tolist() == [5, 6]
     with pytest.raises(ValueError, match="at least one column"):
         pareto_front(table)
+
+
+def test_atomic_files_get_the_permissions_a_new_file_would(tmp_path):
+    import os
+    import stat
+
+    from labcore.atomic import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        written = atomic_write_text(tmp_path / "report.txt", "x")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(written.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o644
