@@ -283,9 +283,8 @@ def measure_decode_cost(
     """
     if bits != 4:
         raise ValueError(f"only 4-bit experts have a routed kernel to time, not {bits}-bit ones")
-    from moelab.experts import Int4Experts, quantize_int4, routed_linear_pool
+    from moelab.experts import MixedExperts, routed_linear_pool
     from moelab.families import detect_family
-    from moelab.reconfigure import device_view, pinned_copy
 
     family = detect_family(model)
     config = family.check_config(model)
@@ -298,14 +297,10 @@ def measure_decode_cost(
     x = torch.randn(k, up.shape[-1], dtype=up.dtype, device=device)
     h = torch.randn(k, down.shape[-1], dtype=up.dtype, device=device)
     with torch.no_grad():
-        rows = torch.arange(k, device=device)
-        q_up, q_down = quantize_int4(up[rows], group_size), quantize_int4(down[rows], group_size)
+        rows, first = torch.arange(k, device=device), list(range(k))
 
-        def in_place(q: Any) -> Any:  # the same experts, read from host memory where they lie
-            if isinstance(q, torch.Tensor):
-                return device_view(pinned_copy(q[rows]), device)
-            fields = (device_view(pinned_copy(t), device) for t in (q.packed, q.scale, q.zero))
-            return Int4Experts(*fields, q.group_size)
+        def layer(**pools: Any) -> list[MixedExperts]:  # the first k experts, stored so
+            return [MixedExperts.build(w[rows], group_size, **pools) for w in (up, down)]
 
         def per_expert(gate_up: Any, down_proj: Any) -> float:
             def step() -> None:
@@ -314,13 +309,14 @@ def measure_decode_cost(
 
             return _kernel_seconds(step, device, repeats) / k
 
-        full, small = per_expert(up, down), per_expert(q_up, q_down)
+        full = per_expert(up, down)
+        small = per_expert(*(p.int4 for p in layer(quantized=first)))
+        # The same matmuls with the weights read in place from host memory (host="stream").
         stream = {
-            None: per_expert(in_place(up), in_place(down)),
-            bits: per_expert(in_place(q_up), in_place(q_down)),
+            None: per_expert(*(p.streamed for p in layer(streamed=first))),
+            bits: per_expert(*(p.streamed_int4 for p in layer(streamed_int4=first))),
         }
         copy_use, host_expert = _host_use_seconds(up, down, x, h, group_size, repeats)
-        copy_use = {None: copy_use[None], bits: copy_use[4]}
         # A whole decode step with every expert as stored, less its experts: the rest, run as a
         # captured graph (on CUDA) and eagerly.
         cuda = device.type == "cuda"
