@@ -461,6 +461,13 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
     chosen = {s for s, b in zip(plan.slots, plan.bits) if b is not None}
     _check_request(model, chosen, plan.group_size, backend)
     mode = {s: plan.host_mode(i) for i, s in enumerate(plan.slots)}
+    for s, bits in zip(plan.slots, plan.bits):  # every slot checked before the model changes
+        if (mode[s], s in chosen) not in _RUNNABLE:
+            raise ValueError(
+                f"{s} is planned {mode[s]!r} at {bits} bits, which no pool holds (host experts "
+                "are copied in or read in place at any width, computed on the CPU only at full "
+                "precision)"
+            )
     pin = torch.cuda.is_available()
     for layer in range(family.num_moe_layers(config)):
         experts = family.moe_block(model, layer).experts
@@ -469,13 +476,6 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
         def pick(how: str | None, quantized: bool, slots: list = slots) -> list[int]:
             return [s.expert for s in slots if mode[s] == how and (s in chosen) == quantized]
 
-        for s in slots:
-            if (mode[s], s in chosen) not in _RUNNABLE:
-                raise ValueError(
-                    f"{s} is planned {mode[s]!r} at {plan.bits[plan.slots.index(s)]} bits, "
-                    "which no pool holds (host experts are copied in or read in place at any "
-                    "width, computed on the CPU only at full precision)"
-                )
         copied, copied_int4 = pick("copy", False), pick("copy", True)
         computed = pick("compute", False)
         for name in FUSED_MATRICES:

@@ -579,8 +579,14 @@ def test_plans_that_no_pool_can_hold_or_capture_are_refused(tiny_model):
     budget = everything.non_expert_bytes + 2 * everything.slot_bytes[0]
     streamed = plan_precision(model, budget, slots[:6], group_size=8, host="stream")
     # 4-bit experts computed on the CPU: no pool holds them (no silent return to the GPU).
+    untouched = copy.deepcopy(model)
     with pytest.raises(ValueError, match="which no pool holds"):
-        apply_precision_plan(copy.deepcopy(model), replace(streamed, host="compute"))
+        apply_precision_plan(untouched, replace(streamed, host="compute"))
+    family = get_family("mixtral")
+    assert all(  # refused before any layer changed
+        isinstance(family.moe_block(untouched, layer).experts.gate_up_proj, torch.nn.Parameter)
+        for layer in range(family.num_moe_layers(untouched.config))
+    )
     with pytest.raises(ValueError, match="host_modes go with host='auto'"):
         replace(streamed, host="auto")
     with pytest.raises(ValueError, match="host_modes must give every slot"):
