@@ -2,6 +2,8 @@
 
 Routing counts say which experts a workload uses: how much copy traffic host-tier experts cost
 (consolidation's ``"offload"`` placement), and which experts matter least (quantization).
+Beside the counts, how often a token picks an expert that the token before it picked too: such
+a use finds a copied-in expert still in its layer's cache rows (a hit for ``"copy"`` plans).
 The counts are taken where the router works: the hidden states entering each MoE block (the
 same forward hook as :func:`~moelab.similarity.capture_calibration`), the router's weight, a
 softmax and the family's top-k, so any supported family is counted the same way.
@@ -44,7 +46,9 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per (layer, expert): ``layer``, ``expert``, ``count`` (tokens that picked it
-        among their top-k) and ``share`` (count / tokens, so a layer's shares sum to k).
+        among their top-k), ``share`` (count / tokens, so a layer's shares sum to k),
+        ``repeats`` (tokens that picked it right after the previous token of their sequence
+        did) and ``repeat_share`` (repeats / tokens).
 
     Raises
     ------
@@ -60,12 +64,20 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
     0    2.0
     1    2.0
     Name: share, dtype: float64
+
+    A token repeated picks the same experts at every position, so all uses but the first
+    repeat the previous token's:
+
+    >>> picked = routing_counts(model, [5] * 10).query("count > 0")
+    >>> sorted(set(zip(picked["count"], picked["repeats"])))
+    [(10, 9)]
     """
     live = getattr(model, "model", None)
     if not isinstance(model, (MoEModel, torch.nn.Module)) and isinstance(live, torch.nn.Module):
         model = live  # a ConsolidatedMoE: count its live model (the active tenant's routing)
     moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
     states = capture_calibration(moe, token_ids, description="routing")
+    seq = torch.as_tensor(token_ids).shape[-1]
     k = moe.family.experts_per_token(moe.config)
     n_experts = moe.family.num_experts(moe.config)
     rows = []
@@ -74,7 +86,21 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
         # Every supported router is softmax(W x) over all experts before its top-k.
         picked = torch.softmax(hidden @ weight.T, dim=-1).topk(k, dim=-1).indices
         counts = torch.bincount(picked.reshape(-1), minlength=n_experts)
+        repeats = _repeats(picked.reshape(-1, seq, k), n_experts)
+        tokens = hidden.shape[0]
         rows += [
-            (layer, e, int(c), float(c) / hidden.shape[0]) for e, c in enumerate(counts.tolist())
+            (layer, e, int(c), float(c) / tokens, int(r), float(r) / tokens)
+            for e, (c, r) in enumerate(zip(counts.tolist(), repeats.tolist()))
         ]
-    return pd.DataFrame(rows, columns=["layer", "expert", "count", "share"])
+    return pd.DataFrame(
+        rows, columns=["layer", "expert", "count", "share", "repeats", "repeat_share"]
+    )
+
+
+def _repeats(picked: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Per expert, the positions of ``picked`` ``[batch, seq, k]`` that picked it right after the
+    previous position of their sequence did.
+    """
+    chosen = torch.zeros(*picked.shape[:2], n_experts, dtype=torch.bool)
+    chosen.scatter_(-1, picked, True)
+    return (chosen[:, 1:] & chosen[:, :-1]).sum(dim=(0, 1))

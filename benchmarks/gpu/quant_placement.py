@@ -9,7 +9,8 @@ on the routed path (one captured graph per step when every expert is on the GPU 
 place; eagerly when experts are copied in or computed on the CPU, since that reads the routing
 on the host). The cost
 model (:func:`moelab.quant.measure_decode_cost`, timed once on the unquantized model) predicts
-each plan's tokens/s, written beside the measurement. Random weights have no quality: the
+each plan's tokens/s, written beside the measurement (a copied expert that the previous token
+picked too is still in its layer's cache rows: the routing's ``repeat_share``). Random weights have no quality: the
 quality side of these plans comes from the zoo (``benchmarks/moe_int4_quality.py``, notebook 04).
 
 Every configuration writes the JSON as it ends; one that no longer fits ``--deadline`` is
@@ -108,6 +109,13 @@ def main() -> int:
         "copy_bytes_per_s": cost.copy_bytes_per_s,
         "stream_expert_s": {str(k): v for k, v in cost.stream_expert_s.items()},
         "copy_use_s": {str(k): v for k, v in cost.copy_use_s.items()},
+        "copy_hit_s": {str(k): v for k, v in cost.copy_hit_s.items()},
+    }
+    # Uses per token, and those that follow the previous token's (a copied expert still in its
+    # row), over the decode the plans repeat.
+    results["routing"] = {
+        "share": float(shares["share"].sum()),
+        "repeat_share": float(shares["repeat_share"].sum()),
     }
     results["full_gpu"] = decode(base, device, True, prompt)
     runs = results.setdefault("runs", {})

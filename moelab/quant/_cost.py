@@ -2,10 +2,10 @@
 
 A decode token at batch 1 runs the non-expert layers once and, in every MoE layer, the experts
 the router picks. An expert on the GPU costs the time of its routed matmuls at its precision;
-one in host memory costs a copy of its weights into a cache row first (at the measured
-host-to-device bandwidth; no cache hits assumed, so the prediction errs slow) and then its
-matmul at its precision, or its matmul run on the CPU, or its matmul reading the weights in
-place across the host bus (timed as such). The rest of the step costs what it costs as the plan
+one in host memory costs a copy of its weights into a cache row first and then its matmul at its
+precision (a use that finds the expert still in a row, because the previous token picked it too,
+costs no copy), or its matmul run on the CPU, or its matmul reading the weights in place across
+the host bus (timed as such). The rest of the step costs what it costs as the plan
 runs it: as one captured graph when every expert is on the GPU or read in place, eagerly when
 experts are copied in or computed on the CPU (choosing them reads the routing on the host),
 which on a GPU is several times slower in launches alone.
@@ -55,6 +55,11 @@ class DecodeCost:
         routing read on the host, the copy into a cache row, every use a miss, and the
         matmul), by bits (plans with ``host="copy"``); None: the copy at
         ``copy_bytes_per_s`` plus the matmul.
+    copy_hit_s : dict of int or None to float, optional
+        One use of a copied-in expert that is still in its cache row, as the copying path runs
+        it (no copy), by bits. With it, the uses that ``shares`` says repeat the previous
+        token's (``repeat_share``) cost this instead of ``copy_use_s``; None: every use a miss
+        (the prediction errs slow).
     """
 
     non_expert_s: float
@@ -64,6 +69,7 @@ class DecodeCost:
     host_expert_s: float | None = None
     stream_expert_s: dict[int | None, float] | None = None
     copy_use_s: dict[int | None, float] | None = None
+    copy_hit_s: dict[int | None, float] | None = None
 
     def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted seconds per decode token of ``plan``.
@@ -73,7 +79,10 @@ class DecodeCost:
         plan : PrecisionPlan
         shares : pandas.DataFrame
             ``layer``, ``expert``, ``share`` (e.g. :func:`~moelab.quant.expert_scores` or
-            :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token.
+            :func:`~moelab.routing.routing_counts`): the expected uses of each expert per token;
+            optionally ``repeat_share`` (:func:`~moelab.routing.routing_counts`): the uses per
+            token that follow a use by the previous token, which find a copied-in expert still
+            in its row.
         """
         modes = [plan.host_mode(i) for i in range(len(plan.slots))]
         if self.host_expert_s is None and "compute" in modes:
@@ -97,12 +106,20 @@ class DecodeCost:
                 "shares must be a DataFrame with columns layer, expert and share (e.g. "
                 "moelab.routing.routing_counts)"
             )
-        share = shares.set_index(["layer", "expert"])["share"]
+        indexed = shares.set_index(["layer", "expert"])
+        share = indexed["share"]
+        repeat = indexed["repeat_share"] if "repeat_share" in indexed else None
         eager = not plan.graph_safe and self.non_expert_eager_s is not None
         total = self.non_expert_eager_s if eager else self.non_expert_s
         for slot, bits, mode in zip(plan.slots, plan.bits, modes):
-            uses = float(share.get((slot.layer, slot.expert), 0.0))
-            total += uses * self._expert_use_s(plan, bits, mode)
+            key = (slot.layer, slot.expert)
+            uses = float(share.get(key, 0.0))
+            hits = 0.0
+            if mode == "copy" and self.copy_hit_s is not None and repeat is not None:
+                # The previous token's experts are still in the layer's rows (k rows, LRU).
+                hits = min(float(repeat.get(key, 0.0)), uses)
+                total += hits * self.copy_hit_s[bits]
+            total += (uses - hits) * self._expert_use_s(plan, bits, mode)
         return total
 
     def _expert_use_s(self, plan: Any, bits: int | None, mode: str | None) -> float:
@@ -229,8 +246,14 @@ def _host_use_seconds(
 ) -> tuple[dict[int | None, float], float]:
     """Seconds per use of a host expert as the paths that read the routing on the host run it
     (eagerly): one layer with every expert in host memory and a token's worth of cache rows,
-    called with two sets of experts in turn so that every use misses the rows; copied in
-    (full precision and 4 bits) and computed on the CPU (full precision).
+    called with two sets of experts in turn so that every use misses the rows, and with one set
+    so that every use hits them; copied in (full precision and 4 bits) and computed on the CPU
+    (full precision).
+
+    Returns
+    -------
+    tuple
+        Copied uses that miss, by bits; copied uses that hit, by bits; computed uses.
     """
     from moelab.experts import MixedExperts, routed_linear_mixed
 
@@ -238,9 +261,9 @@ def _host_use_seconds(
     sets = [torch.arange(k, device=device) + i * k for i in range(2 if n_experts >= 2 * k else 1)]
     every, pin = list(range(n_experts)), device.type == "cuda"
 
-    def per_use(**pools: Any) -> float:
+    def per_use(hit: bool = False, **pools: Any) -> float:
         layer = [MixedExperts.build(w, group_size, pin=pin, **pools) for w in (up, down)]
-        turn = itertools.cycle(sets)
+        turn = itertools.cycle(sets[:1] if hit else sets)
 
         def step() -> None:
             ids = next(turn)
@@ -249,8 +272,14 @@ def _host_use_seconds(
 
         return _seconds(step, device, repeats) / k
 
-    copied = {None: per_use(host=every, rows=k), 4: per_use(host_int4=every, int4_rows=k)}
-    return copied, per_use(host=every, host_compute=True)
+    copied, kept = (
+        {
+            None: per_use(hit, host=every, rows=k),
+            4: per_use(hit, host_int4=every, int4_rows=k),
+        }
+        for hit in (False, True)
+    )
+    return copied, kept, per_use(host=every, host_compute=True)
 
 
 def measure_decode_cost(
@@ -316,7 +345,7 @@ def measure_decode_cost(
             None: per_expert(*(p.streamed for p in layer(streamed=first))),
             bits: per_expert(*(p.streamed_int4 for p in layer(streamed_int4=first))),
         }
-        copy_use, host_expert = _host_use_seconds(up, down, x, h, group_size, repeats)
+        copy_use, copy_hit, host_expert = _host_use_seconds(up, down, x, h, group_size, repeats)
         # A whole decode step with every expert as stored, less its experts: the rest, run as a
         # captured graph (on CUDA) and eagerly.
         cuda = device.type == "cuda"
@@ -337,4 +366,5 @@ def measure_decode_cost(
         host_expert,
         stream,
         copy_use,
+        copy_hit,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -665,3 +666,16 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     # Where the copying path was timed as a whole, a copied expert's use costs that time.
     timed = DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, copy_use_s={None: 0.7, 4: 0.2})
     assert timed.token_s(plan, shares) == pytest.approx(1.0 + 0.5 * (2 * 0.05 + 2 * 0.1) + 2 * 0.7)
+    assert set(measured.copy_hit_s) == {None, 4} and min(measured.copy_hit_s.values()) > 0
+    # Uses that repeat the previous token's find the expert in its row: no copy. Without a hit
+    # time, or without repeat shares, every use misses.
+    hit = replace(timed, copy_hit_s={None: 0.3, 4: 0.1})
+    repeating = shares.assign(repeat_share=0.2)
+    assert hit.token_s(plan, repeating) == pytest.approx(
+        1.0 + 0.5 * (2 * 0.05 + 2 * 0.1) + 4 * (0.3 * 0.7 + 0.2 * 0.3)
+    )
+    assert (
+        hit.token_s(plan, shares) == timed.token_s(plan, repeating) == timed.token_s(plan, shares)
+    )
+    # Experts on the GPU or read in place have no rows to hit.
+    assert hit.token_s(full, repeating) == timed.token_s(full, shares)

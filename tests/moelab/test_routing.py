@@ -14,11 +14,19 @@ def test_counts_equal_the_indices_the_experts_receive(tiny_model):
     family = get_family("mixtral")
     ids = torch.randint(1, 64, (2, 11), generator=torch.Generator().manual_seed(0))
     seen: dict[int, torch.Tensor] = {}
+    repeated: dict[int, list[int]] = {}
 
     def hook_for(layer):
         def hook(module, args, kwargs):
             index = args[1] if len(args) > 1 else kwargs["top_k_index"]
             seen[layer] = torch.bincount(index.reshape(-1), minlength=family.num_experts(model))
+            # An expert a token picks that the previous token of its sequence picked too.
+            picks = [set(row) for row in index.reshape(-1, 2).tolist()]
+            repeated[layer] = [0] * family.num_experts(model)
+            for t, now in enumerate(picks):
+                if t % 11:
+                    for e in now & picks[t - 1]:
+                        repeated[layer][e] += 1
 
         return hook
 
@@ -36,6 +44,9 @@ def test_counts_equal_the_indices_the_experts_receive(tiny_model):
     for layer, expected in seen.items():
         got = counts[counts["layer"] == layer].sort_values("expert")["count"].tolist()
         assert got == expected.tolist(), layer
+        rows = counts[counts["layer"] == layer].sort_values("expert")
+        assert rows["repeats"].tolist() == repeated[layer], layer
+        assert (rows["repeat_share"] == rows["repeats"] / ids.numel()).all()
     # Every token picks top-2 experts in every layer.
     assert (counts.groupby("layer")["share"].sum().round(9) == 2.0).all()
 
@@ -43,4 +54,12 @@ def test_counts_equal_the_indices_the_experts_receive(tiny_model):
 def test_switch_routes_each_token_to_one_expert(tiny_model):
     counts = routing_counts(tiny_model("switch_transformers", 1), torch.arange(1, 21))
     assert (counts.groupby("layer")["count"].sum() == 20).all()
-    assert list(counts.columns) == ["layer", "expert", "count", "share"]
+    assert list(counts.columns) == [
+        "layer",
+        "expert",
+        "count",
+        "share",
+        "repeats",
+        "repeat_share",
+    ]
+    assert (counts["repeats"] <= counts["count"]).all()
