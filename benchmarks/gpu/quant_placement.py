@@ -42,7 +42,7 @@ from serving_decode import NEW, PROMPT, free  # noqa: E402
 from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
 from labcore.atomic import atomic_write_text  # noqa: E402
-from moelab.experts import apply_precision_plan, use_routed_experts  # noqa: E402
+from moelab.experts import MixedExperts, apply_precision_plan, use_routed_experts  # noqa: E402
 from moelab.quant import measure_decode_cost, plan_precision  # noqa: E402
 from moelab.routing import routing_counts  # noqa: E402
 from moelab.serving import StaticDecoder  # noqa: E402
@@ -54,15 +54,50 @@ N4 = (0, 64, 128, 192, 256)
 SUFFIX = {"copy": "", "compute": ", computed on the CPU", "stream": ", read in place"}
 
 
+def copy_traffic(model) -> dict[str, int]:
+    """Uses of copied-in host experts and copies into cache rows so far, over every layer (the
+    gate-up matrices: one use per routed expert)."""
+    total = {"uses": 0, "copies": 0}
+    for module in model.modules():
+        weight = getattr(module, "gate_up_proj", None)
+        if isinstance(weight, MixedExperts):
+            for key, value in weight.copy_traffic().items():
+                total[key] += value
+    return total
+
+
 def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict[str, float]:
+    """Decode speed, and per decoded token the uses of copied-in experts and their copies."""
     decoder = StaticDecoder(model, PROMPT + NEW, graphs=graphs and device.type == "cuda")
     decoder.generate(prompt, 4)  # warm-up (and the capture)
-    per_token = []
+    per_token, traffic = [], []
     for _ in range(2):
+        before = copy_traffic(model)
         run = decoder.generate(prompt, NEW)
+        traffic.append({k: v - before[k] for k, v in copy_traffic(model).items()})
         per_token.append((run.total_s - run.first_token_s) / (NEW - 1))
     ms = statistics.median(per_token) * 1e3
-    return {"ms_per_token": ms, "tokens_per_s": 1e3 / ms}
+    # The prompt's share of that traffic, counted alone, leaves the decoded tokens'.
+    before = copy_traffic(model)
+    decoder.generate(prompt, 1)
+    prompt_traffic = {k: v - before[k] for k, v in copy_traffic(model).items()}
+    per_decoded = {
+        f"{k}_per_token": (traffic[0][k] - prompt_traffic[k]) / (NEW - 1) for k in prompt_traffic
+    }
+    return {"ms_per_token": ms, "tokens_per_s": 1e3 / ms, **per_decoded}
+
+
+def expected_traffic(plan, shares) -> dict[str, float]:
+    """Per token, the uses of copied-in experts the routing shares predict, and the copies: the
+    uses that do not follow the previous token's (those find their expert in its row)."""
+    indexed = shares.set_index(["layer", "expert"])
+    uses = copies = 0.0
+    for i, slot in enumerate(plan.slots):
+        if plan.host_mode(i) == "copy":
+            share, repeat = indexed.loc[(slot.layer, slot.expert), ["share", "repeat_share"]]
+            uses += share
+            copies += share - min(repeat, share)
+    return {"uses_per_token": uses, "copies_per_token": copies}
 
 
 def main() -> int:
@@ -170,6 +205,7 @@ def main() -> int:
         entry["predicted_vs_measured"] = (
             entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
         )
+        entry["predicted_traffic"] = expected_traffic(plan, shares)
         entry.update(
             run=run,
             predicted_by_run=run,

@@ -10,7 +10,7 @@ the other pool, so one step stays one graph with no host synchronisation.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +95,7 @@ class MixedExperts:
     streamed_int4_rows: torch.Tensor | None = None
     _cached: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _cached_int4: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _traffic: Counter = field(default_factory=Counter, repr=False)
 
     def fetch(self, expert: int) -> int:
         """The row holding host expert ``expert`` (of ``dense``, or of ``int4`` for a quantized
@@ -102,6 +103,7 @@ class MixedExperts:
         """
         quantized = expert in self.host_int4
         cached = self._cached_int4 if quantized else self._cached
+        self._traffic["uses"] += 1
         if expert in cached:
             cached.move_to_end(expert)
             return cached[expert]
@@ -122,6 +124,7 @@ class MixedExperts:
         else:
             self.dense[row].copy_(self.host[expert], non_blocking=True)
         cached[expert] = row
+        self._traffic["copies"] += 1
         return row
 
     @classmethod
@@ -148,6 +151,12 @@ class MixedExperts:
         recently used first.
         """
         return list(self._cached_int4 if quantized else self._cached)
+
+    def copy_traffic(self) -> dict[str, int]:
+        """Uses of copied-in host experts since this matrix was built, and how many of them
+        missed the cache rows and copied the expert in (``{"uses": ..., "copies": ...}``).
+        """
+        return {"uses": self._traffic["uses"], "copies": self._traffic["copies"]}
 
     @property
     def host_experts(self) -> set[int]:

@@ -385,6 +385,20 @@ def test_a_precision_plan_runs_as_planned(tiny_model):
     holds_what_the_plan_counts(model, plan)
 
 
+def test_copied_in_experts_count_their_uses_and_the_copies_that_missed_the_rows():
+    from moelab.experts import MixedExperts
+
+    weight = torch.randn(5, 4, 8)
+    layer = MixedExperts.build(weight, host=[1, 2, 3, 4], rows=2)
+    # Two rows, least recently used out: 1 and 2 copy in, 1 hits, then 3 evicts 2, 2 evicts 1
+    # and 1 evicts 3.
+    for expert in (1, 2, 1, 3, 2, 1):
+        row = layer.fetch(expert)
+        torch.testing.assert_close(layer.dense[row], weight[expert])
+    assert layer.copy_traffic() == {"uses": 6, "copies": 5}
+    assert layer.cached() == [2, 1]
+
+
 def test_quantized_experts_left_on_the_cpu_are_copied_into_quantized_rows(tiny_model):
     model = tiny_model("mixtral", 3)
     family = get_family("mixtral")
