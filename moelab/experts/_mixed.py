@@ -429,8 +429,8 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
     """Store a model's experts as a :class:`~moelab.quant.PrecisionPlan` says, in place.
 
     Full-precision GPU experts stay on the model's device, quantized ones are stored in 4 bits
-    there, and CPU experts move to host memory (pinned where CUDA is available). There they are
-    copied into a layer's cache rows when routed to (``host="copy"``) or computed on the CPU
+    there, and CPU experts move to host memory (page-locked where CUDA is available, except
+    those computed on the CPU, which never cross the bus). There they are copied into a layer's cache rows when routed to (``host="copy"``) or computed on the CPU
     (``host="compute"``), both of which read the routing on the host, so such a model decodes
     without a captured graph; or the GPU's kernels read them in place across the host bus
     (``host="stream"``), so the step stays one captured graph.
@@ -500,7 +500,7 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
                 streamed_int4=pick("stream", True),
                 rows=plan.rows_per_layer if copied else 0,
                 int4_rows=plan.rows_per_layer if copied_int4 else 0,
-                pin=pin,
+                pin=pin and not computed,  # computed ones never cross the bus
                 host_compute=bool(computed),
             )
             setattr(experts, name, mixed)

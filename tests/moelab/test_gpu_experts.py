@@ -11,7 +11,8 @@ The small bf16 Mixtral of ``test_gpu.py``:
   pool's), and a model with every expert in 4 bits decodes a batch of 4 in a graph as eagerly;
 * experts a plan leaves in host memory and the kernels read there in place (``host="stream"``)
   take no device memory, compute what the same experts on the device compute, and decode in a
-  captured graph as eagerly.
+  captured graph as eagerly;
+* host experts are page-locked where they are copied in, and not where the CPU computes them.
 
 Run with ``python -m pytest -m gpu tests/moelab/test_gpu_experts.py``; without CUDA every test
 is skipped.
@@ -166,3 +167,20 @@ def test_experts_read_in_place_from_host_memory_compute_as_on_the_device_in_a_gr
     graphed = StaticDecoder(model, 40, graphs=True)
     for _ in range(2):  # captured, then replayed
         assert graphed.generate(prompt, 16).tokens == eager
+
+
+@pytest.mark.parametrize(("host", "pinned"), [("copy", True), ("compute", False)])
+def test_host_experts_are_page_locked_only_where_they_cross_the_bus(host, pinned):
+    model = use_routed_experts(base_model("cuda"))
+    full = plan_precision(model, 10**12, [], group_size=64)
+    budget = full.non_expert_bytes + len(full.slots) // 2 * full.row_bytes
+    plan = plan_precision(model, budget, [], group_size=64, host=host)
+    assert "cpu" in plan.device
+    apply_precision_plan(model, plan)
+    family = get_family("mixtral")
+    stored = [
+        tensor
+        for layer in range(family.num_moe_layers(model.config))
+        for tensor in family.moe_block(model, layer).experts.gate_up_proj.host.values()
+    ]
+    assert stored and all(t.is_pinned() == pinned for t in stored)
