@@ -262,7 +262,9 @@ def _host_use_seconds(
     every, pin = list(range(n_experts)), device.type == "cuda"
 
     def per_use(hit: bool = False, **pools: Any) -> float:
-        layer = [MixedExperts.build(w, group_size, pin=pin, **pools) for w in (up, down)]
+        # Page-locked as plans store them: copied-in experts are, computed ones are not.
+        locked = pin and not pools.get("host_compute", False)
+        layer = [MixedExperts.build(w, group_size, pin=locked, **pools) for w in (up, down)]
         turn = itertools.cycle(sets[:1] if hit else sets)
 
         def step() -> None:
