@@ -250,11 +250,13 @@ def _with_host_experts(x: torch.Tensor, weight: MixedExperts, ids: torch.Tensor)
     # Host experts of each precision in turns of as many as their pool has cache rows; the
     # first turn also runs the resident experts, each later one only the experts it copied in.
     turns = []
-    for pool, table, size in (
-        (weight.host, weight.dense_rows, weight.cache_rows),
-        (weight.host_int4, weight.int4_rows, weight.int4_cache_rows),
+    for pool, table, size, quantized in (
+        (weight.host, weight.dense_rows, weight.cache_rows, False),
+        (weight.host_int4, weight.int4_rows, weight.int4_cache_rows, True),
     ):
-        wanted = [e for e in used if e in pool]
+        # Experts already in the rows first: a copy then never evicts one this call uses.
+        cached = set(weight.cached(quantized))
+        wanted = sorted((e for e in used if e in pool), key=lambda e: e not in cached)
         size = max(size, 1)
         turns.append((table, [wanted[i : i + size] for i in range(0, len(wanted), size)]))
     out = None

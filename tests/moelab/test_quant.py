@@ -399,6 +399,20 @@ def test_copied_in_experts_count_their_uses_and_the_copies_that_missed_the_rows(
     assert layer.cached() == [2, 1]
 
 
+def test_experts_still_in_the_rows_are_used_before_others_are_copied_in():
+    from moelab.experts import MixedExperts, routed_linear_mixed
+
+    weight = torch.randn(4, 3, 8)
+    layer = MixedExperts.build(weight, host=[0, 1, 2, 3], rows=2)
+    x = torch.randn(2, 8)
+    for ids in ([1, 3], [0, 1]):  # 1 stays in its row; copying 0 in evicts 3, not 1
+        ids = torch.tensor(ids)
+        expected = torch.stack([weight[e] @ row for e, row in zip(ids.tolist(), x)])
+        torch.testing.assert_close(routed_linear_mixed(x, layer, ids), expected)
+    assert layer.copy_traffic() == {"uses": 4, "copies": 3}
+    assert layer.cached() == [1, 0]
+
+
 def test_quantized_experts_left_on_the_cpu_are_copied_into_quantized_rows(tiny_model):
     model = tiny_model("mixtral", 3)
     family = get_family("mixtral")
