@@ -183,6 +183,8 @@ class _PooledForward:
         if self.tenant not in self.host_tenants:
             return run(rows, weights)
         missing = sorted(set(index[rows < 0].tolist()))  # host sync: only on the offload path
+        # Experts already in the cache rows first: a copy then never evicts one this call uses.
+        missing.sort(key=lambda e: (self.tenant, e) not in self.cache.used)
         if not missing:
             return run(rows, weights)
         return self._run_with_host_experts(index, weights, rows, missing, run)

@@ -76,6 +76,27 @@ def test_offload_cache_smaller_than_one_forward_still_computes_exactly(tiny_mode
         )
 
 
+def test_offload_uses_the_experts_in_its_cache_rows_before_it_copies_others(tiny_model):
+    tenants = make_tenants(tiny_model, "mixtral", 2)
+    plan = plan_consolidation(tenants, 0, unit="slots", placement="offload")
+    cmoe = ConsolidatedMoE.from_plan(plan, device="cpu")
+    cmoe.activate("t0")
+    experts = get_family("mixtral").moe_block(cmoe.model, 0).experts
+    hidden = torch.randn(1, cmoe.model.config.hidden_size)
+
+    def copies(ids: list[int]) -> int:
+        before = cmoe.copied_expert_bytes()
+        with torch.no_grad():
+            experts(hidden, torch.tensor([ids]), torch.full((1, 2), 0.5))
+        return (cmoe.copied_expert_bytes() - before) // plan.memory.slot_bytes
+
+    # Nothing shared: the layer's four experts are on the host, copied into its two rows.
+    assert [copies([e, e]) for e in range(4)] == [1, 1, 1, 1]  # the rows now hold 2, then 3
+    # Experts 1 and 2: 2 is still in a row and is used first, so copying 1 in evicts 3, not 2.
+    assert copies([1, 2]) == 1
+    assert copies([2, 1]) == 0
+
+
 def test_offload_budget_errors_name_the_minimum(tiny_model):
     tenants = make_tenants(tiny_model, "mixtral", 2)
     probe = plan_consolidation(tenants, 0, unit="slots", placement="offload")
