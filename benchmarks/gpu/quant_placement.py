@@ -77,7 +77,8 @@ def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict
         traffic.append({k: v - before[k] for k, v in copy_traffic(model).items()})
         per_token.append((run.total_s - run.first_token_s) / (NEW - 1))
     ms = statistics.median(per_token) * 1e3
-    # The prompt's share of that traffic, counted alone, leaves the decoded tokens'.
+    # The prompt's share of the first timed run's traffic, counted alone, leaves the decoded
+    # tokens'.
     before = copy_traffic(model)
     decoder.generate(prompt, 1)
     prompt_traffic = {k: v - before[k] for k, v in copy_traffic(model).items()}

@@ -155,6 +155,9 @@ class MixedExperts:
     def copy_traffic(self) -> dict[str, int]:
         """Uses of copied-in host experts since this matrix was built, and how many of them
         missed the cache rows and copied the expert in (``{"uses": ..., "copies": ...}``).
+
+        A use is one expert fetched by one call of the layer: at batch 1 one per routed host
+        expert and token; a prompt or a batch that routes several rows to an expert uses it once.
         """
         return {"uses": self._traffic["uses"], "copies": self._traffic["copies"]}
 

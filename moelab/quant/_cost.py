@@ -58,8 +58,10 @@ class DecodeCost:
     copy_hit_s : dict of int or None to float, optional
         One use of a copied-in expert that is still in its cache row, as the copying path runs
         it (no copy), by bits. With it, the uses that ``shares`` says repeat the previous
-        token's (``repeat_share``) cost this instead of ``copy_use_s``; None: every use a miss
-        (the prediction errs slow).
+        token's (``repeat_share``) cost this instead of ``copy_use_s`` (a layer uses the experts
+        in its rows before it copies others in, so they always hit at batch 1); older experts
+        still in a row are not counted, so the prediction errs slow where a layer keeps few
+        experts in host memory. None: every use a miss.
     """
 
     non_expert_s: float
@@ -70,6 +72,13 @@ class DecodeCost:
     stream_expert_s: dict[int | None, float] | None = None
     copy_use_s: dict[int | None, float] | None = None
     copy_hit_s: dict[int | None, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.copy_hit_s is not None and self.copy_use_s is None:
+            raise ValueError(
+                "copy_hit_s needs copy_use_s: a hit and a miss are timed on the same copying "
+                "path (measure_decode_cost times both)"
+            )
 
     def token_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted seconds per decode token of ``plan``.
@@ -85,27 +94,7 @@ class DecodeCost:
             in its row.
         """
         modes = [plan.host_mode(i) for i in range(len(plan.slots))]
-        if self.host_expert_s is None and "compute" in modes:
-            raise ValueError(
-                "the plan computes CPU experts on the CPU and this cost has no time for that: "
-                "measure it (measure_decode_cost)"
-            )
-        if self.stream_expert_s is None and "stream" in modes:
-            raise ValueError(
-                "the plan reads CPU experts in place and this cost has no time for that: "
-                "measure it (measure_decode_cost)"
-            )
-        missing = {b for b in plan.bits if b not in self.expert_s}
-        if missing:
-            raise ValueError(
-                f"this cost has expert times for bits {sorted(self.expert_s, key=str)}, the plan "
-                f"also uses {sorted(missing, key=str)}: measure them (measure_decode_cost)"
-            )
-        if not {"layer", "expert", "share"} <= set(getattr(shares, "columns", ())):
-            raise ValueError(
-                "shares must be a DataFrame with columns layer, expert and share (e.g. "
-                "moelab.routing.routing_counts)"
-            )
+        self._check(plan, modes, shares)
         indexed = shares.set_index(["layer", "expert"])
         share = indexed["share"]
         repeat = indexed["repeat_share"] if "repeat_share" in indexed else None
@@ -121,6 +110,46 @@ class DecodeCost:
                 total += hits * self.copy_hit_s[bits]
             total += (uses - hits) * self._expert_use_s(plan, bits, mode)
         return total
+
+    def _check(self, plan: Any, modes: list[str], shares: pd.DataFrame) -> None:
+        """Raise ValueError where this cost has no time for a part ``plan`` runs, or ``shares``
+        is not a table of routing shares.
+        """
+        if self.host_expert_s is None and "compute" in modes:
+            raise ValueError(
+                "the plan computes CPU experts on the CPU and this cost has no time for that: "
+                "measure it (measure_decode_cost)"
+            )
+        if self.stream_expert_s is None and "stream" in modes:
+            raise ValueError(
+                "the plan reads CPU experts in place and this cost has no time for that: "
+                "measure it (measure_decode_cost)"
+            )
+        timed = [("expert", self.expert_s, set(plan.bits))]
+        for what, times, mode in (
+            ("read-in-place", self.stream_expert_s, "stream"),
+            ("copy", self.copy_use_s, "copy"),
+            ("copy hit", self.copy_hit_s, "copy"),
+        ):
+            if times is not None:
+                timed.append((what, times, {b for b, m in zip(plan.bits, modes) if m == mode}))
+        for what, times, used in timed:
+            missing = used - set(times)
+            if missing:
+                raise ValueError(
+                    f"this cost has {what} times for bits {sorted(times, key=str)}, the plan "
+                    f"also uses {sorted(missing, key=str)}: measure them (measure_decode_cost)"
+                )
+        if not {"layer", "expert", "share"} <= set(getattr(shares, "columns", ())):
+            raise ValueError(
+                "shares must be a DataFrame with columns layer, expert and share (e.g. "
+                "moelab.routing.routing_counts)"
+            )
+        if "repeat_share" in shares and not (shares["repeat_share"] >= 0).all():
+            raise ValueError(
+                "shares' repeat_share must be numbers >= 0 (routing_counts gives them); got "
+                f"{shares['repeat_share'][~(shares['repeat_share'] >= 0)].tolist()[:3]}"
+            )
 
     def _expert_use_s(self, plan: Any, bits: int | None, mode: str | None) -> float:
         """Seconds of one use of an expert at ``bits`` that lives where ``mode`` says."""
@@ -243,7 +272,7 @@ def _host_use_seconds(
     h: torch.Tensor,
     group_size: int,
     repeats: int,
-) -> tuple[dict[int | None, float], float]:
+) -> tuple[dict[int | None, float], dict[int | None, float], float]:
     """Seconds per use of a host expert as the paths that read the routing on the host run it
     (eagerly): one layer with every expert in host memory and a token's worth of cache rows,
     called with two sets of experts in turn so that every use misses the rows, and with one set

@@ -707,3 +707,11 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     )
     # Experts on the GPU or read in place have no rows to hit.
     assert hit.token_s(full, repeating) == timed.token_s(full, shares)
+    with pytest.raises(ValueError, match="repeat_share must be numbers >= 0"):
+        hit.token_s(plan, shares.assign(repeat_share=float("nan")))
+    with pytest.raises(
+        ValueError, match=r"copy hit times for bits \[4\], the plan also uses \[None\]"
+    ):
+        replace(hit, copy_hit_s={4: 0.1}).token_s(plan, repeating)
+    with pytest.raises(ValueError, match="copy_hit_s needs copy_use_s"):
+        DecodeCost(1.0, {None: 0.1, 4: 0.05}, 1e6, copy_hit_s={None: 0.3, 4: 0.1})
