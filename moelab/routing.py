@@ -53,7 +53,7 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If ``token_ids`` is not a non-empty integer array inside the vocabulary.
+        If ``token_ids`` is not an integer array of at least 2 tokens inside the vocabulary.
 
     Examples
     --------
@@ -76,8 +76,11 @@ def routing_counts(model: Any, token_ids: Any) -> pd.DataFrame:
     if not isinstance(model, (MoEModel, torch.nn.Module)) and isinstance(live, torch.nn.Module):
         model = live  # a ConsolidatedMoE: count its live model (the active tenant's routing)
     moe = model if isinstance(model, MoEModel) else load_moe(model, tokenizer=False)
-    states = capture_calibration(moe, token_ids, description="routing")
-    seq = torch.as_tensor(token_ids).shape[-1]
+    ids = torch.as_tensor(token_ids)
+    if ids.numel() < 2:
+        raise ValueError(f"routing_counts counts at least 2 tokens, got {ids.numel()}")
+    states = capture_calibration(moe, ids, description="routing")
+    seq = ids.shape[-1]
     k = moe.family.experts_per_token(moe.config)
     n_experts = moe.family.num_experts(moe.config)
     rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from moelab.families import get_family
@@ -63,3 +64,8 @@ def test_switch_routes_each_token_to_one_expert(tiny_model):
         "repeat_share",
     ]
     assert (counts["repeats"] <= counts["count"]).all()
+
+
+def test_one_token_is_refused_with_what_is_needed(tiny_model):
+    with pytest.raises(ValueError, match="routing_counts counts at least 2 tokens, got 1"):
+        routing_counts(tiny_model("mixtral", 1), [5])
