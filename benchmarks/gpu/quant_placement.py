@@ -10,8 +10,9 @@ place; eagerly when experts are copied in or computed on the CPU, since that rea
 on the host). The cost
 model (:func:`moelab.quant.measure_decode_cost`, timed once on the unquantized model) predicts
 each plan's tokens/s, written beside the measurement (a copied expert that the previous token
-picked too is still in its layer's cache rows: the routing's ``repeat_share``). Random weights have no quality: the
-quality side of these plans comes from the zoo (``benchmarks/moe_int4_quality.py``, notebook 04).
+picked too is still in its layer's cache rows: the routing's ``repeat_share``). Random weights
+have no quality: the quality side of these plans comes from the zoo
+(``benchmarks/moe_int4_quality.py``, notebook 04).
 
 Every configuration writes the JSON as it ends; one that no longer fits ``--deadline`` is
 skipped, so a run can be split (``--budgets``, ``--n4``, ``--hosts``) and repeated into the
@@ -43,7 +44,7 @@ from serving_qos import MIXTRAL_8X7B, TINY  # noqa: E402
 
 from labcore.atomic import atomic_write_text  # noqa: E402
 from moelab.experts import MixedExperts, apply_precision_plan, use_routed_experts  # noqa: E402
-from moelab.quant import measure_decode_cost, plan_precision  # noqa: E402
+from moelab.quant import expected_copy_traffic, measure_decode_cost, plan_precision  # noqa: E402
 from moelab.routing import routing_counts  # noqa: E402
 from moelab.serving import StaticDecoder  # noqa: E402
 from moelab.sources import RandomSource, materialize  # noqa: E402
@@ -86,19 +87,6 @@ def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict
         f"{k}_per_token": (traffic[0][k] - prompt_traffic[k]) / (NEW - 1) for k in prompt_traffic
     }
     return {"ms_per_token": ms, "tokens_per_s": 1e3 / ms, **per_decoded}
-
-
-def expected_traffic(plan, shares) -> dict[str, float]:
-    """Per token, the uses of copied-in experts the routing shares predict, and the copies: the
-    uses that do not follow the previous token's (those find their expert in its row)."""
-    indexed = shares.set_index(["layer", "expert"])
-    uses = copies = 0.0
-    for i, slot in enumerate(plan.slots):
-        if plan.host_mode(i) == "copy":
-            share, repeat = indexed.loc[(slot.layer, slot.expert), ["share", "repeat_share"]]
-            uses += share
-            copies += share - min(repeat, share)
-    return {"uses_per_token": uses, "copies_per_token": copies}
 
 
 def main() -> int:
@@ -206,7 +194,7 @@ def main() -> int:
         entry["predicted_vs_measured"] = (
             entry["predicted_tokens_per_s"] / entry["measured"]["tokens_per_s"]
         )
-        entry["predicted_traffic"] = expected_traffic(plan, shares)
+        entry["predicted_traffic"] = expected_copy_traffic(plan, shares)
         entry.update(
             run=run,
             predicted_by_run=run,

@@ -433,7 +433,8 @@ def apply_precision_plan(model: nn.Module, plan: Any, backend: str = "rtn") -> n
 
     Full-precision GPU experts stay on the model's device, quantized ones are stored in 4 bits
     there, and CPU experts move to host memory (page-locked where CUDA is available, except
-    those computed on the CPU, which never cross the bus). There they are copied into a layer's cache rows when routed to (``host="copy"``) or computed on the CPU
+    those computed on the CPU, which never cross the bus). There they are copied into a
+    layer's cache rows when routed to (``host="copy"``) or computed on the CPU
     (``host="compute"``), both of which read the routing on the host, so such a model decodes
     without a captured graph; or the GPU's kernels read them in place across the host bus
     (``host="stream"``), so the step stays one captured graph.

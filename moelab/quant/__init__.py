@@ -17,7 +17,8 @@ Plans (``_plans``)
 Speed (``_cost``)
     :func:`measure_decode_cost` -> :class:`DecodeCost`: a decode step's primitives timed on the
     machine (non-expert time, one expert's matmuls per precision, host-to-device bandwidth),
-    and a plan's predicted tokens/s from them and the routing shares.
+    and a plan's predicted tokens/s from them and the routing shares;
+    :func:`expected_copy_traffic`: the copies per token a copy plan's routing predicts.
 Sweeps (``_sweep``)
     :func:`sweep_precision`: perplexity per (policy, seed, bits, number quantized), one CSV
     row each, resumable; a file of another model is refused.
@@ -35,7 +36,7 @@ from moelab.quant._backends import (
     get_backend,
     quantize_matrix,
 )
-from moelab.quant._cost import DecodeCost, measure_decode_cost
+from moelab.quant._cost import DecodeCost, expected_copy_traffic, measure_decode_cost
 from moelab.quant._pareto import pareto_front
 from moelab.quant._plans import PrecisionPlan, expert_bytes, plan_precision
 from moelab.quant._selection import (
@@ -57,6 +58,7 @@ __all__ = [
     "SelectionPolicy",
     "available_backends",
     "available_selections",
+    "expected_copy_traffic",
     "expert_bytes",
     "expert_scores",
     "fake_quantize",

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-__all__ = ["DecodeCost", "measure_decode_cost"]
+__all__ = ["DecodeCost", "expected_copy_traffic", "measure_decode_cost"]
 
 
 @dataclass(frozen=True)
@@ -95,18 +95,12 @@ class DecodeCost:
         """
         modes = [plan.host_mode(i) for i in range(len(plan.slots))]
         self._check(plan, modes, shares)
-        indexed = shares.set_index(["layer", "expert"])
-        share = indexed["share"]
-        repeat = indexed["repeat_share"] if "repeat_share" in indexed else None
         eager = not plan.graph_safe and self.non_expert_eager_s is not None
         total = self.non_expert_eager_s if eager else self.non_expert_s
-        for slot, bits, mode in zip(plan.slots, plan.bits, modes):
-            key = (slot.layer, slot.expert)
-            uses = float(share.get(key, 0.0))
-            hits = 0.0
-            if mode == "copy" and self.copy_hit_s is not None and repeat is not None:
-                # The previous token's experts are still in the layer's rows (k rows, LRU).
-                hits = min(float(repeat.get(key, 0.0)), uses)
+        for (uses, hits), bits, mode in zip(_uses_and_hits(plan, modes, shares), plan.bits, modes):
+            if self.copy_hit_s is None:
+                hits = 0.0  # every use a miss
+            elif hits:
                 total += hits * self.copy_hit_s[bits]
             total += (uses - hits) * self._expert_use_s(plan, bits, mode)
         return total
@@ -217,6 +211,59 @@ class DecodeCost:
     def tokens_per_s(self, plan: Any, shares: pd.DataFrame) -> float:
         """Predicted decode tokens per second of ``plan``."""
         return 1.0 / self.token_s(plan, shares)
+
+
+def expected_copy_traffic(plan: Any, shares: pd.DataFrame) -> dict[str, float]:
+    """Per decode token, the uses of a plan's copied-in experts that ``shares`` predicts, and the
+    copies among them: the uses that do not repeat the previous token's.
+
+    The counterpart of :meth:`moelab.experts.MixedExperts.copy_traffic`, which counts them.
+    Older experts still in a row are not counted as hits, so ``copies_per_token`` is an upper
+    bound at batch 1.
+
+    Parameters
+    ----------
+    plan : PrecisionPlan
+    shares : pandas.DataFrame
+        ``layer``, ``expert``, ``share`` and ``repeat_share``
+        (:func:`~moelab.routing.routing_counts`).
+
+    Returns
+    -------
+    dict
+        ``uses_per_token`` and ``copies_per_token``.
+    """
+    if "repeat_share" not in getattr(shares, "columns", ()):
+        raise ValueError("shares need a repeat_share column (moelab.routing.routing_counts)")
+    modes = [plan.host_mode(i) for i in range(len(plan.slots))]
+    copied = [
+        (uses, hits)
+        for (uses, hits), mode in zip(_uses_and_hits(plan, modes, shares), modes)
+        if mode == "copy"
+    ]
+    return {
+        "uses_per_token": sum(uses for uses, _ in copied),
+        "copies_per_token": sum(uses - hits for uses, hits in copied),
+    }
+
+
+def _uses_and_hits(plan: Any, modes: list[str], shares: pd.DataFrame) -> list[tuple[float, float]]:
+    """Per slot of ``plan``, its expected uses per token and, for a copied-in expert, those that
+    repeat the previous token's: a layer uses the experts in its rows before it copies others
+    in, so at batch 1 they hit.
+    """
+    indexed = shares.set_index(["layer", "expert"])
+    share = indexed["share"]
+    repeat = indexed["repeat_share"] if "repeat_share" in indexed else None
+    out = []
+    for slot, mode in zip(plan.slots, modes):
+        key = (slot.layer, slot.expert)
+        uses = float(share.get(key, 0.0))
+        hits = 0.0
+        if mode == "copy" and repeat is not None:
+            hits = min(float(repeat.get(key, 0.0)), uses)
+        out.append((uses, hits))
+    return out
 
 
 def _seconds(fn: Any, device: torch.device, repeats: int) -> float:

@@ -23,6 +23,7 @@ from moelab.quant import (
     DecodeCost,
     available_backends,
     available_selections,
+    expected_copy_traffic,
     expert_bytes,
     expert_scores,
     fake_quantize,
@@ -707,6 +708,13 @@ def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_mod
     )
     # Experts on the GPU or read in place have no rows to hit.
     assert hit.token_s(full, repeating) == timed.token_s(full, shares)
+    # Layer 1's four copied experts: 4 x 0.5 uses a token, 4 x 0.2 of them hits.
+    assert expected_copy_traffic(plan, repeating) == pytest.approx(
+        {"uses_per_token": 2.0, "copies_per_token": 1.2}
+    )
+    assert expected_copy_traffic(full, repeating) == {"uses_per_token": 0, "copies_per_token": 0}
+    with pytest.raises(ValueError, match="shares need a repeat_share column"):
+        expected_copy_traffic(plan, shares)
     with pytest.raises(ValueError, match="repeat_share must be numbers >= 0"):
         hit.token_s(plan, shares.assign(repeat_share=float("nan")))
     with pytest.raises(
