@@ -20,6 +20,8 @@ same file; every measured configuration gets the latest run's prediction
 (``predicted_tokens_per_s``) and keeps the one of the run that measured it
 (``predicted_in_run_tokens_per_s``, with ``run``): plans that read the routing on the host run
 their step eagerly, at a speed that follows the host's CPU, which differs between machines.
+``--again`` measures configurations the file holds again (``--only 70/64/compute ...`` picks
+them); an entry keeps its earlier measurements under ``earlier``.
 
 Run on a CUDA machine: ``python benchmarks/gpu/quant_placement.py`` (``--out``, ``--deadline``);
 ``--tiny`` runs the same code on the CPU with a tiny Mixtral.
@@ -67,6 +69,33 @@ def copy_traffic(model) -> dict[str, int]:
     return total
 
 
+def parse_configuration(text: str) -> tuple[float, int, str]:
+    """``"70/64/compute"`` -> ``(70.0, 64, "compute")``: budget in GB, 4-bit experts, host mode."""
+    try:
+        gb, n4, host = text.split("/")
+        parsed = (float(gb), int(n4), host)
+    except ValueError:
+        parsed = None
+    if parsed is None or host not in SUFFIX:
+        raise SystemExit(f"--only takes GB/N4/HOST with HOST one of {sorted(SUFFIX)}, got {text!r}")
+    return parsed
+
+
+def earlier_measurements(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """An entry's earlier measurements, oldest first, with its current one (measured again, it
+    is kept beside the new one rather than lost)."""
+    earlier = list(entry.get("earlier", []))
+    if "measured" in entry:
+        earlier.append(
+            {
+                "run": entry["run"],
+                "tokens_per_s": entry["measured"]["tokens_per_s"],
+                "predicted_in_run_tokens_per_s": entry["predicted_in_run_tokens_per_s"],
+            }
+        )
+    return earlier
+
+
 def decode(model, device: torch.device, graphs: bool, prompt: list[int]) -> dict[str, float]:
     """Decode speed, and per decoded token the uses of copied-in experts and their copies."""
     decoder = StaticDecoder(model, PROMPT + NEW, graphs=graphs and device.type == "cuda")
@@ -103,6 +132,14 @@ def main() -> int:
     )
     parser.add_argument(
         "--again", action="store_true", help="measure configurations the file holds again"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="GB/N4/HOST",
+        help="these configurations alone, in this order (e.g. 70/64/compute), instead of the "
+        "grid of --budgets, --n4 and --hosts",
     )
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
@@ -144,7 +181,11 @@ def main() -> int:
     results["full_gpu"] = decode(base, device, True, prompt)
     runs = results.setdefault("runs", {})
     run = len(runs) + 1
-    runs[str(run)] = f"budgets {args.budgets} GB, n4 {args.n4}, hosts {args.hosts}"
+    runs[str(run)] = (
+        f"configurations {args.only}"
+        if args.only
+        else f"budgets {args.budgets} GB, n4 {args.n4}, hosts {args.hosts}"
+    )
     del base
     free()
     slots = source.expert_slots()
@@ -155,6 +196,8 @@ def main() -> int:
     configurations = [
         (gb, n4, host) for host in args.hosts for gb in args.budgets for n4 in args.n4
     ]
+    if args.only:
+        configurations = [parse_configuration(text) for text in args.only]
     for gb, n4, host in configurations:
         key = f"{gb:g} GB, {n4} x 4-bit" + SUFFIX[host]
         done = key in results["configurations"] and not args.again
@@ -202,6 +245,7 @@ def main() -> int:
             predicted_in_run_tokens_per_s=entry["predicted_tokens_per_s"],
             predicted_in_run_vs_measured=entry["predicted_vs_measured"],
         )
+        entry["earlier"] = earlier_measurements(results["configurations"].get(key, {}))
         results["configurations"][key] = entry
         print(
             f"{key}: {entry['measured']['tokens_per_s']:.1f} tok/s measured, {entry['predicted_tokens_per_s']:.1f} predicted",
