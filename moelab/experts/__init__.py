@@ -31,7 +31,12 @@ from torch import nn
 from transformers.integrations.moe import ALL_EXPERTS_FUNCTIONS
 
 from moelab.experts._int4 import Int4Experts, quantize_int4
-from moelab.experts._mixed import MixedExperts, apply_precision_plan, quantize_experts
+from moelab.experts._mixed import (
+    FUSED_MATRICES,
+    MixedExperts,
+    apply_precision_plan,
+    quantize_experts,
+)
 from moelab.experts._routed import (
     MAX_ROUTED_ASSIGNMENTS,
     host_linear,
@@ -50,6 +55,7 @@ from moelab.experts._triton import (
 )
 
 __all__ = [
+    "FUSED_MATRICES",
     "MAX_ROUTED_ASSIGNMENTS",
     "ROUTED",
     "Int4Experts",

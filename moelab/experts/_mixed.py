@@ -22,8 +22,9 @@ from labcore.checks import check_int
 from moelab.experts._int4 import Int4Experts, quantize_int4
 from moelab.families import ExpertSlot, detect_family, forbid_conversion
 
-__all__ = ["MixedExperts", "apply_precision_plan", "quantize_experts"]
+__all__ = ["FUSED_MATRICES", "MixedExperts", "apply_precision_plan", "quantize_experts"]
 
+#: The expert matrices of the fused layouts (transformers 5), one tensor per layer each.
 FUSED_MATRICES = ("gate_up_proj", "down_proj")
 _ROUTED_ONLY = (
     "experts quantized by quantize_experts are read by the routed path only; keep "

@@ -12,7 +12,8 @@ The small bf16 Mixtral of ``test_gpu.py``:
 * experts a plan leaves in host memory and the kernels read there in place (``host="stream"``)
   take no device memory, compute what the same experts on the device compute, and decode in a
   captured graph as eagerly;
-* host experts are page-locked where they are copied in, and not where the CPU computes them.
+* host experts are page-locked where they are copied in, and not where the CPU computes them;
+* timing a decode's cost (the CPU-computed experts inside a step) leaves the model as it was.
 
 Run with ``python -m pytest -m gpu tests/moelab/test_gpu_experts.py``; without CUDA every test
 is skipped.
@@ -38,7 +39,7 @@ from moelab.experts import (
     use_routed_experts,
 )
 from moelab.families import get_family
-from moelab.quant import plan_precision
+from moelab.quant import measure_decode_cost, plan_precision
 from moelab.reconfigure import ConsolidatedMoE
 from moelab.serving import StaticDecoder
 
@@ -184,3 +185,20 @@ def test_host_experts_are_page_locked_only_where_they_cross_the_bus(host, pinned
         for tensor in family.moe_block(model, layer).experts.gate_up_proj.host.values()
     ]
     assert stored and all(t.is_pinned() == pinned for t in stored)
+
+
+def test_timing_the_decode_cost_on_the_device_leaves_the_model_as_it_was():
+    # The CPU-computed expert is timed inside an eager decode step, the last layers' experts
+    # copied to host memory meanwhile; afterwards the model is the one it was, on the device.
+    model = use_routed_experts(base_model("cuda"))
+    parameters = dict(model.named_parameters())
+    ids = input_ids(length=8)
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    cost = measure_decode_cost(model, group_size=64, repeats=3)
+    assert cost.host_expert_s > 0 and cost.non_expert_eager_s > cost.non_expert_s
+    after = dict(model.named_parameters())
+    assert after.keys() == parameters.keys()
+    assert all(after[n] is p and p.is_cuda for n, p in parameters.items())
+    with torch.no_grad():
+        assert torch.equal(model(input_ids=ids).logits, before)

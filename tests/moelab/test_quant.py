@@ -657,6 +657,29 @@ def test_plans_that_cannot_run_are_refused(tiny_model):
             apply_precision_plan(model, plan)
 
 
+@pytest.mark.parametrize("routed", [False, True])
+def test_measuring_the_decode_cost_leaves_the_model_as_it_was(tiny_model, routed):
+    # The CPU-computed expert is timed inside a decode step, with the last layers' experts
+    # moved to the CPU on the routed path: afterwards the same parameters, implementation and
+    # logits.
+    model = tiny_model("mixtral", 3)
+    if routed:
+        use_routed_experts(model)
+    implementation = model.config._experts_implementation
+    parameters = dict(model.named_parameters())
+    ids = torch.tensor([[3, 9, 2, 11, 5, 7, 1, 30]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+    cost = measure_decode_cost(model, group_size=8, repeats=2)
+    assert cost.host_expert_s > 0
+    assert model.config._experts_implementation == implementation
+    after = dict(model.named_parameters())
+    assert after.keys() == parameters.keys()
+    assert all(after[name] is parameter for name, parameter in parameters.items())
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=0, atol=0)
+
+
 def test_the_decode_cost_of_a_plan_weighs_its_primitives_by_the_routing(tiny_model):
     model = tiny_model("mixtral", 3)
     slots = get_family("mixtral").expert_slots(model.config)
