@@ -3,7 +3,8 @@
 A Mixtral-shaped model of random float32 weights (small enough for a CPU) is placed under
 several budgets and numbers of 4-bit experts (:func:`moelab.quant.plan_precision`), run as
 planned (:func:`moelab.experts.apply_precision_plan`: 4-bit and full-precision experts on the
-device, the rest in host memory copied into cache rows on use) and decoded at batch 1 through
+device, the rest in host memory, copied into cache rows on use or computed where they live) and
+decoded at batch 1 through
 the routed path; the cost model (:func:`moelab.quant.measure_decode_cost`, primitives timed on
 the same machine, weighted by the routing on the decoded tokens) predicts each plan's tokens/s.
 On a CPU "device" and host are the same memory, so copies are memory copies; the GPU run is
@@ -54,32 +55,39 @@ def main() -> int:
     slots = source.expert_slots()
     everything = plan_precision(source, 10**12, [], group_size=64)
     rows = []
-    for fraction in (1.0, 0.6, 0.4):
-        for n4 in (0, len(slots) // 2, len(slots)):
-            budget = int(
-                everything.non_expert_bytes
-                + fraction * (everything.gpu_bytes - everything.non_expert_bytes)
-            )
-            try:
-                plan = plan_precision(source, budget, slots[:n4], group_size=64)
-            except ValueError:
-                continue
-            model = apply_precision_plan(copy.deepcopy(materialize(source)), plan)
-            decoder = StaticDecoder(model, PROMPT + NEW, graphs=False)
-            decoder.generate(prompt, 4)  # warm-up
-            runs = [decoder.generate(prompt, NEW) for _ in range(3)]
-            per_token = sorted((r.total_s - r.first_token_s) / (NEW - 1) for r in runs)[1]
-            predicted = cost.tokens_per_s(plan, shares)
-            rows.append(
-                {
-                    "budget share": fraction,
-                    "4-bit experts": n4,
-                    "GPU experts": plan.device.count("gpu"),
-                    "measured tok/s": 1 / per_token,
-                    "predicted tok/s": predicted,
-                    "predicted / measured": predicted * per_token,
-                }
-            )
+    grid = [
+        (host, fraction, n4)
+        for host in ("copy", "compute")
+        for fraction in (1.0, 0.6, 0.4)
+        for n4 in (0, len(slots) // 2, len(slots))
+        if host == "copy" or fraction < 1
+    ]
+    for host, fraction, n4 in grid:
+        budget = int(
+            everything.non_expert_bytes
+            + fraction * (everything.gpu_bytes - everything.non_expert_bytes)
+        )
+        try:
+            plan = plan_precision(source, budget, slots[:n4], group_size=64, host=host)
+        except ValueError:  # a budget below the plan's minimum
+            continue
+        model = apply_precision_plan(copy.deepcopy(materialize(source)), plan)
+        decoder = StaticDecoder(model, PROMPT + NEW, graphs=False)
+        decoder.generate(prompt, 4)  # warm-up
+        runs = [decoder.generate(prompt, NEW) for _ in range(3)]
+        per_token = sorted((r.total_s - r.first_token_s) / (NEW - 1) for r in runs)[1]
+        predicted = cost.tokens_per_s(plan, shares)
+        rows.append(
+            {
+                "host": host,
+                "budget share": fraction,
+                "4-bit experts": n4,
+                "GPU experts": plan.device.count("gpu"),
+                "measured tok/s": 1 / per_token,
+                "predicted tok/s": predicted,
+                "predicted / measured": predicted * per_token,
+            }
+        )
     table = pd.DataFrame(rows)
     print(table.round(3).to_string(index=False))
     worst = (table["predicted / measured"] - 1).abs().max()
