@@ -52,6 +52,10 @@ def main() -> int:
     decoded = StaticDecoder(base, PROMPT + NEW, graphs=False).generate(prompt, NEW).tokens
     shares = routing_counts(base, prompt + list(decoded))
     cost = measure_decode_cost(base, group_size=64)
+    print(
+        f"an expert's use: {cost.expert_s[None] * 1e3:.3f} ms on the device, "
+        f"{cost.host_expert_s * 1e3:.3f} ms computed where it lives (host memory)"
+    )
     slots = source.expert_slots()
     everything = plan_precision(source, 10**12, [], group_size=64)
     rows = []
