@@ -361,12 +361,13 @@ def _host_use_seconds(
 
 
 def _computed_use_in_step_seconds(
-    model: Any, group_size: int, expert_s: float, n_layers: int = 4
+    model: Any, group_size: int, expert_s: float, eager_s: float, n_layers: int = 4
 ) -> float:
     """Seconds per use of a full-precision expert computed on the CPU inside an eager decode step.
 
     On the routed path (where plans run such experts), the step with the last ``n_layers``
-    layers' experts all computed on the CPU, less the step as stored, per use those layers take
+    layers' experts all computed on the CPU, less the step as stored (``eager_s``, timed on the
+    routed path again where the model was on another), per use those layers take
     (every routed expert of theirs, ``k`` a token), plus the GPU matmul (``expert_s``) each such
     use no longer runs. Called back to back on one layer, a use costs less than inside a step,
     where the host's CPU also launches the rest of the step: plans that compute experts on the
@@ -384,7 +385,7 @@ def _computed_use_in_step_seconds(
     use_routed_experts(model)
     swapped = []
     try:
-        as_stored = _step_seconds(model, graphs=False)
+        as_stored = eager_s if previous == ROUTED else _step_seconds(model, graphs=False)
         for layer in chosen:
             experts = family.moe_block(model, layer).experts
             for name in FUSED_MATRICES:
@@ -477,7 +478,7 @@ def measure_decode_cost(
         graphed = _step_seconds(model, graphs=cuda)
         eager = _step_seconds(model, graphs=False) if cuda else graphed
         # A use costs at least its time alone; the step's timing, less noise, says how much more.
-        in_step = _computed_use_in_step_seconds(model, group_size, full)
+        in_step = _computed_use_in_step_seconds(model, group_size, full, eager)
         host_expert = max(in_step, host_alone)
     experts = k * layers * full
     host = torch.empty(up[0].numel() + down[0].numel(), dtype=up.dtype)
