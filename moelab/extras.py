@@ -3,7 +3,7 @@
 The model-merging baselines (mergekit) and the ROUGE metric (rouge-score) are not needed to
 load, compare or consolidate models, and mergekit pulls a large stack (accelerate, datasets,
 peft, pyarrow), so both live in the ``merging`` extra: ``pip install 'moe-sr-lab[merging]'``.
-HQQ, a quantization backend, lives in the ``quant`` extra.
+HQQ and bitsandbytes, quantization backends, live in the ``quant`` extra.
 Code that needs one calls :func:`require` at the point of use; without the extra it raises
 :class:`~moelab.errors.MissingExtraError`, whose message names the extra to install.
 """
@@ -26,6 +26,7 @@ OPTIONAL_MODULES: Mapping[str, tuple[str, str]] = MappingProxyType(
         "mergekit": ("mergekit", "merging"),
         "rouge_score": ("rouge-score", "merging"),
         "hqq": ("hqq", "quant"),
+        "bitsandbytes": ("bitsandbytes", "quant"),
     }
 )
 

@@ -104,7 +104,7 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rt
         Input columns per scale and zero; a multiple of 8 that divides K.
     backend : str, default "rtn"
         How scales and zeros are chosen (:func:`moelab.quant.available_backends`: ``"rtn"``
-        round to nearest, ``"hqq"`` half-quadratic).
+        round to nearest, ``"hqq"`` half-quadratic; an affine one).
 
     Returns
     -------
@@ -114,7 +114,7 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rt
     ------
     ValueError
         A group size that does not divide K or is no multiple of 8; a tensor that is not 3-D
-        float.
+        float; a codebook backend (bitsandbytes').
 
     Examples
     --------
@@ -124,8 +124,9 @@ def quantize_int4(weight: torch.Tensor, group_size: int = 64, backend: str = "rt
     >>> bool(error < 0.1), q.nbytes < w.numel() * w.element_size() / 4
     (True, True)
     """
-    from moelab.quant import quantize_matrix
+    from moelab.quant import get_backend, quantize_matrix
 
+    get_backend(backend).check_affine("the routed 4-bit kernel")
     check_int(group_size, "group_size", minimum=1)
     if weight.ndim != 3 or not weight.is_floating_point():
         raise ValueError(

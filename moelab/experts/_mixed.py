@@ -368,7 +368,9 @@ def _check_request(model: nn.Module, int4: object, group_size: int, backend: str
                     f"group_size {group_size} must be a multiple of 8 and divide the {k} input "
                     f"columns of the experts' {name}; pick such a divisor of {k}"
                 )
-    get_backend(backend).ensure_available()  # its optional package now, not midway
+    spec = get_backend(backend)
+    spec.check_affine("the routed 4-bit kernel")
+    spec.ensure_available()  # its optional package now, not midway
     return chosen
 
 
@@ -392,7 +394,8 @@ def quantize_experts(
     group_size : int, default 64
         Input columns per scale and zero (even; must divide the hidden and intermediate sizes).
     backend : str, default "rtn"
-        How scales and zeros are chosen (:func:`moelab.quant.available_backends`).
+        How scales and zeros are chosen (:func:`moelab.quant.available_backends`; an affine
+        one: the routed kernel does not decode bitsandbytes' codebooks).
 
     Returns
     -------
@@ -406,7 +409,8 @@ def quantize_experts(
     ------
     ValueError
         A model with one module per expert, already quantized, or a consolidated model's live
-        model; an expert slot out of range; a group size that does not divide the matrices.
+        model; an expert slot out of range; a group size that does not divide the matrices;
+        a codebook backend.
     MissingExtraError
         For ``backend="hqq"`` without the ``quant`` extra.
     """

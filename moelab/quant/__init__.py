@@ -1,10 +1,11 @@
 """Quantizing experts and choosing their precision: backends, byte accounting, Pareto fronts.
 
 Backends (``_backends``: a registry; see :func:`available_backends`)
-    ``"rtn"`` (round to nearest, built in), ``"hqq"`` (half-quadratic, the ``quant`` extra);
-    :func:`quantize_matrix` -> :class:`QuantizedMatrix` (``bits``-bit codes, a scale and zero
-    per group, exact bytes); the 4-bit ones decode on the routed path
-    (:func:`moelab.experts.quantize_experts`).
+    ``"rtn"`` (round to nearest, built in), ``"hqq"`` (half-quadratic, the ``quant`` extra),
+    both affine; ``"bnb-nf4"`` and ``"bnb-fp4"`` (bitsandbytes' 4-bit codebooks, the paper's;
+    the ``quant`` extra); :func:`quantize_matrix` -> :class:`QuantizedMatrix` (``bits``-bit
+    codes, a scale (and zero) per group, exact bytes); affine 4-bit ones decode on the routed
+    path (:func:`moelab.experts.quantize_experts`), every backend serves quality sweeps.
 Choosing experts (``_selection``: a registry; see :func:`available_selections`)
     :func:`expert_scores` (routing share and output sensitivity per slot, on calibration
     tokens), :func:`select_experts` (``random``, ``frequency``, ``sensitivity``, ``layer``,

@@ -1,25 +1,30 @@
-"""Quantizing one expert matrix: backends behind a registry, one affine format, exact bytes.
+"""Quantizing one expert matrix: backends behind a registry, exact bytes.
 
-Every backend returns the same thing, a :class:`QuantizedMatrix`: unsigned ``bits``-bit codes
-``q``, and per row and group of ``group_size`` input columns a scale ``s`` and a zero point
-``z``, read back as ``w = (q - z) * s`` (HQQ's affine format along the input axis). Backends
-differ in how they choose ``s`` and ``z``:
+Every backend returns a :class:`QuantizedMatrix`: unsigned ``bits``-bit codes ``q`` and, per
+row and group of ``group_size`` input columns, a scale ``s``. Affine backends add a zero point
+``z`` per group, read back as ``w = (q - z) * s`` (HQQ's affine format along the input axis);
+codebook backends read code ``q`` as one of ``2**bits`` fixed levels, ``w = levels[q] * s``.
 
-``"rtn"``
+``"rtn"`` (affine)
     Round to nearest from each group's minimum and maximum (built in).
-``"hqq"``
+``"hqq"`` (affine)
     Half-quadratic optimisation of the zero point (``hqq``, the ``quant`` extra): a lower
     error at the same bits, with no calibration data.
+``"bnb-nf4"``, ``"bnb-fp4"`` (codebook, 4 bits)
+    bitsandbytes' 4-bit formats (the ``quant`` extra), as ``load_in_4bit`` stores a model:
+    NormalFloat or 4-bit float levels scaled by each block's absolute maximum (float32).
 
-Storage is counted exactly: codes packed at ``bits`` bits each, plus one scale and one zero
-per group in the compute dtype.
+Storage is counted exactly: codes packed at ``bits`` bits each, plus the scales and zeros
+per group in their dtype (and a codebook's level table).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -37,31 +42,39 @@ __all__ = [
 ]
 
 HQQ_MODULE = "hqq.core.quantize"
+BNB_MODULE = "bitsandbytes.functional"
+#: Block sizes bitsandbytes' 4-bit formats take (a block is a group of input columns here).
+BNB_BLOCK_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)
 #: Bit widths every backend supports.
 SUPPORTED_BITS = (2, 3, 4, 8)
 
 
 @dataclass(frozen=True)
 class QuantizedMatrix:
-    """One ``[N, K]`` matrix as ``bits``-bit codes with a scale and zero per group.
+    """One ``[N, K]`` matrix as ``bits``-bit codes with a scale (and zero) per group.
 
     Attributes
     ----------
     codes : Tensor ``[N, K]``, uint8
         Unpacked codes, ``0 .. 2**bits - 1``.
-    scale, zero : Tensor ``[N, K // group_size]``
-        In the compute dtype: ``w = (q - zero) * scale``.
+    scale : Tensor ``[N, K // group_size]``
+        In the compute dtype (a codebook format's own: bitsandbytes keeps float32).
+    zero : Tensor ``[N, K // group_size]`` or None
+        Affine formats: ``w = (q - zero) * scale``. None for a codebook format.
     bits, group_size : int
     backend : str
-        Which backend chose the scales and zeros.
+        Which backend chose the codes and scales.
+    levels : Tensor ``[2**bits]`` or None
+        A codebook format's level of each code: ``w = levels[q] * scale``. None: affine.
     """
 
     codes: torch.Tensor
     scale: torch.Tensor
-    zero: torch.Tensor
+    zero: torch.Tensor | None
     bits: int
     group_size: int
     backend: str = ""
+    levels: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,21 +83,27 @@ class QuantizedMatrix:
 
     @property
     def nbytes(self) -> int:
-        """Bytes stored: codes packed at ``bits`` bits, scales and zeros."""
+        """Bytes stored: codes packed at ``bits`` bits, scales, zeros and a codebook's levels."""
         n, k = self.shape
-        meta = (self.scale.numel() + self.zero.numel()) * self.scale.element_size()
-        return math.ceil(n * k * self.bits / 8) + meta
+        stored = (t for t in (self.scale, self.zero, self.levels) if t is not None)
+        return math.ceil(n * k * self.bits / 8) + sum(t.numel() * t.element_size() for t in stored)
 
     def dequantize(self) -> torch.Tensor:
-        """The matrix ``[N, K]`` in the compute dtype."""
+        """The matrix ``[N, K]`` in the scales' dtype."""
         n, k = self.shape
-        groups = self.codes.view(n, k // self.group_size, self.group_size).float()
-        values = (groups - self.zero.float().unsqueeze(-1)) * self.scale.float().unsqueeze(-1)
+        codes = self.codes.view(n, k // self.group_size, self.group_size)
+        values = codes.float() if self.levels is None else self.levels.float()[codes.long()]
+        if self.zero is not None:
+            values = values - self.zero.float().unsqueeze(-1)
+        values = values * self.scale.float().unsqueeze(-1)
         return values.view(n, k).to(self.scale.dtype)
 
 
-#: ``(weight [N, K] float32, bits, group_size) -> (codes [N, K], scale, zero [N, K/g])``.
-QuantizeFn = Callable[[torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+#: ``(weight [N, K] float32, bits, group_size) -> (codes [N, K], scale, zero [N, K/g])``;
+#: a codebook backend's zero is None.
+QuantizeFn = Callable[
+    [torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+]
 
 
 @dataclass(frozen=True)
@@ -97,26 +116,74 @@ class QuantBackend:
         Registry name.
     quantize : callable
         ``(weight [N, K] float32, bits, group_size) -> (codes, scale, zero)``, scales and
-        zeros in float32.
+        zeros in float32 (zero None for a codebook backend).
     description : str, optional
         One line for tables.
     requires : str, optional
         The optional module it imports (checked by :meth:`ensure_available`).
+    bits : tuple of int, optional
+        The widths it quantizes to (default :data:`SUPPORTED_BITS`).
+    levels : callable, optional
+        ``bits -> Tensor [2**bits]``: a codebook backend's level per code. None: affine.
+    scale_itemsize : int, optional
+        Bytes of a stored scale; 0 (default): the compute dtype's.
     """
 
     name: str
     quantize: QuantizeFn = field(repr=False)
     description: str = ""
     requires: str = ""
+    bits: tuple[int, ...] = SUPPORTED_BITS
+    levels: Callable[[int], torch.Tensor] | None = field(default=None, repr=False)
+    scale_itemsize: int = 0
 
     def __post_init__(self) -> None:
         check_name(self.name, "QuantBackend.name")
         check_callable(self.quantize, "QuantBackend.quantize")
+        if not self.bits or set(self.bits) - set(SUPPORTED_BITS):
+            raise ValueError(f"QuantBackend.bits must be among {SUPPORTED_BITS}, got {self.bits}")
+
+    @property
+    def affine(self) -> bool:
+        """Whether its codes read back as ``(q - zero) * scale`` (what the routed kernel decodes)."""
+        return self.levels is None
+
+    def matrix_bytes(self, rows: int, cols: int, bits: int, group_size: int, itemsize: int) -> int:
+        """Bytes of a ``[rows, cols]`` matrix it stores (:attr:`QuantizedMatrix.nbytes`).
+
+        ``itemsize`` is the compute dtype's; a codebook's levels are float32.
+        """
+        groups = rows * (cols // group_size)
+        packed = math.ceil(rows * cols * bits / 8)
+        if self.affine:
+            return packed + 2 * groups * itemsize
+        return packed + groups * (self.scale_itemsize or itemsize) + 4 * 2**bits
 
     def ensure_available(self) -> None:
         """Import what it needs now, or raise :class:`~moelab.errors.MissingExtraError`."""
         if self.requires:
             require(self.requires, f"the {self.name!r} quantization backend")
+
+    def check_affine(self, purpose: str) -> None:
+        """Raise ValueError, naming the affine backends, where it stores a codebook format."""
+        if not self.affine:
+            others = [b.name for b in _BACKENDS.values() if b.affine]
+            raise ValueError(
+                f"the {self.name!r} backend stores a codebook format, which {purpose} does not "
+                f"decode; use an affine backend ({', '.join(others)}), or {self.name!r} for "
+                "quality (fake_quantize, expert_scores, sweep_precision)"
+            )
+
+    def check_bits(self, bits: int) -> None:
+        """Raise ValueError, naming the backends that do, where it cannot store ``bits`` bits."""
+        if bits not in SUPPORTED_BITS:
+            raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
+        if bits not in self.bits:
+            others = [b.name for b in _BACKENDS.values() if bits in b.bits]
+            raise ValueError(
+                f"the {self.name!r} backend stores {' or '.join(map(str, self.bits))} bits, "
+                f"not {bits}; for {bits} bits use one of {others}"
+            )
 
 
 def _round_to_nearest(
@@ -164,6 +231,54 @@ def _half_quadratic(
     )
 
 
+def _import_bitsandbytes(purpose: str) -> Any:
+    """``bitsandbytes.functional``, its import's warning about an optional kernel silenced.
+
+    On CPUs with AVX-512 BF16, bitsandbytes' CPU backend warns at import that a kernel it
+    would fetch from the Hugging Face Hub (the ``kernels`` package) is missing; nothing here
+    uses that kernel, and nothing may be fetched at run time.
+    """
+    logger = logging.getLogger("bitsandbytes")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        return require(BNB_MODULE, purpose)
+    finally:
+        logger.setLevel(level)
+
+
+def _bitsandbytes(quant_type: str) -> QuantizeFn:
+    """Quantize to bitsandbytes' 4-bit ``quant_type`` (``"nf4"``, ``"fp4"``), a block a group."""
+
+    def quantize(
+        weight: torch.Tensor, bits: int, group_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        functional = _import_bitsandbytes(f"the 'bnb-{quant_type}' quantization backend")
+        if group_size not in BNB_BLOCK_SIZES:
+            raise ValueError(
+                f"bitsandbytes takes block sizes {BNB_BLOCK_SIZES}, not group_size {group_size}"
+            )
+        n, k = weight.shape
+        # Blocks run along the flattened matrix: as group_size divides K, block j of row r is
+        # its group j. bitsandbytes packs two codes a byte, the first in the high nibble.
+        packed, state = functional.quantize_4bit(
+            weight.contiguous(), blocksize=group_size, quant_type=quant_type
+        )
+        packed = packed.flatten()
+        codes = torch.stack([packed >> 4, packed & 15], dim=-1).reshape(n, k)
+        return codes, state.absmax.float().reshape(n, k // group_size), None
+
+    return quantize
+
+
+def _bitsandbytes_levels(quant_type: str) -> Callable[[int], torch.Tensor]:
+    def levels(bits: int) -> torch.Tensor:
+        functional = _import_bitsandbytes(f"the 'bnb-{quant_type}' quantization backend")
+        return functional.get_4bit_type(quant_type, device="cpu").float()  # as stored: float32
+
+    return levels
+
+
 _BACKENDS: Registry[QuantBackend] = Registry(
     "quantization backend", plural="backends", sort=False, item_type=QuantBackend
 )
@@ -176,6 +291,28 @@ _BACKENDS.add_named(
         _half_quadratic,
         "HQQ: half-quadratic optimisation of the zero point",
         requires=HQQ_MODULE,
+    )
+)
+_BACKENDS.add_named(
+    QuantBackend(
+        "bnb-nf4",
+        _bitsandbytes("nf4"),
+        "bitsandbytes' NF4: NormalFloat levels times each block's absolute maximum",
+        requires=BNB_MODULE,
+        bits=(4,),
+        levels=_bitsandbytes_levels("nf4"),
+        scale_itemsize=4,  # absolute maxima in float32, whatever the weights' dtype
+    )
+)
+_BACKENDS.add_named(
+    QuantBackend(
+        "bnb-fp4",
+        _bitsandbytes("fp4"),
+        "bitsandbytes' FP4: 4-bit float levels times each block's absolute maximum",
+        requires=BNB_MODULE,
+        bits=(4,),
+        levels=_bitsandbytes_levels("fp4"),
+        scale_itemsize=4,  # absolute maxima in float32, whatever the weights' dtype
     )
 )
 
@@ -194,8 +331,10 @@ def quantize_matrix(
     weight : Tensor ``[N, K]``
         Floating point; its dtype becomes the compute dtype of the scales and zeros.
     bits : {2, 3, 4, 8}, default 4
+        The backend's widths only (bitsandbytes': 4).
     group_size : int, default 64
-        Input columns per scale and zero; must divide K.
+        Input columns per scale and zero; must divide K (bitsandbytes: a power of two
+        from 32).
     backend : str or QuantBackend, default "rtn"
         See :func:`available_backends`.
 
@@ -206,10 +345,11 @@ def quantize_matrix(
     Raises
     ------
     ValueError
-        Bits outside :data:`SUPPORTED_BITS`, a group size below 2 or that does not divide K,
-        a tensor that is not a 2-D float matrix or holds NaN or inf, an unknown backend.
+        Bits outside :data:`SUPPORTED_BITS` or the backend's, a group size below 2 or that
+        does not divide K, a tensor that is not a 2-D float matrix or holds NaN or inf, an
+        unknown backend.
     MissingExtraError
-        For ``"hqq"`` without the ``quant`` extra.
+        For ``"hqq"`` or ``"bnb-*"`` without the ``quant`` extra.
 
     Examples
     --------
@@ -221,8 +361,7 @@ def quantize_matrix(
     spec = get_backend(backend)
     check_int(bits, "bits")
     check_int(group_size, "group_size", minimum=2)
-    if bits not in SUPPORTED_BITS:
-        raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits}")
+    spec.check_bits(bits)
     check_type(weight, torch.Tensor, "weight")
     if weight.ndim != 2 or not weight.is_floating_point():
         raise ValueError(
@@ -236,7 +375,13 @@ def quantize_matrix(
             f"group_size {group_size} does not divide the {k} input columns; pick a divisor of {k}"
         )
     dense = weight.detach().float()
-    _, scale, zero = spec.quantize(dense, bits, group_size)
+    codes, scale, zero = spec.quantize(dense, bits, group_size)
+    if spec.levels is not None:  # a codebook format: its codes and scales as the library keeps them
+        levels = spec.levels(bits)
+        return QuantizedMatrix(
+            codes.to(torch.uint8), scale, None, bits, group_size, spec.name, levels
+        )
+    assert zero is not None, f"affine backend {spec.name!r} returned no zero points"
     # Scales and zeros are stored in the compute dtype: the codes are chosen for the stored
     # values (a weight is within half a step of what it reads back as, but where a rounded
     # zero point pushes a group's extreme past the last code: at most one step).

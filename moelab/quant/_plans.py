@@ -12,7 +12,6 @@ are counted exactly (:meth:`QuantizedMatrix.nbytes`'s formula).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ import pandas as pd
 
 from labcore.checks import check_int
 from moelab.families import ExpertSlot
-from moelab.quant._backends import SUPPORTED_BITS
+from moelab.quant._backends import SUPPORTED_BITS, get_backend
 
 __all__ = ["HOST_MODES", "PrecisionPlan", "expert_bytes", "plan_precision"]
 
@@ -30,20 +29,24 @@ HOST_MODES = ("copy", "compute", "stream", "auto")
 
 
 def expert_bytes(
-    shapes: dict[str, tuple[int, int]], bits: int | None, group_size: int, itemsize: int
+    shapes: dict[str, tuple[int, int]],
+    bits: int | None,
+    group_size: int,
+    itemsize: int,
+    backend: str = "rtn",
 ) -> int:
     """Bytes of one expert: its matrices at ``bits`` (None: as stored, ``itemsize`` each).
 
-    Quantized matrices count their codes packed at ``bits`` bits and one scale and one zero
-    per group, in the compute dtype.
+    Quantized matrices count what ``backend`` stores (:meth:`QuantBackend.matrix_bytes`):
+    for the affine ones, codes packed at ``bits`` bits and one scale and one zero per group,
+    in the compute dtype.
     """
-    total = 0
-    for rows, cols in shapes.values():
-        if bits is None:
-            total += rows * cols * itemsize
-        else:
-            total += math.ceil(rows * cols * bits / 8) + 2 * rows * (cols // group_size) * itemsize
-    return total
+    if bits is None:
+        return sum(rows * cols * itemsize for rows, cols in shapes.values())
+    spec = get_backend(backend)
+    return sum(
+        spec.matrix_bytes(rows, cols, bits, group_size, itemsize) for rows, cols in shapes.values()
+    )
 
 
 @dataclass(frozen=True)

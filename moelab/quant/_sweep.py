@@ -138,7 +138,10 @@ def sweep_precision(
             raise TypeError(f"{name} must be a sequence, e.g. [{values!r}], got {values!r}")
     for policy in policies:
         get_selection(policy)  # an unknown name fails now, not after the first measurements
-    get_backend(backend)
+    spec = get_backend(backend)
+    for width in bits:
+        spec.check_bits(width)  # before the first measurements, not midway
+    spec.ensure_available()
     settings = (list(calibration_ids), list(eval_ids), chunk_len, max_chunks)
     model_id = _fingerprint(folder, settings)
     done = _finished(out, model_id)
@@ -173,7 +176,7 @@ def sweep_precision(
                 **dict(zip(KEY, (policy, seed, b, n, g, kind))),
                 "perplexity": value,
                 "perplexity_increase": value - reference,
-                "expert_bytes": n * expert_bytes(shapes, b, g, itemsize)
+                "expert_bytes": n * expert_bytes(shapes, b, g, itemsize, kind)
                 + (n_slots - n) * expert_bytes(shapes, None, g, itemsize),
                 "model": model_id,
             }

@@ -108,7 +108,7 @@ def test_bad_input_is_refused_with_the_fix():
         quantize_matrix(w[None], 4)
     with pytest.raises(ValueError, match="unknown quantization backend 'gptq'"):
         quantize_matrix(w, 4, 64, "gptq")
-    assert available_backends() == ("rtn", "hqq")
+    assert available_backends() == ("rtn", "hqq", "bnb-nf4", "bnb-fp4")
 
 
 def test_hqq_without_its_extra_names_the_extra(monkeypatch, tiny_model):

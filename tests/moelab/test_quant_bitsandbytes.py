@@ -1,0 +1,131 @@
+"""The bitsandbytes backends: bitsandbytes' own 4-bit formats, bytes, and where they are refused."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from moelab.errors import MissingExtraError
+from moelab.experts import quantize_experts, quantize_int4
+from moelab.families import get_family
+from moelab.quant import (
+    available_backends,
+    expert_bytes,
+    fake_quantize,
+    get_backend,
+    quantize_matrix,
+    sweep_precision,
+)
+
+BNB = ["bnb-nf4", "bnb-fp4"]
+
+
+def matrix(seed: int = 0, rows: int = 64, cols: int = 256) -> torch.Tensor:
+    return torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed))
+
+
+def wide_model(tiny_model, seed: int = 0):
+    """A tiny Mixtral whose matrices have 64 input columns (bitsandbytes' blocks are >= 32)."""
+    return tiny_model("mixtral", seed, hidden_size=64, intermediate_size=64)
+
+
+def test_the_bitsandbytes_backends_are_registered_as_4_bit_codebooks():
+    assert {"rtn", "hqq", *BNB} <= set(available_backends())
+    for name in BNB:
+        spec = get_backend(name)
+        assert spec.bits == (4,) and not spec.affine
+    assert get_backend("rtn").affine and get_backend("hqq").affine
+
+
+@pytest.mark.parametrize("name", BNB)
+@pytest.mark.parametrize("group_size", [32, 64, 256])
+def test_codes_read_back_as_bitsandbytes_dequantizes_them(name, group_size):
+    functional = pytest.importorskip("bitsandbytes.functional")
+    w = matrix(1)
+    q = quantize_matrix(w, 4, group_size, name)
+    packed, state = functional.quantize_4bit(w, blocksize=group_size, quant_type=name[4:])
+    assert torch.equal(q.dequantize(), functional.dequantize_4bit(packed, state))
+    assert q.backend == name and q.zero is None and int(q.codes.max()) <= 15
+    # Bytes as bitsandbytes stores them: packed codes, a float32 absolute maximum a block, and
+    # the 16 levels.
+    stored = packed.numel() * packed.element_size() + state.absmax.numel() * 4 + 16 * 4
+    assert q.nbytes == stored == get_backend(name).matrix_bytes(64, 256, 4, group_size, 4)
+
+
+def test_nf4_loses_less_than_fp4_on_normal_weights():
+    pytest.importorskip("bitsandbytes")
+    w = matrix(2)
+    errors = {n: (quantize_matrix(w, 4, 64, n).dequantize() - w).pow(2).mean() for n in BNB}
+    assert errors["bnb-nf4"] < errors["bnb-fp4"]
+
+
+def test_bitsandbytes_bad_input_is_refused_with_the_fix():
+    w = matrix()
+    with pytest.raises(ValueError, match=r"stores 4 bits, not 3; for 3 bits use one of \['rtn'"):
+        quantize_matrix(w, 3, 64, "bnb-nf4")
+    pytest.importorskip("bitsandbytes")
+    with pytest.raises(ValueError, match="bitsandbytes takes block sizes .* not group_size 16"):
+        quantize_matrix(w, 4, 16, "bnb-nf4")
+
+
+def test_bitsandbytes_without_its_extra_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # its import raises ImportError
+    monkeypatch.setitem(sys.modules, "bitsandbytes.functional", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'moe-sr-lab\[quant\]'"):
+        quantize_matrix(matrix(), 4, 64, "bnb-fp4")
+
+
+def test_codebook_experts_are_refused_by_the_routed_kernel_and_leave_the_model(tiny_model):
+    model = wide_model(tiny_model)
+    weight = model.model.layers[0].mlp.experts.gate_up_proj
+    with pytest.raises(ValueError, match="codebook format, which the routed 4-bit kernel does not"):
+        quantize_experts(model, group_size=32, backend="bnb-nf4")
+    assert model.model.layers[0].mlp.experts.gate_up_proj is weight
+    with pytest.raises(ValueError, match=r"use an affine backend \(rtn, hqq"):
+        quantize_int4(weight.detach(), group_size=32, backend="bnb-fp4")
+
+
+def test_fake_quantization_and_expert_bytes_with_bitsandbytes(tiny_model):
+    pytest.importorskip("bitsandbytes")
+    model = wide_model(tiny_model, 1)
+    family = get_family("mixtral")
+    slot = family.expert_slots(model.config)[2]
+    before = {m: w.clone() for m, w in family.get_expert(model, slot).items()}
+    fake_quantize(model, [slot], bits=4, group_size=32, backend="bnb-nf4")
+    quantized = {m: quantize_matrix(w, 4, 32, "bnb-nf4") for m, w in before.items()}
+    for m, w in family.get_expert(model, slot).items():
+        assert torch.equal(w, quantized[m].dequantize()), m
+    shapes = {m: tuple(t.shape) for m, t in before.items()}
+    stored = sum(q.nbytes for q in quantized.values())
+    assert expert_bytes(shapes, 4, 32, 4, "bnb-nf4") == stored
+    assert expert_bytes(shapes, 4, 32, 2, "bnb-nf4") == stored  # absolute maxima: float32 always
+    assert expert_bytes(shapes, 4, 32, 4, "rtn") > stored  # a float32 scale and zero a group
+
+
+def test_a_sweep_with_bitsandbytes_counts_its_bytes_and_refuses_other_widths(tiny_model, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    folder = tmp_path / "wide"
+    model = wide_model(tiny_model, 3)
+    model.save_pretrained(folder)
+    ids = torch.randint(1, 60, (192,), generator=torch.Generator().manual_seed(0)).tolist()
+    kwargs = dict(
+        calibration_ids=ids[:64], eval_ids=ids[64:], chunk_len=32, group_size=32, progress=False
+    )
+    out = tmp_path / "sweep.csv"
+    with pytest.raises(ValueError, match="stores 4 bits, not 2"):
+        sweep_precision(folder, out, bits=[4, 2], backend="bnb-nf4", **kwargs)
+    assert not out.exists()
+    table = sweep_precision(
+        folder, out, policies=["layer"], n_quantized=[8], bits=[4], backend="bnb-nf4", **kwargs
+    )
+    family = get_family("mixtral")
+    slots = family.expert_slots(model.config)
+    every = sum(
+        quantize_matrix(w, 4, 32, "bnb-nf4").nbytes
+        for s in slots
+        for w in family.get_expert(model, s).values()
+    )
+    assert len(slots) == 8 and table["expert_bytes"].tolist() == [every]
+    assert table["backend"].tolist() == ["bnb-nf4"] and table["perplexity_increase"].iloc[0] != 0
