@@ -12,7 +12,9 @@ assignments:
 * ``routed_bf16``: :func:`moelab.experts.routed_linear`, the same in bf16;
 * ``f_linear_bf16``: one ``F.linear`` per assignment, the plain bf16 peer.
 
-Each is timed with CUDA events over ``--repeats`` calls after a warm-up, and its output is
+Each is timed with CUDA events over ``--repeats`` calls after a warm-up, called from Python
+(``us``: launches included, as an eager decode step pays them) and replayed as a captured CUDA
+graph (``graph_us``: the GPU's time, as a graph-captured decode step pays it); its output is
 compared with the bf16 product of the weights it stores (bitsandbytes' own dequantization
 for ``bnb_nf4``). The JSON is written atomically beside this script.
 
@@ -58,6 +60,24 @@ def time_us(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
     end.record()
     torch.cuda.synchronize()
     return begin.elapsed_time(end) / repeats * 1e3
+
+
+def graph_us(fn: Callable[[], Any], device: torch.device, repeats: int) -> float | str:
+    """Mean microseconds a replay of ``fn`` captured as a CUDA graph (the GPU's time alone, as
+    a decode step replays it), or why it could not be captured."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            fn()
+    except RuntimeError as err:
+        return f"not capturable: {err}".splitlines()[0]
+    return time_us(graph.replay, device, repeats)
 
 
 def relative_error(out: torch.Tensor, reference: torch.Tensor) -> float:
@@ -113,11 +133,17 @@ def one_matrix(n: int, k: int, device: torch.device, repeats: int) -> dict[str, 
                 "us": time_us(fn, device, repeats),
                 "relative_error": relative_error(fn(), reference),
             }
+            if device.type == "cuda":
+                row[name]["graph_us"] = graph_us(fn, device, repeats)
     packed, state = nf4[0]
     row["bnb_nf4_bytes_per_expert"] = packed.nbytes + state.absmax.nbytes + state.code.nbytes
     row["routed_int4_bytes_per_expert"] = int4.nbytes // EXPERTS
     row["bf16_bytes_per_expert"] = n * k * 2
     return row
+
+
+def shown(value: float | str | None) -> str:
+    return f"{value:.0f} us" if isinstance(value, float) else str(value)
 
 
 def main() -> int:
@@ -144,7 +170,8 @@ def main() -> int:
         print(
             f"{name} [{n}, {k}] x{ASSIGNMENTS}: "
             + ", ".join(
-                f"{path} {row[path]['us']:.0f} us (error {row[path]['relative_error']:.1e})"
+                f"{path} {row[path]['us']:.0f} us, graph {shown(row[path].get('graph_us'))}"
+                f" (error {row[path]['relative_error']:.1e})"
                 for path in ("bnb_nf4", "routed_int4", "routed_bf16", "f_linear_bf16")
             ),
             flush=True,

@@ -271,12 +271,23 @@ def _bitsandbytes(quant_type: str) -> QuantizeFn:
     return quantize
 
 
-def _bitsandbytes_levels(quant_type: str) -> Callable[[int], torch.Tensor]:
+def _bitsandbytes_backend(quant_type: str, levels_name: str) -> QuantBackend:
+    """The codebook backend ``bnb-<quant_type>``: bitsandbytes' 4-bit ``quant_type``."""
+
     def levels(bits: int) -> torch.Tensor:
         functional = _import_bitsandbytes(f"the 'bnb-{quant_type}' quantization backend")
         return functional.get_4bit_type(quant_type, device="cpu").float()  # as stored: float32
 
-    return levels
+    return QuantBackend(
+        f"bnb-{quant_type}",
+        _bitsandbytes(quant_type),
+        f"bitsandbytes' {quant_type.upper()}: {levels_name} levels times each block's "
+        "absolute maximum",
+        requires=BNB_MODULE,
+        bits=(4,),
+        levels=levels,
+        scale_itemsize=4,  # absolute maxima in float32, whatever the weights' dtype
+    )
 
 
 _BACKENDS: Registry[QuantBackend] = Registry(
@@ -293,28 +304,8 @@ _BACKENDS.add_named(
         requires=HQQ_MODULE,
     )
 )
-_BACKENDS.add_named(
-    QuantBackend(
-        "bnb-nf4",
-        _bitsandbytes("nf4"),
-        "bitsandbytes' NF4: NormalFloat levels times each block's absolute maximum",
-        requires=BNB_MODULE,
-        bits=(4,),
-        levels=_bitsandbytes_levels("nf4"),
-        scale_itemsize=4,  # absolute maxima in float32, whatever the weights' dtype
-    )
-)
-_BACKENDS.add_named(
-    QuantBackend(
-        "bnb-fp4",
-        _bitsandbytes("fp4"),
-        "bitsandbytes' FP4: 4-bit float levels times each block's absolute maximum",
-        requires=BNB_MODULE,
-        bits=(4,),
-        levels=_bitsandbytes_levels("fp4"),
-        scale_itemsize=4,  # absolute maxima in float32, whatever the weights' dtype
-    )
-)
+_BACKENDS.add_named(_bitsandbytes_backend("nf4", "NormalFloat"))
+_BACKENDS.add_named(_bitsandbytes_backend("fp4", "4-bit float"))
 
 #: Names of the registered backends; a backend by name (a backend passes through).
 available_backends = _BACKENDS.names
