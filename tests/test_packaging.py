@@ -208,7 +208,8 @@ def test_require_imports_or_names_the_extra(monkeypatch):
     assert isinstance(info.value.__cause__, ModuleNotFoundError)
     assert info.value.name == "rouge_score.rouge_scorer"
     with pytest.raises(
-        ValueError, match="'numpy' is not a known optional dependency; known: hqq, mergekit"
+        ValueError,
+        match="'numpy' is not a known optional dependency; known: bitsandbytes, hqq, mergekit",
     ):
         require("numpy.linalg", "a test")
 
