@@ -66,6 +66,8 @@ class QuantizedMatrix:
         Which backend chose the codes and scales.
     levels : Tensor ``[2**bits]`` or None
         A codebook format's level of each code: ``w = levels[q] * scale``. None: affine.
+    dtype : torch.dtype or None
+        What :meth:`dequantize` returns (the weights' dtype); None: the scales'.
     """
 
     codes: torch.Tensor
@@ -75,6 +77,7 @@ class QuantizedMatrix:
     group_size: int
     backend: str = ""
     levels: torch.Tensor | None = None
+    dtype: torch.dtype | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -89,14 +92,17 @@ class QuantizedMatrix:
         return math.ceil(n * k * self.bits / 8) + sum(t.numel() * t.element_size() for t in stored)
 
     def dequantize(self) -> torch.Tensor:
-        """The matrix ``[N, K]`` in the scales' dtype."""
+        """The matrix ``[N, K]`` in :attr:`dtype` (the scales' where None), on the codes' device."""
         n, k = self.shape
         codes = self.codes.view(n, k // self.group_size, self.group_size)
-        values = codes.float() if self.levels is None else self.levels.float()[codes.long()]
+        if self.levels is None:
+            values = codes.float()
+        else:
+            values = self.levels.to(codes.device, torch.float32)[codes.long()]
         if self.zero is not None:
             values = values - self.zero.float().unsqueeze(-1)
         values = values * self.scale.float().unsqueeze(-1)
-        return values.view(n, k).to(self.scale.dtype)
+        return values.view(n, k).to(self.dtype or self.scale.dtype)
 
 
 #: ``(weight [N, K] float32, bits, group_size) -> (codes [N, K], scale, zero [N, K/g])``;
@@ -127,6 +133,8 @@ class QuantBackend:
         ``bits -> Tensor [2**bits]``: a codebook backend's level per code. None: affine.
     scale_itemsize : int, optional
         Bytes of a stored scale; 0 (default): the compute dtype's.
+    group_sizes : tuple of int, optional
+        The only group sizes it takes; empty (default): any that divides the input columns.
     """
 
     name: str
@@ -136,6 +144,7 @@ class QuantBackend:
     bits: tuple[int, ...] = SUPPORTED_BITS
     levels: Callable[[int], torch.Tensor] | None = field(default=None, repr=False)
     scale_itemsize: int = 0
+    group_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_name(self.name, "QuantBackend.name")
@@ -182,7 +191,14 @@ class QuantBackend:
             others = [b.name for b in _BACKENDS.values() if bits in b.bits]
             raise ValueError(
                 f"the {self.name!r} backend stores {' or '.join(map(str, self.bits))} bits, "
-                f"not {bits}; for {bits} bits use one of {others}"
+                f"not {bits}; for {bits} bits use one of {', '.join(others)}"
+            )
+
+    def check_group_size(self, group_size: int) -> None:
+        """Raise ValueError, naming those it takes, where it cannot take ``group_size``."""
+        if self.group_sizes and group_size not in self.group_sizes:
+            raise ValueError(
+                f"the {self.name!r} backend takes group sizes {self.group_sizes}, not {group_size}"
             )
 
 
@@ -254,10 +270,6 @@ def _bitsandbytes(quant_type: str) -> QuantizeFn:
         weight: torch.Tensor, bits: int, group_size: int
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
         functional = _import_bitsandbytes(f"the 'bnb-{quant_type}' quantization backend")
-        if group_size not in BNB_BLOCK_SIZES:
-            raise ValueError(
-                f"bitsandbytes takes block sizes {BNB_BLOCK_SIZES}, not group_size {group_size}"
-            )
         n, k = weight.shape
         # Blocks run along the flattened matrix: as group_size divides K, block j of row r is
         # its group j. bitsandbytes packs two codes a byte, the first in the high nibble.
@@ -287,6 +299,7 @@ def _bitsandbytes_backend(quant_type: str, levels_name: str) -> QuantBackend:
         bits=(4,),
         levels=levels,
         scale_itemsize=4,  # absolute maxima in float32, whatever the weights' dtype
+        group_sizes=BNB_BLOCK_SIZES,
     )
 
 
@@ -320,7 +333,8 @@ def quantize_matrix(
     Parameters
     ----------
     weight : Tensor ``[N, K]``
-        Floating point; its dtype becomes the compute dtype of the scales and zeros.
+        Floating point; its dtype becomes the compute dtype of the scales and zeros (a
+        codebook format keeps its own scales: bitsandbytes', float32) and the dtype read back.
     bits : {2, 3, 4, 8}, default 4
         The backend's widths only (bitsandbytes': 4).
     group_size : int, default 64
@@ -336,8 +350,8 @@ def quantize_matrix(
     Raises
     ------
     ValueError
-        Bits outside :data:`SUPPORTED_BITS` or the backend's, a group size below 2 or that
-        does not divide K, a tensor that is not a 2-D float matrix or holds NaN or inf, an
+        Bits outside :data:`SUPPORTED_BITS` or the backend's, a group size below 2, that
+        does not divide K or that the backend does not take, a tensor that is not a 2-D float matrix or holds NaN or inf, an
         unknown backend.
     MissingExtraError
         For ``"hqq"`` or ``"bnb-*"`` without the ``quant`` extra.
@@ -353,6 +367,7 @@ def quantize_matrix(
     check_int(bits, "bits")
     check_int(group_size, "group_size", minimum=2)
     spec.check_bits(bits)
+    spec.check_group_size(group_size)
     check_type(weight, torch.Tensor, "weight")
     if weight.ndim != 2 or not weight.is_floating_point():
         raise ValueError(
@@ -368,9 +383,9 @@ def quantize_matrix(
     dense = weight.detach().float()
     codes, scale, zero = spec.quantize(dense, bits, group_size)
     if spec.levels is not None:  # a codebook format: its codes and scales as the library keeps them
-        levels = spec.levels(bits)
+        levels = spec.levels(bits).to(weight.device)
         return QuantizedMatrix(
-            codes.to(torch.uint8), scale, None, bits, group_size, spec.name, levels
+            codes.to(torch.uint8), scale, None, bits, group_size, spec.name, levels, weight.dtype
         )
     assert zero is not None, f"affine backend {spec.name!r} returned no zero points"
     # Scales and zeros are stored in the compute dtype: the codes are chosen for the stored

@@ -141,6 +141,7 @@ def sweep_precision(
     spec = get_backend(backend)
     for width in bits:
         spec.check_bits(width)  # before the first measurements, not midway
+    spec.check_group_size(group_size)
     spec.ensure_available()
     settings = (list(calibration_ids), list(eval_ids), chunk_len, max_chunks)
     model_id = _fingerprint(folder, settings)

@@ -11,6 +11,7 @@ from moelab.errors import MissingExtraError
 from moelab.experts import quantize_experts, quantize_int4
 from moelab.families import get_family
 from moelab.quant import (
+    QuantBackend,
     available_backends,
     expert_bytes,
     fake_quantize,
@@ -54,6 +55,16 @@ def test_codes_read_back_as_bitsandbytes_dequantizes_them(name, group_size):
     assert q.nbytes == stored == get_backend(name).matrix_bytes(64, 256, 4, group_size, 4)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_weights_read_back_in_their_dtype_as_bitsandbytes_does(dtype):
+    functional = pytest.importorskip("bitsandbytes.functional")
+    w = matrix(3).to(dtype)
+    q = quantize_matrix(w, 4, 64, "bnb-nf4")
+    packed, state = functional.quantize_4bit(w.float(), blocksize=64, quant_type="nf4")
+    assert q.dequantize().dtype == dtype and q.scale.dtype == torch.float32
+    assert torch.equal(q.dequantize(), functional.dequantize_4bit(packed, state).to(dtype))
+
+
 def test_nf4_loses_less_than_fp4_on_normal_weights():
     pytest.importorskip("bitsandbytes")
     w = matrix(2)
@@ -63,11 +74,16 @@ def test_nf4_loses_less_than_fp4_on_normal_weights():
 
 def test_bitsandbytes_bad_input_is_refused_with_the_fix():
     w = matrix()
-    with pytest.raises(ValueError, match=r"stores 4 bits, not 3; for 3 bits use one of \['rtn'"):
+    with pytest.raises(ValueError, match="stores 4 bits, not 3; for 3 bits use one of rtn, hqq$"):
         quantize_matrix(w, 3, 64, "bnb-nf4")
-    pytest.importorskip("bitsandbytes")
-    with pytest.raises(ValueError, match="bitsandbytes takes block sizes .* not group_size 16"):
-        quantize_matrix(w, 4, 16, "bnb-nf4")
+    with pytest.raises(
+        ValueError, match=r"'bnb-fp4' backend takes group sizes \(32, 64, .* not 16"
+    ):
+        quantize_matrix(w, 4, 16, "bnb-fp4")
+    with pytest.raises(
+        ValueError, match=r"QuantBackend.bits must be among \(2, 3, 4, 8\), got \(5,\)"
+    ):
+        QuantBackend("five", lambda w, b, g: (w, w, w), bits=(5,))
 
 
 def test_bitsandbytes_without_its_extra_names_the_extra(monkeypatch):
@@ -116,16 +132,22 @@ def test_a_sweep_with_bitsandbytes_counts_its_bytes_and_refuses_other_widths(tin
     out = tmp_path / "sweep.csv"
     with pytest.raises(ValueError, match="stores 4 bits, not 2"):
         sweep_precision(folder, out, bits=[4, 2], backend="bnb-nf4", **kwargs)
+    with pytest.raises(ValueError, match="takes group sizes .* not 16"):
+        sweep_precision(folder, out, backend="bnb-nf4", **{**kwargs, "group_size": 16})
     assert not out.exists()
     table = sweep_precision(
-        folder, out, policies=["layer"], n_quantized=[8], bits=[4], backend="bnb-nf4", **kwargs
+        folder, out, policies=["layer"], n_quantized=[3, 8], bits=[4], backend="bnb-nf4", **kwargs
     )
     family = get_family("mixtral")
     slots = family.expert_slots(model.config)
-    every = sum(
-        quantize_matrix(w, 4, 32, "bnb-nf4").nbytes
-        for s in slots
-        for w in family.get_expert(model, s).values()
+    tensors = family.get_expert(model, slots[0]).values()
+    quantized = sum(quantize_matrix(w, 4, 32, "bnb-nf4").nbytes for w in tensors)
+    full = sum(w.numel() * w.element_size() for w in tensors)
+    # Expert slots alike in shape: n of them as bitsandbytes stores them, the rest as stored.
+    assert len(slots) == 8 and table["expert_bytes"].tolist() == [
+        3 * quantized + 5 * full,
+        8 * quantized,
+    ]
+    assert (
+        table["backend"].tolist() == ["bnb-nf4"] * 2 and (table["perplexity_increase"] != 0).all()
     )
-    assert len(slots) == 8 and table["expert_bytes"].tolist() == [every]
-    assert table["backend"].tolist() == ["bnb-nf4"] and table["perplexity_increase"].iloc[0] != 0
