@@ -1,4 +1,8 @@
-"""The bitsandbytes backends: bitsandbytes' own 4-bit formats, bytes, and where they are refused."""
+"""The bitsandbytes backends: bitsandbytes' own 4-bit formats, bytes, and where they are refused.
+
+One test needs CUDA (``python -m pytest -m gpu tests/moelab/test_quant_bitsandbytes.py``): the
+device quantizes as the CPU does, and ``fake_quantize`` writes the device's values.
+"""
 
 from __future__ import annotations
 
@@ -151,3 +155,30 @@ def test_a_sweep_with_bitsandbytes_counts_its_bytes_and_refuses_other_widths(tin
     assert (
         table["backend"].tolist() == ["bnb-nf4"] * 2 and (table["perplexity_increase"] != 0).all()
     )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_bitsandbytes_quantizes_on_the_device_as_on_the_cpu(tiny_model):
+    pytest.importorskip("bitsandbytes")
+    w = matrix(4).to(torch.bfloat16)
+    on_cpu = quantize_matrix(w, 4, 64, "bnb-nf4")
+    on_gpu = quantize_matrix(w.cuda(), 4, 64, "bnb-nf4")
+    assert torch.equal(on_gpu.codes.cpu(), on_cpu.codes)
+    assert torch.equal(on_gpu.scale.cpu(), on_cpu.scale)
+    back = on_gpu.dequantize()
+    assert back.device.type == "cuda" and back.dtype == torch.bfloat16
+    assert torch.equal(back.cpu(), on_cpu.dequantize())
+    model = wide_model(tiny_model, 4).to("cuda", torch.bfloat16)
+    family = get_family("mixtral")
+    slots = family.expert_slots(model.config)[:2]
+    before = {s: {m: w.clone() for m, w in family.get_expert(model, s).items()} for s in slots}
+    fake_quantize(model, slots, bits=4, group_size=32, backend="bnb-fp4")
+    for s in slots:
+        for m, w in family.get_expert(model, s).items():
+            expected = quantize_matrix(before[s][m], 4, 32, "bnb-fp4").dequantize()
+            assert w.device.type == "cuda" and torch.equal(w, expected), (s, m)
+            # bitsandbytes' CUDA and CPU kernels may round a weight on a level boundary apart.
+            on_cpu = quantize_matrix(before[s][m].cpu(), 4, 32, "bnb-fp4").dequantize()
+            apart = (w.cpu() != on_cpu).float().mean().item()
+            assert apart < 0.01, f"{s} {m}: {apart:.2%} of the weights differ from the CPU's"
