@@ -5,14 +5,16 @@ every expert quantized to 4 bits (:func:`moelab.experts.quantize_experts`: group
 codes by round to nearest, decoded on the routed path), for two group sizes; the expert bytes
 are measured from the stored tensors. Where bitsandbytes is installed (the ``quant`` extra),
 its NF4 format (the paper's 4 bits; blocks of 64, values written back with
-:func:`moelab.quant.fake_quantize`) is evaluated beside them, its bytes counted as it stores them. Random weights (the GPU benchmarks) have no quality to
-lose, so this is where the 4-bit path's quality cost is stated.
+:func:`moelab.quant.fake_quantize`) is evaluated beside them, its bytes counted as it stores
+them. Random weights (the GPU benchmarks) have no quality to lose, so this is where the 4-bit
+path's quality cost is stated.
 
 Run: ``python benchmarks/moe_int4_quality.py`` (builds the zoo on first use, minutes).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import pandas as pd
@@ -29,14 +31,6 @@ from moelab.zoo import ensure_zoo
 ZOO, CHUNK, CHUNKS = "mixtral-tiny", 128, 32
 GROUP_SIZES = (32, 64)
 NF4 = "bnb-nf4"
-
-
-def bitsandbytes_installed() -> bool:
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def expert_bytes(model: torch.nn.Module) -> int:
@@ -60,7 +54,7 @@ def main() -> int:
     transformers.utils.logging.disable_progress_bar()
     torch.set_num_threads(1)
     zoo = ensure_zoo([ZOO])[ZOO]
-    nf4 = bitsandbytes_installed()
+    nf4 = importlib.util.find_spec("bitsandbytes") is not None
     rows = []
     for tenant in zoo.tasks:
         ids = zoo.heldout_ids(tenant)
